@@ -1,0 +1,211 @@
+/**
+ * One QEMU guest: its process (ended by PID only), its RAM file mapped into the harness, its QMP connection
+ * and its serial console.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { XmeError } from '../../util/errors.ts';
+import { findOnPath } from '../../util/tools.ts';
+import type { GuestImage } from '../../images/manifest.ts';
+import { PAGE_SIZE, type Guest, type ProvisionOptions, type WorkloadProgress } from '../types.ts';
+import type { AcceleratorChoice } from './accelerator.ts';
+import { MappedFile } from './mapped-file.ts';
+import { QmpClient } from './qmp.ts';
+import { qemuArguments } from './qemu-args.ts';
+import { SerialConsole } from './serial-console.ts';
+
+export interface GuestStart {
+  id: string;
+  dir: string;
+  qemuBinary: string;
+  image: GuestImage;
+  accelerator: AcceleratorChoice;
+  options: ProvisionOptions;
+}
+
+export class QemuGuest implements Guest {
+  readonly memoryPages: number;
+  readonly files: Readonly<Record<'memory' | 'serialLog' | 'qmpSocket', string>>;
+  bootMs = Number.NaN;
+  private readonly console: SerialConsole;
+  private readonly memory: MappedFile;
+  private qmp: QmpClient | undefined;
+  private exit: { code: number | undefined; signal: string | undefined } | undefined;
+  private stderrTail = '';
+  private readonly startedAt = Date.now();
+  readonly pid: number;
+  readonly argv: readonly string[];
+
+  private constructor(
+    readonly id: string,
+    readonly image: GuestImage,
+    private readonly subprocess: ResultPromise,
+    memory: MappedFile,
+    files: QemuGuest['files'],
+    argv: string[],
+  ) {
+    this.memory = memory;
+    this.memoryPages = memory.bytes / PAGE_SIZE;
+    this.files = files;
+    this.console = new SerialConsole(files.serialLog);
+    this.argv = argv;
+    if (subprocess.pid === undefined) throw new XmeError(`QEMU for guest ${id} did not start`);
+    this.pid = subprocess.pid;
+    subprocess.stderr?.setEncoding('utf8');
+    subprocess.stderr?.on('data', (chunk: string) => {
+      this.stderrTail = (this.stderrTail + chunk).slice(-4096);
+    });
+    subprocess.then(
+      (result) => {
+        this.exit = { code: result.exitCode, signal: result.signal };
+      },
+      () => {
+        this.exit = { code: undefined, signal: 'spawn failed' };
+      },
+    );
+  }
+
+  /** Create the guest's RAM file (0600), map it, and start QEMU. Does not wait for the boot. */
+  static start(start: GuestStart): QemuGuest {
+    const bytes = start.options.memoryMiB * 1024 * 1024;
+    const files = {
+      memory: path.join(start.dir, `${start.id}.ram`),
+      serialLog: path.join(start.dir, `${start.id}.serial.log`),
+      qmpSocket: path.join(start.dir, `${start.id}.qmp`),
+    };
+    // Created here, not by QEMU, so that its mode is 0600 whatever QEMU's umask is.
+    const fd = fs.openSync(files.memory, 'wx', 0o600);
+    try {
+      fs.ftruncateSync(fd, bytes);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const memory = MappedFile.open(files.memory, bytes);
+    const argv = qemuArguments({
+      memoryMiB: start.options.memoryMiB,
+      memoryFile: files.memory,
+      qmpSocket: files.qmpSocket,
+      serialLog: files.serialLog,
+      kernel: start.image.path('vmlinuz'),
+      initramfs: start.image.path('initramfs'),
+      accelerator: start.accelerator,
+      kaslr: start.options.kaslr,
+      workload: start.options.workload,
+    });
+    // setpriv --pdeathsig: if the harness itself is killed with SIGKILL, the kernel ends QEMU too.
+    const setpriv = findOnPath('setpriv');
+    const [file, args] = setpriv
+      ? [setpriv, ['--pdeathsig', 'KILL', '--', start.qemuBinary, ...argv]]
+      : [start.qemuBinary, argv];
+    const subprocess = execa(file, args, {
+      stdin: 'ignore',
+      stdout: 'ignore',
+      stderr: 'pipe',
+      buffer: false,
+      reject: false,
+      cleanup: true,
+    });
+    return new QemuGuest(start.id, start.image, subprocess, memory, files, [start.qemuBinary, ...argv]);
+  }
+
+  alive(): boolean {
+    return this.exit === undefined;
+  }
+
+  /** Why QEMU is gone, for error messages. */
+  private exitDescription(): string {
+    const how = this.exit?.signal ? `killed by ${this.exit.signal}` : `exit status ${this.exit?.code}`;
+    const stderr = this.stderrTail.trim().split('\n').filter(Boolean).pop();
+    const consoleTail = this.console.failure ?? this.console.tail(1)[0];
+    return [`QEMU ended (${how})`, stderr && `qemu: ${stderr}`, consoleTail && `console: ${consoleTail.trim()}`]
+      .filter(Boolean)
+      .join('; ');
+  }
+
+  /** Wait for the boot marker on the serial console, then connect QMP. */
+  async waitForBoot(deadline: number): Promise<void> {
+    while (!this.console.boot) {
+      this.console.poll();
+      if (this.console.boot) break;
+      if (!this.alive()) throw new XmeError(`guest ${this.id} did not boot: ${this.exitDescription()}`, `serial log: ${this.files.serialLog}`);
+      if (this.console.failure) throw new XmeError(`guest ${this.id} failed while booting: ${this.console.failure}`, `serial log: ${this.files.serialLog}`);
+      if (Date.now() > deadline) {
+        throw new XmeError(
+          `guest ${this.id} printed no boot marker within ${Math.round((deadline - this.startedAt) / 1000)} s` +
+            (this.console.tail(1)[0] ? ` (last line: ${this.console.tail(1)[0]!.trim()})` : ''),
+          'the machine may be overloaded: boot fewer guests or raise --boot-timeout',
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    this.bootMs = Date.now() - this.startedAt;
+    if (this.console.boot.release !== this.image.manifest.kernelRelease) {
+      throw new XmeError(
+        `guest ${this.id} booted kernel ${this.console.boot.release}, but image '${this.image.name}' is ${this.image.manifest.kernelRelease}`,
+      );
+    }
+    this.qmp = await QmpClient.connect(this.files.qmpSocket, Math.max(2000, deadline - Date.now()), () => this.alive());
+  }
+
+  pages(firstGfn: number, count: number): Buffer {
+    return this.memory.pages(firstGfn, count);
+  }
+
+  private monitor(): QmpClient {
+    if (!this.qmp?.isOpen) throw new XmeError(`guest ${this.id} has no monitor connection (${this.alive() ? 'not booted' : this.exitDescription()})`);
+    return this.qmp;
+  }
+
+  async translate(kernelVirtual: bigint): Promise<bigint> {
+    const reply = await this.monitor().hmp(`gva2gpa 0x${kernelVirtual.toString(16)}`);
+    const match = /gpa:\s*(0x[0-9a-f]+)/i.exec(reply);
+    if (!match) throw new XmeError(`guest ${this.id}: cannot translate 0x${kernelVirtual.toString(16)}: ${reply.trim()}`);
+    return BigInt(match[1]!);
+  }
+
+  /** HMP command through QMP (info registers, xp, …). */
+  hmp(commandLine: string): Promise<string> {
+    return this.monitor().hmp(commandLine);
+  }
+
+  async pause(): Promise<void> {
+    await this.monitor().pause();
+  }
+
+  async resume(): Promise<void> {
+    await this.monitor().resume();
+  }
+
+  progress(): WorkloadProgress[] {
+    this.console.poll();
+    return this.console.progress;
+  }
+
+  /** Lines the guest printed last (for diagnostics). */
+  consoleTail(n = 5): string[] {
+    this.console.poll();
+    return this.console.tail(n);
+  }
+
+  /** Graceful stop (QMP quit), then SIGKILL by PID if QEMU is still there; unmaps guest memory. */
+  async stop(graceMs = 3000): Promise<void> {
+    if (this.alive() && this.qmp?.isOpen) await this.qmp.quit(graceMs).catch(() => undefined);
+    this.qmp?.close();
+    if (this.alive()) {
+      this.killNow();
+      await Promise.race([this.subprocess.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2000))]);
+    }
+    this.memory.close();
+  }
+
+  /** Synchronous last resort: SIGKILL by PID. */
+  killNow(): void {
+    if (!this.alive()) return;
+    try {
+      process.kill(this.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The seams between the engine and a hypervisor. A backend knows how to start identical guests and how to
+ * reach their memory; it knows nothing about sharing strategies (see docs/architecture.md).
+ */
+import type { GuestImage } from '../images/manifest.ts';
+
+export const PAGE_SIZE = 4096;
+
+/** What a guest runs once booted (see guest-images/init/xme-load.c for what each does and counts). */
+export const WORKLOADS = ['idle', 'memchurn', 'pagecache', 'cpu'] as const;
+export type WorkloadName = (typeof WORKLOADS)[number];
+
+export interface WorkloadSpec {
+  name: WorkloadName;
+  /** Passed to xme-load as k=v words: mib, rate (units/s), interval_ms, seed. */
+  params?: Partial<Record<'mib' | 'rate' | 'interval_ms' | 'seed', number>>;
+}
+
+export interface ProvisionOptions {
+  memoryMiB: number;
+  workload: WorkloadSpec;
+  /** false → `nokaslr` on the kernel command line (identical kernel layout in every guest). */
+  kaslr: boolean;
+  /** How long to wait for every guest's boot marker. */
+  bootTimeoutMs?: number;
+  /** Told about each guest as it boots (for progress output). */
+  onGuestBooted?: (guest: Guest, bootMs: number) => void;
+}
+
+/** One progress line of the guest's workload: cumulative ops at a guest time. */
+export interface WorkloadProgress {
+  tMs: number;
+  ops: number;
+}
+
+export interface Guest {
+  /** Stable within a run: "g0", "g1", … */
+  readonly id: string;
+  readonly memoryPages: number;
+  readonly image: GuestImage;
+  /** A view of guest-physical pages [firstGfn, firstGfn+count). Zero-copy where the backend can. */
+  pages(firstGfn: number, count: number): Buffer;
+  /** Guest-physical address of a kernel virtual address, asked of the hypervisor. */
+  translate(kernelVirtual: bigint): Promise<bigint>;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  alive(): boolean;
+  /** Workload progress lines seen so far on the serial console. */
+  progress(): WorkloadProgress[];
+  /** Files a person may want to look at (serial log, memory file, monitor socket). */
+  readonly files: Readonly<Record<string, string>>;
+  /** How long from process start to the boot marker. */
+  readonly bootMs: number;
+}
+
+export interface BackendInfo {
+  name: string;
+  /** e.g. "QEMU 7.2.22" */
+  version: string;
+  /** e.g. "tcg" or "kvm", and why */
+  accelerator: string;
+  acceleratorReason: string;
+  cpuModel: string;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** true where the hypervisor really merges pages (Xen); false where sharing is accounted (QEMU). */
+  readonly enforcesSharing: boolean;
+  /** Boot `count` identical guests from one image, each running the workload; all booted when it resolves. */
+  provision(image: GuestImage, count: number, options: ProvisionOptions): Promise<Guest[]>;
+  info(): BackendInfo;
+  /** Stop every guest and remove every file this backend created. Idempotent. */
+  close(): Promise<void>;
+}
