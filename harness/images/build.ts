@@ -84,8 +84,44 @@ async function resolveInputs(name: string, options: BuildOptions): Promise<Input
   return { kernel, debug, busybox, recipeHash };
 }
 
+/**
+ * One builder per image at a time (parallel test files, two terminals): a lock file holding the builder's
+ * PID; a lock whose PID is gone is taken over.
+ */
+async function withBuildLock<T>(name: string, work: () => Promise<T>): Promise<T> {
+  fs.mkdirSync(imagesDir(), { recursive: true });
+  const lock = path.join(imagesDir(), `.${name}.lock`);
+  for (;;) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number(fs.readFileSync(lock, 'utf8')) || 0;
+      let ownerAlive = owner > 0;
+      try {
+        if (ownerAlive) process.kill(owner, 0);
+      } catch {
+        ownerAlive = false;
+      }
+      if (!ownerAlive) fs.rmSync(lock, { force: true });
+      else await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    fs.rmSync(lock, { force: true });
+  }
+}
+
 /** Build (or reuse) the named image. */
-export async function buildImage(name: string, options: BuildOptions = {}): Promise<BuildResult> {
+export function buildImage(name: string, options: BuildOptions = {}): Promise<BuildResult> {
+  recipeByName(name);
+  return withBuildLock(name, () => buildImageLocked(name, options));
+}
+
+async function buildImageLocked(name: string, options: BuildOptions): Promise<BuildResult> {
   const started = Date.now();
   const step = options.onStep ?? (() => undefined);
   step(`resolving Debian packages for image '${name}'`);
@@ -100,7 +136,6 @@ export async function buildImage(name: string, options: BuildOptions = {}): Prom
     if (fs.existsSync(target)) step(`rebuilding: ${existing.ok ? 'its inputs changed' : existing.reason}`);
   }
 
-  fs.mkdirSync(imagesDir(), { recursive: true });
   const work = fs.mkdtempSync(path.join(imagesDir(), `.${name}.build-`));
   try {
     await buildInto(work, name, inputs, options, step);

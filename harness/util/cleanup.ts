@@ -15,6 +15,7 @@ export interface CleanupTask {
 
 const tasks = new Set<CleanupTask>();
 let handlersInstalled = false;
+let exitHandlerInstalled = false;
 let signalled = false;
 
 const signalExitCodes: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
@@ -25,6 +26,7 @@ export function onCleanup(task: CleanupTask): () => void {
   tasks.add(task);
   return () => {
     tasks.delete(task);
+    if (tasks.size === 0) removeSignalHandlers();
   };
 }
 
@@ -58,21 +60,34 @@ function safeSync(task: CleanupTask): void {
   }
 }
 
+function onSignal(signal: NodeJS.Signals): void {
+  if (signalled) return; // a second Ctrl-C while cleaning up: keep cleaning
+  signalled = true;
+  process.stderr.write(`\nxme: ${signal} received — stopping guests and removing their files…\n`);
+  void runAllCleanups().finally(() => process.exit(signalExitCodes[signal]));
+}
+
+/**
+ * Signal handlers exist only while something needs cleaning up, so that a process with nothing to undo keeps
+ * the default behaviour (and tools that signal their workers, like test runners, are not surprised).
+ */
 function installHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  process.on('exit', () => {
-    for (const task of [...tasks].reverse()) safeSync(task);
-    tasks.clear();
-  });
-  for (const signal of Object.keys(signalExitCodes) as NodeJS.Signals[]) {
-    process.on(signal, () => {
-      if (signalled) return; // a second Ctrl-C while cleaning up: keep cleaning, do not stack handlers
-      signalled = true;
-      process.stderr.write(`\nxme: ${signal} received — stopping guests and removing their files…\n`);
-      void runAllCleanups().finally(() => process.exit(signalExitCodes[signal]));
+  if (!exitHandlerInstalled) {
+    exitHandlerInstalled = true;
+    process.on('exit', () => {
+      for (const task of [...tasks].reverse()) safeSync(task);
+      tasks.clear();
     });
   }
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const signal of Object.keys(signalExitCodes) as NodeJS.Signals[]) process.on(signal, onSignal);
+}
+
+function removeSignalHandlers(): void {
+  if (!handlersInstalled || signalled) return;
+  handlersInstalled = false;
+  for (const signal of Object.keys(signalExitCodes) as NodeJS.Signals[]) process.off(signal, onSignal);
 }
 
 /** True once a termination signal arrived: long loops check it to stop early and keep partial results. */

@@ -23,3 +23,8 @@ export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+/** A command-line mistake: printed with a pointer to --help, exit status 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}

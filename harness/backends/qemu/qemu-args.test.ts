@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { kernelCommandLine, qemuArguments, workloadCommandLine, type GuestLaunch } from './qemu-args.ts';
+
+const launch: GuestLaunch = {
+  memoryMiB: 256,
+  memoryFile: '/dev/shm/xme-1-a/g0.ram',
+  qmpSocket: '/dev/shm/xme-1-a/g0.qmp',
+  serialLog: '/dev/shm/xme-1-a/g0.serial.log',
+  kernel: '/cache/vmlinuz',
+  initramfs: '/cache/initramfs.cpio',
+  accelerator: { accelerator: 'tcg', cpuModel: 'qemu64', reason: 'test' },
+  kaslr: false,
+  workload: { name: 'memchurn', params: { mib: 32, rate: 500 } },
+};
+
+function valueAfter(args: string[], flag: string): string[] {
+  return args.flatMap((arg, i) => (arg === flag ? [args[i + 1]!] : []));
+}
+
+describe('QEMU command line', () => {
+  it('backs guest RAM with the shared file the harness maps, of the guest size', () => {
+    const args = qemuArguments(launch);
+    expect(valueAfter(args, '-object')).toEqual(['memory-backend-file,id=xme-ram,size=256M,mem-path=/dev/shm/xme-1-a/g0.ram,share=on']);
+    expect(valueAfter(args, '-machine')).toEqual(['pc,memory-backend=xme-ram']);
+    expect(valueAfter(args, '-m')).toEqual(['256M']);
+  });
+
+  it('uses the chosen accelerator and one explicit CPU model', () => {
+    const args = qemuArguments(launch);
+    expect(valueAfter(args, '-accel')).toEqual(['tcg']);
+    expect(valueAfter(args, '-cpu')).toEqual(['qemu64']);
+    const kvm = qemuArguments({ ...launch, accelerator: { accelerator: 'kvm', cpuModel: 'host', reason: 'probe' } });
+    expect(valueAfter(kvm, '-accel')).toEqual(['kvm']);
+    expect(valueAfter(kvm, '-cpu')).toEqual(['host']);
+  });
+
+  it('ends QEMU when the guest kernel panics and keeps no default devices', () => {
+    const args = qemuArguments(launch);
+    expect(args).toContain('-no-reboot');
+    expect(args).toContain('-nodefaults');
+    expect(kernelCommandLine(launch)).toMatch(/(^| )panic=-1( |$)/);
+  });
+
+  it('switches KASLR on the kernel command line', () => {
+    expect(kernelCommandLine(launch).split(' ')).toContain('nokaslr');
+    expect(kernelCommandLine({ ...launch, kaslr: true }).split(' ')).not.toContain('nokaslr');
+  });
+
+  it('passes the workload and its parameters to the guest /init', () => {
+    expect(workloadCommandLine(launch.workload)).toEqual(['xme.workload=memchurn', 'xme.args=mib=32,rate=500']);
+    expect(workloadCommandLine({ name: 'idle' })).toEqual(['xme.workload=idle']);
+    expect(() => workloadCommandLine({ name: 'cpu', params: { rate: -1 } })).toThrow(/rate must be a non-negative integer/);
+    expect(() => workloadCommandLine({ name: 'cpu', params: { rate: 1.5 } })).toThrow(/rate/);
+  });
+});

@@ -1,0 +1,42 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SerialConsole, parseBootLine, parseProgressLine } from './serial-console.ts';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-serial-test-'));
+afterEach(() => fs.rmSync(path.join(dir, 'log'), { force: true }));
+
+describe('serial console', () => {
+  it('parses the boot marker and progress lines', () => {
+    expect(parseBootLine('XME-BOOTED release=6.1.0-56-cloud-amd64 workload=idle uptime=1.44')).toEqual({
+      release: '6.1.0-56-cloud-amd64',
+      workload: 'idle',
+      uptimeS: 1.44,
+    });
+    expect(parseProgressLine('XME-PROGRESS t_ms=2004 ops=970 workload=memchurn')).toEqual({ tMs: 2004, ops: 970 });
+    expect(parseProgressLine('[    1.2] random kernel line')).toBeUndefined();
+  });
+
+  it('follows a growing file, joining lines split across reads', () => {
+    const file = path.join(dir, 'log');
+    const console = new SerialConsole(file);
+    console.poll(); // not created yet: no error
+    fs.writeFileSync(file, 'early kernel noise\r\nXME-BOO');
+    console.poll();
+    expect(console.boot).toBeUndefined();
+    fs.appendFileSync(file, 'TED release=r workload=cpu uptime=2.00\nXME-PROGRESS t_ms=1000 ops=5 workload=cpu\n');
+    console.poll();
+    expect(console.boot?.release).toBe('r');
+    expect(console.progress).toEqual([{ tMs: 1000, ops: 5 }]);
+  });
+
+  it('remembers the first failure line', () => {
+    const file = path.join(dir, 'log');
+    fs.writeFileSync(file, 'ok\nKernel panic - not syncing: VFS: Unable to mount root fs\nmore\n');
+    const console = new SerialConsole(file);
+    console.poll();
+    expect(console.failure).toMatch(/^Kernel panic/);
+    expect(console.tail(2)).toEqual(['Kernel panic - not syncing: VFS: Unable to mount root fs', 'more']);
+  });
+});

@@ -1,0 +1,23 @@
+/** Entry point of the `xme` command: run the CLI, print errors as one actionable line, clean up always. */
+import { hideBin } from 'yargs/helpers';
+import { commandNames, createCli } from './cli.ts';
+import { UsageError, XmeError } from '../util/errors.ts';
+import { runAllCleanups } from '../util/cleanup.ts';
+
+const argv = hideBin(process.argv);
+try {
+  await createCli(argv).parseAsync();
+} catch (error) {
+  await runAllCleanups();
+  if (error instanceof UsageError) {
+    const command = argv.filter((word) => !word.startsWith('-')).slice(0, 2).filter((word, i) => i > 0 || commandNames.includes(word)).join(' ');
+    process.stderr.write(`xme: ${error.message} (see: xme ${command ? `${command} ` : ''}--help)\n`);
+    process.exitCode = 2;
+  } else if (error instanceof XmeError) {
+    process.stderr.write(`xme: error: ${error.oneLine()}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`xme: internal error (a bug in xme, please report it):\n${(error as Error)?.stack ?? String(error)}\n`);
+    process.exitCode = 70;
+  }
+}

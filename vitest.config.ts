@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['harness/**/*.test.ts', 'strategies/**/*.test.ts', 'scenarios/**/*.test.ts', 'guest-images/**/*.test.ts'],
+    // Each test file in its own process: end-to-end tests boot QEMU guests and install signal handlers.
+    pool: 'forks',
+    // 2 cores: two files at a time, so that booting guests under TCG does not starve each other.
+    maxWorkers: 2,
+    testTimeout: 20_000,
+    hookTimeout: 180_000,
+  },
+});
