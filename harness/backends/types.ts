@@ -42,6 +42,10 @@ export interface Guest {
   pages(firstGfn: number, count: number): Buffer;
   /** Guest-physical address of a kernel virtual address, asked of the hypervisor. */
   translate(kernelVirtual: bigint): Promise<bigint>;
+  /** vCPU 0's IDT base (a kernel virtual address), asked of the hypervisor. */
+  idtBase(): Promise<bigint>;
+  /** Bytes at a kernel virtual address, through the hypervisor's view of the vCPU's page tables. */
+  readVirtual(address: bigint, length: number): Promise<Buffer>;
   pause(): Promise<void>;
   resume(): Promise<void>;
   alive(): boolean;

@@ -164,6 +164,25 @@ export class QemuGuest implements Guest {
     return BigInt(match[1]!);
   }
 
+  async idtBase(): Promise<bigint> {
+    const registers = await this.monitor().hmp('info registers');
+    const match = /^IDT=\s*([0-9a-f]+)\s/m.exec(registers);
+    if (!match) throw new XmeError(`guest ${this.id}: no IDT in 'info registers'`);
+    return BigInt(`0x${match[1]}`);
+  }
+
+  async readVirtual(address: bigint, length: number): Promise<Buffer> {
+    const quads = Math.ceil(length / 8);
+    const reply = await this.monitor().hmp(`x /${quads}gx 0x${address.toString(16)}`);
+    const values = [...reply.matchAll(/0x([0-9a-f]{16})/g)].map((m) => BigInt(`0x${m[1]}`));
+    if (values.length !== quads || /Cannot access memory/i.test(reply)) {
+      throw new XmeError(`guest ${this.id}: cannot read ${length} bytes at 0x${address.toString(16)}: ${reply.trim().split('\n')[0]}`);
+    }
+    const bytes = Buffer.alloc(quads * 8);
+    values.forEach((value, i) => bytes.writeBigUInt64LE(value, i * 8));
+    return bytes.subarray(0, length);
+  }
+
   /** HMP command through QMP (info registers, xp, …). */
   hmp(commandLine: string): Promise<string> {
     return this.monitor().hmp(commandLine);

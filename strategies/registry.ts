@@ -1,0 +1,27 @@
+/**
+ * The strategies xme knows. A new strategy is one file exporting a StrategyFactory, plus one line here.
+ */
+import { XmeError } from '../harness/util/errors.ts';
+import { contentFactory } from './content.ts';
+import { semanticFactory } from './semantic.ts';
+import type { Strategy, StrategyFactory } from './types.ts';
+
+export const strategyFactories: readonly StrategyFactory[] = [semanticFactory, contentFactory];
+
+export function strategyFactory(name: string): StrategyFactory {
+  const factory = strategyFactories.find((f) => f.name === name);
+  if (!factory) {
+    throw new XmeError(`unknown strategy '${name}'`, `known strategies: ${strategyFactories.map((f) => f.name).join(', ')}`);
+  }
+  return factory;
+}
+
+export function createStrategy(name: string, options: Record<string, unknown> = {}): Strategy {
+  const factory = strategyFactory(name);
+  for (const option of Object.keys(options)) {
+    if (!(option in factory.options)) {
+      throw new XmeError(`strategy ${name} has no option '${option}'`, `its options: ${Object.keys(factory.options).join(', ') || 'none'}`);
+    }
+  }
+  return factory.create(options);
+}

@@ -1,0 +1,123 @@
+/**
+ * XME's semantic sharing: the guest kernel's code pages, found through its System.map, are shared between
+ * guests running the same kernel — reading only those pages, no scan of guest memory, no change in the guest.
+ *
+ * Each guest's kernel is located (memory-only route and, where the backend can, the hypervisor route, which
+ * must agree) and its linux_banner must be the booted build's banner, or the strategy refuses and proposes
+ * nothing. Page k of [_text, _etext) is proposed for sharing among the guests whose page k is byte-identical.
+ * Option rodata adds [__start_rodata, __end_rodata).
+ */
+import { PAGE_SIZE } from '../harness/backends/types.ts';
+import { XmeError } from '../harness/util/errors.ts';
+import { pageSpan, type AddressRange } from '../harness/introspection/kernel-layout.ts';
+import {
+  KernelMismatchError,
+  locateKernelByHypervisor,
+  locateKernelInMemory,
+  verifyBanner,
+  type KernelPlacement,
+} from '../harness/introspection/kernel-locator.ts';
+import type { ScanCost, ShareGroup } from '../harness/sharing/types.ts';
+import type { Guest } from '../harness/backends/types.ts';
+import { identicalClasses } from './page-classes.ts';
+import type { ScanResult, Strategy, StrategyContext, StrategyFactory } from './types.ts';
+
+type Route = 'memory' | 'hypervisor' | 'both';
+
+export interface SemanticOptions {
+  rodata: boolean;
+  route: Route;
+}
+
+export class SemanticStrategy implements Strategy {
+  readonly name: string;
+  private readonly placements = new Map<Guest, KernelPlacement>();
+
+  constructor(private readonly options: SemanticOptions) {
+    this.name = options.rodata ? 'semantic+rodata' : 'semantic';
+  }
+
+  describe(): string {
+    return `System.map sharing of kernel code${this.options.rodata ? ' and rodata' : ''} (located by ${this.options.route} route)`;
+  }
+
+  private async place(guest: Guest, context: StrategyContext, notes: string[]): Promise<KernelPlacement> {
+    const { layout, version } = context.kernel;
+    const known = this.placements.get(guest);
+    if (known) {
+      verifyBanner(guest, layout, known, version); // cheap: one read; catches a guest that rebooted
+      return known;
+    }
+    let placement: KernelPlacement;
+    if (this.options.route === 'hypervisor') {
+      placement = await locateKernelByHypervisor(guest, layout, version);
+    } else {
+      placement = locateKernelInMemory(guest, layout, version);
+      if (this.options.route === 'both') {
+        const other = await locateKernelByHypervisor(guest, layout, version);
+        if (other.physicalBase !== placement.physicalBase || other.virtualOffset !== placement.virtualOffset) {
+          throw new KernelMismatchError(guest.id,
+            `memory route (base 0x${placement.physicalBase.toString(16)}, offset 0x${placement.virtualOffset.toString(16)}) and ` +
+              `hypervisor route (base 0x${other.physicalBase.toString(16)}, offset 0x${other.virtualOffset.toString(16)}) disagree`);
+        }
+      }
+    }
+    notes.push(`${guest.id}: kernel at physical 0x${placement.physicalBase.toString(16)}, KASLR offset 0x${placement.virtualOffset.toString(16)} (${this.options.route} route)`);
+    this.placements.set(guest, placement);
+    return placement;
+  }
+
+  async scan(context: StrategyContext): Promise<ScanResult> {
+    const cost: ScanCost = { pagesRead: 0, bytesHashed: 0, bytesCompared: 0 };
+    const notes: string[] = [];
+    const { layout } = context.kernel;
+    const placements: KernelPlacement[] = [];
+    try {
+      for (const guest of context.guests) placements.push(await this.place(guest, context, notes));
+    } catch (error) {
+      if (!(error instanceof XmeError)) throw error;
+      return { groups: [], cost, refused: error.message, metrics: {}, notes };
+    }
+
+    const groups: ShareGroup[] = [];
+    const metrics: Record<string, number> = {};
+    const ranges: [string, AddressRange][] = [['kernel_code', layout.code]];
+    if (this.options.rodata) ranges.push(['kernel_rodata', layout.rodata]);
+    for (const [label, range] of ranges) {
+      const span = pageSpan(layout, range);
+      let identicalInAll = 0;
+      for (let k = span.first; k < span.first + span.count; k++) {
+        const pages = context.guests.map((guest, index) => {
+          const gfn = Number(placements[index]!.physicalBase / BigInt(PAGE_SIZE)) + k;
+          return { ref: { guest: index, gfn }, bytes: guest.pages(gfn, 1) };
+        });
+        cost.pagesRead += pages.length;
+        const { classes, bytesCompared } = identicalClasses(pages);
+        cost.bytesCompared += bytesCompared;
+        for (const members of classes) groups.push({ pages: members });
+        if (classes.length === 1 && classes[0]!.length === context.guests.length) identicalInAll++;
+      }
+      metrics[`${label}_pages`] = span.count;
+      metrics[`${label}_identical_pages`] = identicalInAll;
+    }
+    return { groups, cost, metrics, notes };
+  }
+}
+
+export const semanticFactory: StrategyFactory = {
+  name: 'semantic',
+  summary: 'XME: share kernel code pages found through System.map (reads only those pages)',
+  options: {
+    rodata: 'boolean, default false: also share the kernel read-only data [__start_rodata, __end_rodata)',
+    route: "'both' (default: memory-only and hypervisor routes must agree), 'memory' or 'hypervisor': how each guest's kernel is located",
+  },
+  create(options) {
+    const rodata = options.rodata ?? false;
+    const route = options.route ?? 'both';
+    if (typeof rodata !== 'boolean') throw new XmeError(`strategy semantic: option 'rodata' must be true or false`);
+    if (route !== 'memory' && route !== 'hypervisor' && route !== 'both') {
+      throw new XmeError(`strategy semantic: option 'route' must be 'both', 'memory' or 'hypervisor'`);
+    }
+    return new SemanticStrategy({ rodata, route });
+  },
+};

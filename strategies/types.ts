@@ -1,0 +1,43 @@
+/**
+ * The strategy seam: a strategy looks at guest memory and proposes groups of pages to share. It never shares
+ * anything itself — the ledger verifies and accounts (QEMU) or the backend enforces (Xen).
+ */
+import type { Guest } from '../harness/backends/types.ts';
+import type { GuestImage } from '../harness/images/manifest.ts';
+import type { KernelInfo } from '../harness/introspection/kernel-info.ts';
+import type { PageHasher } from '../harness/hashing/page-hasher.ts';
+import type { ScanCost, ShareGroup } from '../harness/sharing/types.ts';
+
+export interface StrategyContext {
+  guests: readonly Guest[];
+  image: GuestImage;
+  /** System.map, layout and build version of the image's kernel (the System.map may be overridden). */
+  kernel: KernelInfo;
+  hasher: PageHasher;
+}
+
+export interface ScanResult {
+  groups: ShareGroup[];
+  cost: ScanCost;
+  /** Set when the strategy refused to propose anything, with the reason (e.g. System.map mismatch). */
+  refused?: string;
+  /** Strategy-specific figures for the CSV, e.g. kernel_code_pages. Names carry their unit. */
+  metrics: Record<string, number>;
+  /** Things worth recording once in run.json (e.g. how the kernel was located). */
+  notes: string[];
+}
+
+export interface Strategy {
+  readonly name: string;
+  describe(): string;
+  scan(context: StrategyContext): Promise<ScanResult>;
+}
+
+export interface StrategyFactory {
+  readonly name: string;
+  readonly summary: string;
+  /** Options a scenario may set, with what each means (shown by `xme strategies`). */
+  readonly options: Record<string, string>;
+  /** Validate options (an error names the option) and make a strategy. */
+  create(options: Record<string, unknown>): Strategy;
+}
