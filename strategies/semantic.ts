@@ -50,11 +50,11 @@ export class SemanticStrategy implements Strategy {
     }
     let placement: KernelPlacement;
     if (this.options.route === 'hypervisor') {
-      placement = await locateKernelByHypervisor(guest, layout, version);
+      placement = await locateKernelByHypervisor(guest, context.kernel);
     } else {
-      placement = locateKernelInMemory(guest, layout, version);
+      placement = locateKernelInMemory(guest, context.kernel);
       if (this.options.route === 'both') {
-        const other = await locateKernelByHypervisor(guest, layout, version);
+        const other = await locateKernelByHypervisor(guest, context.kernel);
         if (other.physicalBase !== placement.physicalBase || other.virtualOffset !== placement.virtualOffset) {
           throw new KernelMismatchError(guest.id,
             `memory route (base 0x${placement.physicalBase.toString(16)}, offset 0x${placement.virtualOffset.toString(16)}) and ` +

@@ -166,7 +166,14 @@ int main(int argc, char **argv) {
     c.pages = (size_t)o.mib * 256u;
     c.base = mmap(NULL, c.pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
     if (c.base == MAP_FAILED) { printf("XME-ERROR memchurn: mmap %u MiB failed: %s\n", o.mib, strerror(errno)); return 1; }
-    for (size_t pg = 0; pg < c.pages; pg++) memchurn_step(&c, 1); /* first touch: every page non-zero */
+    /* First touch, page by page: every page of the working set gets unique, non-zero content, so that the
+       pages later rewritten at random are private data, not zero pages. */
+    for (size_t pg = 0; pg < c.pages; pg++) {
+      uint64_t *w = (uint64_t *)(c.base + pg * PAGE);
+      w[0] = ++c.stamp;
+      w[257] = rng();
+      w[511] = c.stamp ^ 0x9e3779b97f4a7c15ull;
+    }
     if (o.rate == 0) o.rate = 1000;
     run_paced(&o, memchurn_step, &c);
   } else if (strcmp(o.workload, "pagecache") == 0) {

@@ -7,10 +7,11 @@ import { UsageError } from '../util/errors.ts';
 import { registerDoctorCommand } from './commands/doctor.ts';
 import { registerImageCommands } from './commands/image.ts';
 import { registerGuestsCommands } from './commands/guests.ts';
+import { registerRunCommand } from './commands/run.ts';
 
 
 /** Top-level commands, for pointing a usage error at the right --help. */
-export const commandNames = ['doctor', 'image', 'guests'];
+export const commandNames = ['run', 'doctor', 'image', 'guests'];
 
 export function createCli(argv: string[]): Argv {
   let cli = yargs(argv)
@@ -33,6 +34,7 @@ export function createCli(argv: string[]): Argv {
     .alias('h', 'help')
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 100));
+  cli = registerRunCommand(cli);
   cli = registerDoctorCommand(cli);
   cli = registerImageCommands(cli);
   cli = registerGuestsCommands(cli);

@@ -15,7 +15,10 @@ export interface PageHasher {
   hashPage(page: Buffer): bigint;
 }
 
-type NativeXxh3 = (address: number, length: number) => bigint;
+/** koffi gives a uint64 back as a number when it fits in 53 bits, else as a bigint. */
+type NativeXxh3 = (address: number, length: number) => bigint | number;
+
+const asBigInt = (value: bigint | number): bigint => (typeof value === 'bigint' ? value : BigInt(value));
 
 class NativeXxh3Hasher implements PageHasher {
   constructor(
@@ -29,11 +32,11 @@ class NativeXxh3Hasher implements PageHasher {
     // The address of the Buffer's bytes: guest RAM views and large Buffers live outside the JS heap and
     // do not move, and `pages` is referenced until this loop ends.
     const base = Number(koffi.address(pages));
-    for (let i = 0; i < count; i++) out[i] = this.xxh3(base + i * PAGE_SIZE, PAGE_SIZE);
+    for (let i = 0; i < count; i++) out[i] = asBigInt(this.xxh3(base + i * PAGE_SIZE, PAGE_SIZE));
   }
 
   hashPage(page: Buffer): bigint {
-    return this.xxh3(Number(koffi.address(page)), page.length);
+    return asBigInt(this.xxh3(Number(koffi.address(page)), page.length));
   }
 }
 

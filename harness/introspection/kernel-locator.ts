@@ -7,13 +7,17 @@
  *  - memory only (no monitor needed, so Xen can use it too): the kernel image is physically contiguous and
  *    2 MiB aligned, so the base is the aligned address at which linux_banner's offset from _text holds the
  *    expected banner; IDT entry 0 read from idt_table's physical copy then gives the virtual offset.
- * Either way the placement is accepted only if linux_banner, read from guest memory, is the banner of the
- * kernel build that was booted (from the bzImage header): a System.map of another kernel is refused.
+ * Either way the placement is accepted only if (1) linux_banner, read from guest memory, is the banner of the
+ * kernel build that was booted (from the bzImage header), and (2) every symbol of the kernel's own kallsyms
+ * table sits where the System.map says (see kallsyms.ts: the banner alone cannot tell apart two builds that
+ * happen to place it at the same address). A System.map of another kernel is refused.
  */
 import { XmeError } from '../util/errors.ts';
 import type { Guest } from '../backends/types.ts';
 import { bannerMatches, type KernelVersion } from './bzimage.ts';
 import type { KernelLayout } from './kernel-layout.ts';
+import type { KernelInfo } from './kernel-info.ts';
+import { compareWithSystemMap, readKallsyms } from './kallsyms.ts';
 
 export type PlacementRoute = 'hypervisor' | 'memory';
 
@@ -85,7 +89,8 @@ export function verifyBanner(guest: Guest, layout: KernelLayout, placement: Kern
 }
 
 /** Memory-only route: no hypervisor call at all. */
-export function locateKernelInMemory(guest: Guest, layout: KernelLayout, version: KernelVersion): KernelPlacement {
+export function locateKernelInMemory(guest: Guest, kernel: KernelInfo): KernelPlacement {
+  const { layout, version } = kernel;
   const bannerOffset = layout.linuxBanner - layout.text;
   const imageBytes = layout.end - layout.text;
   const memoryBytes = BigInt(guest.memoryPages * PAGE);
@@ -99,14 +104,15 @@ export function locateKernelInMemory(guest: Guest, layout: KernelLayout, version
       virtualOffset: virtualOffsetFromGate(guest.id, layout, descriptor),
       route: 'memory',
     };
-    verifyBanner(guest, layout, placement, version);
+    verifyPlacement(guest, kernel, placement);
     return placement;
   }
   throw new KernelMismatchError(guest.id, `no 2 MiB-aligned placement has "Linux version ${version.release}" at linux_banner's offset from _text`);
 }
 
 /** Hypervisor route: registers, virtual reads and translation asked of the backend (QMP on QEMU). */
-export async function locateKernelByHypervisor(guest: Guest, layout: KernelLayout, version: KernelVersion): Promise<KernelPlacement> {
+export async function locateKernelByHypervisor(guest: Guest, kernel: KernelInfo): Promise<KernelPlacement> {
+  const { layout } = kernel;
   const idt = await guest.idtBase();
   const descriptor = await guest.readVirtual(idt, 16);
   const virtualOffset = virtualOffsetFromGate(guest.id, layout, descriptor);
@@ -117,8 +123,32 @@ export async function locateKernelByHypervisor(guest: Guest, layout: KernelLayou
     throw new KernelMismatchError(guest.id, `_text + offset does not translate: ${(error as Error).message}`);
   }
   const placement: KernelPlacement = { physicalBase, virtualOffset, route: 'hypervisor' };
-  verifyBanner(guest, layout, placement, version);
+  verifyPlacement(guest, kernel, placement);
   return placement;
+}
+
+/** Throws KernelMismatchError unless the kernel's own kallsyms agree with the System.map, symbol by symbol. */
+export function verifyKallsyms(guest: Guest, kernel: KernelInfo, placement: KernelPlacement): number {
+  let check;
+  try {
+    check = compareWithSystemMap(readKallsyms(guest, kernel.systemMap, kernel.layout, placement), kernel.systemMap);
+  } catch (error) {
+    throw new KernelMismatchError(guest.id, `the kernel's symbol table (kallsyms) cannot be read where System.map puts it: ${(error as Error).message}`);
+  }
+  if (check.matching !== check.symbols) {
+    throw new KernelMismatchError(
+      guest.id,
+      `the kernel's own symbol table (kallsyms) disagrees with System.map on ${check.symbols - check.matching} of ${check.symbols} symbols ` +
+        `(e.g. ${check.examples.join(', ')})`,
+    );
+  }
+  return check.symbols;
+}
+
+/** Banner, then kallsyms: both must fit the booted build. */
+function verifyPlacement(guest: Guest, kernel: KernelInfo, placement: KernelPlacement): void {
+  verifyBanner(guest, kernel.layout, placement, kernel.version);
+  verifyKallsyms(guest, kernel, placement);
 }
 
 /** Guest-physical address of a kernel-image virtual address (System.map address + KASLR slide). */

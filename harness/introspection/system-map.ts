@@ -12,10 +12,14 @@ export interface SymbolEntry {
 const LINE = /^([0-9a-fA-F]{8,16}) ([a-zA-Z?!-]) (\S+)$/;
 
 export class SystemMap {
+  /** Every "name@hex" pair, repeated names included; built on first use. */
+  private pairs: Set<string> | undefined;
+
   private constructor(
     /** Where it came from, for error messages. */
     readonly source: string,
     private readonly symbols: Map<string, { hex: string; type: string }>,
+    private readonly text: string,
   ) {}
 
   /** Parse a System.map; a malformed line is an error naming its line number. */
@@ -41,7 +45,7 @@ export class SystemMap {
       if (!symbols.has(match[3]!)) symbols.set(match[3]!, { hex: match[1]!, type: match[2]! });
     }
     if (symbols.size === 0) throw new XmeError(`${source} is empty`, 'rebuild the image (xme image build --force)');
-    return new SystemMap(source, symbols);
+    return new SystemMap(source, symbols, text);
   }
 
   get size(): number {
@@ -55,6 +59,17 @@ export class SystemMap {
   lookup(name: string): SymbolEntry | undefined {
     const entry = this.symbols.get(name);
     return entry ? { address: BigInt(`0x${entry.hex}`), type: entry.type } : undefined;
+  }
+
+  /** Whether the map lists this name at this address (any of its occurrences). */
+  hasAt(name: string, address: bigint): boolean {
+    if (!this.pairs) {
+      this.pairs = new Set();
+      for (const match of this.text.matchAll(/^([0-9a-fA-F]{8,16}) \S (\S+)\r?$/gm)) {
+        this.pairs.add(`${match[2]}@${match[1]!.toLowerCase().padStart(16, '0')}`);
+      }
+    }
+    return this.pairs.has(`${name}@${address.toString(16).padStart(16, '0')}`);
   }
 
   /** The address of a symbol that must exist; a missing one is an error naming it. */

@@ -1,0 +1,51 @@
+import type { Argv } from 'yargs';
+import { listScenarios, loadScenario, withOverrides } from '../../experiment/scenario.ts';
+import { runExperiment } from '../../experiment/runner.ts';
+import { resultsDir } from '../../util/paths.ts';
+import { XmeError } from '../../util/errors.ts';
+import { consoleTable } from '../../experiment/console-table.ts';
+
+export function registerRunCommand(cli: Argv): Argv {
+  return cli.command(
+    'run',
+    'run an experiment: boot identical guests, score sharing strategies side by side, write samples.csv, summary.csv and run.json',
+    (y) =>
+      y
+        .option('scenario', { alias: 's', type: 'string', demandOption: true, describe: `scenario name (${listScenarios().join(', ')}) or path to a .json file` })
+        .option('kaslr', { type: 'boolean', describe: 'override the scenario: boot with KASLR on (--kaslr) or off (--no-kaslr)' })
+        .option('repetitions', { alias: 'r', type: 'number', describe: 'override the number of repetitions' })
+        .option('duration', { type: 'number', describe: 'override the duration of each repetition, seconds' })
+        .option('tick', { type: 'number', describe: 'override the scoring interval, seconds' })
+        .option('guests', { type: 'number', describe: 'override the number of guests' })
+        .option('memory', { type: 'number', array: true, describe: 'override guest RAM in MiB (several values: a sweep)' })
+        .option('system-map', { type: 'string', describe: 'use this System.map instead of the image’s (a wrong one must be refused)' })
+        .option('accel', { choices: ['auto', 'tcg', 'kvm'] as const, default: 'auto' as const, describe: 'accelerator (auto: KVM only if a probe shows it really runs)' })
+        .option('results', { type: 'string', describe: 'parent folder of results/<run-id>/ (default: results/, or $XME_RESULTS)' })
+        .example('xme run --scenario thesis-kernel-code', 'kernel code shareability across 3 guests (≈1 min)')
+        .example('xme run -s thesis-kernel-code --kaslr', 'the same with KASLR on')
+        .example('xme run -s cow-faults', 'CoW faults over 5 minutes of a writing workload'),
+    async (args) => {
+      const scenario = withOverrides(loadScenario(args.scenario), {
+        kaslr: args.kaslr,
+        repetitions: args.repetitions,
+        durationS: args.duration,
+        tickS: args.tick,
+        guests: args.guests,
+        memoryMiB: args.memory,
+        systemMap: args.systemMap,
+      });
+      const started = Date.now();
+      const outcome = await runExperiment({
+        scenario,
+        accelerator: args.accel,
+        resultsRoot: args.results ?? resultsDir(),
+        argv: process.argv.slice(2),
+        onProgress: (line) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`),
+      });
+      process.stdout.write(`\n${consoleTable(outcome.summary)}\n`);
+      for (const warning of outcome.warnings) process.stderr.write(`warning: ${warning}\n`);
+      process.stdout.write(`\n${outcome.status} in ${((Date.now() - started) / 1000).toFixed(0)} s — results in ${outcome.dir}\n  samples.csv, summary.csv, run.json, logs/\n`);
+      if (outcome.status !== 'completed') throw new XmeError(`run ${outcome.status}`, `partial results are in ${outcome.dir}`);
+    },
+  );
+}

@@ -1,0 +1,54 @@
+/** The columns of samples.csv: one row per tick × strategy × guest ("all" = the strategy's totals). */
+export const SAMPLE_COLUMNS = [
+  'run_id',
+  'scenario',
+  'repetition',
+  'memory_mib',
+  'tick',
+  't_s',
+  'strategy',
+  'guest',
+  'sharing_mode',
+  'guest_pages',
+  'shared_pages',
+  'frames_saved',
+  'zero_pages_shared',
+  'cow_faults_tick',
+  'cow_faults_total',
+  'cow_method',
+  'scan_cpu_ms',
+  'scan_wall_ms',
+  'verify_cpu_ms',
+  'cow_cpu_ms',
+  'cpu_method',
+  'pages_read',
+  'bytes_hashed',
+  'bytes_compared',
+  'refused_pages',
+  'kernel_code_pages',
+  'kernel_code_identical_pages',
+  'kernel_rodata_pages',
+  'kernel_rodata_identical_pages',
+  'workload_ops_per_s',
+  'status',
+] as const;
+
+export type SampleColumn = (typeof SAMPLE_COLUMNS)[number];
+
+export const SUMMARY_COLUMNS = [
+  'scenario',
+  'memory_mib',
+  'strategy',
+  'metric',
+  'unit',
+  'n',
+  'mean',
+  'sd',
+  'ci95_low',
+  'ci95_high',
+  'method',
+] as const;
+
+export type SummaryColumn = (typeof SUMMARY_COLUMNS)[number];
+
+export const CPU_METHOD = 'process.cpuUsage user+sys (harness process)';

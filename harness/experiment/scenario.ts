@@ -1,0 +1,186 @@
+/**
+ * Scenarios: experiment definitions in JSON (scenarios/<name>.json), validated field by field so that a
+ * mistake is reported with the field's path, e.g. `scenario cow-faults: field 'workload.params.rate' …`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { XmeError } from '../util/errors.ts';
+import { projectRoot } from '../util/paths.ts';
+import { WORKLOADS, type WorkloadSpec } from '../backends/types.ts';
+import { recipes } from '../images/recipes.ts';
+import { strategyFactories } from '../../strategies/registry.ts';
+
+export interface StrategySpec {
+  name: string;
+  options: Record<string, unknown>;
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  image: string;
+  guests: number;
+  /** One run per size: several sizes make a sweep (scan-overhead). */
+  memoryMiB: number[];
+  kaslr: boolean;
+  workload: WorkloadSpec;
+  durationS: number;
+  tickS: number;
+  strategies: StrategySpec[];
+  repetitions: number;
+  /** Pause all guests while strategies score them, so that every strategy sees the same memory. */
+  pauseDuringScan: boolean;
+  /** Use this System.map instead of the image's (to test that a wrong one is refused). */
+  systemMap?: string;
+}
+
+export const scenariosDir = path.join(projectRoot, 'scenarios');
+
+const KNOWN_FIELDS = [
+  '$comment', 'name', 'description', 'image', 'guests', 'memoryMiB', 'kaslr', 'workload', 'durationS', 'tickS',
+  'strategies', 'repetitions', 'pauseDuringScan', 'systemMap',
+];
+const WORKLOAD_PARAMS = ['mib', 'rate', 'interval_ms', 'seed'];
+
+class FieldError extends XmeError {}
+
+function validator(scenarioName: string) {
+  const fail = (field: string, problem: string): never => {
+    throw new FieldError(`scenario ${scenarioName}: field '${field}' ${problem}`, 'see scenarios/README.md for the format');
+  };
+  const integer = (value: unknown, field: string, min: number, max: number): number => {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      fail(field, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    }
+    return value as number;
+  };
+  const positive = (value: unknown, field: string, max: number): number => {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) {
+      fail(field, `must be a number above 0 and at most ${max}, got ${JSON.stringify(value)}`);
+    }
+    return value as number;
+  };
+  const boolean = (value: unknown, field: string, fallback: boolean): boolean => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'boolean') fail(field, `must be true or false, got ${JSON.stringify(value)}`);
+    return value as boolean;
+  };
+  const object = (value: unknown, field: string): Record<string, unknown> => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(field, 'must be an object');
+    return value as Record<string, unknown>;
+  };
+  return { fail, integer, positive, boolean, object };
+}
+
+/** Validate parsed JSON as a scenario. `fallbackName` names it in errors when it has no valid name. */
+export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir = scenariosDir): Scenario {
+  const v0 = validator(fallbackName);
+  const raw = v0.object(json, '(root)');
+  const name = typeof raw.name === 'string' && /^[\w.-]+$/.test(raw.name) ? raw.name : v0.fail('name', 'must be a name of letters, digits, . _ -');
+  const v = validator(name);
+  for (const field of Object.keys(raw)) {
+    if (!KNOWN_FIELDS.includes(field)) v.fail(field, `is not a scenario field (known: ${KNOWN_FIELDS.slice(1).join(', ')})`);
+  }
+
+  const image = raw.image ?? 'cloud';
+  if (typeof image !== 'string' || !(image in recipes)) v.fail('image', `must be one of ${Object.keys(recipes).join(', ')}`);
+
+  const memories = Array.isArray(raw.memoryMiB) ? raw.memoryMiB : [raw.memoryMiB ?? 256];
+  if (memories.length === 0) v.fail('memoryMiB', 'must not be an empty list');
+  const memoryMiB = memories.map((m, i) => v.integer(m, Array.isArray(raw.memoryMiB) ? `memoryMiB[${i}]` : 'memoryMiB', 64, 3072));
+
+  const workloadRaw = v.object(raw.workload ?? { name: 'idle' }, 'workload');
+  for (const field of Object.keys(workloadRaw)) if (!['name', 'params'].includes(field)) v.fail(`workload.${field}`, 'is not a workload field (name, params)');
+  if (!(WORKLOADS as readonly unknown[]).includes(workloadRaw.name)) v.fail('workload.name', `must be one of ${WORKLOADS.join(', ')}`);
+  const params: NonNullable<WorkloadSpec['params']> = {};
+  for (const [key, value] of Object.entries(v.object(workloadRaw.params ?? {}, 'workload.params'))) {
+    if (!WORKLOAD_PARAMS.includes(key)) v.fail(`workload.params.${key}`, `is not a workload parameter (${WORKLOAD_PARAMS.join(', ')})`);
+    params[key as keyof typeof params] = v.integer(value, `workload.params.${key}`, 0, 1_000_000);
+  }
+
+  const durationS = v.positive(raw.durationS, 'durationS', 24 * 3600);
+  const tickS = v.positive(raw.tickS ?? Math.min(5, durationS), 'tickS', durationS);
+
+  if (!Array.isArray(raw.strategies) || raw.strategies.length === 0) v.fail('strategies', 'must be a non-empty list of strategy names or {name, options}');
+  const knownStrategies = strategyFactories.map((f) => f.name);
+  const strategies = (raw.strategies as unknown[]).map((entry, i): StrategySpec => {
+    const field = `strategies[${i}]`;
+    const spec = typeof entry === 'string' ? { name: entry } : v.object(entry, field);
+    for (const key of Object.keys(spec)) if (!['name', 'options'].includes(key)) v.fail(`${field}.${key}`, 'is not a strategy field (name, options)');
+    if (typeof spec.name !== 'string' || !knownStrategies.includes(spec.name)) v.fail(`${field}.name`, `must be one of ${knownStrategies.join(', ')}`);
+    const options = v.object(spec.options ?? {}, `${field}.options`);
+    const factory = strategyFactories.find((f) => f.name === spec.name)!;
+    for (const key of Object.keys(options)) {
+      if (!(key in factory.options)) v.fail(`${field}.options.${key}`, `is not an option of ${spec.name} (${Object.keys(factory.options).join(', ')})`);
+    }
+    try {
+      factory.create(options);
+    } catch (error) {
+      v.fail(`${field}.options`, (error as Error).message);
+    }
+    return { name: spec.name as string, options };
+  });
+
+  let systemMap: string | undefined;
+  if (raw.systemMap !== undefined) {
+    if (typeof raw.systemMap !== 'string' || !raw.systemMap) v.fail('systemMap', 'must be a file path');
+    systemMap = path.resolve(baseDir, raw.systemMap as string);
+    if (!fs.existsSync(systemMap)) v.fail('systemMap', `names a file that does not exist: ${systemMap}`);
+  }
+
+  return {
+    name,
+    description: typeof raw.description === 'string' ? raw.description : '',
+    image: image as string,
+    guests: v.integer(raw.guests, 'guests', 1, 64),
+    memoryMiB,
+    kaslr: v.boolean(raw.kaslr, 'kaslr', false),
+    workload: { name: workloadRaw.name as WorkloadSpec['name'], params },
+    durationS,
+    tickS,
+    strategies,
+    repetitions: v.integer(raw.repetitions ?? 1, 'repetitions', 1, 1000),
+    pauseDuringScan: v.boolean(raw.pauseDuringScan, 'pauseDuringScan', true),
+    ...(systemMap ? { systemMap } : {}),
+  };
+}
+
+/** Names of the scenarios shipped in scenarios/. */
+export function listScenarios(): string[] {
+  return fs.readdirSync(scenariosDir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+}
+
+/** Load a scenario by name (scenarios/<name>.json) or by path. */
+export function loadScenario(nameOrPath: string): Scenario {
+  const byName = path.join(scenariosDir, `${nameOrPath}.json`);
+  const file = fs.existsSync(byName) ? byName : nameOrPath;
+  if (!fs.existsSync(file) || !fs.statSync(file).isFile()) {
+    throw new XmeError(`no scenario '${nameOrPath}'`, `shipped scenarios: ${listScenarios().join(', ')}; or give a path to a .json file`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new XmeError(`scenario file ${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  return parseScenario(json, path.basename(file, '.json'), path.dirname(path.resolve(file)));
+}
+
+export interface ScenarioOverrides {
+  kaslr?: boolean;
+  repetitions?: number;
+  durationS?: number;
+  tickS?: number;
+  guests?: number;
+  memoryMiB?: number[];
+  systemMap?: string;
+}
+
+/** Apply command-line overrides and validate the result again. */
+export function withOverrides(scenario: Scenario, overrides: ScenarioOverrides): Scenario {
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
+  if (Object.keys(defined).length === 0) return scenario;
+  const merged = { ...scenario, ...defined };
+  if (defined.durationS !== undefined && defined.tickS === undefined) merged.tickS = Math.min(scenario.tickS, merged.durationS);
+  return parseScenario({ ...merged, workload: scenario.workload }, scenario.name, process.cwd());
+}
