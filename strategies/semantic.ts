@@ -85,17 +85,31 @@ export class SemanticStrategy implements Strategy {
     if (this.options.rodata) ranges.push(['kernel_rodata', layout.rodata]);
     for (const [label, range] of ranges) {
       const span = pageSpan(layout, range);
+      // One view per guest over the whole range; pages are compared in place (no per-page allocation).
+      const gfns = placements.map((p) => Number(p.physicalBase / BigInt(PAGE_SIZE)) + span.first);
+      const views = context.guests.map((guest, i) => guest.pages(gfns[i]!, span.count));
       let identicalInAll = 0;
-      for (let k = span.first; k < span.first + span.count; k++) {
-        const pages = context.guests.map((guest, index) => {
-          const gfn = Number(placements[index]!.physicalBase / BigInt(PAGE_SIZE)) + k;
-          return { ref: { guest: index, gfn }, bytes: guest.pages(gfn, 1) };
-        });
-        cost.pagesRead += pages.length;
-        const { classes, bytesCompared } = identicalClasses(pages);
+      for (let k = 0; k < span.count; k++) {
+        const start = k * PAGE_SIZE;
+        const end = start + PAGE_SIZE;
+        cost.pagesRead += views.length;
+        const reference = views[0]!;
+        let allEqual = true;
+        for (let g = 1; g < views.length && allEqual; g++) {
+          cost.bytesCompared += PAGE_SIZE;
+          allEqual = views[g]!.compare(reference, start, end, start, end) === 0;
+        }
+        if (allEqual) {
+          identicalInAll++;
+          if (views.length > 1) groups.push({ pages: gfns.map((gfn, guest) => ({ guest, gfn: gfn + k })) });
+          continue;
+        }
+        // Some guest differs: partition this page's guests into classes of identical bytes.
+        const { classes, bytesCompared } = identicalClasses(
+          views.map((view, guest) => ({ ref: { guest, gfn: gfns[guest]! + k }, bytes: view.subarray(start, end) })),
+        );
         cost.bytesCompared += bytesCompared;
         for (const members of classes) groups.push({ pages: members });
-        if (classes.length === 1 && classes[0]!.length === context.guests.length) identicalInAll++;
       }
       metrics[`${label}_pages`] = span.count;
       metrics[`${label}_identical_pages`] = identicalInAll;

@@ -24,6 +24,8 @@ export interface Scenario {
   memoryMiB: number[];
   kaslr: boolean;
   workload: WorkloadSpec;
+  /** Seconds between the boot and the first scan, so that the workload is past its start-up. */
+  warmupS: number;
   durationS: number;
   tickS: number;
   strategies: StrategySpec[];
@@ -37,7 +39,7 @@ export interface Scenario {
 export const scenariosDir = path.join(projectRoot, 'scenarios');
 
 const KNOWN_FIELDS = [
-  '$comment', 'name', 'description', 'image', 'guests', 'memoryMiB', 'kaslr', 'workload', 'durationS', 'tickS',
+  '$comment', 'name', 'description', 'image', 'guests', 'memoryMiB', 'kaslr', 'workload', 'warmupS', 'durationS', 'tickS',
   'strategies', 'repetitions', 'pauseDuringScan', 'systemMap',
 ];
 const WORKLOAD_PARAMS = ['mib', 'rate', 'interval_ms', 'seed'];
@@ -99,6 +101,7 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
   }
 
   const durationS = v.positive(raw.durationS, 'durationS', 24 * 3600);
+  const warmupS = raw.warmupS === undefined ? 0 : v.positive(raw.warmupS, 'warmupS', 3600);
   const tickS = v.positive(raw.tickS ?? Math.min(5, durationS), 'tickS', durationS);
 
   if (!Array.isArray(raw.strategies) || raw.strategies.length === 0) v.fail('strategies', 'must be a non-empty list of strategy names or {name, options}');
@@ -136,6 +139,7 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     memoryMiB,
     kaslr: v.boolean(raw.kaslr, 'kaslr', false),
     workload: { name: workloadRaw.name as WorkloadSpec['name'], params },
+    warmupS,
     durationS,
     tickS,
     strategies,

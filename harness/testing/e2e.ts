@@ -19,8 +19,9 @@ export function processRunning(pid: number): boolean {
   }
 }
 
-/** PIDs of every qemu-system process on the machine (tests assert theirs are gone). */
-export function qemuPids(): number[] {
-  const result = execaSync('pgrep', ['-f', 'qemu-system-x86_64'], { reject: false });
+/** PIDs of qemu-system processes whose command line contains `mention` (e.g. a runtime directory). */
+export function qemuPids(mention = ''): number[] {
+  const escaped = mention.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const result = execaSync('pgrep', ['-f', `qemu-system-x86_64 .*${escaped}`], { reject: false });
   return result.stdout.split('\n').filter(Boolean).map(Number);
 }

@@ -9,7 +9,7 @@ import { XmeError } from '../../util/errors.ts';
 import { requireTool } from '../../util/tools.ts';
 import { onCleanup } from '../../util/cleanup.ts';
 import type { GuestImage } from '../../images/manifest.ts';
-import type { Backend, BackendInfo, Guest, ProvisionOptions } from '../types.ts';
+import type { Backend, BackendInfo, Guest, ProvisionOptions, WorkloadSpec } from '../types.ts';
 import { chooseAccelerator, type AcceleratorChoice, type AcceleratorRequest } from './accelerator.ts';
 import { QemuGuest } from './qemu-guest.ts';
 import { createRuntimeDir, sweepStaleRuntimeDirs } from './runtime-dir.ts';
@@ -20,6 +20,15 @@ export interface QemuBackendOptions {
   keepLogsIn?: string;
   /** Told about notable events (stale directories removed, …). */
   onNotice?: (message: string) => void;
+}
+
+/**
+ * Each guest's workload gets its own random seed (1, 2, …) unless the scenario fixes one: identical guests run
+ * one kernel and one program, but the data they write is their own, as for independent users. With one seed
+ * for all, guests would write identical pages that content-based sharing would merge — an artefact.
+ */
+export function perGuestWorkload(workload: WorkloadSpec, index: number): WorkloadSpec {
+  return { ...workload, params: { ...workload.params, seed: workload.params?.seed ?? index + 1 } };
 }
 
 export async function qemuVersion(qemuBinary: string): Promise<string> {
@@ -88,7 +97,7 @@ export class QemuBackend implements Backend {
         qemuBinary: this.qemuBinary,
         image,
         accelerator: this.accelerator,
-        options,
+        options: { ...options, workload: perGuestWorkload(options.workload, this.guests.length) },
       });
       this.guests.push(guest);
       started.push(guest);

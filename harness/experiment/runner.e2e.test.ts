@@ -1,0 +1,146 @@
+/**
+ * `xme run` end to end on real guests: the smoke scenario's CSV numbers make sense; a System.map of another
+ * kernel build is refused and nothing is shared by the semantic strategy; KASLR lowers kernel-code
+ * shareability and the figure is still computed.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runExperiment, type RunOutcome } from './runner.ts';
+import { loadScenario, withOverrides } from './scenario.ts';
+import { defaultImage } from '../testing/e2e.ts';
+import { otherSystemMap } from '../images/other-kernels.ts';
+import type { GuestImage } from '../images/manifest.ts';
+
+type Row = Record<string, string>;
+
+const resultsRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-results-test-'));
+let image: GuestImage;
+
+function readCsv(file: string): Row[] {
+  return parse(fs.readFileSync(file), { columns: true, skip_empty_lines: true }) as Row[];
+}
+
+function summaryValue(rows: Row[], strategy: string, metric: string): number {
+  const row = rows.find((r) => r.strategy === strategy && r.metric === metric);
+  if (!row) throw new Error(`no ${metric} for ${strategy} in summary.csv`);
+  return Number(row.mean);
+}
+
+beforeAll(async () => {
+  image = await defaultImage();
+});
+afterAll(() => fs.rmSync(resultsRoot, { recursive: true, force: true }));
+
+describe('xme run — smoke scenario', () => {
+  let outcome: RunOutcome;
+  let samples: Row[];
+  let summary: Row[];
+
+  beforeAll(async () => {
+    outcome = await runExperiment({ scenario: loadScenario('smoke'), resultsRoot });
+    samples = readCsv(path.join(outcome.dir, 'samples.csv'));
+    summary = readCsv(path.join(outcome.dir, 'summary.csv'));
+  }, 180_000);
+
+  it('completes and records how it ran in run.json', () => {
+    expect(outcome.status).toBe('completed');
+    const record = JSON.parse(fs.readFileSync(path.join(outcome.dir, 'run.json'), 'utf8'));
+    expect(record.status).toBe('completed');
+    expect(record.backend.version).toMatch(/^QEMU \d+\.\d+/);
+    expect(['tcg', 'kvm']).toContain(record.backend.accelerator);
+    expect(record.image.files.systemMap.sha256).toBe(image.manifest.files.systemMap.sha256);
+    expect(record.image.kernel.version).toBe(image.manifest.kernel.version);
+    expect(record.harness.gitCommit).toMatch(/^[0-9a-f]{40}$|^unknown/);
+    expect(record.cowMethod).toMatch(/content-reread/);
+    expect(Date.parse(record.endedAt)).toBeGreaterThan(Date.parse(record.startedAt));
+    expect(fs.readdirSync(path.join(outcome.dir, 'logs', 'm128-r1')).sort()).toEqual(['g0.serial.log', 'g1.serial.log']);
+  });
+
+  it('writes one row per tick × strategy × (all, each guest), with sane numbers', () => {
+    const ticks = new Set(samples.map((r) => r.tick));
+    expect(ticks.size).toBe(5); // t = 0, 5, 10, 15, 20 s
+    expect(samples).toHaveLength(ticks.size * 2 * 3);
+    for (const row of samples) {
+      expect(Number(row.shared_pages)).toBeLessThanOrEqual(Number(row.guest_pages));
+      expect(row.cow_method).toBe('content-reread');
+      expect(row.sharing_mode).toBe('accounted');
+      expect(row.status).toBe('ok');
+      if (row.guest === 'all') {
+        expect(Number(row.frames_saved)).toBeLessThanOrEqual(Number(row.shared_pages));
+        expect(Number(row.frames_saved)).toBeGreaterThanOrEqual(Number(row.shared_pages) / 2 - 1e-9);
+        expect(Number(row.scan_cpu_ms)).toBeGreaterThan(0);
+      }
+    }
+    const perGuestShared = samples.filter((r) => r.guest !== 'all' && r.tick === '4' && r.strategy === 'content');
+    const total = samples.find((r) => r.guest === 'all' && r.tick === '4' && r.strategy === 'content')!;
+    expect(perGuestShared.reduce((sum, r) => sum + Number(r.shared_pages), 0)).toBe(Number(total.shared_pages));
+  });
+
+  it('finds ≥ 99% of kernel code pages shareable between identical nokaslr guests', () => {
+    for (const row of samples.filter((r) => r.strategy === 'semantic' && r.guest === 'all')) {
+      expect(Number(row.kernel_code_identical_pages) / Number(row.kernel_code_pages)).toBeGreaterThanOrEqual(0.99);
+      // the semantic strategy reads only kernel code pages: 2 guests × the code range
+      expect(Number(row.pages_read)).toBe(2 * Number(row.kernel_code_pages));
+    }
+    expect(summaryValue(summary, 'semantic', 'kernel_code_shareability_pct')).toBeGreaterThanOrEqual(99);
+  });
+
+  it('sees CoW faults for content-based sharing under a writing workload, ≈ none for kernel code', () => {
+    expect(summaryValue(summary, 'content', 'cow_faults')).toBeGreaterThan(0);
+    expect(summaryValue(summary, 'semantic', 'cow_faults')).toBeLessThanOrEqual(2);
+  });
+
+  it('measures semantic scanning far cheaper than content scanning, as a ratio from this run', () => {
+    const ratio = summaryValue(summary, 'content', 'scan_cpu_ratio_vs_semantic');
+    expect(ratio).toBeGreaterThan(2);
+    for (const row of summary) {
+      expect(row.unit).not.toBe('');
+      expect(row.method).not.toBe('');
+    }
+  });
+
+  it('reports the guests’ workload throughput from their progress lines', () => {
+    const rates = samples.filter((r) => r.guest !== 'all' && r.workload_ops_per_s !== '').map((r) => Number(r.workload_ops_per_s));
+    expect(rates.length).toBeGreaterThan(0);
+    // memchurn at rate=200 pages/s: the guests report close to that (TCG may lag a little)
+    for (const rate of rates) expect(rate).toBeGreaterThan(100);
+  });
+});
+
+describe('xme run — a System.map of another kernel build', () => {
+  it('is refused with a clear reason and the semantic strategy shares nothing', async () => {
+    const other = await otherSystemMap('cloud-amd64', image.manifest.kernel.package);
+    const scenario = withOverrides(loadScenario('smoke'), { durationS: 5, tickS: 5, systemMap: other.file });
+    const outcome = await runExperiment({ scenario, resultsRoot });
+    const samples = readCsv(path.join(outcome.dir, 'samples.csv'));
+    const semantic = samples.filter((r) => r.strategy === 'semantic');
+    expect(semantic.length).toBeGreaterThan(0);
+    for (const row of semantic) {
+      expect(row.shared_pages).toBe('0');
+      expect(row.status).toMatch(/^refused: System.map does not match the kernel running in guest g\d: the kernel's own symbol table \(kallsyms\) disagrees/);
+    }
+    const summary = readCsv(path.join(outcome.dir, 'summary.csv'));
+    expect(summaryValue(summary, 'semantic', 'refused_scans')).toBe(2);
+    expect(summaryValue(summary, 'content', 'shared_pages')).toBeGreaterThan(0); // content-based needs no System.map
+  }, 180_000);
+});
+
+describe('xme run — KASLR on', () => {
+  it('computes a lower kernel-code shareability, from both guests’ own placements', async () => {
+    const scenario = withOverrides(loadScenario('thesis-kernel-code'), { kaslr: true, guests: 2, memoryMiB: [128], durationS: 2, tickS: 2 });
+    const outcome = await runExperiment({ scenario, resultsRoot });
+    const record = JSON.parse(fs.readFileSync(path.join(outcome.dir, 'run.json'), 'utf8'));
+    const offsets = (record.notes as string[])
+      .filter((n) => n.startsWith('semantic (') && /KASLR offset/.test(n))
+      .map((n) => /KASLR offset (0x[0-9a-f]+)/.exec(n)![1]);
+    expect(offsets).toHaveLength(2);
+    const summary = readCsv(path.join(outcome.dir, 'summary.csv'));
+    const shareability = summaryValue(summary, 'semantic', 'kernel_code_shareability_pct');
+    expect(shareability).toBeGreaterThan(0);
+    // Two guests that drew the same virtual slide would legitimately share all code: only then may it be 100%.
+    if (offsets[0] !== offsets[1]) expect(shareability).toBeLessThan(99);
+  }, 180_000);
+});
