@@ -37,6 +37,7 @@ describe('scenario validation', () => {
     expect(broken((s) => (s.tickS = 60))).toThrow(/field 'tickS' must be a number above 0 and at most 10/);
     expect(broken((s) => (s.durationS = undefined))).toThrow(/field 'durationS'/);
     expect(broken((s) => (s.kaslr = 'on'))).toThrow(/field 'kaslr' must be true or false/);
+    expect(broken((s) => (s.warmupS = -1))).toThrow(/field 'warmupS' must be a number from 0/);
     expect(broken((s) => (s.colour = 'red'))).toThrow(/field 'colour' is not a scenario field/);
     expect(broken((s) => (s.image = 'windows'))).toThrow(/field 'image'/);
     expect(broken((s) => (s.systemMap = '/nonexistent/System.map'))).toThrow(/field 'systemMap' names a file that does not exist/);

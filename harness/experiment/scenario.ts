@@ -62,6 +62,12 @@ function validator(scenarioName: string) {
     }
     return value as number;
   };
+  const nonNegative = (value: unknown, field: string, max: number): number => {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > max) {
+      fail(field, `must be a number from 0 to ${max}, got ${JSON.stringify(value)}`);
+    }
+    return value as number;
+  };
   const boolean = (value: unknown, field: string, fallback: boolean): boolean => {
     if (value === undefined) return fallback;
     if (typeof value !== 'boolean') fail(field, `must be true or false, got ${JSON.stringify(value)}`);
@@ -71,7 +77,7 @@ function validator(scenarioName: string) {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(field, 'must be an object');
     return value as Record<string, unknown>;
   };
-  return { fail, integer, positive, boolean, object };
+  return { fail, integer, positive, nonNegative, boolean, object };
 }
 
 /** Validate parsed JSON as a scenario. `fallbackName` names it in errors when it has no valid name. */
@@ -101,7 +107,7 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
   }
 
   const durationS = v.positive(raw.durationS, 'durationS', 24 * 3600);
-  const warmupS = raw.warmupS === undefined ? 0 : v.positive(raw.warmupS, 'warmupS', 3600);
+  const warmupS = v.nonNegative(raw.warmupS ?? 0, 'warmupS', 3600);
   const tickS = v.positive(raw.tickS ?? Math.min(5, durationS), 'tickS', durationS);
 
   if (!Array.isArray(raw.strategies) || raw.strategies.length === 0) v.fail('strategies', 'must be a non-empty list of strategy names or {name, options}');
