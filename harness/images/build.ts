@@ -12,6 +12,7 @@ import { cacheDir, projectRoot } from '../util/paths.ts';
 import { sha256 } from '../util/hash.ts';
 import { XmeError } from '../util/errors.ts';
 import { requireTool } from '../util/tools.ts';
+import { withFileLock } from '../util/file-lock.ts';
 import { WORKLOADS } from '../backends/types.ts';
 import { recipeByName } from './recipes.ts';
 import { writeCpio, type CpioEntry } from './cpio.ts';
@@ -84,41 +85,12 @@ async function resolveInputs(name: string, options: BuildOptions): Promise<Input
   return { kernel, debug, busybox, recipeHash };
 }
 
-/**
- * One builder per image at a time (parallel test files, two terminals): a lock file holding the builder's
- * PID; a lock whose PID is gone is taken over.
- */
-async function withBuildLock<T>(name: string, work: () => Promise<T>): Promise<T> {
-  fs.mkdirSync(imagesDir(), { recursive: true });
-  const lock = path.join(imagesDir(), `.${name}.lock`);
-  for (;;) {
-    try {
-      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const owner = Number(fs.readFileSync(lock, 'utf8')) || 0;
-      let ownerAlive = owner > 0;
-      try {
-        if (ownerAlive) process.kill(owner, 0);
-      } catch {
-        ownerAlive = false;
-      }
-      if (!ownerAlive) fs.rmSync(lock, { force: true });
-      else await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  }
-  try {
-    return await work();
-  } finally {
-    fs.rmSync(lock, { force: true });
-  }
-}
-
 /** Build (or reuse) the named image. */
 export function buildImage(name: string, options: BuildOptions = {}): Promise<BuildResult> {
   recipeByName(name);
-  return withBuildLock(name, () => buildImageLocked(name, options));
+  fs.mkdirSync(imagesDir(), { recursive: true });
+  // One builder per image at a time: parallel test files or two terminals may ask at once.
+  return withFileLock(path.join(imagesDir(), `.${name}.lock`), () => buildImageLocked(name, options));
 }
 
 async function buildImageLocked(name: string, options: BuildOptions): Promise<BuildResult> {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { cacheDir } from '../util/paths.ts';
 import { XmeError } from '../util/errors.ts';
+import { withFileLock } from '../util/file-lock.ts';
 import { downloadPackage, extractFromDeb, resolvePackage } from './debian-packages.ts';
 
 /** Kernel packages of a flavour that apt knows (newest ABI first), e.g. linux-image-6.1.0-55-cloud-amd64. */
@@ -26,17 +27,21 @@ export async function fetchSystemMap(kernelPackage: string): Promise<string> {
   const release = kernelPackage.replace(/^linux-image-/, '');
   const dir = path.join(cacheDir(), 'system-maps', release);
   const file = path.join(dir, 'System.map');
-  if (fs.existsSync(file) && fs.statSync(file).size > 100_000) return file;
   fs.mkdirSync(dir, { recursive: true });
-  const debug = await resolvePackage(`${kernelPackage}-dbg`);
-  const deb = await downloadPackage(debug, path.join(cacheDir(), 'debs'));
-  try {
-    await extractFromDeb(deb, `./usr/lib/debug/boot/System.map-${release}`, `${file}.partial`);
-    fs.renameSync(`${file}.partial`, file);
-  } finally {
-    fs.rmSync(deb, { force: true });
-  }
-  return file;
+  return withFileLock(path.join(dir, '.lock'), async () => {
+    if (fs.existsSync(file) && fs.statSync(file).size > 100_000) return file;
+    const debug = await resolvePackage(`${kernelPackage}-dbg`);
+    const deb = await downloadPackage(debug, path.join(cacheDir(), 'debs'));
+    const partial = `${file}.partial-${process.pid}`;
+    try {
+      await extractFromDeb(deb, `./usr/lib/debug/boot/System.map-${release}`, partial);
+      fs.renameSync(partial, file);
+    } finally {
+      fs.rmSync(deb, { force: true });
+      fs.rmSync(partial, { force: true });
+    }
+    return file;
+  });
 }
 
 /** A System.map of the same flavour but another kernel build than `kernelPackage`. */
