@@ -1,0 +1,327 @@
+/**
+ * koffi bindings to libxenctrl and libxenforeignmemory (Xen 4.17 ABI), loaded by soname.
+ *
+ * Safety rules, because a mistake here crashes the process rather than throwing:
+ *  - handles are wrapped in classes; a NULL handle is never constructed (open failures throw with the errno
+ *    name) and a closed handle is never passed on;
+ *  - an unknown libxenctrl ABI is refused before any call;
+ *  - struct layouts are declared once here and checked against the installed headers by
+ *    libxen-layout.test.ts (a C program prints sizeof/offsetof).
+ */
+import os from 'node:os';
+import koffi from 'koffi';
+import { XmeError } from '../../util/errors.ts';
+
+/** libxenctrl's soname carries the Xen version: its ABI changes with every release. */
+export const SUPPORTED_XENCTRL_SONAMES = ['libxenctrl.so.4.17'] as const;
+export const FOREIGNMEMORY_SONAME = 'libxenforeignmemory.so.1';
+
+/** xc_domaininfo_t (= struct xen_domctl_getdomaininfo, domctl interface of Xen 4.17): 112 bytes. */
+export const domainInfoType = koffi.struct('xme_xc_domaininfo_t', {
+  domain: 'uint16_t',
+  pad1: 'uint16_t',
+  flags: 'uint32_t',
+  tot_pages: 'uint64_t',
+  max_pages: 'uint64_t',
+  outstanding_pages: 'uint64_t',
+  shr_pages: 'uint64_t',
+  paged_pages: 'uint64_t',
+  shared_info_frame: 'uint64_t',
+  cpu_time: 'uint64_t',
+  nr_online_vcpus: 'uint32_t',
+  max_vcpu_id: 'uint32_t',
+  ssidref: 'uint32_t',
+  handle: koffi.array('uint8_t', 16),
+  cpupool: 'uint32_t',
+  gpaddr_bits: 'uint8_t',
+  pad2: koffi.array('uint8_t', 7),
+  arch_config: koffi.struct('xme_xen_arch_domainconfig', { emulation_flags: 'uint32_t', misc_flags: 'uint32_t' }),
+});
+
+export interface DomainInfo {
+  domid: number;
+  flags: number;
+  totPages: number;
+  maxPages: number;
+  /** Pages of this domain backed by a shared frame (the hypervisor's own count). */
+  shrPages: number;
+  dying: boolean;
+  hap: boolean;
+}
+
+const XEN_DOMINF_dying = 1 << 0;
+const XEN_DOMINF_hap = 1 << 8;
+const PROT_READ = 0x1;
+
+export function errnoName(errno: number): string {
+  const entry = Object.entries(os.constants.errno).find(([, value]) => value === errno);
+  return entry ? entry[0] : `errno ${errno}`;
+}
+
+/** A failed libxen call: names the call and the errno. */
+export class XenCallError extends XmeError {
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+    hint?: string,
+  ) {
+    super(`${call} failed: ${errnoName(errno)}`, hint);
+  }
+
+  get errnoName(): string {
+    return errnoName(this.errno);
+  }
+}
+
+interface XenFunctions {
+  soname: string;
+  xc_interface_open: (logger: null, dombuildLogger: null, flags: number) => unknown;
+  xc_interface_close: (xch: unknown) => number;
+  xc_version: (xch: unknown, cmd: number, arg: null) => number;
+  xc_domain_getinfolist: (xch: unknown, first: number, max: number, info: Buffer) => number;
+  xc_memshr_control: (xch: unknown, domid: number, enable: number) => number;
+  xc_memshr_nominate_gfn: (xch: unknown, domid: number, gfn: number, handle: BigUint64Array) => number;
+  xc_memshr_share_gfns: (xch: unknown, sdom: number, sgfn: number, shandle: bigint, cdom: number, cgfn: number, chandle: bigint) => number;
+  xc_sharing_freed_pages: (xch: unknown) => number;
+  xc_sharing_used_frames: (xch: unknown) => number;
+  xenforeignmemory_open: (logger: null, flags: number) => unknown;
+  xenforeignmemory_close: (fmem: unknown) => number;
+  xenforeignmemory_map: (fmem: unknown, dom: number, prot: number, pages: number, arr: BigUint64Array, err: Int32Array) => unknown;
+  xenforeignmemory_unmap: (fmem: unknown, addr: unknown, pages: number) => number;
+}
+
+let loaded: XenFunctions | undefined;
+
+/** Load the libraries (once). Missing or unsupported libraries are a clear error, never a crash. */
+export function loadXenLibraries(): XenFunctions {
+  if (loaded) return loaded;
+  let ctrl: ReturnType<typeof koffi.load> | undefined;
+  let soname = '';
+  for (const candidate of SUPPORTED_XENCTRL_SONAMES) {
+    try {
+      ctrl = koffi.load(candidate);
+      soname = candidate;
+      break;
+    } catch {
+      // try the next supported ABI
+    }
+  }
+  if (!ctrl) {
+    let other = '';
+    try {
+      koffi.load('libxenctrl.so');
+      other = ' (a libxenctrl of another version is installed: its ABI is not supported)';
+    } catch {
+      // none at all
+    }
+    throw new XmeError(
+      `libxenctrl with a supported ABI (${SUPPORTED_XENCTRL_SONAMES.join(', ')}) is not installed${other}`,
+      'on Debian 12: apt-get install libxenctrl4.17 libxenforeignmemory1',
+    );
+  }
+  let fmem: ReturnType<typeof koffi.load>;
+  try {
+    fmem = koffi.load(FOREIGNMEMORY_SONAME);
+  } catch {
+    throw new XmeError(`${FOREIGNMEMORY_SONAME} is not installed`, 'apt-get install libxenforeignmemory1');
+  }
+  const xcInterface = koffi.pointer('xme_xc_interface', koffi.opaque());
+  const fmemHandle = koffi.pointer('xme_xenforeignmemory_handle', koffi.opaque());
+  loaded = {
+    soname,
+    xc_interface_open: ctrl.func('xme_xc_interface xc_interface_open(void *logger, void *dombuild_logger, unsigned int open_flags)') as XenFunctions['xc_interface_open'],
+    xc_interface_close: ctrl.func('int xc_interface_close(xme_xc_interface xch)') as XenFunctions['xc_interface_close'],
+    xc_version: ctrl.func('int xc_version(xme_xc_interface xch, int cmd, void *arg)') as XenFunctions['xc_version'],
+    xc_domain_getinfolist: ctrl.func('int xc_domain_getinfolist(xme_xc_interface xch, uint32_t first_domain, unsigned int max_domains, _Out_ uint8_t *info)') as XenFunctions['xc_domain_getinfolist'],
+    xc_memshr_control: ctrl.func('int xc_memshr_control(xme_xc_interface xch, uint32_t domid, int enable)') as XenFunctions['xc_memshr_control'],
+    xc_memshr_nominate_gfn: ctrl.func('int xc_memshr_nominate_gfn(xme_xc_interface xch, uint32_t domid, unsigned long gfn, _Out_ uint64_t *handle)') as XenFunctions['xc_memshr_nominate_gfn'],
+    xc_memshr_share_gfns: ctrl.func('int xc_memshr_share_gfns(xme_xc_interface xch, uint32_t sdom, unsigned long sgfn, uint64_t shandle, uint32_t cdom, unsigned long cgfn, uint64_t chandle)') as XenFunctions['xc_memshr_share_gfns'],
+    xc_sharing_freed_pages: ctrl.func('long xc_sharing_freed_pages(xme_xc_interface xch)') as XenFunctions['xc_sharing_freed_pages'],
+    xc_sharing_used_frames: ctrl.func('long xc_sharing_used_frames(xme_xc_interface xch)') as XenFunctions['xc_sharing_used_frames'],
+    xenforeignmemory_open: fmem.func('xme_xenforeignmemory_handle xenforeignmemory_open(void *logger, unsigned int open_flags)') as XenFunctions['xenforeignmemory_open'],
+    xenforeignmemory_close: fmem.func('int xenforeignmemory_close(xme_xenforeignmemory_handle fmem)') as XenFunctions['xenforeignmemory_close'],
+    xenforeignmemory_map: fmem.func('void *xenforeignmemory_map(xme_xenforeignmemory_handle fmem, uint32_t dom, int prot, size_t pages, const uint64_t *arr, _Out_ int *err)') as XenFunctions['xenforeignmemory_map'],
+    xenforeignmemory_unmap: fmem.func('int xenforeignmemory_unmap(xme_xenforeignmemory_handle fmem, void *addr, size_t pages)') as XenFunctions['xenforeignmemory_unmap'],
+  };
+  return loaded;
+}
+
+function isNull(pointer: unknown): boolean {
+  return pointer === null || pointer === undefined || koffi.address(pointer) === 0n;
+}
+
+/** An open xc_interface. Never NULL: open() throws instead. */
+export class XcInterface {
+  private pointer: unknown;
+
+  private constructor(
+    pointer: unknown,
+    private readonly lib: XenFunctions,
+  ) {
+    this.pointer = pointer;
+  }
+
+  /**
+   * Without /dev/xen (not a dom0) libxenctrl returns NULL with errno ENOENT and prints a line on stderr;
+   * that becomes an XenCallError here.
+   */
+  static open(): XcInterface {
+    const lib = loadXenLibraries();
+    const pointer = lib.xc_interface_open(null, null, 0);
+    if (isNull(pointer)) throw new XenCallError('xc_interface_open', koffi.errno(), 'xme must run in a Xen dom0 (/dev/xen/privcmd), as root');
+    return new XcInterface(pointer, lib);
+  }
+
+  get soname(): string {
+    return this.lib.soname;
+  }
+
+  private handle(): unknown {
+    if (this.pointer === undefined) throw new Error('xc_interface is closed');
+    return this.pointer;
+  }
+
+  private check(call: string, result: number, hint?: string): number {
+    if (result < 0) throw new XenCallError(call, koffi.errno(), hint);
+    return result;
+  }
+
+  /** The hypervisor's version, e.g. "4.17". */
+  hypervisorVersion(): string {
+    const packed = this.check('xc_version', this.lib.xc_version(this.handle(), 0, null));
+    return `${packed >> 16}.${packed & 0xffff}`;
+  }
+
+  domains(first = 0, max = 256): DomainInfo[] {
+    const size = koffi.sizeof(domainInfoType);
+    const buffer = Buffer.alloc(size * max);
+    const count = this.check('xc_domain_getinfolist', this.lib.xc_domain_getinfolist(this.handle(), first, max, buffer));
+    const result: DomainInfo[] = [];
+    for (let i = 0; i < count; i++) {
+      const raw = koffi.decode(buffer.subarray(i * size, (i + 1) * size), domainInfoType) as Record<string, number | bigint>;
+      const flags = Number(raw.flags);
+      result.push({
+        domid: Number(raw.domain),
+        flags,
+        totPages: Number(raw.tot_pages),
+        maxPages: Number(raw.max_pages),
+        shrPages: Number(raw.shr_pages),
+        dying: (flags & XEN_DOMINF_dying) !== 0,
+        hap: (flags & XEN_DOMINF_hap) !== 0,
+      });
+    }
+    return result;
+  }
+
+  domain(domid: number): DomainInfo {
+    const info = this.domains(domid, 1)[0];
+    if (!info || info.domid !== domid) throw new XmeError(`Xen domain ${domid} does not exist`);
+    return info;
+  }
+
+  memshrControl(domid: number, enable: boolean): void {
+    this.check('xc_memshr_control', this.lib.xc_memshr_control(this.handle(), domid, enable ? 1 : 0),
+      'ENOSYS: hypervisor built without CONFIG_MEM_SHARING; EOPNOTSUPP: CPU without VT-x (see scripts/xen-testhost); ENODEV: guest without HAP');
+  }
+
+  nominate(domid: number, gfn: number): bigint {
+    const handle = new BigUint64Array(1);
+    this.check(`xc_memshr_nominate_gfn(dom ${domid}, gfn ${gfn})`, this.lib.xc_memshr_nominate_gfn(this.handle(), domid, gfn, handle));
+    return handle[0]!;
+  }
+
+  /** Back (clientDomid, clientGfn) by the source's frame. The hypervisor does NOT compare contents. */
+  share(sourceDomid: number, sourceGfn: number, sourceHandle: bigint, clientDomid: number, clientGfn: number, clientHandle: bigint): void {
+    this.check(
+      `xc_memshr_share_gfns(${sourceDomid}:${sourceGfn} ← ${clientDomid}:${clientGfn})`,
+      this.lib.xc_memshr_share_gfns(this.handle(), sourceDomid, sourceGfn, sourceHandle, clientDomid, clientGfn, clientHandle),
+    );
+  }
+
+  /** Frames freed by sharing and frames in use as shared, host-wide (their sum = Σ shr_pages). */
+  sharingCounters(): { freedPages: number; usedFrames: number } {
+    return {
+      freedPages: this.check('xc_sharing_freed_pages', Number(this.lib.xc_sharing_freed_pages(this.handle()))),
+      usedFrames: this.check('xc_sharing_used_frames', Number(this.lib.xc_sharing_used_frames(this.handle()))),
+    };
+  }
+
+  close(): void {
+    if (this.pointer === undefined) return;
+    const pointer = this.pointer;
+    this.pointer = undefined;
+    this.lib.xc_interface_close(pointer);
+  }
+}
+
+/** A read-only mapping of a domain's guest-physical pages. */
+export class ForeignMapping {
+  private view: Buffer | undefined;
+
+  constructor(
+    private readonly lib: XenFunctions,
+    private readonly fmem: unknown,
+    private pointer: unknown,
+    readonly domid: number,
+    readonly pages: number,
+  ) {
+    this.view = Buffer.from(koffi.view(pointer, pages * 4096));
+  }
+
+  bytes(firstPage: number, count: number): Buffer {
+    if (!this.view) throw new Error(`mapping of domain ${this.domid} is closed`);
+    if (!Number.isInteger(firstPage) || firstPage < 0 || count < 0 || firstPage + count > this.pages) {
+      throw new RangeError(`pages ${firstPage}+${count} are outside the ${this.pages} mapped pages of domain ${this.domid}`);
+    }
+    return this.view.subarray(firstPage * 4096, (firstPage + count) * 4096);
+  }
+
+  unmap(): void {
+    if (!this.view) return;
+    this.view = undefined;
+    this.lib.xenforeignmemory_unmap(this.fmem, this.pointer, this.pages);
+    this.pointer = undefined;
+  }
+}
+
+/** An open xenforeignmemory handle. Never NULL. */
+export class ForeignMemory {
+  private pointer: unknown;
+
+  private constructor(
+    pointer: unknown,
+    private readonly lib: XenFunctions,
+  ) {
+    this.pointer = pointer;
+  }
+
+  static open(): ForeignMemory {
+    const lib = loadXenLibraries();
+    const pointer = lib.xenforeignmemory_open(null, 0);
+    if (isNull(pointer)) throw new XenCallError('xenforeignmemory_open', koffi.errno(), 'xme must run in a Xen dom0, as root');
+    return new ForeignMemory(pointer, lib);
+  }
+
+  /** Map gfns [0, pages) of a domain read-only. Fails (no partial mapping) if any page cannot be mapped. */
+  mapRange(domid: number, pages: number): ForeignMapping {
+    if (this.pointer === undefined) throw new Error('xenforeignmemory handle is closed');
+    const gfns = new BigUint64Array(pages);
+    for (let i = 0; i < pages; i++) gfns[i] = BigInt(i);
+    const errors = new Int32Array(pages);
+    const pointer = this.lib.xenforeignmemory_map(this.pointer, domid, PROT_READ, pages, gfns, errors);
+    if (isNull(pointer)) throw new XenCallError(`xenforeignmemory_map(dom ${domid}, ${pages} pages)`, koffi.errno());
+    const failed = errors.findIndex((e) => e !== 0);
+    if (failed >= 0) {
+      this.lib.xenforeignmemory_unmap(this.pointer, pointer, pages);
+      throw new XenCallError(`xenforeignmemory_map(dom ${domid}): gfn ${failed}`, -errors[failed]!);
+    }
+    return new ForeignMapping(this.lib, this.pointer, pointer, domid, pages);
+  }
+
+  close(): void {
+    if (this.pointer === undefined) return;
+    const pointer = this.pointer;
+    this.pointer = undefined;
+    this.lib.xenforeignmemory_close(pointer);
+  }
+}
