@@ -49,11 +49,14 @@ export class SemanticStrategy implements Strategy {
       return known;
     }
     let placement: KernelPlacement;
+    if (this.options.route === 'hypervisor' && !guest.canIntrospectVcpu) {
+      throw new XmeError(`guest ${guest.id}: the hypervisor route was asked for, but this backend cannot read vCPU state (use route "memory")`);
+    }
     if (this.options.route === 'hypervisor') {
       placement = await locateKernelByHypervisor(guest, context.kernel);
     } else {
       placement = locateKernelInMemory(guest, context.kernel);
-      if (this.options.route === 'both') {
+      if (this.options.route === 'both' && guest.canIntrospectVcpu) {
         const other = await locateKernelByHypervisor(guest, context.kernel);
         if (other.physicalBase !== placement.physicalBase || other.virtualOffset !== placement.virtualOffset) {
           throw new KernelMismatchError(guest.id,
@@ -62,7 +65,8 @@ export class SemanticStrategy implements Strategy {
         }
       }
     }
-    notes.push(`${guest.id}: kernel at physical 0x${placement.physicalBase.toString(16)}, KASLR offset 0x${placement.virtualOffset.toString(16)} (${this.options.route} route)`);
+    const route = this.options.route === 'both' && !guest.canIntrospectVcpu ? 'memory route; this backend has no vCPU introspection' : `${this.options.route} route`;
+    notes.push(`${guest.id}: kernel at physical 0x${placement.physicalBase.toString(16)}, KASLR offset 0x${placement.virtualOffset.toString(16)} (${route})`);
     this.placements.set(guest, placement);
     return placement;
   }

@@ -3,6 +3,7 @@
  * reach their memory; it knows nothing about sharing strategies (see docs/architecture.md).
  */
 import type { GuestImage } from '../images/manifest.ts';
+import type { PageRef } from '../sharing/types.ts';
 
 export const PAGE_SIZE = 4096;
 
@@ -40,6 +41,12 @@ export interface Guest {
   readonly image: GuestImage;
   /** A view of guest-physical pages [firstGfn, firstGfn+count). Zero-copy where the backend can. */
   pages(firstGfn: number, count: number): Buffer;
+  /**
+   * Whether the hypervisor can tell this guest's vCPU state (registers, page-table walks): the "hypervisor
+   * route" to the kernel's placement. When false, translate/idtBase/readVirtual reject and strategies use
+   * the memory-only route.
+   */
+  readonly canIntrospectVcpu: boolean;
   /** Guest-physical address of a kernel virtual address, asked of the hypervisor. */
   translate(kernelVirtual: bigint): Promise<bigint>;
   /** vCPU 0's IDT base (a kernel virtual address), asked of the hypervisor. */
@@ -67,6 +74,24 @@ export interface BackendInfo {
   cpuModel: string;
 }
 
+/** What the hypervisor did with byte-verified groups (enforcing backends only). */
+export interface ShareOutcome {
+  /** Groups now backed by one frame (each may be a subset of what was asked). */
+  shared: PageRef[][];
+  /** Pages the hypervisor refused, with the errno or reason. */
+  failed: { pages: PageRef[]; reason: string }[];
+  hypercalls: number;
+}
+
+/** The hypervisor's own sharing counters. */
+export interface HypervisorCounters {
+  /** Per guest (same order as the guests): pages backed by a shared frame (Xen: shr_pages). */
+  sharedPagesPerGuest: number[];
+  /** Host-wide frames freed by sharing and frames in use as shared (Xen: xc_sharing_*). */
+  freedFrames: number;
+  usedFrames: number;
+}
+
 export interface Backend {
   readonly name: string;
   /** true where the hypervisor really merges pages (Xen); false where sharing is accounted (QEMU). */
@@ -74,6 +99,10 @@ export interface Backend {
   /** Boot `count` identical guests from one image, each running the workload; all booted when it resolves. */
   provision(image: GuestImage, count: number, options: ProvisionOptions): Promise<Guest[]>;
   info(): BackendInfo;
+  /** Enforcing backends: back each group by one frame. Callers verify the bytes first (the hypervisor does not). */
+  share?(guests: readonly Guest[], groups: PageRef[][]): Promise<ShareOutcome>;
+  /** Enforcing backends: the hypervisor's counters for these guests. */
+  counters?(guests: readonly Guest[]): Promise<HypervisorCounters>;
   /** Stop every guest and remove every file this backend created. Idempotent. */
   close(): Promise<void>;
 }

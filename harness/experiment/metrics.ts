@@ -18,7 +18,7 @@ export const METRICS = {
   first_scan_cpu_ms: { unit: 'ms', method: 'process.cpuUsage around the first scan: includes one-off work (semantic: locating each kernel, checking System.map against kallsyms)' },
   scan_cpu_ms_per_gib: { unit: 'ms per GiB scanned guest memory', method: 'scan_cpu_ms / GiB of guest RAM of all guests' },
   cow_cpu_ms: { unit: 'ms per tick', method: 'process.cpuUsage around CoW detection, mean over ticks after the first' },
-  verify_cpu_ms: { unit: 'ms per tick', method: 'process.cpuUsage around the ledger’s byte verification before sharing' },
+  verify_cpu_ms: { unit: 'ms per tick', method: 'process.cpuUsage around the ledger’s byte verification before sharing (with backend xen: and the sharing hypercalls)' },
   scan_cpu_ratio_vs_semantic: { unit: 'ratio', method: 'steady-state scan_cpu_ms of this strategy / that of semantic, same repetition' },
   kernel_code_shareability_pct: { unit: '%', method: 'pages of [_text,_etext) byte-identical in all guests / pages in the range × 100, last tick' },
   kernel_rodata_shareability_pct: { unit: '%', method: 'pages of [__start_rodata,__end_rodata) identical in all guests / pages × 100, last tick' },

@@ -9,13 +9,15 @@ import path from 'node:path';
 import { XmeError } from '../util/errors.ts';
 import { onCleanup, terminationRequested } from '../util/cleanup.ts';
 import { PAGE_SIZE, type Guest } from '../backends/types.ts';
-import { QemuBackend } from '../backends/qemu/qemu-backend.ts';
+import { checkBackendAvailable, createBackend } from '../backends/registry.ts';
+import type { Backend, BackendInfo } from '../backends/types.ts';
 import type { AcceleratorRequest } from '../backends/qemu/accelerator.ts';
 import { buildImage } from '../images/build.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import { kernelInfo, type KernelInfo } from '../introspection/kernel-info.ts';
 import { defaultHasher, type PageHasher } from '../hashing/page-hasher.ts';
 import { COW_METHOD_CONTENT_REREAD, SharingLedger } from '../sharing/ledger.ts';
+import { COW_METHOD_HYPERVISOR, EnforcedLedger } from '../sharing/enforced-ledger.ts';
 import { createStrategy } from '../../strategies/registry.ts';
 import type { ScanResult, Strategy } from '../../strategies/types.ts';
 import type { Scenario } from './scenario.ts';
@@ -81,7 +83,8 @@ class ThroughputMeter {
 interface StrategyTrack {
   spec: Scenario['strategies'][number];
   strategy: Strategy;
-  ledger: SharingLedger;
+  ledger: SharingLedger | EnforcedLedger;
+  cowMethod: string;
   scanCpu: number[];
   cowCpu: number[];
   verifyCpu: number[];
@@ -95,6 +98,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   const warnings: string[] = [];
   const notes = new Set<string>();
 
+  await checkBackendAvailable(scenario.backend);
   say(`image '${scenario.image}': checking (built from Debian packages on first use)`);
   const image: GuestImage = (await buildImage(scenario.image, { onStep: (m) => say(`  ${m}`) })).image;
   const kernel: KernelInfo = kernelInfo(image, scenario.systemMap);
@@ -106,7 +110,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   fs.mkdirSync(dir);
   const samples = new CsvAppender(path.join(dir, 'samples.csv'), SAMPLE_COLUMNS);
   const repetitions: RepetitionMetrics[] = [];
-  let backendInfo: ReturnType<QemuBackend['info']> | undefined;
+  let backendInfo: BackendInfo | undefined;
   const startedAt = new Date().toISOString();
   let status: RunStatus = 'running';
 
@@ -120,12 +124,16 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
     host: hostInfo(),
     harness: harnessInfo(),
     argv: options.argv ?? [],
-    backend: backendInfo ?? { name: 'qemu', note: 'not started yet' },
-    sharingMode: 'accounted (QEMU does not merge pages; the ledger accounts what each strategy would share)',
+    backend: backendInfo ?? { name: scenario.backend, note: 'not started yet' },
+    sharingMode: scenario.backend === 'xen'
+      ? 'enforced (the hypervisor backs byte-verified pages by one frame; counts are its own)'
+      : 'accounted (QEMU does not merge pages; the ledger accounts what each strategy would share)',
     image: { ...image.manifest, dir: image.dir },
     kernel: { version: kernel.version, systemMap: scenario.systemMap ?? image.path('systemMap'), layout: kernel.layout },
     hasher: hasher.name,
-    cowMethod: `${COW_METHOD_CONTENT_REREAD}: every shared page re-read and re-hashed (${hasher.name}) each tick; a write of identical bytes is not seen (lower bound)`,
+    cowMethod: scenario.backend === 'xen'
+      ? `${COW_METHOD_HYPERVISOR}: decreases of each domain's shr_pages between ticks (the hypervisor's unshares; the harness never unshares)`
+      : `${COW_METHOD_CONTENT_REREAD}: every shared page re-read and re-hashed (${hasher.name}) each tick; a write of identical bytes is not seen (lower bound)`,
     cpuMethod: CPU_METHOD,
     repetitionsCompleted: repetitions.length,
     warnings,
@@ -157,7 +165,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
     for (const memoryMiB of scenario.memoryMiB) {
       for (let repetition = 1; repetition <= scenario.repetitions && !terminationRequested(); repetition++) {
         const label = `[${memoryMiB} MiB · rep ${repetition}/${scenario.repetitions}]`;
-        const backend = await QemuBackend.create({
+        const backend = await createBackend(scenario.backend, {
           accelerator: options.accelerator ?? 'auto',
           keepLogsIn: path.join(dir, 'logs', `m${memoryMiB}-r${repetition}`),
           onNotice: (message) => warnings.push(message),
@@ -171,7 +179,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
             workload: scenario.workload,
           });
           say(`${label} booted in ${(Math.max(...guests.map((g) => g.bootMs)) / 1000).toFixed(1)} s; scoring ${scenario.strategies.map((s) => s.name).join(', ')} every ${scenario.tickS} s for ${scenario.durationS} s`);
-          const metrics = await runRepetition({ scenario, guests, image, kernel, hasher, samples, runId, memoryMiB, repetition, say: (l) => say(`${label} ${l}`), notes });
+          const metrics = await runRepetition({ scenario, backend, guests, image, kernel, hasher, samples, runId, memoryMiB, repetition, say: (l) => say(`${label} ${l}`), notes });
           if (metrics) repetitions.push(...metrics);
         } finally {
           await backend.close();
@@ -191,6 +199,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
 
 interface RepetitionInput {
   scenario: Scenario;
+  backend: Backend;
   guests: Guest[];
   image: GuestImage;
   kernel: KernelInfo;
@@ -207,9 +216,15 @@ interface RepetitionInput {
 async function runRepetition(input: RepetitionInput): Promise<RepetitionMetrics[] | undefined> {
   const { scenario, guests, samples } = input;
   const context = { guests, image: input.image, kernel: input.kernel, hasher: input.hasher };
+  const { backend } = input;
   const tracks: StrategyTrack[] = scenario.strategies.map((spec) => {
     const strategy = createStrategy(spec.name, spec.options);
-    return { spec, strategy, ledger: new SharingLedger(strategy.name, guests, input.hasher), scanCpu: [], cowCpu: [], verifyCpu: [], refusedScans: 0 };
+    // Enforcing backends (Xen) really share; elsewhere the ledger accounts what would be shared.
+    const ledger = backend.enforcesSharing && backend.share && backend.counters
+      ? new EnforcedLedger(strategy.name, guests, input.hasher, { share: backend.share.bind(backend), counters: backend.counters.bind(backend) })
+      : new SharingLedger(strategy.name, guests, input.hasher);
+    const cowMethod = ledger instanceof EnforcedLedger ? COW_METHOD_HYPERVISOR : COW_METHOD_CONTENT_REREAD;
+    return { spec, strategy, ledger, cowMethod, scanCpu: [], cowCpu: [], verifyCpu: [], refusedScans: 0 };
   });
   const meter = new ThroughputMeter();
   if (scenario.warmupS > 0) {
@@ -236,7 +251,7 @@ async function runRepetition(input: RepetitionInput): Promise<RepetitionMetrics[
     try {
       for (const track of tracks) {
         let cpu = process.cpuUsage();
-        const cowEvents = tick > 0 ? track.ledger.detectCow() : [];
+        const cowEvents = tick > 0 ? await track.ledger.detectCow() : [];
         const cowCpuMs = cpuMs(cpu);
         if (tick > 0) track.cowCpu.push(cowCpuMs);
 
@@ -250,7 +265,7 @@ async function runRepetition(input: RepetitionInput): Promise<RepetitionMetrics[
         for (const note of scan.notes) input.notes.add(`${track.strategy.name} (${input.memoryMiB} MiB, rep ${input.repetition}): ${note}`);
 
         cpu = process.cpuUsage();
-        const applied = track.ledger.apply(scan.groups);
+        const applied = await track.ledger.apply(scan.groups);
         const verifyCpuMs = cpuMs(cpu);
         track.verifyCpu.push(verifyCpuMs);
         if (scan.refused) track.refusedScans++;
@@ -265,8 +280,8 @@ async function runRepetition(input: RepetitionInput): Promise<RepetitionMetrics[
           tick,
           t_s: tS,
           strategy: track.strategy.name,
-          sharing_mode: 'accounted',
-          cow_method: COW_METHOD_CONTENT_REREAD,
+          sharing_mode: track.ledger instanceof EnforcedLedger ? 'enforced' : 'accounted',
+          cow_method: track.cowMethod,
         };
         const perGuestCow = guests.map(() => 0);
         for (const event of cowEvents) perGuestCow[event.guest]!++;

@@ -9,6 +9,7 @@ import { projectRoot } from '../util/paths.ts';
 import { WORKLOADS, type WorkloadSpec } from '../backends/types.ts';
 import { recipes } from '../images/recipes.ts';
 import { strategyFactories } from '../../strategies/registry.ts';
+import { BACKENDS, type BackendName } from '../backends/registry.ts';
 
 export interface StrategySpec {
   name: string;
@@ -17,6 +18,8 @@ export interface StrategySpec {
 
 export interface Scenario {
   name: string;
+  /** qemu (default): sharing accounted, strategies side by side; xen: sharing enforced, one strategy per run. */
+  backend: BackendName;
   description: string;
   image: string;
   guests: number;
@@ -39,7 +42,7 @@ export interface Scenario {
 export const scenariosDir = path.join(projectRoot, 'scenarios');
 
 const KNOWN_FIELDS = [
-  '$comment', 'name', 'description', 'image', 'guests', 'memoryMiB', 'kaslr', 'workload', 'warmupS', 'durationS', 'tickS',
+  '$comment', 'name', 'description', 'backend', 'image', 'guests', 'memoryMiB', 'kaslr', 'workload', 'warmupS', 'durationS', 'tickS',
   'strategies', 'repetitions', 'pauseDuringScan', 'systemMap',
 ];
 const WORKLOAD_PARAMS = ['mib', 'rate', 'interval_ms', 'seed'];
@@ -130,6 +133,12 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     return { name: spec.name as string, options };
   });
 
+  const backend = raw.backend ?? 'qemu';
+  if (!(BACKENDS as readonly unknown[]).includes(backend)) v.fail('backend', `must be one of ${BACKENDS.join(', ')}`);
+  if (backend === 'xen' && strategies.length !== 1) {
+    v.fail('strategies', 'must name exactly one strategy with backend xen: sharing there changes the guests, so strategies cannot be scored side by side');
+  }
+
   let systemMap: string | undefined;
   if (raw.systemMap !== undefined) {
     if (typeof raw.systemMap !== 'string' || !raw.systemMap) v.fail('systemMap', 'must be a file path');
@@ -139,6 +148,7 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
 
   return {
     name,
+    backend: backend as BackendName,
     description: typeof raw.description === 'string' ? raw.description : '',
     image: image as string,
     guests: v.integer(raw.guests, 'guests', 1, 64),
@@ -177,6 +187,8 @@ export function loadScenario(nameOrPath: string): Scenario {
 }
 
 export interface ScenarioOverrides {
+  backend?: BackendName;
+  strategies?: string[];
   kaslr?: boolean;
   repetitions?: number;
   durationS?: number;
@@ -190,7 +202,8 @@ export interface ScenarioOverrides {
 export function withOverrides(scenario: Scenario, overrides: ScenarioOverrides): Scenario {
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
   if (Object.keys(defined).length === 0) return scenario;
-  const merged = { ...scenario, ...defined };
-  if (defined.durationS !== undefined && defined.tickS === undefined) merged.tickS = Math.min(scenario.tickS, merged.durationS);
+  const merged: Record<string, unknown> = { ...scenario, ...defined };
+  if (overrides.strategies) merged.strategies = overrides.strategies;
+  if (defined.durationS !== undefined && defined.tickS === undefined) merged.tickS = Math.min(scenario.tickS, overrides.durationS!);
   return parseScenario({ ...merged, workload: scenario.workload }, scenario.name, process.cwd());
 }

@@ -28,6 +28,7 @@ export interface ApplyResult {
 
 export interface CowEvent {
   guest: number;
+  /** −1 where only a count is known (hypervisor counters). */
   gfn: number;
 }
 
@@ -130,6 +131,11 @@ export class SharingLedger {
     }
     this.groups = surviving;
     return events;
+  }
+
+  /** The verified groups as page lists, for a hypervisor to enforce. */
+  groupsForEnforcement(): PageRef[][] {
+    return this.groups.map((group) => group.members);
   }
 
   /** Pages currently in shared groups (what detectCow re-reads). */

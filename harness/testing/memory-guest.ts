@@ -10,6 +10,7 @@ export class MemoryGuest implements Guest {
   readonly ram: Buffer;
   readonly files = {};
   readonly bootMs = 0;
+  readonly canIntrospectVcpu = false;
 
   constructor(
     readonly id: string,

@@ -29,9 +29,10 @@ export function workloadCommandLine(workload: WorkloadSpec): string[] {
   return words;
 }
 
-export function kernelCommandLine(launch: Pick<GuestLaunch, 'kaslr' | 'workload'>): string {
+/** The guest kernel's command line: console device (ttyS0 under QEMU, hvc0 under Xen), KASLR, workload. */
+export function kernelCommandLine(launch: Pick<GuestLaunch, 'kaslr' | 'workload'>, console = 'ttyS0'): string {
   return [
-    'console=ttyS0',
+    `console=${console}`,
     // panic=-1 + -no-reboot: a crashed guest kernel ends its QEMU, which the backend notices.
     'panic=-1',
     'quiet',

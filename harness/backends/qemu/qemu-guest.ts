@@ -26,6 +26,7 @@ export interface GuestStart {
 
 export class QemuGuest implements Guest {
   readonly memoryPages: number;
+  readonly canIntrospectVcpu = true;
   readonly files: Readonly<Record<'memory' | 'serialLog' | 'qmpSocket', string>>;
   bootMs = Number.NaN;
   private readonly console: SerialConsole;

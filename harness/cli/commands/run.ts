@@ -4,6 +4,7 @@ import { runExperiment } from '../../experiment/runner.ts';
 import { resultsDir } from '../../util/paths.ts';
 import { XmeError } from '../../util/errors.ts';
 import { consoleTable } from '../../experiment/console-table.ts';
+import { BACKENDS } from '../../backends/registry.ts';
 
 export function registerRunCommand(cli: Argv): Argv {
   return cli.command(
@@ -12,6 +13,8 @@ export function registerRunCommand(cli: Argv): Argv {
     (y) =>
       y
         .option('scenario', { alias: 's', type: 'string', demandOption: true, describe: `scenario name (${listScenarios().join(', ')}) or path to a .json file` })
+        .option('backend', { choices: BACKENDS, describe: 'override the scenario: qemu (accounted, default) or xen (enforced; in a Xen dom0)' })
+        .option('strategy', { type: 'string', array: true, describe: 'override the scenario’s strategies (names; backend xen takes one)' })
         .option('kaslr', { type: 'boolean', describe: 'override the scenario: boot with KASLR on (--kaslr) or off (--no-kaslr)' })
         .option('repetitions', { alias: 'r', type: 'number', describe: 'override the number of repetitions' })
         .option('duration', { type: 'number', describe: 'override the duration of each repetition, seconds' })
@@ -26,6 +29,8 @@ export function registerRunCommand(cli: Argv): Argv {
         .example('xme run -s cow-faults', 'CoW faults over 5 minutes of a writing workload'),
     async (args) => {
       const scenario = withOverrides(loadScenario(args.scenario), {
+        backend: args.backend,
+        strategies: args.strategy,
         kaslr: args.kaslr,
         repetitions: args.repetitions,
         durationS: args.duration,

@@ -1,0 +1,200 @@
+/**
+ * The Xen backend: identical PVH domUs created with `xl create` from the same guest image, and sharing that
+ * is real — xc_memshr_nominate_gfn/xc_memshr_share_gfns back byte-verified pages by one frame, and the
+ * hypervisor copies a page again when a guest writes it (a CoW fault, counted from shr_pages).
+ * Runs in a Xen dom0 as root (see guest-images/xen.md and scripts/xen-testhost).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { execa } from 'execa';
+import { XmeError } from '../../util/errors.ts';
+import { requireTool } from '../../util/tools.ts';
+import { onCleanup } from '../../util/cleanup.ts';
+import type { GuestImage } from '../../images/manifest.ts';
+import type { PageRef } from '../../sharing/types.ts';
+import type { Backend, BackendInfo, Guest, HypervisorCounters, ProvisionOptions, ShareOutcome } from '../types.ts';
+import { kernelCommandLine } from '../qemu/qemu-args.ts';
+import { perGuestWorkload } from '../qemu/qemu-backend.ts';
+import { ForeignMemory, XcInterface, XenCallError } from './libxen.ts';
+import { XenGuest } from './xen-guest.ts';
+
+/** Where xenconsoled writes guest consoles (xenconsoled --log=guest --log-dir=…). */
+export function consoleLogDir(): string {
+  return process.env.XME_XEN_CONSOLE_DIR ?? '/var/log/xen/console';
+}
+
+export function xlConfig(options: { name: string; kernel: string; ramdisk: string; cmdline: string; memoryMiB: number }): string {
+  const quote = (value: string) => `"${value.replace(/["\\]/g, '')}"`;
+  return [
+    `name = ${quote(options.name)}`,
+    'type = "pvh"',
+    `kernel = ${quote(options.kernel)}`,
+    `ramdisk = ${quote(options.ramdisk)}`,
+    `cmdline = ${quote(options.cmdline)}`,
+    `memory = ${options.memoryMiB}`,
+    `maxmem = ${options.memoryMiB}`,
+    'vcpus = 1',
+    'on_poweroff = "destroy"',
+    'on_crash = "destroy"',
+    'on_reboot = "destroy"',
+    '',
+  ].join('\n');
+}
+
+export class XenBackend implements Backend {
+  readonly name = 'xen';
+  readonly enforcesSharing = true;
+  private readonly guests: XenGuest[] = [];
+  private dir: string | undefined;
+  private closing: Promise<void> | undefined;
+  private unregisterCleanup: (() => void) | undefined;
+
+  private constructor(
+    private readonly xc: XcInterface,
+    private readonly fmem: ForeignMemory,
+    private readonly hypervisor: string,
+  ) {}
+
+  /** Throws a clear error unless this is a Xen dom0 with the xl tool. */
+  static checkHost(): void {
+    if (!fs.existsSync('/dev/xen/privcmd')) {
+      throw new XmeError('the Xen backend needs a Xen dom0 (/dev/xen/privcmd is missing)', 'run xme in dom0 as root, or use the QEMU backend (the default)');
+    }
+    requireTool('xl');
+  }
+
+  static async create(): Promise<XenBackend> {
+    XenBackend.checkHost();
+    const xc = XcInterface.open();
+    let fmem: ForeignMemory;
+    try {
+      fmem = ForeignMemory.open();
+    } catch (error) {
+      xc.close();
+      throw error;
+    }
+    return new XenBackend(xc, fmem, xc.hypervisorVersion());
+  }
+
+  info(): BackendInfo {
+    return {
+      name: this.name,
+      version: `Xen ${this.hypervisor} (${this.xc.soname})`,
+      accelerator: 'xen-pvh',
+      acceleratorReason: 'PVH domUs with HAP; sharing enforced by the hypervisor',
+      cpuModel: 'host',
+    };
+  }
+
+  async provision(image: GuestImage, count: number, options: ProvisionOptions): Promise<Guest[]> {
+    if (this.closing) throw new Error('backend is closed');
+    this.dir ??= fs.mkdtempSync(path.join(os.tmpdir(), `xme-${process.pid}-`));
+    this.unregisterCleanup ??= onCleanup({ name: `Xen domains of xme ${process.pid}`, run: () => this.close(), runSync: () => this.destroyAllSync() });
+    const started: XenGuest[] = [];
+    for (let i = 0; i < count; i++) {
+      const index = this.guests.length;
+      const id = `g${index}`;
+      const name = `xme-${process.pid}-${id}`;
+      const config = path.join(this.dir, `${id}.cfg`);
+      const cmdline = kernelCommandLine({ kaslr: options.kaslr, workload: perGuestWorkload(options.workload, index) }, 'hvc0');
+      fs.writeFileSync(config, xlConfig({ name, kernel: image.path('vmlinuz'), ramdisk: image.path('initramfs'), cmdline, memoryMiB: options.memoryMiB }));
+      const console = path.join(consoleLogDir(), `guest-${name}.log`);
+      fs.rmSync(console, { force: true });
+      const startedAt = Date.now();
+      const created = await execa('xl', ['create', config], { reject: false });
+      if (created.exitCode !== 0) throw new XmeError(`xl create ${name} failed: ${created.stderr.trim().split('\n').pop()}`);
+      const domid = Number((await execa('xl', ['domid', name])).stdout.trim());
+      const guest = new XenGuest(id, name, domid, image, options.memoryMiB, { config, console }, this.xc, startedAt);
+      this.guests.push(guest);
+      started.push(guest);
+    }
+    const deadline = Date.now() + (options.bootTimeoutMs ?? 60_000 + 30_000 * count);
+    for (const guest of started) {
+      await guest.waitForBoot(deadline);
+      guest.attachMemory(this.fmem.mapRange(guest.domid, guest.memoryPages));
+      this.xc.memshrControl(guest.domid, true);
+      options.onGuestBooted?.(guest, guest.bootMs);
+    }
+    return started;
+  }
+
+  private domid(guests: readonly Guest[], ref: PageRef): number {
+    const guest = guests[ref.guest];
+    if (!(guest instanceof XenGuest)) throw new Error(`guest ${ref.guest} is not a Xen guest of this backend`);
+    return guest.domid;
+  }
+
+  async share(guests: readonly Guest[], groups: PageRef[][]): Promise<ShareOutcome> {
+    const outcome: ShareOutcome = { shared: [], failed: [], hypercalls: 0 };
+    for (const group of groups) {
+      const [source, ...clients] = group;
+      if (!source || clients.length === 0) continue;
+      let sourceHandle: bigint;
+      try {
+        outcome.hypercalls++;
+        sourceHandle = this.xc.nominate(this.domid(guests, source), source.gfn);
+      } catch (error) {
+        outcome.failed.push({ pages: group, reason: error instanceof XenCallError ? error.message : String(error) });
+        continue;
+      }
+      const shared: PageRef[] = [source];
+      for (const client of clients) {
+        try {
+          outcome.hypercalls += 2;
+          const clientHandle = this.xc.nominate(this.domid(guests, client), client.gfn);
+          if (clientHandle === sourceHandle) {
+            shared.push(client); // already backed by the same frame
+            continue;
+          }
+          this.xc.share(this.domid(guests, source), source.gfn, sourceHandle, this.domid(guests, client), client.gfn, clientHandle);
+          shared.push(client);
+        } catch (error) {
+          outcome.failed.push({ pages: [client], reason: error instanceof XenCallError ? error.message : String(error) });
+        }
+      }
+      if (shared.length > 1) outcome.shared.push(shared);
+    }
+    return outcome;
+  }
+
+  async counters(guests: readonly Guest[]): Promise<HypervisorCounters> {
+    const { freedPages, usedFrames } = this.xc.sharingCounters();
+    return {
+      sharedPagesPerGuest: guests.map((guest) => (guest instanceof XenGuest ? this.xc.domain(guest.domid).shrPages : 0)),
+      freedFrames: freedPages,
+      usedFrames,
+    };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const guest of this.guests) {
+        guest.unmap();
+        try {
+          this.xc.memshrControl(guest.domid, false);
+        } catch {
+          // the domain may already be gone
+        }
+        await execa('xl', ['destroy', guest.name], { reject: false });
+      }
+      this.fmem.close();
+      this.xc.close();
+      if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+      this.unregisterCleanup?.();
+    })();
+    return this.closing;
+  }
+
+  private destroyAllSync(): void {
+    for (const guest of this.guests) {
+      try {
+        execFileSync('xl', ['destroy', guest.name], { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
+    }
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * One Xen PVH domU created with `xl create`: its memory mapped read-only through xenforeignmemory, its
+ * console read from xenconsoled's guest log.
+ */
+import { execa } from 'execa';
+import { XmeError } from '../../util/errors.ts';
+import type { GuestImage } from '../../images/manifest.ts';
+import type { Guest, WorkloadProgress } from '../types.ts';
+import { SerialConsole } from '../qemu/serial-console.ts';
+import type { ForeignMapping, XcInterface } from './libxen.ts';
+
+export class XenGuest implements Guest {
+  readonly canIntrospectVcpu = false;
+  readonly memoryPages: number;
+  bootMs = Number.NaN;
+  private mapping: ForeignMapping | undefined;
+  private readonly console: SerialConsole;
+
+  constructor(
+    readonly id: string,
+    readonly name: string,
+    readonly domid: number,
+    readonly image: GuestImage,
+    memoryMiB: number,
+    readonly files: Readonly<Record<string, string>>,
+    private readonly xc: XcInterface,
+    private readonly startedAt: number,
+  ) {
+    this.memoryPages = memoryMiB * 256;
+    this.console = new SerialConsole(files.console!);
+  }
+
+  async waitForBoot(deadline: number): Promise<void> {
+    while (!this.console.boot) {
+      this.console.poll();
+      if (this.console.boot) break;
+      if (!this.alive()) throw new XmeError(`domain ${this.name} (${this.id}) ended while booting: ${this.console.tail(1)[0] ?? 'no console output'}`, `console log: ${this.files.console}`);
+      if (Date.now() > deadline) throw new XmeError(`domain ${this.name} printed no boot marker in time`, `console log: ${this.files.console}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    this.bootMs = Date.now() - this.startedAt;
+  }
+
+  attachMemory(mapping: ForeignMapping): void {
+    this.mapping = mapping;
+  }
+
+  pages(firstGfn: number, count: number): Buffer {
+    if (!this.mapping) throw new XmeError(`domain ${this.name}: memory is not mapped`);
+    return this.mapping.bytes(firstGfn, count);
+  }
+
+  translate(): Promise<bigint> {
+    return Promise.reject(new XmeError('the Xen backend has no vCPU introspection yet: use the memory-only route'));
+  }
+
+  idtBase(): Promise<bigint> {
+    return this.translate();
+  }
+
+  readVirtual(): Promise<Buffer> {
+    return Promise.reject(new XmeError('the Xen backend has no vCPU introspection yet: use the memory-only route'));
+  }
+
+  async pause(): Promise<void> {
+    await execa('xl', ['pause', this.name]);
+  }
+
+  async resume(): Promise<void> {
+    await execa('xl', ['unpause', this.name]);
+  }
+
+  alive(): boolean {
+    try {
+      const info = this.xc.domains(this.domid, 1)[0];
+      return info !== undefined && info.domid === this.domid && !info.dying;
+    } catch {
+      return false;
+    }
+  }
+
+  progress(): WorkloadProgress[] {
+    this.console.poll();
+    return this.console.progress;
+  }
+
+  consoleTail(n = 5): string[] {
+    this.console.poll();
+    return this.console.tail(n);
+  }
+
+  unmap(): void {
+    this.mapping?.unmap();
+    this.mapping = undefined;
+  }
+}

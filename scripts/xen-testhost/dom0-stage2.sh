@@ -1,0 +1,38 @@
+#!/bin/bash
+# Stage 2 of the Xen test host's dom0, run by the initramfs /init inside the chroot (the host's root
+# filesystem over 9p + tmpfs overlay). `run` copies this file into the run's control dir (CTL), which
+# is a writable 9p share (cache=none) seen at the same path on the host and in dom0.
+#
+# Starts the Xen toolstack daemons like Debian's /etc/init.d/xen does, then runs CTL/job.sh (written
+# by `run`: environment, working directory, command) with stdout/stderr into CTL/stdout, CTL/stderr
+# (the host streams them) and records the exit code in CTL/rc.
+CTL="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+XENBIN="$(ls -d /usr/lib/xen-4.*/bin 2>/dev/null | sort -V | tail -1)"
+export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$XENBIN"
+export HOME=/root LANG=C.UTF-8
+
+up() { cut -d' ' -f1 /proc/uptime; }
+log() {
+  echo "XT-STAGE2: $*" >/dev/console 2>/dev/null
+  printf '%s %s\n' "$(up)" "$*" >>"$CTL/dom0.log"
+}
+finish() { echo "$1" >"$CTL/rc"; log "exit $1"; exit "$1"; }
+
+log "stage2 start (uptime $(up)s)"
+[[ -x "$XENBIN/xl" ]] || { echo "xen-testhost: no xen-utils (xl) in the host root" >>"$CTL/stderr"; finish 125; }
+mkdir -p /var/log/xen/console /run/xen /run/xenstored /var/lib/xen /var/lib/xenstored /var/run
+
+# xenstored (C implementation), waits until its socket exists.
+"$XENBIN/xenstored" --pid-file /run/xenstored.pid >>"$CTL/services.log" 2>&1
+for _ in $(seq 100); do [[ -S /run/xenstored/socket ]] && break; sleep 0.1; done
+[[ -S /run/xenstored/socket ]] || { echo "xen-testhost: xenstored did not start" >>"$CTL/stderr"; finish 125; }
+"$XENBIN/xen-init-dom0" >>"$CTL/services.log" 2>&1 \
+  || { echo "xen-testhost: xen-init-dom0 failed" >>"$CTL/stderr"; finish 125; }
+# Guest consoles are logged to /var/log/xen/console/guest-<domain name>.log.
+"$XENBIN/xenconsoled" --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console \
+  >>"$CTL/services.log" 2>&1 || { echo "xen-testhost: xenconsoled failed" >>"$CTL/stderr"; finish 125; }
+log "xen toolstack up (uptime $(up)s)"
+
+echo "$(up)" >"$CTL/started"
+bash "$CTL/job.sh" </dev/null >>"$CTL/stdout" 2>>"$CTL/stderr"
+finish $?
