@@ -20,6 +20,7 @@ finish() { echo "$1" >"$CTL/rc"; log "exit $1"; exit "$1"; }
 
 log "stage2 start (uptime $(up)s)"
 [[ -x "$XENBIN/xl" ]] || { echo "xen-testhost: no xen-utils (xl) in the host root" >>"$CTL/stderr"; finish 125; }
+hostname xen-testhost-dom0 2>/dev/null || true
 mkdir -p /var/log/xen/console /run/xen /run/xenstored /var/lib/xen /var/lib/xenstored /var/run
 
 # xenstored (C implementation), waits until its socket exists.

@@ -106,52 +106,75 @@ export class XenBackend implements Backend {
       const created = await execa('xl', ['create', config], { reject: false });
       if (created.exitCode !== 0) throw new XmeError(`xl create ${name} failed: ${created.stderr.trim().split('\n').pop()}`);
       const domid = Number((await execa('xl', ['domid', name])).stdout.trim());
-      const guest = new XenGuest(id, name, domid, image, options.memoryMiB, { config, console }, this.xc, startedAt);
+      const guest = new XenGuest(id, name, domid, image, options.memoryMiB, { config, console }, this.xc, this.fmem, startedAt);
       this.guests.push(guest);
       started.push(guest);
     }
     const deadline = Date.now() + (options.bootTimeoutMs ?? 60_000 + 30_000 * count);
     for (const guest of started) {
       await guest.waitForBoot(deadline);
-      guest.attachMemory(this.fmem.mapRange(guest.domid, guest.memoryPages));
       this.xc.memshrControl(guest.domid, true);
       options.onGuestBooted?.(guest, guest.bootMs);
     }
     return started;
   }
 
-  private domid(guests: readonly Guest[], ref: PageRef): number {
-    const guest = guests[ref.guest];
-    if (!(guest instanceof XenGuest)) throw new Error(`guest ${ref.guest} is not a Xen guest of this backend`);
-    return guest.domid;
-  }
-
+  /**
+   * Share byte-verified groups, in the order Xen needs: drop the foreign mappings (a mapped page cannot be
+   * nominated), nominate every page, compare the bytes once more (a write after nomination would make the
+   * share fail, but a write between the caller's check and the nomination would not), then share.
+   * xc_memshr_share_gfns itself never compares contents.
+   */
   async share(guests: readonly Guest[], groups: PageRef[][]): Promise<ShareOutcome> {
     const outcome: ShareOutcome = { shared: [], failed: [], hypercalls: 0 };
+    const xenGuests = guests.map((guest) => {
+      if (!(guest instanceof XenGuest)) throw new Error(`guest ${guest.id} is not a Xen guest`);
+      return guest;
+    });
+    for (const guest of xenGuests) guest.releaseMemory();
+    const errorText = (error: unknown) => (error instanceof XenCallError ? error.message : String(error));
+
+    // 1. Nominate.
+    const nominated: { ref: PageRef; handle: bigint }[][] = [];
     for (const group of groups) {
-      const [source, ...clients] = group;
-      if (!source || clients.length === 0) continue;
-      let sourceHandle: bigint;
-      try {
-        outcome.hypercalls++;
-        sourceHandle = this.xc.nominate(this.domid(guests, source), source.gfn);
-      } catch (error) {
-        outcome.failed.push({ pages: group, reason: error instanceof XenCallError ? error.message : String(error) });
-        continue;
-      }
-      const shared: PageRef[] = [source];
-      for (const client of clients) {
+      const members: { ref: PageRef; handle: bigint }[] = [];
+      for (const ref of group) {
         try {
-          outcome.hypercalls += 2;
-          const clientHandle = this.xc.nominate(this.domid(guests, client), client.gfn);
-          if (clientHandle === sourceHandle) {
-            shared.push(client); // already backed by the same frame
-            continue;
-          }
-          this.xc.share(this.domid(guests, source), source.gfn, sourceHandle, this.domid(guests, client), client.gfn, clientHandle);
-          shared.push(client);
+          outcome.hypercalls++;
+          members.push({ ref, handle: this.xc.nominate(xenGuests[ref.guest]!.domid, ref.gfn) });
         } catch (error) {
-          outcome.failed.push({ pages: [client], reason: error instanceof XenCallError ? error.message : String(error) });
+          outcome.failed.push({ pages: [ref], reason: errorText(error) });
+        }
+      }
+      if (members.length >= 2) nominated.push(members);
+    }
+    // 2. Compare again, through a fresh mapping, then release it before sharing.
+    const confirmed = nominated.map((members) => {
+      const [source, ...clients] = members;
+      const reference = Buffer.from(xenGuests[source!.ref.guest]!.pages(source!.ref.gfn, 1));
+      const same = clients.filter((client) => {
+        const equal = xenGuests[client.ref.guest]!.pages(client.ref.gfn, 1).equals(reference);
+        if (!equal) outcome.failed.push({ pages: [client.ref], reason: 'bytes changed after nomination' });
+        return equal;
+      });
+      return [source!, ...same];
+    });
+    for (const guest of xenGuests) guest.releaseMemory();
+    // 3. Share each client with its group's source.
+    for (const [source, ...clients] of confirmed) {
+      if (!source || clients.length === 0) continue;
+      const shared: PageRef[] = [source.ref];
+      for (const client of clients) {
+        if (client.handle === source.handle) {
+          shared.push(client.ref); // already backed by the same frame
+          continue;
+        }
+        try {
+          outcome.hypercalls++;
+          this.xc.share(xenGuests[source.ref.guest]!.domid, source.ref.gfn, source.handle, xenGuests[client.ref.guest]!.domid, client.ref.gfn, client.handle);
+          shared.push(client.ref);
+        } catch (error) {
+          outcome.failed.push({ pages: [client.ref], reason: errorText(error) });
         }
       }
       if (shared.length > 1) outcome.shared.push(shared);
@@ -171,7 +194,7 @@ export class XenBackend implements Backend {
   close(): Promise<void> {
     this.closing ??= (async () => {
       for (const guest of this.guests) {
-        guest.unmap();
+        guest.releaseMemory();
         try {
           this.xc.memshrControl(guest.domid, false);
         } catch {

@@ -1,13 +1,18 @@
 /**
  * One Xen PVH domU created with `xl create`: its memory mapped read-only through xenforeignmemory, its
  * console read from xenconsoled's guest log.
+ *
+ * The mapping is made on first use and dropped with releaseMemory(): a foreign mapping holds a reference on
+ * every page, and Xen refuses to nominate a page that has one (E2BIG), so the backend releases all mappings
+ * before it shares. Buffers from pages() are invalid after releaseMemory() — only the backend calls it, and
+ * only between a strategy's scan and the next one.
  */
 import { execa } from 'execa';
 import { XmeError } from '../../util/errors.ts';
 import type { GuestImage } from '../../images/manifest.ts';
 import type { Guest, WorkloadProgress } from '../types.ts';
 import { SerialConsole } from '../qemu/serial-console.ts';
-import type { ForeignMapping, XcInterface } from './libxen.ts';
+import type { ForeignMapping, ForeignMemory, XcInterface } from './libxen.ts';
 
 export class XenGuest implements Guest {
   readonly canIntrospectVcpu = false;
@@ -24,6 +29,7 @@ export class XenGuest implements Guest {
     memoryMiB: number,
     readonly files: Readonly<Record<string, string>>,
     private readonly xc: XcInterface,
+    private readonly fmem: ForeignMemory,
     private readonly startedAt: number,
   ) {
     this.memoryPages = memoryMiB * 256;
@@ -41,13 +47,15 @@ export class XenGuest implements Guest {
     this.bootMs = Date.now() - this.startedAt;
   }
 
-  attachMemory(mapping: ForeignMapping): void {
-    this.mapping = mapping;
+  pages(firstGfn: number, count: number): Buffer {
+    this.mapping ??= this.fmem.mapRange(this.domid, this.memoryPages);
+    return this.mapping.bytes(firstGfn, count);
   }
 
-  pages(firstGfn: number, count: number): Buffer {
-    if (!this.mapping) throw new XmeError(`domain ${this.name}: memory is not mapped`);
-    return this.mapping.bytes(firstGfn, count);
+  /** Drop the foreign mapping (so that pages can be nominated for sharing). */
+  releaseMemory(): void {
+    this.mapping?.unmap();
+    this.mapping = undefined;
   }
 
   translate(): Promise<bigint> {
@@ -89,8 +97,4 @@ export class XenGuest implements Guest {
     return this.console.tail(n);
   }
 
-  unmap(): void {
-    this.mapping?.unmap();
-    this.mapping = undefined;
-  }
 }

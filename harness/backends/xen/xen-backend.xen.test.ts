@@ -1,0 +1,138 @@
+/**
+ * Runs INSIDE a Xen dom0 (the Xen test host: npm run test:xen). Real hypervisor, real libxenctrl, real
+ * xc_memshr_* sharing between PVH guests booted from the same image as on QEMU.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { XenBackend } from './xen-backend.ts';
+import type { Guest } from '../types.ts';
+import { loadImage } from '../../images/build.ts';
+import type { GuestImage } from '../../images/manifest.ts';
+import { kernelInfo, type KernelInfo } from '../../introspection/kernel-info.ts';
+import { locateKernelInMemory } from '../../introspection/kernel-locator.ts';
+import { defaultHasher, type PageHasher } from '../../hashing/page-hasher.ts';
+import { EnforcedLedger } from '../../sharing/enforced-ledger.ts';
+import { SemanticStrategy } from '../../../strategies/semantic.ts';
+import { ContentStrategy } from '../../../strategies/content.ts';
+import { runExperiment } from '../../experiment/runner.ts';
+import { loadScenario, withOverrides } from '../../experiment/scenario.ts';
+
+const MEMORY_MIB = 96;
+let image: GuestImage;
+let kernel: KernelInfo;
+let hasher: PageHasher;
+
+beforeAll(async () => {
+  image = await loadImage('cloud'); // built on the host before the test host boots
+  kernel = kernelInfo(image);
+  hasher = await defaultHasher();
+});
+
+function enforcedLedger(backend: XenBackend, guests: Guest[], name: string): EnforcedLedger {
+  return new EnforcedLedger(name, guests, hasher, { share: backend.share.bind(backend), counters: backend.counters.bind(backend) });
+}
+
+describe('Xen backend: semantic sharing of kernel code', () => {
+  let backend: XenBackend;
+  let guests: Guest[];
+
+  beforeAll(async () => {
+    backend = await XenBackend.create();
+    guests = await backend.provision(image, 2, { memoryMiB: MEMORY_MIB, kaslr: false, workload: { name: 'idle' } });
+  }, 240_000);
+  afterAll(async () => backend?.close());
+
+  it('finds each guest kernel by the memory-only route and checks its System.map', () => {
+    for (const guest of guests) {
+      const placement = locateKernelInMemory(guest, kernel);
+      expect(placement.physicalBase % 0x200000n).toBe(0n);
+    }
+  });
+
+  it('really shares kernel code pages: shr_pages > 0 in both domains, frames freed, guests still running', async () => {
+    const strategy = new SemanticStrategy({ rodata: false, route: 'both' });
+    const scan = await strategy.scan({ guests, image, kernel, hasher });
+    expect(scan.refused).toBeUndefined();
+    expect(scan.metrics.kernel_code_identical_pages! / scan.metrics.kernel_code_pages!).toBeGreaterThanOrEqual(0.99);
+    const ledger = enforcedLedger(backend, guests, 'semantic');
+    const applied = await ledger.apply(scan.groups);
+    const stats = ledger.stats();
+    expect(applied.pagesShared).toBeGreaterThan(0);
+    for (const guest of stats.perGuest) expect(guest.sharedPages).toBeGreaterThan(0);
+    expect(stats.framesSaved).toBeGreaterThan(0);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    for (const guest of guests) {
+      expect(guest.alive()).toBe(true);
+      const before = guest.progress().length;
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect(guest.progress().length).toBeGreaterThan(before); // still printing progress: alive and running
+    }
+    expect(await ledger.detectCow()).toHaveLength(0); // kernel code is not written
+  }, 120_000);
+
+  it('refuses a pair with different bytes before any hypercall', async () => {
+    const ledger = enforcedLedger(backend, guests, 'semantic');
+    // gfn 0x1000 (kernel text start) of guest 0 against a page that surely differs: the banner page of guest 1 + 1 MiB.
+    const result = await ledger.apply([{ pages: [{ guest: 0, gfn: 0x1000 }, { guest: 1, gfn: 0x1000 + 256 }] }]);
+    expect(result.pagesShared).toBe(0);
+    expect(result.refused.map((r) => r.reason)).toContain('bytes differ from the group’s first page');
+    expect(ledger.hypercalls).toBe(0);
+  });
+});
+
+describe('Xen backend: content-based sharing under a writing workload', () => {
+  let backend: XenBackend;
+  let guests: Guest[];
+
+  beforeAll(async () => {
+    backend = await XenBackend.create();
+    // One seed: identical data in both guests, which content-based sharing merges and writes then break.
+    guests = await backend.provision(image, 2, { memoryMiB: MEMORY_MIB, kaslr: false, workload: { name: 'memchurn', params: { mib: 8, rate: 200, seed: 1 } } });
+  }, 240_000);
+  afterAll(async () => backend?.close());
+
+  it('shares pages for real and counts CoW faults from the hypervisor’s shr_pages', async () => {
+    const strategy = new ContentStrategy({ zeroPages: true });
+    const ledger = enforcedLedger(backend, guests, 'content');
+    await Promise.all(guests.map((g) => g.pause()));
+    const scan = await strategy.scan({ guests, image, kernel, hasher });
+    const applied = await ledger.apply(scan.groups);
+    await Promise.all(guests.map((g) => g.resume()));
+    expect(applied.pagesShared).toBeGreaterThan(1000);
+    const shared = ledger.stats();
+    expect(shared.sharedPages).toBeGreaterThan(1000);
+    expect(shared.framesSaved).toBeGreaterThan(0);
+    await new Promise((resolve) => setTimeout(resolve, 8000));
+    const faults = await ledger.detectCow();
+    expect(faults.length).toBeGreaterThan(0);
+    expect(ledger.stats().cowFaults).toBe(faults.length);
+    for (const guest of guests) expect(guest.alive()).toBe(true);
+  }, 120_000);
+});
+
+describe('xme run on Xen', () => {
+  const resultsRoot = fs.mkdtempSync(path.join(process.env.XME_XEN_RESULTS ?? os.tmpdir(), 'xme-xen-run-'));
+
+  it('writes the same CSV schema as on QEMU, with cow_method = hypervisor', async () => {
+    const scenario = withOverrides(loadScenario('smoke'), { backend: 'xen', strategies: ['semantic'], memoryMiB: [MEMORY_MIB], durationS: 10, tickS: 5 });
+    const outcome = await runExperiment({ scenario, resultsRoot });
+    expect(outcome.status).toBe('completed');
+    const rows = parse(fs.readFileSync(path.join(outcome.dir, 'samples.csv')), { columns: true }) as Record<string, string>[];
+    const header = fs.readFileSync(path.join(outcome.dir, 'samples.csv'), 'utf8').split('\n')[0];
+    const { SAMPLE_COLUMNS } = await import('../../experiment/samples.ts');
+    expect(header).toBe(SAMPLE_COLUMNS.join(','));
+    for (const row of rows) {
+      expect(row.cow_method).toBe('hypervisor');
+      expect(row.sharing_mode).toBe('enforced');
+    }
+    const last = rows.filter((r) => r.guest === 'all').at(-1)!;
+    expect(Number(last.shared_pages)).toBeGreaterThan(0);
+    expect(Number(last.kernel_code_identical_pages) / Number(last.kernel_code_pages)).toBeGreaterThanOrEqual(0.99);
+    const record = JSON.parse(fs.readFileSync(path.join(outcome.dir, 'run.json'), 'utf8'));
+    expect(record.backend.version).toMatch(/^Xen 4\.17/);
+    process.stdout.write(`XEN-FIGURES ${JSON.stringify({ shared_pages: last.shared_pages, frames_saved: last.frames_saved, kernel_code_pages: last.kernel_code_pages, kernel_code_identical_pages: last.kernel_code_identical_pages, cow_faults_total: last.cow_faults_total })}\n`);
+  }, 300_000);
+});
