@@ -55,6 +55,7 @@ export class XenBackend implements Backend {
     private readonly xc: XcInterface,
     private readonly fmem: ForeignMemory,
     private readonly hypervisor: string,
+    private readonly options: { onNotice?: (message: string) => void },
   ) {}
 
   /** Throws a clear error unless this is a Xen dom0 with the xl tool. */
@@ -65,7 +66,7 @@ export class XenBackend implements Backend {
     requireTool('xl');
   }
 
-  static async create(): Promise<XenBackend> {
+  static async create(options: { onNotice?: (message: string) => void } = {}): Promise<XenBackend> {
     XenBackend.checkHost();
     const xc = XcInterface.open();
     let fmem: ForeignMemory;
@@ -75,7 +76,7 @@ export class XenBackend implements Backend {
       xc.close();
       throw error;
     }
-    return new XenBackend(xc, fmem, xc.hypervisorVersion());
+    return new XenBackend(xc, fmem, xc.hypervisorVersion(), options);
   }
 
   info(): BackendInfo {
@@ -93,30 +94,49 @@ export class XenBackend implements Backend {
     this.dir ??= fs.mkdtempSync(path.join(os.tmpdir(), `xme-${process.pid}-`));
     this.unregisterCleanup ??= onCleanup({ name: `Xen domains of xme ${process.pid}`, run: () => this.close(), runSync: () => this.destroyAllSync() });
     const started: XenGuest[] = [];
+    const deadline = Date.now() + (options.bootTimeoutMs ?? 60_000 + 30_000 * count);
     for (let i = 0; i < count; i++) {
       const index = this.guests.length;
-      const id = `g${index}`;
-      const name = `xme-${process.pid}-${id}`;
-      const config = path.join(this.dir, `${id}.cfg`);
-      const cmdline = kernelCommandLine({ kaslr: options.kaslr, workload: perGuestWorkload(options.workload, index) }, 'hvc0');
-      fs.writeFileSync(config, xlConfig({ name, kernel: image.path('vmlinuz'), ramdisk: image.path('initramfs'), cmdline, memoryMiB: options.memoryMiB }));
-      const console = path.join(consoleLogDir(), `guest-${name}.log`);
+      started.push(await this.startGuest(image, index, options, deadline));
+    }
+    for (const guest of started) this.xc.memshrControl(guest.domid, true);
+    return started;
+  }
+
+  /**
+   * Create one domU and wait for its boot marker. Under nested TCG (the Xen test host) a PVH guest kernel
+   * occasionally dies in early boot (a triple fault in native_calibrate_cpu_early was seen); such a guest is
+   * destroyed and created again, at most twice, and the retry is reported as a notice.
+   */
+  private async startGuest(image: GuestImage, index: number, options: ProvisionOptions, deadline: number): Promise<XenGuest> {
+    const id = `g${index}`;
+    const name = `xme-${process.pid}-${id}`;
+    const config = path.join(this.dir!, `${id}.cfg`);
+    const cmdline = kernelCommandLine({ kaslr: options.kaslr, workload: perGuestWorkload(options.workload, index) }, 'hvc0');
+    fs.writeFileSync(config, xlConfig({ name, kernel: image.path('vmlinuz'), ramdisk: image.path('initramfs'), cmdline, memoryMiB: options.memoryMiB }));
+    const console = path.join(consoleLogDir(), `guest-${name}.log`);
+    for (let attempt = 1; ; attempt++) {
       fs.rmSync(console, { force: true });
       const startedAt = Date.now();
       const created = await execa('xl', ['create', config], { reject: false });
       if (created.exitCode !== 0) throw new XmeError(`xl create ${name} failed: ${created.stderr.trim().split('\n').pop()}`);
-      const domid = Number((await execa('xl', ['domid', name])).stdout.trim());
-      const guest = new XenGuest(id, name, domid, image, options.memoryMiB, { config, console }, this.xc, this.fmem, startedAt);
-      this.guests.push(guest);
-      started.push(guest);
+      const domid = await execa('xl', ['domid', name], { reject: false });
+      const guest = Number.isInteger(Number(domid.stdout.trim())) && domid.exitCode === 0
+        ? new XenGuest(id, name, Number(domid.stdout.trim()), image, options.memoryMiB, { config, console }, this.xc, this.fmem, startedAt)
+        : undefined;
+      if (guest) this.guests.push(guest);
+      try {
+        if (!guest) throw new XmeError(`domain ${name} vanished right after xl create`);
+        await guest.waitForBoot(deadline);
+        options.onGuestBooted?.(guest, guest.bootMs);
+        return guest;
+      } catch (error) {
+        if (guest?.alive() || attempt >= 3 || Date.now() > deadline) throw error;
+        this.options.onNotice?.(`${name} died while booting (attempt ${attempt}: ${(error as Error).message}); creating it again`);
+        if (guest) this.guests.splice(this.guests.indexOf(guest), 1);
+        await execa('xl', ['destroy', name], { reject: false });
+      }
     }
-    const deadline = Date.now() + (options.bootTimeoutMs ?? 60_000 + 30_000 * count);
-    for (const guest of started) {
-      await guest.waitForBoot(deadline);
-      this.xc.memshrControl(guest.domid, true);
-      options.onGuestBooted?.(guest, guest.bootMs);
-    }
-    return started;
   }
 
   /**
