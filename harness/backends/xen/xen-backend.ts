@@ -153,6 +153,23 @@ export class XenBackend implements Backend {
     });
     for (const guest of xenGuests) guest.releaseMemory();
     const errorText = (error: unknown) => (error instanceof XenCallError ? error.message : String(error));
+    // The p2m entries of these guests change under them: keep their vCPUs descheduled meanwhile (pauses
+    // nest, so a runner that already paused them is not disturbed). Under nested TCG a guest that ran
+    // while its pages were being shared was seen to triple-fault.
+    await Promise.all(xenGuests.map((guest) => guest.pause()));
+    try {
+      return this.shareWhilePaused(xenGuests, groups, outcome, errorText);
+    } finally {
+      await Promise.all(xenGuests.filter((guest) => guest.alive()).map((guest) => guest.resume()));
+    }
+  }
+
+  private shareWhilePaused(
+    xenGuests: XenGuest[],
+    groups: PageRef[][],
+    outcome: ShareOutcome,
+    errorText: (error: unknown) => string,
+  ): ShareOutcome {
 
     // 1. Nominate.
     const nominated: { ref: PageRef; handle: bigint }[][] = [];
