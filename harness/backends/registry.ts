@@ -16,7 +16,7 @@ export async function createBackend(name: BackendName, options: BackendOptions):
   if (name === 'xen') {
     // Loaded only when asked for: it needs libxenctrl, which a QEMU-only machine may not have.
     const { XenBackend } = await import('./xen/xen-backend.ts');
-    return XenBackend.create({ onNotice: options.onNotice });
+    return XenBackend.create({ onNotice: options.onNotice, keepLogsIn: options.keepLogsIn });
   }
   return QemuBackend.create(options);
 }

@@ -43,6 +43,12 @@ export function xlConfig(options: { name: string; kernel: string; ramdisk: strin
   ].join('\n');
 }
 
+export interface XenBackendOptions {
+  onNotice?: (message: string) => void;
+  /** Copy each guest's console log here when the backend closes (e.g. into results/<run-id>/logs/). */
+  keepLogsIn?: string;
+}
+
 export class XenBackend implements Backend {
   readonly name = 'xen';
   readonly enforcesSharing = true;
@@ -55,7 +61,7 @@ export class XenBackend implements Backend {
     private readonly xc: XcInterface,
     private readonly fmem: ForeignMemory,
     private readonly hypervisor: string,
-    private readonly options: { onNotice?: (message: string) => void },
+    private readonly options: XenBackendOptions,
   ) {}
 
   /** Throws a clear error unless this is a Xen dom0 with the xl tool. */
@@ -66,7 +72,7 @@ export class XenBackend implements Backend {
     requireTool('xl');
   }
 
-  static async create(options: { onNotice?: (message: string) => void } = {}): Promise<XenBackend> {
+  static async create(options: XenBackendOptions = {}): Promise<XenBackend> {
     XenBackend.checkHost();
     const xc = XcInterface.open();
     let fmem: ForeignMemory;
@@ -230,6 +236,16 @@ export class XenBackend implements Backend {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      if (this.options.keepLogsIn) {
+        fs.mkdirSync(this.options.keepLogsIn, { recursive: true });
+        for (const guest of this.guests) {
+          try {
+            fs.copyFileSync(guest.files.console!, path.join(this.options.keepLogsIn, `${guest.id}.console.log`));
+          } catch {
+            // no console output was logged for this guest
+          }
+        }
+      }
       for (const guest of this.guests) {
         guest.releaseMemory();
         try {
