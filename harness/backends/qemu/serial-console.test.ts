@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { SerialConsole, parseBootLine, parseProgressLine } from './serial-console.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-serial-test-'));
 afterEach(() => fs.rmSync(path.join(dir, 'log'), { force: true }));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('serial console', () => {
   it('parses the boot marker and progress lines', () => {
