@@ -10,7 +10,9 @@ import type { GuestImage } from '../images/manifest.ts';
 import { otherSystemMap } from '../images/other-kernels.ts';
 import { defaultImage } from '../testing/e2e.ts';
 import { kernelInfo, type KernelInfo } from './kernel-info.ts';
-import { KernelMismatchError, locateKernelByHypervisor, locateKernelInMemory, readBanner } from './kernel-locator.ts';
+import { KernelMismatchError, locateKernelByHypervisor, locateKernelInMemory, readBanner, readPhysical } from './kernel-locator.ts';
+import { readVirtualByWalk, walkPageTables } from './page-walk.ts';
+import type { QemuGuest } from '../backends/qemu/qemu-guest.ts';
 
 let image: GuestImage;
 let kernel: KernelInfo;
@@ -67,4 +69,29 @@ describe('locating the kernel in a running guest', () => {
       await expect(locateKernelByHypervisor(guest, wrong)).rejects.toThrow(KernelMismatchError);
     }
   }, 120_000);
+});
+
+describe('x86-64 page walk on real guests', () => {
+  it('translates kernel addresses exactly as QEMU does (gva2gpa), with KASLR off and on', async () => {
+    for (const guest of [...plain, ...randomized] as QemuGuest[]) {
+      await guest.pause(); // CR3 and the tables must not change between the walk and QEMU's answer
+      try {
+        const registers = await guest.hmp('info registers');
+        const cr3 = BigInt(`0x${/CR3=([0-9a-f]+)/.exec(registers)![1]}`);
+        const placement = locateKernelInMemory(guest, kernel);
+        const read = (address: bigint, length: number) => readPhysical(guest, address, length);
+        const addresses = [
+          kernel.layout.text + placement.virtualOffset,
+          kernel.layout.linuxBanner + placement.virtualOffset,
+          kernel.layout.idtTable + placement.virtualOffset,
+          await guest.idtBase(), // the CPU entry area: mapped separately from the kernel image
+        ];
+        for (const address of addresses) expect(walkPageTables(read, cr3, address)).toBe(await guest.translate(address));
+        const idt = await guest.idtBase();
+        expect(readVirtualByWalk(read, cr3, idt, 16).equals(await guest.readVirtual(idt, 16))).toBe(true);
+      } finally {
+        await guest.resume();
+      }
+    }
+  });
 });
