@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import koffi from 'koffi';
 import { afterAll, describe, expect, it } from 'vitest';
-import { domainInfoType, errnoName, XcInterface, XenCallError, loadXenLibraries } from './libxen.ts';
+import { domainInfoType, errnoName, HVM_HW_CPU, XcInterface, XenCallError, loadXenLibraries } from './libxen.ts';
 
 const FIELDS = [
   'domain', 'pad1', 'flags', 'tot_pages', 'max_pages', 'outstanding_pages', 'shr_pages', 'paged_pages',
@@ -47,6 +47,26 @@ describe('libxenctrl ABI', () => {
     expect(fromKoffi).toEqual(fromC);
     expect(fromC.sizeof).toBe(112);
     expect(fromC.shr_pages).toBe(32);
+  });
+
+  it('struct hvm_hw_cpu offsets used for CR3 and the IDT base match xen/hvm/save.h', async () => {
+    const source = path.join(dir, 'hvm.c');
+    fs.writeFileSync(
+      source,
+      [
+        '#include <stdio.h>',
+        '#include <stddef.h>',
+        '#include <xenctrl.h>',
+        '#include <xen/hvm/save.h>',
+        'int main(void) {',
+        '  printf("%d %zu %zu %zu\\n", HVM_SAVE_CODE(CPU), sizeof(struct hvm_hw_cpu), offsetof(struct hvm_hw_cpu, cr3), offsetof(struct hvm_hw_cpu, idtr_base));',
+        '  return 0;',
+        '}',
+      ].join('\n'),
+    );
+    await execa('gcc', ['-o', path.join(dir, 'hvm'), source]);
+    const [saveCode, size, cr3, idtrBase] = (await execa(path.join(dir, 'hvm'))).stdout.trim().split(' ').map(Number);
+    expect({ saveCode, size, cr3, idtrBase }).toEqual(HVM_HW_CPU);
   });
 
   it('loads the 4.17 libraries by soname', () => {

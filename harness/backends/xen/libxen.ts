@@ -38,6 +38,17 @@ export const domainInfoType = koffi.struct('xme_xc_domaininfo_t', {
   arch_config: koffi.struct('xme_xen_arch_domainconfig', { emulation_flags: 'uint32_t', misc_flags: 'uint32_t' }),
 });
 
+/**
+ * struct hvm_hw_cpu (xen/arch-x86/hvm/save.h, HVM_SAVE_CODE(CPU) = 2): only the fields xme reads, by offset;
+ * libxen-layout.test.ts checks them against the installed header.
+ */
+export const HVM_HW_CPU = { saveCode: 2, size: 1032, cr3: 672, idtrBase: 872 } as const;
+
+export interface VcpuRegisters {
+  cr3: bigint;
+  idtBase: bigint;
+}
+
 export interface DomainInfo {
   domid: number;
   flags: number;
@@ -79,6 +90,7 @@ interface XenFunctions {
   xc_interface_close: (xch: unknown) => number;
   xc_version: (xch: unknown, cmd: number, arg: null) => number;
   xc_domain_getinfolist: (xch: unknown, first: number, max: number, info: Buffer) => number;
+  xc_domain_hvm_getcontext_partial: (xch: unknown, domid: number, typecode: number, instance: number, buffer: Buffer, size: number) => number;
   xc_memshr_control: (xch: unknown, domid: number, enable: number) => number;
   xc_memshr_nominate_gfn: (xch: unknown, domid: number, gfn: number, handle: BigUint64Array) => number;
   xc_memshr_share_gfns: (xch: unknown, sdom: number, sgfn: number, shandle: bigint, cdom: number, cgfn: number, chandle: bigint) => number;
@@ -133,6 +145,7 @@ export function loadXenLibraries(): XenFunctions {
     xc_interface_close: ctrl.func('int xc_interface_close(xme_xc_interface xch)') as XenFunctions['xc_interface_close'],
     xc_version: ctrl.func('int xc_version(xme_xc_interface xch, int cmd, void *arg)') as XenFunctions['xc_version'],
     xc_domain_getinfolist: ctrl.func('int xc_domain_getinfolist(xme_xc_interface xch, uint32_t first_domain, unsigned int max_domains, _Out_ uint8_t *info)') as XenFunctions['xc_domain_getinfolist'],
+    xc_domain_hvm_getcontext_partial: ctrl.func('int xc_domain_hvm_getcontext_partial(xme_xc_interface xch, uint32_t domid, uint16_t typecode, uint16_t instance, _Out_ uint8_t *ctxt_buf, uint32_t size)') as XenFunctions['xc_domain_hvm_getcontext_partial'],
     xc_memshr_control: ctrl.func('int xc_memshr_control(xme_xc_interface xch, uint32_t domid, int enable)') as XenFunctions['xc_memshr_control'],
     xc_memshr_nominate_gfn: ctrl.func('int xc_memshr_nominate_gfn(xme_xc_interface xch, uint32_t domid, unsigned long gfn, _Out_ uint64_t *handle)') as XenFunctions['xc_memshr_nominate_gfn'],
     xc_memshr_share_gfns: ctrl.func('int xc_memshr_share_gfns(xme_xc_interface xch, uint32_t sdom, unsigned long sgfn, uint64_t shandle, uint32_t cdom, unsigned long cgfn, uint64_t chandle)') as XenFunctions['xc_memshr_share_gfns'],
@@ -217,6 +230,14 @@ export class XcInterface {
     const info = this.domains(domid, 1)[0];
     if (!info || info.domid !== domid) throw new XmeError(`Xen domain ${domid} does not exist`);
     return info;
+  }
+
+  /** CR3 and IDT base of one vCPU of an HVM/PVH domain (from its saved CPU context). */
+  vcpuRegisters(domid: number, vcpu = 0): VcpuRegisters {
+    const buffer = Buffer.alloc(HVM_HW_CPU.size);
+    this.check(`xc_domain_hvm_getcontext_partial(dom ${domid}, CPU ${vcpu})`,
+      this.lib.xc_domain_hvm_getcontext_partial(this.handle(), domid, HVM_HW_CPU.saveCode, vcpu, buffer, buffer.length));
+    return { cr3: buffer.readBigUInt64LE(HVM_HW_CPU.cr3), idtBase: buffer.readBigUInt64LE(HVM_HW_CPU.idtrBase) };
   }
 
   memshrControl(domid: number, enable: boolean): void {

@@ -12,7 +12,7 @@ import type { Guest } from '../types.ts';
 import { loadImage } from '../../images/build.ts';
 import type { GuestImage } from '../../images/manifest.ts';
 import { kernelInfo, type KernelInfo } from '../../introspection/kernel-info.ts';
-import { locateKernelInMemory } from '../../introspection/kernel-locator.ts';
+import { locateKernelByHypervisor, locateKernelInMemory } from '../../introspection/kernel-locator.ts';
 import { defaultHasher, type PageHasher } from '../../hashing/page-hasher.ts';
 import { EnforcedLedger } from '../../sharing/enforced-ledger.ts';
 import { SemanticStrategy } from '../../../strategies/semantic.ts';
@@ -45,10 +45,18 @@ describe('Xen backend: semantic sharing of kernel code', () => {
   }, 240_000);
   afterAll(async () => backend?.close());
 
-  it('finds each guest kernel by the memory-only route and checks its System.map', () => {
+  it('finds each guest kernel by both routes (memory only; vCPU context + page walk), which agree', async () => {
     for (const guest of guests) {
-      const placement = locateKernelInMemory(guest, kernel);
-      expect(placement.physicalBase % 0x200000n).toBe(0n);
+      const byMemory = locateKernelInMemory(guest, kernel);
+      expect(byMemory.physicalBase % 0x200000n).toBe(0n);
+      await guest.pause();
+      try {
+        const byHypervisor = await locateKernelByHypervisor(guest, kernel);
+        expect(byHypervisor.physicalBase).toBe(byMemory.physicalBase);
+        expect(byHypervisor.virtualOffset).toBe(byMemory.virtualOffset);
+      } finally {
+        await guest.resume();
+      }
     }
   });
 

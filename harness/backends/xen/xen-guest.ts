@@ -13,9 +13,12 @@ import type { GuestImage } from '../../images/manifest.ts';
 import type { Guest, WorkloadProgress } from '../types.ts';
 import { SerialConsole } from '../qemu/serial-console.ts';
 import type { ForeignMapping, ForeignMemory, XcInterface } from './libxen.ts';
+import { readPhysical } from '../../introspection/kernel-locator.ts';
+import { readVirtualByWalk, walkPageTables } from '../../introspection/page-walk.ts';
 
 export class XenGuest implements Guest {
-  readonly canIntrospectVcpu = false;
+  /** vCPU 0's registers come from its HVM context; translation is a page walk over guest memory. */
+  readonly canIntrospectVcpu = true;
   readonly memoryPages: number;
   bootMs = Number.NaN;
   private mapping: ForeignMapping | undefined;
@@ -58,16 +61,18 @@ export class XenGuest implements Guest {
     this.mapping = undefined;
   }
 
-  translate(): Promise<bigint> {
-    return Promise.reject(new XmeError('the Xen backend has no vCPU introspection yet: use the memory-only route'));
+  private readPhysical = (address: bigint, length: number): Buffer => readPhysical(this, address, length);
+
+  async translate(kernelVirtual: bigint): Promise<bigint> {
+    return walkPageTables(this.readPhysical, this.xc.vcpuRegisters(this.domid).cr3, kernelVirtual);
   }
 
-  idtBase(): Promise<bigint> {
-    return this.translate();
+  async idtBase(): Promise<bigint> {
+    return this.xc.vcpuRegisters(this.domid).idtBase;
   }
 
-  readVirtual(): Promise<Buffer> {
-    return Promise.reject(new XmeError('the Xen backend has no vCPU introspection yet: use the memory-only route'));
+  async readVirtual(address: bigint, length: number): Promise<Buffer> {
+    return readVirtualByWalk(this.readPhysical, this.xc.vcpuRegisters(this.domid).cr3, address, length);
   }
 
   async pause(): Promise<void> {
