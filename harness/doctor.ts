@@ -11,6 +11,8 @@ import { recipes } from './images/recipes.ts';
 import { checkImage } from './images/manifest.ts';
 import { imageDir } from './images/build.ts';
 import { runtimeBaseDir } from './util/paths.ts';
+import { errorMessage } from './util/errors.ts';
+import { loadXenLibraries } from './backends/xen/libxen.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'missing';
 
@@ -53,18 +55,20 @@ function xxhashCheck(): Check {
 
 function xenChecks(): Check[] {
   const privcmd = fs.existsSync('/dev/xen/privcmd');
-  const lib = loadFirst(['libxenctrl.so.4.17', 'libxenctrl.so']);
+  // The backend's own loader: the same supported-ABI rule, so doctor cannot say "ok" for a library it refuses.
+  let library: Check;
+  try {
+    library = { name: 'libxenctrl', status: 'ok', detail: `${loadXenLibraries().soname} loads` };
+  } catch (error) {
+    library = { name: 'libxenctrl', status: 'missing', detail: errorMessage(error) };
+  }
   return [
     {
       name: 'Xen privcmd',
       status: privcmd ? 'ok' : 'missing',
       detail: privcmd ? '/dev/xen/privcmd present (running in a Xen dom0)' : 'no /dev/xen/privcmd: this is not a Xen dom0',
     },
-    {
-      name: 'libxenctrl',
-      status: lib ? 'ok' : 'missing',
-      detail: lib ? `${lib.soname} loads` : 'not installed (apt-get install libxenctrl4.17 libxenforeignmemory1)',
-    },
+    library,
   ];
 }
 

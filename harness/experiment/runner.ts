@@ -149,11 +149,12 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
     summary.close();
     return rows;
   };
+  let summary: SummaryRow[] = [];
   const finish = (final: RunStatus) => {
     if (status !== 'running') return;
     status = final;
     samples.close();
-    writeSummary();
+    summary = writeSummary();
     writeJsonAtomically(path.join(dir, 'run.json'), record());
   };
   writeJsonAtomically(path.join(dir, 'run.json'), record());
@@ -194,7 +195,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   } finally {
     unregister();
   }
-  return { runId, dir, status, summary: summaryRows(scenario, repetitions), repetitions, warnings };
+  return { runId, dir, status, summary, repetitions, warnings };
 }
 
 interface RepetitionInput {

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { processExists } from './process.ts';
 
 /**
  * Run `work` holding an exclusive lock file (parallel test files, two terminals building into one cache).
@@ -17,13 +18,7 @@ export async function withFileLock<T>(lockFile: string, work: () => Promise<T>):
       } catch {
         continue; // released between our two calls
       }
-      let ownerAlive = owner > 0;
-      try {
-        if (ownerAlive) process.kill(owner, 0);
-      } catch (killError) {
-        ownerAlive = (killError as NodeJS.ErrnoException).code === 'EPERM';
-      }
-      if (!ownerAlive) fs.rmSync(lockFile, { force: true });
+      if (!processExists(owner)) fs.rmSync(lockFile, { force: true });
       else await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { kernelCommandLine, qemuArguments, workloadCommandLine, type GuestLaunch } from './qemu-args.ts';
+import { qemuArguments, type GuestLaunch } from './qemu-args.ts';
+import { kernelCommandLine, workloadCommandLine } from '../guest-command-line.ts';
 
 const launch: GuestLaunch = {
   memoryMiB: 256,

@@ -5,6 +5,7 @@
  */
 import type { AcceleratorChoice } from './accelerator.ts';
 import type { WorkloadSpec } from '../types.ts';
+import { kernelCommandLine } from '../guest-command-line.ts';
 
 export interface GuestLaunch {
   memoryMiB: number;
@@ -18,28 +19,7 @@ export interface GuestLaunch {
   workload: WorkloadSpec;
 }
 
-/** The workload on the kernel command line: xme.workload=memchurn xme.args=mib=32,rate=500 */
-export function workloadCommandLine(workload: WorkloadSpec): string[] {
-  const words = [`xme.workload=${workload.name}`];
-  const params = Object.entries(workload.params ?? {}).filter(([, value]) => value !== undefined);
-  for (const [key, value] of params) {
-    if (!Number.isInteger(value) || (value as number) < 0) throw new Error(`workload parameter ${key} must be a non-negative integer`);
-  }
-  if (params.length) words.push(`xme.args=${params.map(([key, value]) => `${key}=${value}`).join(',')}`);
-  return words;
-}
 
-/** The guest kernel's command line: console device (ttyS0 under QEMU, hvc0 under Xen), KASLR, workload. */
-export function kernelCommandLine(launch: Pick<GuestLaunch, 'kaslr' | 'workload'>, console = 'ttyS0'): string {
-  return [
-    `console=${console}`,
-    // panic=-1 + -no-reboot: a crashed guest kernel ends its QEMU, which the backend notices.
-    'panic=-1',
-    'quiet',
-    launch.kaslr ? 'kaslr' : 'nokaslr',
-    ...workloadCommandLine(launch.workload),
-  ].join(' ');
-}
 
 export function qemuArguments(launch: GuestLaunch): string[] {
   const size = `${launch.memoryMiB}M`;

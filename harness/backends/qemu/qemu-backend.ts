@@ -9,10 +9,11 @@ import { XmeError } from '../../util/errors.ts';
 import { requireTool } from '../../util/tools.ts';
 import { onCleanup } from '../../util/cleanup.ts';
 import type { GuestImage } from '../../images/manifest.ts';
-import type { Backend, BackendInfo, Guest, ProvisionOptions, WorkloadSpec } from '../types.ts';
+import type { Backend, BackendInfo, Guest, ProvisionOptions } from '../types.ts';
 import { chooseAccelerator, type AcceleratorChoice, type AcceleratorRequest } from './accelerator.ts';
 import { QemuGuest } from './qemu-guest.ts';
 import { createRuntimeDir, sweepStaleRuntimeDirs } from './runtime-dir.ts';
+import { perGuestWorkload } from '../guest-command-line.ts';
 
 export interface QemuBackendOptions {
   accelerator?: AcceleratorRequest;
@@ -22,14 +23,6 @@ export interface QemuBackendOptions {
   onNotice?: (message: string) => void;
 }
 
-/**
- * Each guest's workload gets its own random seed (1, 2, …) unless the scenario fixes one: identical guests run
- * one kernel and one program, but the data they write is their own, as for independent users. With one seed
- * for all, guests would write identical pages that content-based sharing would merge — an artefact.
- */
-export function perGuestWorkload(workload: WorkloadSpec, index: number): WorkloadSpec {
-  return { ...workload, params: { ...workload.params, seed: workload.params?.seed ?? index + 1 } };
-}
 
 export async function qemuVersion(qemuBinary: string): Promise<string> {
   const { stdout } = await execa(qemuBinary, ['--version']);

@@ -13,7 +13,7 @@ import type { AcceleratorChoice } from './accelerator.ts';
 import { MappedFile } from './mapped-file.ts';
 import { QmpClient } from './qmp.ts';
 import { qemuArguments } from './qemu-args.ts';
-import { SerialConsole } from './serial-console.ts';
+import { SerialConsole, waitForBootMarker } from './serial-console.ts';
 
 export interface GuestStart {
   id: string;
@@ -126,26 +126,17 @@ export class QemuGuest implements Guest {
 
   /** Wait for the boot marker on the serial console, then connect QMP. */
   async waitForBoot(deadline: number): Promise<void> {
-    while (!this.console.boot) {
-      this.console.poll();
-      if (this.console.boot) break;
-      if (!this.alive()) throw new XmeError(`guest ${this.id} did not boot: ${this.exitDescription()}`, `serial log: ${this.files.serialLog}`);
-      if (this.console.failure) throw new XmeError(`guest ${this.id} failed while booting: ${this.console.failure}`, `serial log: ${this.files.serialLog}`);
-      if (Date.now() > deadline) {
-        throw new XmeError(
-          `guest ${this.id} printed no boot marker within ${Math.round((deadline - this.startedAt) / 1000)} s` +
-            (this.console.tail(1)[0] ? ` (last line: ${this.console.tail(1)[0]!.trim()})` : ''),
-          'the machine may be overloaded: boot fewer guests or raise --boot-timeout',
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await waitForBootMarker(this.console, {
+      label: `guest ${this.id}`,
+      log: this.files.serialLog,
+      alive: () => this.alive(),
+      whyGone: () => this.exitDescription(),
+      startedAt: this.startedAt,
+      deadline,
+      expectedRelease: this.image.manifest.kernelRelease,
+      pollMs: 50,
+    });
     this.bootMs = Date.now() - this.startedAt;
-    if (this.console.boot.release !== this.image.manifest.kernelRelease) {
-      throw new XmeError(
-        `guest ${this.id} booted kernel ${this.console.boot.release}, but image '${this.image.name}' is ${this.image.manifest.kernelRelease}`,
-      );
-    }
     this.qmp = await QmpClient.connect(this.files.qmpSocket, Math.max(2000, deadline - Date.now()), () => this.alive());
   }
 

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { runtimeBaseDir } from '../../util/paths.ts';
+import { processExists } from '../../util/process.ts';
 
 const PREFIX = 'xme-';
 
@@ -13,15 +14,6 @@ export function createRuntimeDir(): string {
   const dir = fs.mkdtempSync(path.join(runtimeBaseDir(), `${PREFIX}${process.pid}-`));
   fs.chmodSync(dir, 0o700);
   return dir;
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Remove runtime directories whose harness process is gone; returns what was removed. */

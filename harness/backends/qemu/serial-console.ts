@@ -3,6 +3,7 @@
  * guest's /init and xme-load print: the boot marker, workload progress and errors.
  */
 import fs from 'node:fs';
+import { XmeError } from '../../util/errors.ts';
 import type { WorkloadProgress } from '../types.ts';
 
 export const BOOT_MARKER = 'XME-BOOTED';
@@ -80,4 +81,45 @@ export class SerialConsole {
   tail(n = 5): string[] {
     return this.lines.filter((line) => line.trim()).slice(-n);
   }
+}
+
+export interface BootWait {
+  /** How the guest is named in messages, e.g. "guest g0" or "guest g0 (domain xme-1-g0)". */
+  label: string;
+  /** Where its console log is, for the hint. */
+  log: string;
+  alive(): boolean;
+  /** Why it is gone, once alive() is false. */
+  whyGone(): string;
+  startedAt: number;
+  deadline: number;
+  /** `uname -r` the guest must report: the image's kernel. */
+  expectedRelease: string;
+  pollMs: number;
+}
+
+/**
+ * Wait for the boot marker; fail at once, with the reason, if the guest ends, its console shows a failure
+ * (kernel panic, XME-ERROR), the deadline passes, or it booted another kernel than the image's.
+ */
+export async function waitForBootMarker(console: SerialConsole, wait: BootWait): Promise<BootInfo> {
+  const hint = `console log: ${wait.log}`;
+  for (;;) {
+    console.poll();
+    if (console.boot) break;
+    if (!wait.alive()) throw new XmeError(`${wait.label} did not boot: ${wait.whyGone()}`, hint);
+    if (console.failure) throw new XmeError(`${wait.label} failed while booting: ${console.failure}`, hint);
+    if (Date.now() > wait.deadline) {
+      const last = console.tail(1)[0]?.trim();
+      throw new XmeError(
+        `${wait.label} printed no boot marker within ${Math.round((wait.deadline - wait.startedAt) / 1000)} s${last ? ` (last line: ${last})` : ''}`,
+        `the machine may be overloaded: boot fewer guests or raise --boot-timeout; ${hint}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait.pollMs));
+  }
+  if (console.boot.release !== wait.expectedRelease) {
+    throw new XmeError(`${wait.label} booted kernel ${console.boot.release}, but the image's kernel is ${wait.expectedRelease}`, hint);
+  }
+  return console.boot;
 }

@@ -137,8 +137,10 @@ export function loadXenLibraries(): XenFunctions {
   } catch {
     throw new XmeError(`${FOREIGNMEMORY_SONAME} is not installed`, 'apt-get install libxenforeignmemory1');
   }
-  const xcInterface = koffi.pointer('xme_xc_interface', koffi.opaque());
-  const fmemHandle = koffi.pointer('xme_xenforeignmemory_handle', koffi.opaque());
+  // Named opaque pointer types, used by name in the prototypes below: a handle of one library cannot be
+  // passed where the other's is expected.
+  koffi.pointer('xme_xc_interface', koffi.opaque());
+  koffi.pointer('xme_xenforeignmemory_handle', koffi.opaque());
   loaded = {
     soname,
     xc_interface_open: ctrl.func('xme_xc_interface xc_interface_open(void *logger, void *dombuild_logger, unsigned int open_flags)') as XenFunctions['xc_interface_open'],

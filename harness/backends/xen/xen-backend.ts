@@ -15,8 +15,7 @@ import { onCleanup } from '../../util/cleanup.ts';
 import type { GuestImage } from '../../images/manifest.ts';
 import type { PageRef } from '../../sharing/types.ts';
 import type { Backend, BackendInfo, Guest, HypervisorCounters, ProvisionOptions, ShareOutcome } from '../types.ts';
-import { kernelCommandLine } from '../qemu/qemu-args.ts';
-import { perGuestWorkload } from '../qemu/qemu-backend.ts';
+import { kernelCommandLine, perGuestWorkload } from '../guest-command-line.ts';
 import { ForeignMemory, XcInterface, XenCallError } from './libxen.ts';
 import { XenGuest } from './xen-guest.ts';
 

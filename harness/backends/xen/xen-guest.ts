@@ -8,10 +8,9 @@
  * only between a strategy's scan and the next one.
  */
 import { execa } from 'execa';
-import { XmeError } from '../../util/errors.ts';
 import type { GuestImage } from '../../images/manifest.ts';
 import type { Guest, WorkloadProgress } from '../types.ts';
-import { SerialConsole } from '../qemu/serial-console.ts';
+import { SerialConsole, waitForBootMarker } from '../qemu/serial-console.ts';
 import type { ForeignMapping, ForeignMemory, XcInterface } from './libxen.ts';
 import { readPhysical } from '../../introspection/kernel-locator.ts';
 import { readVirtualByWalk, walkPageTables } from '../../introspection/page-walk.ts';
@@ -40,13 +39,16 @@ export class XenGuest implements Guest {
   }
 
   async waitForBoot(deadline: number): Promise<void> {
-    while (!this.console.boot) {
-      this.console.poll();
-      if (this.console.boot) break;
-      if (!this.alive()) throw new XmeError(`domain ${this.name} (${this.id}) ended while booting: ${this.console.tail(1)[0] ?? 'no console output'}`, `console log: ${this.files.console}`);
-      if (Date.now() > deadline) throw new XmeError(`domain ${this.name} printed no boot marker in time`, `console log: ${this.files.console}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    await waitForBootMarker(this.console, {
+      label: `guest ${this.id} (domain ${this.name})`,
+      log: this.files.console!,
+      alive: () => this.alive(),
+      whyGone: () => `the domain ended (${this.console.tail(1)[0]?.trim() ?? 'no console output'})`,
+      startedAt: this.startedAt,
+      deadline,
+      expectedRelease: this.image.manifest.kernelRelease,
+      pollMs: 200,
+    });
     this.bootMs = Date.now() - this.startedAt;
   }
 
