@@ -104,14 +104,14 @@ export class XenBackend implements Backend {
       const index = this.guests.length;
       started.push(await this.startGuest(image, index, options, deadline));
     }
-    for (const guest of started) this.xc.memshrControl(guest.domid, true);
     return started;
   }
 
   /**
-   * Create one domU and wait for its boot marker. Under nested TCG (the Xen test host) a PVH guest kernel
-   * occasionally dies in early boot (a triple fault in native_calibrate_cpu_early was seen); such a guest is
-   * destroyed and created again, at most twice, and the retry is reported as a notice.
+   * Create one domU, wait for its boot marker and enable sharing for it. Under nested TCG (the Xen test host)
+   * a PVH guest kernel occasionally dies in or right after boot (triple faults in native_calibrate_cpu_early
+   * and in the workload were seen); such a guest is destroyed and created again, at most twice, and the retry
+   * is reported as a notice.
    */
   private async startGuest(image: GuestImage, index: number, options: ProvisionOptions, deadline: number): Promise<XenGuest> {
     const id = `g${index}`;
@@ -133,6 +133,8 @@ export class XenBackend implements Backend {
       try {
         if (!guest) throw new XmeError(`domain ${name} vanished right after xl create`);
         await guest.waitForBoot(deadline);
+        // Inside the retry: a guest that dies right after its marker fails here (ESRCH) and is created again.
+        this.xc.memshrControl(guest.domid, true);
         options.onGuestBooted?.(guest, guest.bootMs);
         return guest;
       } catch (error) {
