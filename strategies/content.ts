@@ -2,11 +2,13 @@
  * Content-based page sharing (CBPS), the approach XME is compared with: read every page of every guest,
  * hash it, bucket pages by hash, and confirm each bucket byte by byte (a hash collision never becomes a
  * share). Identical pages are proposed whether they are in different guests or in the same one, as KSM
- * and Xen's CBPS do; all-zero pages are marked so that they are counted apart.
+ * and Xen's CBPS do; all-zero pages are marked so that they are counted apart. Pages the host does not back
+ * (holes in QEMU's RAM file) are zeros and are not read, like KSM, which scans only present pages.
  */
 import { PAGE_SIZE } from '../harness/backends/types.ts';
 import { XmeError } from '../harness/util/errors.ts';
 import type { ScanCost, ShareGroup } from '../harness/sharing/types.ts';
+import { backedRuns, pageBytes, ZERO_PAGE } from '../harness/sharing/resident-pages.ts';
 import { identicalClasses } from './page-classes.ts';
 import type { ScanResult, Strategy, StrategyContext, StrategyFactory } from './types.ts';
 
@@ -16,7 +18,6 @@ export interface ContentOptions {
 }
 
 const GUEST_SHIFT = 2 ** 32;
-const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
 
 export class ContentStrategy implements Strategy {
   readonly name = 'content';
@@ -36,12 +37,17 @@ export class ContentStrategy implements Strategy {
       this.hashes[i]?.length === guest.memoryPages ? this.hashes[i]! : new BigUint64Array(guest.memoryPages));
 
     const buckets = new Map<bigint, number[]>();
+    const zeroHash = hasher.hashPage(ZERO_PAGE);
     guests.forEach((guest, g) => {
-      const pages = guest.pages(0, guest.memoryPages);
       const hashes = this.hashes[g]!;
-      hasher.hashPages(pages, hashes);
-      cost.pagesRead += guest.memoryPages;
-      cost.bytesHashed += pages.length;
+      const residency = context.residency?.[g];
+      // Holes (pages the host never backed) are zeros: hashed as such, never read (reading would allocate them).
+      if (residency) hashes.fill(zeroHash);
+      for (const run of backedRuns(guest.memoryPages, residency)) {
+        hasher.hashPages(guest.pages(run.first, run.count), hashes.subarray(run.first, run.first + run.count));
+        cost.pagesRead += run.count;
+        cost.bytesHashed += run.count * PAGE_SIZE;
+      }
       for (let gfn = 0; gfn < hashes.length; gfn++) {
         const hash = hashes[gfn]!;
         const bucket = buckets.get(hash);
@@ -50,7 +56,6 @@ export class ContentStrategy implements Strategy {
       }
     });
 
-    const zeroHash = hasher.hashPage(ZERO_PAGE);
     const groups: ShareGroup[] = [];
     let zeroPages = 0;
     let distinctContents = 0;
@@ -60,13 +65,13 @@ export class ContentStrategy implements Strategy {
       if (hash === zeroHash && !this.options.zeroPages) continue;
       const pages = packed.map((p) => {
         const ref = { guest: Math.floor(p / GUEST_SHIFT), gfn: p % GUEST_SHIFT };
-        return { ref, bytes: guests[ref.guest]!.pages(ref.gfn, 1) };
+        return { ref, bytes: pageBytes(guests[ref.guest]!, ref.gfn, context.residency?.[ref.guest]) };
       });
       const { classes, bytesCompared } = identicalClasses(pages);
       cost.bytesCompared += bytesCompared;
       for (const members of classes) {
         const first = members[0]!;
-        const zero = hash === zeroHash && guests[first.guest]!.pages(first.gfn, 1).equals(ZERO_PAGE);
+        const zero = hash === zeroHash && pageBytes(guests[first.guest]!, first.gfn, context.residency?.[first.guest]).equals(ZERO_PAGE);
         if (zero) zeroPages += members.length;
         groups.push({ pages: members, zero });
       }

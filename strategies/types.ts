@@ -7,6 +7,7 @@ import type { GuestImage } from '../harness/images/manifest.ts';
 import type { KernelInfo } from '../harness/introspection/kernel-info.ts';
 import type { PageHasher } from '../harness/hashing/page-hasher.ts';
 import type { ScanCost, ShareGroup } from '../harness/sharing/types.ts';
+import type { Residency } from '../harness/sharing/resident-pages.ts';
 
 export interface StrategyContext {
   guests: readonly Guest[];
@@ -14,6 +15,11 @@ export interface StrategyContext {
   /** System.map, layout and build version of the image's kernel (the System.map may be overridden). */
   kernel: KernelInfo;
   hasher: PageHasher;
+  /**
+   * Which pages the host backs, per guest, snapshot of this tick (harness/sharing/resident-pages.ts). A page
+   * marked 0 is a hole: all zeros, and reading it would make the host allocate it — use pageBytes/backedRuns.
+   */
+  residency?: Residency;
 }
 
 export interface ScanResult {

@@ -8,13 +8,20 @@ import type { PageRef } from '../sharing/types.ts';
 export const PAGE_SIZE = 4096;
 
 /** What a guest runs once booted (see guest-images/init/xme-load.c for what each does and counts). */
-export const WORKLOADS = ['idle', 'memchurn', 'pagecache', 'cpu'] as const;
+export const WORKLOADS = ['idle', 'memchurn', 'pagecache', 'cpu', 'cowprobe'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
+
+/**
+ * Every parameter xme-load takes (as k=v words). All workloads: interval_ms, seed; memchurn/pagecache/cpu:
+ * mib, rate (units/s); cowprobe (harness/workloads/cowprobe.ts): pages, writes, same, delay_ms, gap_ms.
+ */
+export const WORKLOAD_PARAMS = ['mib', 'rate', 'interval_ms', 'seed', 'pages', 'writes', 'same', 'delay_ms', 'gap_ms'] as const;
+export type WorkloadParam = (typeof WORKLOAD_PARAMS)[number];
 
 export interface WorkloadSpec {
   name: WorkloadName;
-  /** Passed to xme-load as k=v words: mib, rate (units/s), interval_ms, seed. */
-  params?: Partial<Record<'mib' | 'rate' | 'interval_ms' | 'seed', number>>;
+  /** Passed to xme-load as k=v words (see WORKLOAD_PARAMS). */
+  params?: Partial<Record<WorkloadParam, number>>;
 }
 
 export interface ProvisionOptions {
@@ -58,6 +65,20 @@ export interface Guest {
   alive(): boolean;
   /** Workload progress lines seen so far on the serial console. */
   progress(): WorkloadProgress[];
+  /**
+   * Every console line seen so far that contains `prefix`, in order, each from the prefix on (a timestamp,
+   * kernel text or CR before it is dropped). Lines with an "XME-" marker are all kept (not only the last 200),
+   * so an XME-* prefix (e.g. "XME-COWPROBE", "XME-ERROR") gives the full list; other prefixes only see the
+   * recent lines.
+   */
+  consoleLines(prefix: string): string[];
+  /**
+   * Which guest pages the host really backs right now (1) and which cost it nothing (0: never touched, a
+   * hole in the RAM file; such a page is all zeros). Undefined / absent where every page is backed (Xen
+   * populates a domain's whole memory). Callers must not read a 0 page through pages(): on tmpfs a read
+   * fault allocates it, so the harness itself would make the host back it.
+   */
+  hostResidentPages?(): Uint8Array;
   /** Files a person may want to look at (serial log, memory file, monitor socket). */
   readonly files: Readonly<Record<string, string>>;
   /** How long from process start to the boot marker. */

@@ -7,19 +7,25 @@ export interface MetricDefinition {
   method: string;
 }
 
+const THREAD_CPU = 'CPU time of the harness thread that ran it (clock_gettime CLOCK_THREAD_CPUTIME_ID; other threads such as V8 background GC not counted), strategies in rotated order';
+
 export const METRICS = {
-  shared_pages: { unit: 'pages', method: 'ledger at the last tick: guest pages in groups of ≥2 byte-identical pages' },
-  frames_saved: { unit: 'pages', method: 'shared pages − distinct frames backing them, at the last tick' },
+  shared_pages: { unit: 'pages', method: 'at the last tick: guest pages in shared state (mapped to a shared frame, not written since; a lone survivor of a written pair included, as Xen counts shr_pages)' },
+  frames_saved: { unit: 'pages', method: 'shared pages − distinct frames backing them, at the last tick (guest-physical: counts never-touched pages too)' },
   frames_saved_pct: { unit: '% of guest memory', method: 'frames_saved / all guest pages × 100' },
-  zero_pages_shared: { unit: 'pages', method: 'shared pages whose bytes are all zero, at the last tick' },
-  cow_faults: { unit: 'faults', method: 'content re-read each tick (xxh3 of every shared page vs its hash when shared): lower bound' },
+  host_frames_saved: { unit: 'pages', method: 'frames saved counting only pages the host really backs (QEMU: allocated in the guest RAM file, SEEK_DATA/SEEK_HOLE; Xen: all pages are populated): what a real host would free' },
+  zero_pages_shared: { unit: 'pages', method: 'shared pages whose bytes are all zero (checked by the ledger), at the last tick' },
+  cow_faults: { unit: 'faults', method: 'writes to pages in shared state (see run.json cowDefinition); method of the ledger that counted' },
+  cow_copies: { unit: 'faults', method: 'CoW faults that needed a copy (the frame still had other users); the rest hit a lone survivor' },
   cow_faults_per_min: { unit: 'faults/min', method: 'cow_faults / time between the first and the last tick' },
-  scan_cpu_ms: { unit: 'ms per scan', method: 'process.cpuUsage (user+sys) of the harness around strategy.scan, mean over the ticks after the first (steady state)' },
-  first_scan_cpu_ms: { unit: 'ms', method: 'process.cpuUsage around the first scan: includes one-off work (semantic: locating each kernel, checking System.map against kallsyms)' },
+  scan_cpu_ms: { unit: 'ms per scan', method: `strategy.scan only, mean over the ticks after the first (steady state); ${THREAD_CPU}` },
+  first_scan_cpu_ms: { unit: 'ms', method: `the first scan, which includes one-off work (semantic: locating each kernel, checking System.map against kallsyms); ${THREAD_CPU}` },
   scan_cpu_ms_per_gib: { unit: 'ms per GiB scanned guest memory', method: 'scan_cpu_ms / GiB of guest RAM of all guests' },
-  cow_cpu_ms: { unit: 'ms per tick', method: 'process.cpuUsage around CoW detection, mean over ticks after the first' },
-  verify_cpu_ms: { unit: 'ms per tick', method: 'process.cpuUsage around the ledger’s byte verification before sharing (with backend xen: and the sharing hypercalls)' },
-  scan_cpu_ratio_vs_semantic: { unit: 'ratio', method: 'steady-state scan_cpu_ms of this strategy / that of semantic, same repetition' },
+  cow_cpu_ms: { unit: 'ms per tick', method: `CoW detection (accounted: re-reading every shared page; enforced: reading the hypervisor's counters), mean over ticks after the first; ${THREAD_CPU}` },
+  verify_cpu_ms: { unit: 'ms per tick', method: `the ledger's byte verification before sharing (enforced: and the sharing hypercalls), mean over ticks after the first; ${THREAD_CPU}` },
+  tick_cpu_ms: { unit: 'ms per tick', method: `whole cost of the strategy per tick: CoW detection + scan + verification, mean over ticks after the first; ${THREAD_CPU}` },
+  scan_cpu_ratio_vs_semantic: { unit: 'ratio', method: 'scan only: steady-state scan_cpu_ms of this strategy / that of semantic, same repetition' },
+  tick_cpu_ratio_vs_semantic: { unit: 'ratio', method: 'whole tick: steady-state tick_cpu_ms of this strategy / that of semantic, same repetition' },
   kernel_code_shareability_pct: { unit: '%', method: 'pages of [_text,_etext) byte-identical in all guests / pages in the range × 100, last tick' },
   kernel_rodata_shareability_pct: { unit: '%', method: 'pages of [__start_rodata,__end_rodata) identical in all guests / pages × 100, last tick' },
   refused_scans: { unit: 'scans', method: 'scans in which the strategy refused to share (reason in samples.csv status and run.json)' },

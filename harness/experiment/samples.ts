@@ -12,14 +12,18 @@ export const SAMPLE_COLUMNS = [
   'guest_pages',
   'shared_pages',
   'frames_saved',
+  'host_frames_saved',
+  'host_resident_pages',
   'zero_pages_shared',
   'cow_faults_tick',
   'cow_faults_total',
+  'cow_copies_total',
   'cow_method',
   'scan_cpu_ms',
   'scan_wall_ms',
   'verify_cpu_ms',
   'cow_cpu_ms',
+  'tick_cpu_ms',
   'cpu_method',
   'pages_read',
   'bytes_hashed',
@@ -29,6 +33,7 @@ export const SAMPLE_COLUMNS = [
   'kernel_code_identical_pages',
   'kernel_rodata_pages',
   'kernel_rodata_identical_pages',
+  'strategy_metrics',
   'workload_ops_per_s',
   'status',
 ] as const;
@@ -51,4 +56,7 @@ export const SUMMARY_COLUMNS = [
 
 export type SummaryColumn = (typeof SUMMARY_COLUMNS)[number];
 
-export const CPU_METHOD = 'process.cpuUsage user+sys (harness process)';
+import { THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
+
+/** How every *_cpu_ms figure is measured (the same for all strategies; strategies run in rotated order). */
+export const CPU_METHOD = `${THREAD_CPU_METHOD}; strategy order rotated every tick`;

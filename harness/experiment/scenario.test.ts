@@ -21,7 +21,10 @@ describe('scenario validation', () => {
   it('fills defaults', () => {
     const scenario = parseScenario(valid);
     expect(scenario).toMatchObject({ image: 'cloud', kaslr: false, repetitions: 1, pauseDuringScan: true, memoryMiB: [128] });
-    expect(scenario.strategies).toEqual([{ name: 'semantic', options: {} }, { name: 'content', options: { zeroPages: false } }]);
+    expect(scenario.strategies).toEqual([
+      { name: 'semantic', label: 'semantic', options: {} },
+      { name: 'content', label: 'content', options: { zeroPages: false } },
+    ]);
   });
 
   it('names the field of every mistake', () => {
@@ -44,6 +47,46 @@ describe('scenario validation', () => {
     expect(() => parseScenario([])).toThrow(/field '\(root\)' must be an object/);
   });
 
+  it('labels every strategy: its own label, else the name the strategy gives itself', () => {
+    const scenario = parseScenario({
+      ...valid,
+      strategies: [
+        'semantic',
+        { name: 'semantic', options: { rodata: true } },
+        { name: 'content', label: 'content-nozero', options: { zeroPages: false } },
+        { name: 'content', label: 'content+zero_2.v-1' },
+      ],
+    });
+    expect(scenario.strategies.map((s) => [s.name, s.label])).toEqual([
+      ['semantic', 'semantic'],
+      ['semantic', 'semantic+rodata'],
+      ['content', 'content-nozero'],
+      ['content', 'content+zero_2.v-1'],
+    ]);
+    expect(scenario.strategies[2]!.options).toEqual({ zeroPages: false });
+  });
+
+  it('refuses two strategies with one label, naming both', () => {
+    const twice = (strategies: unknown[]) => () => parseScenario({ ...valid, strategies });
+    expect(twice(['semantic', 'semantic'])).toThrow(
+      `scenario x: field 'strategies[1]' has the label 'semantic', already used by strategies[0]; give one of them a distinct "label"`,
+    );
+    expect(twice(['content', { name: 'content', options: { zeroPages: false } }])).toThrow(/field 'strategies\[1\]' has the label 'content', already used by strategies\[0\]/);
+    expect(twice(['semantic', 'content', { name: 'content', label: 'semantic' }])).toThrow(/field 'strategies\[2\]' has the label 'semantic', already used by strategies\[0\]/);
+    // an explicit label may not take the name another strategy has by default either
+    expect(twice([{ name: 'content', label: 'semantic+rodata' }, { name: 'semantic', options: { rodata: true } }])).toThrow(
+      /field 'strategies\[1\]' has the label 'semantic\+rodata', already used by strategies\[0\]/,
+    );
+    expect(twice([{ name: 'content', label: 'a' }, { name: 'content', label: 'b' }])).not.toThrow();
+  });
+
+  it('checks the form of a label', () => {
+    for (const label of ['', 'Semantic', '-x', '+x', 'a b', 'a/b', 'é', 7, null]) {
+      expect(broken((s) => (s.strategies[1].label = label))).toThrow(/field 'strategies\[1\].label' must be lower-case letters, digits and \+ \. _ -/);
+    }
+    expect(broken((s) => (s.strategies[1].colour = 'red'))).toThrow(/field 'strategies\[1\].colour' is not a strategy field \(name, label, options\)/);
+  });
+
   it('loads every shipped scenario', () => {
     const names = listScenarios();
     expect(names).toEqual(expect.arrayContaining(['smoke', 'thesis-kernel-code', 'cow-faults', 'scan-overhead']));
@@ -61,5 +104,19 @@ describe('scenario validation', () => {
     expect(withOverrides(scenario, { durationS: 4 })).toMatchObject({ durationS: 4, tickS: 4 });
     expect(() => withOverrides(scenario, { guests: 0 })).toThrow(/field 'guests'/);
     expect(withOverrides(scenario, {})).toBe(scenario);
+  });
+
+  it('keeps labels through overrides and validates --strategies like the file', () => {
+    const labelled = parseScenario({ ...valid, strategies: [{ name: 'content', label: 'c1' }, { name: 'content', label: 'c2', options: { zeroPages: false } }] });
+    expect(withOverrides(labelled, { kaslr: true }).strategies).toEqual(labelled.strategies);
+    const shipped = loadScenario('thesis-kernel-code');
+    expect(withOverrides(shipped, { guests: 2 }).strategies).toEqual(shipped.strategies);
+
+    const scenario = parseScenario(valid);
+    expect(withOverrides(scenario, { strategies: ['content'] }).strategies).toEqual([{ name: 'content', label: 'content', options: {} }]);
+    expect(() => withOverrides(scenario, { strategies: ['semantic', 'semantic'] })).toThrow(
+      /field 'strategies\[1\]' has the label 'semantic', already used by strategies\[0\]/,
+    );
+    expect(() => withOverrides(scenario, { strategies: ['magic'] })).toThrow(/field 'strategies\[0\].name' must be one of/);
   });
 });

@@ -6,15 +6,23 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { XmeError } from '../util/errors.ts';
 import { projectRoot } from '../util/paths.ts';
-import { WORKLOADS, type WorkloadSpec } from '../backends/types.ts';
+import { WORKLOAD_PARAMS, WORKLOADS, type WorkloadSpec } from '../backends/types.ts';
 import { recipes } from '../images/recipes.ts';
 import { strategyFactories } from '../../strategies/registry.ts';
 import { BACKENDS, type BackendName } from '../backends/registry.ts';
 
 export interface StrategySpec {
   name: string;
+  /**
+   * Names this strategy's rows in samples.csv, summary.csv and the console table; unique in a scenario.
+   * Always set: the scenario's "label", else the name the strategy gives itself (e.g. semantic+rodata).
+   */
+  label: string;
   options: Record<string, unknown>;
 }
+
+/** What a strategy label may look like: it names rows in the results, so short and plain. */
+export const STRATEGY_LABEL = /^[a-z0-9][a-z0-9+._-]*$/;
 
 export interface Scenario {
   name: string;
@@ -45,7 +53,6 @@ const KNOWN_FIELDS = [
   '$comment', 'name', 'description', 'backend', 'image', 'guests', 'memoryMiB', 'kaslr', 'workload', 'warmupS', 'durationS', 'tickS',
   'strategies', 'repetitions', 'pauseDuringScan', 'systemMap',
 ];
-const WORKLOAD_PARAMS = ['mib', 'rate', 'interval_ms', 'seed'];
 
 class FieldError extends XmeError {}
 
@@ -105,7 +112,7 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
   if (!(WORKLOADS as readonly unknown[]).includes(workloadRaw.name)) v.fail('workload.name', `must be one of ${WORKLOADS.join(', ')}`);
   const params: NonNullable<WorkloadSpec['params']> = {};
   for (const [key, value] of Object.entries(v.object(workloadRaw.params ?? {}, 'workload.params'))) {
-    if (!WORKLOAD_PARAMS.includes(key)) v.fail(`workload.params.${key}`, `is not a workload parameter (${WORKLOAD_PARAMS.join(', ')})`);
+    if (!(WORKLOAD_PARAMS as readonly string[]).includes(key)) v.fail(`workload.params.${key}`, `is not a workload parameter (${WORKLOAD_PARAMS.join(', ')})`);
     params[key as keyof typeof params] = v.integer(value, `workload.params.${key}`, 0, 1_000_000);
   }
 
@@ -113,24 +120,37 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
   const warmupS = v.nonNegative(raw.warmupS ?? 0, 'warmupS', 3600);
   const tickS = v.positive(raw.tickS ?? Math.min(5, durationS), 'tickS', durationS);
 
-  if (!Array.isArray(raw.strategies) || raw.strategies.length === 0) v.fail('strategies', 'must be a non-empty list of strategy names or {name, options}');
+  if (!Array.isArray(raw.strategies) || raw.strategies.length === 0) v.fail('strategies', 'must be a non-empty list of strategy names or {name, label, options}');
   const knownStrategies = strategyFactories.map((f) => f.name);
+  const labelUsedBy = new Map<string, number>();
   const strategies = (raw.strategies as unknown[]).map((entry, i): StrategySpec => {
     const field = `strategies[${i}]`;
     const spec = typeof entry === 'string' ? { name: entry } : v.object(entry, field);
-    for (const key of Object.keys(spec)) if (!['name', 'options'].includes(key)) v.fail(`${field}.${key}`, 'is not a strategy field (name, options)');
+    for (const key of Object.keys(spec)) if (!['name', 'label', 'options'].includes(key)) v.fail(`${field}.${key}`, 'is not a strategy field (name, label, options)');
     if (typeof spec.name !== 'string' || !knownStrategies.includes(spec.name)) v.fail(`${field}.name`, `must be one of ${knownStrategies.join(', ')}`);
+    if (spec.label !== undefined && (typeof spec.label !== 'string' || !STRATEGY_LABEL.test(spec.label))) {
+      v.fail(`${field}.label`, `must be lower-case letters, digits and + . _ - (starting with a letter or digit), got ${JSON.stringify(spec.label)}`);
+    }
     const options = v.object(spec.options ?? {}, `${field}.options`);
     const factory = strategyFactories.find((f) => f.name === spec.name)!;
     for (const key of Object.keys(options)) {
       if (!(key in factory.options)) v.fail(`${field}.options.${key}`, `is not an option of ${spec.name} (${Object.keys(factory.options).join(', ')})`);
     }
+    let ownName = spec.name as string;
     try {
-      factory.create(options);
+      ownName = factory.create(options).name;
     } catch (error) {
       v.fail(`${field}.options`, (error as Error).message);
     }
-    return { name: spec.name as string, options };
+    // Without a label a strategy's rows carry the name it gives itself (semantic, semantic+rodata, content),
+    // as they always have; two entries with one label would merge into one strategy with made-up repetitions.
+    const label = (spec.label as string | undefined) ?? ownName;
+    const first = labelUsedBy.get(label);
+    if (first !== undefined) {
+      v.fail(field, `has the label '${label}', already used by strategies[${first}]; give one of them a distinct "label"`);
+    }
+    labelUsedBy.set(label, i);
+    return { name: spec.name as string, label, options };
   });
 
   const backend = raw.backend ?? 'qemu';

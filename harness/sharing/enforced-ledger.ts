@@ -1,22 +1,27 @@
 /**
  * Sharing enforced by the hypervisor (Xen): the same byte verification as the accounting ledger, then real
- * sharing calls; CoW write-faults are the hypervisor's own unshares, seen as decreases of each guest's
- * shared-page count (Xen's shr_pages) that the harness did not cause (it never unshares).
+ * sharing calls. CoW write-faults follow the one definition in ledger.ts and are counted by the hypervisor:
+ * Xen unshares a page on every write to it while it is shared (a lone survivor included) and lowers the
+ * domain's shr_pages by one each time; the harness never unshares, so every decrease between ticks is a
+ * guest write. Writes of identical bytes are counted too (the hypervisor traps the write, not the change).
  */
 import type { Backend, Guest, HypervisorCounters } from '../backends/types.ts';
 import type { PageHasher } from '../hashing/page-hasher.ts';
-import { SharingLedger, type ApplyResult, type CowEvent, type LedgerStats } from './ledger.ts';
+import { SharingLedger, type ApplyResult, type CowEvent, type Ledger, type LedgerStats } from './ledger.ts';
 import type { ShareGroup } from './types.ts';
 
 export const COW_METHOD_HYPERVISOR = 'hypervisor';
 
 type Enforcer = Required<Pick<Backend, 'share' | 'counters'>>;
 
-export class EnforcedLedger {
+export class EnforcedLedger implements Ledger {
+  readonly mode = 'enforced';
   readonly cowMethod = COW_METHOD_HYPERVISOR;
+  readonly cowMethodDescription = `${COW_METHOD_HYPERVISOR}: decreases of each domain's shr_pages between ticks (Xen unshares on every guest write to a shared page, identical bytes included; the harness never unshares). Exact, not a bound`;
   private readonly verifier: SharingLedger;
-  private afterLastShare: number[] | undefined;
+  private afterLastShare: HypervisorCounters | undefined;
   private readonly cowFaults: number[];
+  private cowCopies = 0;
   private last: HypervisorCounters | undefined;
   hypercalls = 0;
 
@@ -32,11 +37,14 @@ export class EnforcedLedger {
 
   /** Verify bytes (never share differing pages), then ask the hypervisor to share what passed. */
   async apply(groups: ShareGroup[]): Promise<ApplyResult> {
+    // Bring the verifier's view up to date first: pages written since the last apply have left their frames
+    // in the hypervisor, so they must not be taken as already verified.
+    this.verifier.detectCow();
     const verified = this.verifier.apply(groups);
     const outcome = await this.backend.share(this.guests, this.verifier.groupsForEnforcement());
     this.hypercalls += outcome.hypercalls;
     this.last = await this.backend.counters(this.guests);
-    this.afterLastShare = [...this.last.sharedPagesPerGuest];
+    this.afterLastShare = this.last;
     return {
       groupsApplied: outcome.shared.length,
       pagesShared: outcome.shared.reduce((sum, group) => sum + group.length, 0),
@@ -45,17 +53,20 @@ export class EnforcedLedger {
     };
   }
 
-  /** Unshares since the last apply: one CoW fault per page the hypervisor had to copy. */
+  /** Unshares since the last apply: one CoW fault per shr_pages decrease. */
   async detectCow(): Promise<CowEvent[]> {
     if (!this.afterLastShare) return [];
+    const before = this.afterLastShare;
     this.last = await this.backend.counters(this.guests);
     const events: CowEvent[] = [];
     this.last.sharedPagesPerGuest.forEach((now, guest) => {
-      const drop = Math.max(0, this.afterLastShare![guest]! - now);
+      const drop = Math.max(0, before.sharedPagesPerGuest[guest]! - now);
       this.cowFaults[guest]! += drop;
       for (let i = 0; i < drop; i++) events.push({ guest, gfn: -1 }); // the hypervisor does not say which page
     });
-    this.afterLastShare = [...this.last.sharedPagesPerGuest];
+    // Unshares that copied lower the host's freed-frame count (nr_saved_mfns); a last user's does not.
+    this.cowCopies += Math.max(0, before.freedFrames - this.last.freedFrames);
+    this.afterLastShare = this.last;
     return events;
   }
 
@@ -63,14 +74,21 @@ export class EnforcedLedger {
   stats(): LedgerStats {
     const perGuestShared = this.last?.sharedPagesPerGuest ?? this.guests.map(() => 0);
     const sharedPages = perGuestShared.reduce((a, b) => a + b, 0);
-    const usedFrames = this.last?.usedFrames ?? 0;
+    const framesSaved = this.last?.freedFrames ?? 0;
     return {
       sharedPages,
-      framesUsed: usedFrames,
-      framesSaved: this.last?.freedFrames ?? 0,
+      framesUsed: this.last?.usedFrames ?? 0,
+      framesSaved,
       zeroPagesShared: this.verifier.stats().zeroPagesShared,
+      // Xen populates every page of a domain's memory: what it frees, a host frees.
+      hostFramesSaved: framesSaved,
       cowFaults: this.cowFaults.reduce((a, b) => a + b, 0),
+      cowCopies: this.cowCopies,
       perGuest: perGuestShared.map((shared, i) => ({ sharedPages: shared, cowFaults: this.cowFaults[i]! })),
     };
+  }
+
+  extraMetrics(): Record<string, number> {
+    return { hypercalls_total: this.hypercalls };
   }
 }

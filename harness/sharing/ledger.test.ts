@@ -55,7 +55,7 @@ describe('SharingLedger', () => {
     expect(result.refused).toEqual([{ pages: [{ guest: 2, gfn: 0 }], reason: 'bytes differ from the group’s first page' }]);
   });
 
-  it('refuses a page listed twice and pages outside memory', () => {
+  it('refuses a page listed in two groups and pages outside memory', () => {
     const [a, b] = twoGuests();
     const ledger = new SharingLedger('t', [a, b], hasher);
     const result = ledger.apply([
@@ -66,23 +66,65 @@ describe('SharingLedger', () => {
     expect(result.pagesShared).toBe(2);
   });
 
-  it('counts a write to a shared page as one CoW fault for the writer and dissolves a pair', () => {
+  it('refuses a group that lists the same page twice (no frame saved from nothing)', () => {
     const [a, b] = twoGuests();
     const ledger = new SharingLedger('t', [a, b], hasher);
-    ledger.apply([
-      { pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] },
-      { pages: [{ guest: 0, gfn: 2 }, { guest: 1, gfn: 2 }] },
-    ]);
-    expect(ledger.detectCow()).toEqual([]);
+    const result = ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 0, gfn: 1 }] }]);
+    expect(result.groupsApplied).toBe(0);
+    expect(result.refused[0]!.reason).toMatch(/lists g0:0x1 twice/);
+    expect(ledger.stats()).toMatchObject({ sharedPages: 0, framesSaved: 0 });
+  });
+
+  it('decides itself whether a group is all zeros (a strategy’s zero flag is not trusted)', () => {
+    const [a, b] = twoGuests(); // page 0 of both is filled with a non-zero pattern; page 0 of each is equal
+    const ledger = new SharingLedger('t', [a, b], hasher);
+    ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }], zero: true }]);
+    expect(ledger.stats().zeroPagesShared).toBe(0);
+    a.pages(2, 1).fill(0);
+    b.pages(2, 1).fill(0);
+    ledger.apply([{ pages: [{ guest: 0, gfn: 2 }, { guest: 1, gfn: 2 }], zero: false }]);
+    expect(ledger.stats().zeroPagesShared).toBe(2);
+  });
+
+  it('counts every write to a page in shared state, the survivor of a pair included, however writes fall into ticks', () => {
+    const pairWrittenInOneTick = () => {
+      const [a, b] = twoGuests();
+      const ledger = new SharingLedger('t', [a, b], hasher);
+      ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] }]);
+      a.pages(1, 1)[0]! ^= 0xff;
+      b.pages(1, 1)[0]! ^= 0xff;
+      ledger.detectCow();
+      return ledger.stats();
+    };
+    const pairWrittenInTwoTicks = () => {
+      const [a, b] = twoGuests();
+      const ledger = new SharingLedger('t', [a, b], hasher);
+      ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] }]);
+      a.pages(1, 1)[0]! ^= 0xff;
+      expect(ledger.detectCow()).toEqual([{ guest: 0, gfn: 1 }]);
+      // The survivor stays write-protected on its frame (as in Xen): still in shared state, saving nothing.
+      expect(ledger.isShared({ guest: 1, gfn: 1 })).toBe(true);
+      expect(ledger.stats()).toMatchObject({ sharedPages: 1, framesSaved: 0, cowFaults: 1, cowCopies: 1 });
+      ledger.apply([]); // a later scan that proposes nothing does not unshare it
+      b.pages(1, 1)[0]! ^= 0xff;
+      expect(ledger.detectCow()).toEqual([{ guest: 1, gfn: 1 }]);
+      return ledger.stats();
+    };
+    for (const stats of [pairWrittenInOneTick(), pairWrittenInTwoTicks()]) {
+      expect(stats).toMatchObject({ sharedPages: 0, framesSaved: 0, cowFaults: 2, cowCopies: 1 });
+      expect(stats.perGuest.map((g) => g.cowFaults)).toEqual([1, 1]);
+    }
+  });
+
+  it('a page written once counts once, even when written again later', () => {
+    const [a, b] = twoGuests();
+    const ledger = new SharingLedger('t', [a, b], hasher);
+    ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] }, { pages: [{ guest: 0, gfn: 2 }, { guest: 1, gfn: 2 }] }]);
     b.pages(1, 1)[0]! ^= 0xff;
     expect(ledger.detectCow()).toEqual([{ guest: 1, gfn: 1 }]);
-    const stats = ledger.stats();
-    expect(stats).toMatchObject({ sharedPages: 2, framesSaved: 1, cowFaults: 1 });
-    expect(stats.perGuest[1]!.cowFaults).toBe(1);
-    expect(ledger.isShared({ guest: 0, gfn: 1 })).toBe(false); // its partner left: no longer shared
-    // The same page written again is not shared any more: no second fault.
-    b.pages(1, 1)[0]! ^= 0xff;
+    b.pages(1, 1)[0]! ^= 0x0f;
     expect(ledger.detectCow()).toEqual([]);
+    expect(ledger.stats()).toMatchObject({ sharedPages: 3, framesSaved: 1, cowFaults: 1 });
   });
 
   it('keeps a group of three shared when one member is written', () => {
@@ -93,5 +135,25 @@ describe('SharingLedger', () => {
     guests[2]!.pages(0, 1)[5] = 0;
     expect(ledger.detectCow()).toHaveLength(1);
     expect(ledger.stats()).toMatchObject({ sharedPages: 2, framesSaved: 1 });
+  });
+
+  it('joins a new proposal to the frame its pages are already on, and re-proposals share nothing new', () => {
+    const guests = ['g0', 'g1', 'g2'].map((id) => new MemoryGuest(id, 1));
+    for (const g of guests) g.fill(0, 4);
+    const ledger = new SharingLedger('t', guests, hasher);
+    expect(ledger.apply([{ pages: [0, 1].map((guest) => ({ guest, gfn: 0 })) }]).pagesShared).toBe(2);
+    const again = ledger.apply([{ pages: [0, 1].map((guest) => ({ guest, gfn: 0 })) }]);
+    expect(again).toMatchObject({ pagesShared: 0, bytesCompared: 0 });
+    expect(ledger.apply([{ pages: [{ guest: 1, gfn: 0 }, { guest: 2, gfn: 0 }] }]).pagesShared).toBe(1);
+    expect(ledger.stats()).toMatchObject({ sharedPages: 3, framesUsed: 1, framesSaved: 2 });
+  });
+
+  it('counts host frames saved only for pages the host really backs', () => {
+    const guests = ['g0', 'g1', 'g2'].map((id) => new MemoryGuest(id, 2));
+    const ledger = new SharingLedger('t', guests, hasher); // all pages zero
+    ledger.apply([{ pages: [0, 1, 2].flatMap((guest) => [{ guest, gfn: 0 }, { guest, gfn: 1 }]) }]);
+    expect(ledger.stats().hostFramesSaved).toBeUndefined();
+    ledger.setHostResidency([Uint8Array.of(1, 0), Uint8Array.of(0, 0), Uint8Array.of(1, 1)]);
+    expect(ledger.stats()).toMatchObject({ sharedPages: 6, framesSaved: 5, zeroPagesShared: 6, hostFramesSaved: 2 });
   });
 });

@@ -1,18 +1,36 @@
 /**
  * The sharing ledger of one strategy in one run: which guest pages are (accounted as) backed by one frame.
  *
+ * THE COW DEFINITION (one for every backend; docs/cow-faults.md):
+ *   A page is *in shared state* from the moment the ledger shares it until the guest first writes it.
+ *   A write by a guest to a page in shared state is one CoW write-fault. The page then leaves its frame.
+ *   The other pages of that frame stay in shared state — also a lone survivor whose partners were all
+ *   written: it is still write-protected, and its own first write is a fault too (one that needs no copy,
+ *   `cow_copies` does not count it). This is what Xen does (mem_sharing: the last gfn of a shared page stays
+ *   p2m_ram_shared until written, and every unshare lowers the domain's shr_pages by one), so the count does
+ *   not depend on how writes fall into ticks: two writes to a pair count 2, in one tick or in two.
+ *   The harness never unshares; a page leaves shared state only by being written.
+ *
  * apply() verifies every proposed group byte by byte right before accepting it — pages whose bytes differ
- * are never shared, whatever a strategy's hash said — and says why anything was refused.
- * detectCow() finds copy-on-write write-faults the way QEMU allows: every shared page is re-read and
- * re-hashed; a page whose content changed since it was shared took a write while shared, which on a
- * sharing hypervisor is a CoW fault. It is a lower bound (a write of identical bytes is invisible), and
- * the method is named in every CSV row (COW_METHOD).
+ * are never shared, whatever a strategy's hash said — refuses malformed groups (a page listed twice, pages
+ * outside memory), and says why. Verified groups join the pages already in shared state: a proposed page
+ * that is already on a frame brings that frame's pages along (they are byte-identical, unwritten since).
+ *
+ * detectCow() (this class) is the QEMU method: every page in shared state is re-read and re-hashed; a page
+ * whose bytes changed was written while shared. A lower bound — a write that stores the bytes already there
+ * is invisible to it (a hypervisor sees it) — and hash-based (a 64-bit collision would hide a write).
  */
-import type { Guest } from '../backends/types.ts';
+import { PAGE_SIZE, type Guest } from '../backends/types.ts';
 import type { PageHasher } from '../hashing/page-hasher.ts';
 import type { PageRef, ShareGroup } from './types.ts';
+import { pageBytes, ZERO_PAGE, type Residency } from './resident-pages.ts';
 
 export const COW_METHOD_CONTENT_REREAD = 'content-reread';
+
+/** The definition every ledger follows, for run.json and the docs (details in the header above). */
+export const COW_DEFINITION =
+  'a write by a guest to a page in shared state (shared by the ledger and not written since) is one CoW write-fault; the page leaves its frame; ' +
+  'the frame\'s other pages stay in shared state, a lone survivor included, until each is written (as in Xen); cow_copies counts the faults that needed a copy';
 
 export interface RefusedGroup {
   pages: PageRef[];
@@ -21,6 +39,7 @@ export interface RefusedGroup {
 
 export interface ApplyResult {
   groupsApplied: number;
+  /** Pages newly brought into shared state by this apply. */
   pagesShared: number;
   refused: RefusedGroup[];
   bytesCompared: number;
@@ -33,28 +52,62 @@ export interface CowEvent {
 }
 
 export interface LedgerStats {
-  /** Guest pages backed by a frame that another guest page also uses. */
+  /** Guest pages in shared state: mapped to a frame by sharing and not written since (Xen: Σ shr_pages). */
   sharedPages: number;
   /** Distinct frames backing the shared pages. */
   framesUsed: number;
-  /** sharedPages − framesUsed: memory the sharing would free. */
+  /** sharedPages − framesUsed: guest-physical memory the sharing frees. */
   framesSaved: number;
+  /** Shared pages whose bytes are all zero (verified by the ledger, not taken from the strategy). */
   zeroPagesShared: number;
+  /** Frames saved counting only pages the host really backs (undefined where the backend cannot tell). */
+  hostFramesSaved?: number;
   cowFaults: number;
+  /** CoW faults that needed a copy (the frame still had other users); the rest hit a lone survivor. */
+  cowCopies: number;
   perGuest: { sharedPages: number; cowFaults: number }[];
 }
 
-interface LiveGroup {
-  members: PageRef[];
+/** What every ledger offers the runner; the mode and the CoW method come from the ledger that measured. */
+export interface Ledger {
+  readonly strategy: string;
+  readonly mode: 'accounted' | 'enforced';
+  /** Short name for the CSV's cow_method column. */
+  readonly cowMethod: string;
+  /** One sentence for run.json and summary.csv: how CoW faults were counted and what the count bounds. */
+  readonly cowMethodDescription: string;
+  apply(groups: ShareGroup[]): ApplyResult | Promise<ApplyResult>;
+  detectCow(): CowEvent[] | Promise<CowEvent[]>;
+  stats(): LedgerStats;
+  /** Per guest, which pages the host really backs (1 = backed); accounted ledgers use it for hostFramesSaved. */
+  setHostResidency?(maps: Residency): void;
+  /** Figures only this kind of ledger has (e.g. hypercalls), named with their unit; added to samples.csv. */
+  extraMetrics(): Record<string, number>;
+}
+
+interface Frame {
+  members: number[];
   hash: bigint;
   zero: boolean;
 }
 
-const key = (page: PageRef) => page.guest * 2 ** 32 + page.gfn;
+const GUEST_SHIFT = 2 ** 32;
+const keyOf = (page: PageRef) => page.guest * GUEST_SHIFT + page.gfn;
+const refOf = (key: number): PageRef => ({ guest: Math.floor(key / GUEST_SHIFT), gfn: key % GUEST_SHIFT });
+const label = (page: PageRef) => `g${page.guest}:0x${page.gfn.toString(16)}`;
 
-export class SharingLedger {
-  private groups: LiveGroup[] = [];
+export class SharingLedger implements Ledger {
+  readonly mode = 'accounted';
+  readonly cowMethod = COW_METHOD_CONTENT_REREAD;
+  readonly cowMethodDescription: string;
+  /** Page key → id of the frame it is mapped to, for every page in shared state. */
+  private readonly frameOf = new Map<number, number>();
+  private readonly frames = new Map<number, Frame>();
+  private nextFrame = 1;
   private readonly cowFaultsPerGuest: number[];
+  private cowCopies = 0;
+  /** Per guest: which pages the host really backs (1) — set by the runner each tick where known. */
+  private hostResidency: Residency | undefined;
 
   constructor(
     readonly strategy: string,
@@ -62,108 +115,175 @@ export class SharingLedger {
     private readonly hasher: PageHasher,
   ) {
     this.cowFaultsPerGuest = guests.map(() => 0);
+    this.cowMethodDescription = `${COW_METHOD_CONTENT_REREAD}: each tick every page in shared state is re-read and re-hashed (${hasher.name}); a changed page was written while shared. Lower bound: a write that stores the bytes already there is not seen`;
   }
 
+  /** A page's bytes; a hole in the host's backing is zeros and is not read (resident-pages.ts). */
   private page(ref: PageRef): Buffer {
     const guest = this.guests[ref.guest];
     if (!guest) throw new RangeError(`no guest ${ref.guest}`);
-    return guest.pages(ref.gfn, 1);
+    return pageBytes(guest, ref.gfn, this.hostResidency?.[ref.guest]);
   }
 
-  /** Replace the shared set with these groups, keeping only byte-verified pages. */
+  private outside(ref: PageRef): boolean {
+    return !Number.isInteger(ref.guest) || !Number.isInteger(ref.gfn) || ref.guest < 0 || ref.guest >= this.guests.length || ref.gfn < 0 || ref.gfn >= this.guests[ref.guest]!.memoryPages;
+  }
+
+  /** Share these groups (byte-verified) in addition to what is already in shared state. */
   apply(groups: ShareGroup[]): ApplyResult {
-    const seen = new Set<number>();
-    const live: LiveGroup[] = [];
+    const proposedThisApply = new Set<number>();
     const refused: RefusedGroup[] = [];
     let bytesCompared = 0;
     let pagesShared = 0;
+    let groupsApplied = 0;
     for (const group of groups) {
-      const members: PageRef[] = [];
-      const differing: PageRef[] = [];
-      let reference: Buffer | undefined;
+      const inGroup = new Set<number>();
+      const repeated = group.pages.find((ref) => inGroup.size === inGroup.add(keyOf(ref)).size);
+      if (repeated) {
+        // A page cannot be shared with itself: accepting it would count a frame saved from nothing.
+        refused.push({ pages: group.pages, reason: `group lists ${label(repeated)} twice (malformed proposal)` });
+        continue;
+      }
+      const candidates: PageRef[] = [];
       for (const ref of group.pages) {
-        if (ref.guest < 0 || ref.guest >= this.guests.length || ref.gfn < 0 || ref.gfn >= this.guests[ref.guest]!.memoryPages) {
-          refused.push({ pages: [ref], reason: 'page is outside guest memory' });
-          continue;
-        }
-        if (seen.has(key(ref))) {
-          refused.push({ pages: [ref], reason: 'page is already in another group' });
-          continue;
-        }
-        const bytes = this.page(ref);
-        if (!reference) {
-          reference = bytes;
+        if (this.outside(ref)) refused.push({ pages: [ref], reason: 'page is outside guest memory' });
+        else if (proposedThisApply.has(keyOf(ref))) refused.push({ pages: [ref], reason: 'page is already in another group' });
+        else candidates.push(ref);
+      }
+      // The first candidate is the reference; a member already on the reference's frame needs no compare
+      // (detectCow re-hashed it this tick and it is unwritten since).
+      const reference = candidates[0];
+      if (!reference) continue;
+      const referenceBytes = this.page(reference);
+      const referenceFrame = this.frameOf.get(keyOf(reference));
+      const members: PageRef[] = [reference];
+      const differing: PageRef[] = [];
+      for (const ref of candidates.slice(1)) {
+        const frame = this.frameOf.get(keyOf(ref));
+        if (frame !== undefined && frame === referenceFrame) {
           members.push(ref);
           continue;
         }
-        bytesCompared += bytes.length;
-        if (bytes.equals(reference)) members.push(ref);
+        bytesCompared += PAGE_SIZE;
+        if (this.page(ref).equals(referenceBytes)) members.push(ref);
         else differing.push(ref);
       }
       if (differing.length) refused.push({ pages: differing, reason: 'bytes differ from the group’s first page' });
+      for (const ref of candidates) proposedThisApply.add(keyOf(ref));
       if (members.length < 2) {
-        if (members.length === 1 && group.pages.length > 1 && differing.length) {
-          refused.push({ pages: members, reason: 'no other page of the group has the same bytes' });
-        }
+        if (differing.length) refused.push({ pages: members, reason: 'no other page of the group has the same bytes' });
         continue;
       }
-      for (const ref of members) seen.add(key(ref));
-      live.push({ members, hash: this.hasher.hashPage(reference!), zero: group.zero === true });
-      pagesShared += members.length;
+      pagesShared += this.merge(members, referenceBytes);
+      groupsApplied++;
     }
-    this.groups = live;
-    return { groupsApplied: live.length, pagesShared, refused, bytesCompared };
+    return { groupsApplied, pagesShared, refused, bytesCompared };
   }
 
-  /** Pages written since they were shared: each is one CoW fault and leaves its group. */
+  /** Put verified members (and the frames they are already on) onto one frame; returns pages new to shared state. */
+  private merge(members: PageRef[], bytes: Buffer): number {
+    const keys = new Set<number>();
+    let fresh = 0;
+    for (const ref of members) {
+      const key = keyOf(ref);
+      const frame = this.frameOf.get(key);
+      if (frame === undefined) {
+        keys.add(key);
+        fresh++;
+        continue;
+      }
+      // Its frame's other pages have the same bytes (unwritten since they were verified): they come along.
+      const old = this.frames.get(frame);
+      if (old) {
+        for (const member of old.members) keys.add(member);
+        this.frames.delete(frame);
+      }
+    }
+    const id = this.nextFrame++;
+    this.frames.set(id, { members: [...keys], hash: this.hasher.hashPage(bytes), zero: bytes.equals(ZERO_PAGE) });
+    for (const key of keys) this.frameOf.set(key, id);
+    return fresh;
+  }
+
+  /** Pages written since they were shared: each is one CoW fault and leaves its frame (see the header). */
   detectCow(): CowEvent[] {
     const events: CowEvent[] = [];
-    const surviving: LiveGroup[] = [];
-    for (const group of this.groups) {
-      const unchanged = group.members.filter((ref) => {
-        if (this.hasher.hashPage(this.page(ref)) === group.hash) return true;
-        events.push({ guest: ref.guest, gfn: ref.gfn });
-        this.cowFaultsPerGuest[ref.guest]!++;
+    for (const [id, frame] of this.frames) {
+      const written: number[] = [];
+      const kept = frame.members.filter((key) => {
+        if (this.hasher.hashPage(this.page(refOf(key))) === frame.hash) return true;
+        written.push(key);
         return false;
       });
-      // A frame left with one user is no longer shared.
-      if (unchanged.length >= 2) surviving.push({ ...group, members: unchanged });
+      if (!written.length) continue;
+      // Of w writers on a frame of m users, all but the last user needed a copy.
+      this.cowCopies += kept.length > 0 ? written.length : written.length - 1;
+      for (const key of written) {
+        const ref = refOf(key);
+        events.push(ref);
+        this.cowFaultsPerGuest[ref.guest]!++;
+        this.frameOf.delete(key);
+      }
+      if (kept.length) frame.members = kept;
+      else this.frames.delete(id);
     }
-    this.groups = surviving;
     return events;
   }
 
-  /** The verified groups as page lists, for a hypervisor to enforce. */
+  /** Frames with two or more users, as page lists, for a hypervisor to enforce. */
   groupsForEnforcement(): PageRef[][] {
-    return this.groups.map((group) => group.members);
+    return [...this.frames.values()].filter((frame) => frame.members.length >= 2).map((frame) => frame.members.map(refOf));
   }
 
-  /** Pages currently in shared groups (what detectCow re-reads). */
+  /** Pages currently in shared state (what detectCow re-reads). */
   get sharedPageCount(): number {
-    return this.groups.reduce((sum, group) => sum + group.members.length, 0);
+    return this.frameOf.size;
   }
 
-  /** True if this guest page is currently shared. */
+  /** True if this guest page is currently in shared state. */
   isShared(ref: PageRef): boolean {
-    return this.groups.some((group) => group.members.some((m) => m.guest === ref.guest && m.gfn === ref.gfn));
+    return this.frameOf.has(keyOf(ref));
+  }
+
+  /**
+   * Per guest, which pages the host really backs (e.g. allocated in the RAM file), snapshot of this tick: used
+   * for hostFramesSaved and to never read a hole (it is zeros). Set it before detectCow and apply.
+   */
+  setHostResidency(maps: Residency): void {
+    this.hostResidency = maps;
   }
 
   stats(): LedgerStats {
     const perGuest = this.guests.map((_, i) => ({ sharedPages: 0, cowFaults: this.cowFaultsPerGuest[i]! }));
-    let sharedPages = 0;
+    const residency = this.hostResidency;
+    const hostKnown = residency !== undefined && residency.length === this.guests.length && residency.every((map) => map !== undefined);
     let zeroPagesShared = 0;
-    for (const group of this.groups) {
-      sharedPages += group.members.length;
-      if (group.zero) zeroPagesShared += group.members.length;
-      for (const ref of group.members) perGuest[ref.guest]!.sharedPages++;
+    let hostFramesSaved = 0;
+    for (const frame of this.frames.values()) {
+      let resident = 0;
+      for (const key of frame.members) {
+        const ref = refOf(key);
+        perGuest[ref.guest]!.sharedPages++;
+        if (hostKnown && residency[ref.guest]![ref.gfn]) resident++;
+      }
+      if (frame.zero) zeroPagesShared += frame.members.length;
+      // On a real host, r backed pages of one content need one frame: r − 1 are freed (none if r = 0).
+      hostFramesSaved += Math.max(0, resident - 1);
     }
+    const sharedPages = this.frameOf.size;
     return {
       sharedPages,
-      framesUsed: this.groups.length,
-      framesSaved: sharedPages - this.groups.length,
+      framesUsed: this.frames.size,
+      framesSaved: sharedPages - this.frames.size,
       zeroPagesShared,
+      hostFramesSaved: hostKnown ? hostFramesSaved : undefined,
       cowFaults: this.cowFaultsPerGuest.reduce((a, b) => a + b, 0),
+      cowCopies: this.cowCopies,
       perGuest,
     };
+  }
+
+  extraMetrics(): Record<string, number> {
+    return {};
   }
 }

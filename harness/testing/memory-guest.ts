@@ -11,6 +11,8 @@ export class MemoryGuest implements Guest {
   readonly files = {};
   readonly bootMs = 0;
   readonly canIntrospectVcpu = false;
+  /** What consoleLines() searches: set by the test. */
+  console: string[] = [];
 
   constructor(
     readonly id: string,
@@ -60,5 +62,12 @@ export class MemoryGuest implements Guest {
 
   progress(): WorkloadProgress[] {
     return [];
+  }
+
+  consoleLines(prefix: string): string[] {
+    return this.console.flatMap((line) => {
+      const at = line.indexOf(prefix);
+      return at >= 0 ? [line.slice(at)] : [];
+    });
   }
 }

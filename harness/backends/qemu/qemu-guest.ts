@@ -10,6 +10,7 @@ import { findOnPath } from '../../util/tools.ts';
 import type { GuestImage } from '../../images/manifest.ts';
 import { PAGE_SIZE, type Guest, type ProvisionOptions, type WorkloadProgress } from '../types.ts';
 import type { AcceleratorChoice } from './accelerator.ts';
+import { residentPages } from './residency.ts';
 import { MappedFile } from './mapped-file.ts';
 import { QmpClient } from './qmp.ts';
 import { qemuArguments } from './qemu-args.ts';
@@ -191,6 +192,16 @@ export class QemuGuest implements Guest {
   progress(): WorkloadProgress[] {
     this.console.poll();
     return this.console.progress;
+  }
+
+  /** Pages allocated in the RAM file (mincore on a fresh, untouched mapping: ≈ 3 ms per 256 MiB). */
+  hostResidentPages(): Uint8Array {
+    return residentPages(this.files.memory, this.memoryPages, { method: 'mincore' }).map;
+  }
+
+  consoleLines(prefix: string): string[] {
+    this.console.poll();
+    return this.console.matching(prefix);
   }
 
   /** Lines the guest printed last (for diagnostics). */

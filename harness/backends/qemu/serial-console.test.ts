@@ -40,4 +40,18 @@ describe('serial console', () => {
     expect(console.failure).toMatch(/^Kernel panic/);
     expect(console.tail(2)).toEqual(['Kernel panic - not syncing: VFS: Unable to mount root fs', 'more']);
   });
+
+  it('keeps every XME-* line (not only the last 200) and finds them by prefix, dropping what precedes the marker', () => {
+    const file = path.join(dir, 'log');
+    const noise = Array.from({ length: 300 }, (_, i) => `kernel line ${i}\r\n`).join('');
+    fs.writeFileSync(file, `XME-COWPROBE gfns from=0 list=1,2\r\n${noise}[  3.1] XME-COWPROBE ready pages=2 writes=1 same=0\r\nXME-ERROR boom\n`);
+    const console = new SerialConsole(file);
+    console.poll();
+    expect(console.matching('XME-COWPROBE')).toEqual(['XME-COWPROBE gfns from=0 list=1,2', 'XME-COWPROBE ready pages=2 writes=1 same=0']);
+    expect(console.matching('XME-ERROR')).toEqual(['XME-ERROR boom']);
+    // Other prefixes: the last 200 lines only.
+    const kernelLines = console.matching('kernel line');
+    expect(kernelLines).toContain('kernel line 299');
+    expect(kernelLines).not.toContain('kernel line 5');
+  });
 });

@@ -34,6 +34,8 @@ export class SerialConsole {
   private offset = 0;
   private partial = '';
   private readonly lines: string[] = [];
+  /** Every line with an XME-* marker, kept in full (the recent `lines` keep only 200). */
+  private readonly xmeLines: string[] = [];
   boot: BootInfo | undefined;
   readonly progress: WorkloadProgress[] = [];
   failure: string | undefined;
@@ -64,9 +66,11 @@ export class SerialConsole {
   private consume(text: string): void {
     const parts = (this.partial + text).split(/\r?\n/);
     this.partial = parts.pop() ?? '';
-    for (const line of parts) {
+    for (const raw of parts) {
+      const line = raw.replace(/\r/g, '');
       this.lines.push(line);
       if (this.lines.length > 200) this.lines.shift();
+      if (line.includes('XME-')) this.xmeLines.push(line);
       const progress = parseProgressLine(line);
       if (progress) {
         this.progress.push(progress);
@@ -75,6 +79,21 @@ export class SerialConsole {
       this.boot ??= parseBootLine(line);
       if (!this.failure && isFailureLine(line)) this.failure = line.trim();
     }
+  }
+
+  /**
+   * Lines seen so far that contain `prefix`, in order, each cut to start at the prefix (whatever came before
+   * it on the line — a timestamp, kernel text — is dropped). For a prefix with "XME-" every such line since the
+   * start is kept; other prefixes only find the last 200 lines.
+   */
+  matching(prefix: string): string[] {
+    const source = prefix.includes('XME-') ? this.xmeLines : this.lines;
+    const found: string[] = [];
+    for (const line of source) {
+      const at = line.indexOf(prefix);
+      if (at >= 0) found.push(line.slice(at));
+    }
+    return found;
   }
 
   /** The last n lines, for error messages. */

@@ -60,6 +60,8 @@ export interface DomainInfo {
   hap: boolean;
 }
 
+/** xen/include/public/hvm/params.h: the guest frame that hosts the memory-sharing (ENOMEM) ring. */
+const HVM_PARAM_SHARING_RING_PFN = 29;
 const XEN_DOMINF_dying = 1 << 0;
 const XEN_DOMINF_hap = 1 << 8;
 const PROT_READ = 0x1;
@@ -93,6 +95,9 @@ interface XenFunctions {
   xc_domain_hvm_getcontext_partial: (xch: unknown, domid: number, typecode: number, instance: number, buffer: Buffer, size: number) => number;
   xc_memshr_control: (xch: unknown, domid: number, enable: number) => number;
   xc_memshr_nominate_gfn: (xch: unknown, domid: number, gfn: number, handle: BigUint64Array) => number;
+  xc_memshr_ring_enable: (xch: unknown, domid: number, port: Uint32Array) => number;
+  xc_memshr_ring_disable: (xch: unknown, domid: number) => number;
+  xc_hvm_param_get: (xch: unknown, domid: number, param: number, value: BigUint64Array) => number;
   xc_memshr_share_gfns: (xch: unknown, sdom: number, sgfn: number, shandle: bigint, cdom: number, cgfn: number, chandle: bigint) => number;
   xc_sharing_freed_pages: (xch: unknown) => number;
   xc_sharing_used_frames: (xch: unknown) => number;
@@ -150,6 +155,9 @@ export function loadXenLibraries(): XenFunctions {
     xc_domain_hvm_getcontext_partial: ctrl.func('int xc_domain_hvm_getcontext_partial(xme_xc_interface xch, uint32_t domid, uint16_t typecode, uint16_t instance, _Out_ uint8_t *ctxt_buf, uint32_t size)') as XenFunctions['xc_domain_hvm_getcontext_partial'],
     xc_memshr_control: ctrl.func('int xc_memshr_control(xme_xc_interface xch, uint32_t domid, int enable)') as XenFunctions['xc_memshr_control'],
     xc_memshr_nominate_gfn: ctrl.func('int xc_memshr_nominate_gfn(xme_xc_interface xch, uint32_t domid, unsigned long gfn, _Out_ uint64_t *handle)') as XenFunctions['xc_memshr_nominate_gfn'],
+    xc_memshr_ring_enable: ctrl.func('int xc_memshr_ring_enable(xme_xc_interface xch, uint32_t domid, _Out_ uint32_t *port)') as XenFunctions['xc_memshr_ring_enable'],
+    xc_memshr_ring_disable: ctrl.func('int xc_memshr_ring_disable(xme_xc_interface xch, uint32_t domid)') as XenFunctions['xc_memshr_ring_disable'],
+    xc_hvm_param_get: ctrl.func('int xc_hvm_param_get(xme_xc_interface xch, uint32_t domid, int param, _Out_ uint64_t *value)') as XenFunctions['xc_hvm_param_get'],
     xc_memshr_share_gfns: ctrl.func('int xc_memshr_share_gfns(xme_xc_interface xch, uint32_t sdom, unsigned long sgfn, uint64_t shandle, uint32_t cdom, unsigned long cgfn, uint64_t chandle)') as XenFunctions['xc_memshr_share_gfns'],
     xc_sharing_freed_pages: ctrl.func('long xc_sharing_freed_pages(xme_xc_interface xch)') as XenFunctions['xc_sharing_freed_pages'],
     xc_sharing_used_frames: ctrl.func('long xc_sharing_used_frames(xme_xc_interface xch)') as XenFunctions['xc_sharing_used_frames'],
@@ -247,6 +255,24 @@ export class XcInterface {
       'ENOSYS: hypervisor built without CONFIG_MEM_SHARING; EOPNOTSUPP: CPU without VT-x (see scripts/xen-testhost); ENODEV: guest without HAP');
   }
 
+  /**
+   * Set up the domain's sharing ring for ENOMEM notices: without it, a domain that cannot get a frame while
+   * unsharing (a CoW copy) is crashed by the hypervisor; with it, Xen pauses the faulting vCPU and posts a
+   * request on the ring, which the harness reports. Returns the ring's guest frame and event channel port.
+   */
+  enableSharingRing(domid: number): { ringGfn: number; port: number } {
+    const port = new Uint32Array(1);
+    this.check(`xc_memshr_ring_enable(dom ${domid})`, this.lib.xc_memshr_ring_enable(this.handle(), domid, port),
+      'ENOSYS: the domain builder set no HVM_PARAM_SHARING_RING_PFN; EINVAL: the ring is already enabled');
+    const value = new BigUint64Array(1);
+    this.check(`xc_hvm_param_get(dom ${domid}, HVM_PARAM_SHARING_RING_PFN)`, this.lib.xc_hvm_param_get(this.handle(), domid, HVM_PARAM_SHARING_RING_PFN, value));
+    return { ringGfn: Number(value[0]!), port: port[0]! };
+  }
+
+  disableSharingRing(domid: number): void {
+    this.check(`xc_memshr_ring_disable(dom ${domid})`, this.lib.xc_memshr_ring_disable(this.handle(), domid));
+  }
+
   nominate(domid: number, gfn: number): bigint {
     const handle = new BigUint64Array(1);
     this.check(`xc_memshr_nominate_gfn(dom ${domid}, gfn ${gfn})`, this.lib.xc_memshr_nominate_gfn(this.handle(), domid, gfn, handle));
@@ -339,6 +365,19 @@ export class ForeignMemory {
       throw new XenCallError(`xenforeignmemory_map(dom ${domid}): gfn ${failed}`, -errors[failed]!);
     }
     return new ForeignMapping(this.lib, this.pointer, pointer, domid, pages);
+  }
+
+  /** Map one guest frame read-only (e.g. a ring page outside the guest's RAM range). */
+  mapGfn(domid: number, gfn: number): ForeignMapping {
+    if (this.pointer === undefined) throw new Error('xenforeignmemory handle is closed');
+    const errors = new Int32Array(1);
+    const pointer = this.lib.xenforeignmemory_map(this.pointer, domid, PROT_READ, 1, BigUint64Array.of(BigInt(gfn)), errors);
+    if (isNull(pointer)) throw new XenCallError(`xenforeignmemory_map(dom ${domid}, gfn ${gfn})`, koffi.errno());
+    if (errors[0] !== 0) {
+      this.lib.xenforeignmemory_unmap(this.pointer, pointer, 1);
+      throw new XenCallError(`xenforeignmemory_map(dom ${domid}): gfn ${gfn}`, -errors[0]!);
+    }
+    return new ForeignMapping(this.lib, this.pointer, pointer, domid, 1);
   }
 
   close(): void {

@@ -16,7 +16,7 @@ import type { GuestImage } from '../../images/manifest.ts';
 import type { PageRef } from '../../sharing/types.ts';
 import type { Backend, BackendInfo, Guest, HypervisorCounters, ProvisionOptions, ShareOutcome } from '../types.ts';
 import { kernelCommandLine, perGuestWorkload } from '../guest-command-line.ts';
-import { ForeignMemory, XcInterface, XenCallError } from './libxen.ts';
+import { ForeignMemory, XcInterface, XenCallError, type ForeignMapping } from './libxen.ts';
 import { XenGuest } from './xen-guest.ts';
 
 /** Where xenconsoled writes guest consoles (xenconsoled --log=guest --log-dir=…). */
@@ -52,6 +52,7 @@ export class XenBackend implements Backend {
   readonly name = 'xen';
   readonly enforcesSharing = true;
   private readonly guests: XenGuest[] = [];
+  private readonly sharingRings = new Map<XenGuest, { mapping: ForeignMapping; ringGfn: number; port: number }>();
   private dir: string | undefined;
   private closing: Promise<void> | undefined;
   private unregisterCleanup: (() => void) | undefined;
@@ -135,12 +136,17 @@ export class XenBackend implements Backend {
         await guest.waitForBoot(deadline);
         // Inside the retry: a guest that dies right after its marker fails here (ESRCH) and is created again.
         this.xc.memshrControl(guest.domid, true);
+        this.watchSharingRing(guest);
         options.onGuestBooted?.(guest, guest.bootMs);
         return guest;
       } catch (error) {
         if (guest?.alive() || attempt >= 3 || Date.now() > deadline) throw error;
-        this.options.onNotice?.(`${name} died while booting (attempt ${attempt}: ${(error as Error).message}); creating it again`);
-        if (guest) this.guests.splice(this.guests.indexOf(guest), 1);
+        this.notice(`${name} died while booting (attempt ${attempt}: ${(error as Error).message}); creating it again`);
+        if (guest) {
+          this.sharingRings.get(guest)?.mapping.unmap();
+          this.sharingRings.delete(guest);
+          this.guests.splice(this.guests.indexOf(guest), 1);
+        }
         await execa('xl', ['destroy', name], { reject: false });
       }
     }
@@ -226,7 +232,43 @@ export class XenBackend implements Backend {
     return outcome;
   }
 
+  /**
+   * The ENOMEM ring: Xen crashes a domain that cannot get a frame for a CoW copy unless the domain has a
+   * sharing ring; with one, the faulting vCPU waits and a request is posted. xme does not add memory, so a
+   * posted request ends the run with a clear error (checked with every counters() call) instead of a domain
+   * that silently died.
+   */
+  private watchSharingRing(guest: XenGuest): void {
+    try {
+      const { ringGfn, port } = this.xc.enableSharingRing(guest.domid);
+      this.sharingRings.set(guest, { mapping: this.fmem.mapGfn(guest.domid, ringGfn), ringGfn, port });
+    } catch (error) {
+      this.notice(`${guest.name}: no ENOMEM ring for memory sharing (${(error as Error).message}); a CoW copy that finds no free frame will crash this domain`);
+    }
+  }
+
+  /** Requests posted on a guest's sharing ring (each: a vCPU that found no frame to unshare into). */
+  private enomemRequests(guest: XenGuest): number {
+    const ring = this.sharingRings.get(guest);
+    // struct vm_event_sring starts with RING_IDX req_prod (uint32): requests ever posted.
+    return ring ? ring.mapping.bytes(0, 1).readUInt32LE(0) : 0;
+  }
+
+  private notice(message: string): void {
+    if (this.options.onNotice) this.options.onNotice(message);
+    // Printed too: tests and CI logs must show every recreation and missing safety net, not only run.json.
+    process.stderr.write(`xme xen: ${message}\n`);
+  }
+
   async counters(guests: readonly Guest[]): Promise<HypervisorCounters> {
+    for (const guest of guests) {
+      if (!(guest instanceof XenGuest)) continue;
+      const requests = this.enomemRequests(guest);
+      if (requests > 0) {
+        throw new XmeError(`${guest.name} ran out of memory while unsharing a page (${requests} ENOMEM request(s) on its sharing ring; its vCPU is paused)`,
+          'give the host more free memory than the guests could unshare (Σ shr_pages), or share less');
+      }
+    }
     const { freedPages, usedFrames } = this.xc.sharingCounters();
     return {
       sharedPagesPerGuest: guests.map((guest) => (guest instanceof XenGuest ? this.xc.domain(guest.domid).shrPages : 0)),
@@ -249,6 +291,15 @@ export class XenBackend implements Backend {
       }
       for (const guest of this.guests) {
         guest.releaseMemory();
+        const ring = this.sharingRings.get(guest);
+        if (ring) {
+          ring.mapping.unmap();
+          try {
+            this.xc.disableSharingRing(guest.domid);
+          } catch {
+            // the domain may already be gone
+          }
+        }
         try {
           this.xc.memshrControl(guest.domid, false);
         } catch {

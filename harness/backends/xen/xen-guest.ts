@@ -99,6 +99,11 @@ export class XenGuest implements Guest {
     return this.console.progress;
   }
 
+  consoleLines(prefix: string): string[] {
+    this.console.poll();
+    return this.console.matching(prefix);
+  }
+
   consoleTail(n = 5): string[] {
     this.console.poll();
     return this.console.tail(n);
