@@ -15,12 +15,15 @@ import { kernelInfo, type KernelInfo } from '../../introspection/kernel-info.ts'
 import { locateKernelByHypervisor, locateKernelInMemory } from '../../introspection/kernel-locator.ts';
 import { defaultHasher, type PageHasher } from '../../hashing/page-hasher.ts';
 import { EnforcedLedger } from '../../sharing/enforced-ledger.ts';
+import { SharingLedger, type CowEvent } from '../../sharing/ledger.ts';
+import { waitForCowprobe, type CowprobeState } from '../../workloads/cowprobe.ts';
 import { SemanticStrategy } from '../../../strategies/semantic.ts';
 import { ContentStrategy } from '../../../strategies/content.ts';
 import { runExperiment } from '../../experiment/runner.ts';
 import { loadScenario, withOverrides } from '../../experiment/scenario.ts';
 
 const MEMORY_MIB = 96;
+const PROBE = { pages: 64, writes: 8, same: 4, delay_ms: 45_000, gap_ms: 100, interval_ms: 1000 };
 let image: GuestImage;
 let kernel: KernelInfo;
 let hasher: PageHasher;
@@ -41,9 +44,38 @@ describe('Xen backend: semantic sharing of kernel code', () => {
 
   beforeAll(async () => {
     backend = await XenBackend.create();
-    guests = await backend.provision(image, 2, { memoryMiB: MEMORY_MIB, kaslr: false, workload: { name: 'idle' } });
+    // cowprobe: idle apart from writing a known number of its own pages once, a fixed delay after "ready"
+    // (long enough for the second guest to boot and the probe pages to be shared before the writes begin).
+    guests = await backend.provision(image, 2, { memoryMiB: MEMORY_MIB, kaslr: false, workload: { name: 'cowprobe', params: PROBE } });
   }, 240_000);
   afterAll(async () => backend?.close());
+
+  it('counts CoW faults against a known answer: the hypervisor sees N + M writes per guest, content re-read N', async () => {
+    const probes: CowprobeState[] = [];
+    for (const guest of guests) probes.push(await waitForCowprobe(guest, 'ready', 60_000));
+    // Page i of each guest holds the same bytes: one group per probe page, shared for real.
+    const groups = probes[0]!.gfns.map((_, i) => ({ pages: probes.map((p, g) => ({ guest: g, gfn: p.gfns[i]! })) }));
+    const ledger = enforcedLedger(backend, guests, 'probe');
+    const rereading = new SharingLedger('probe-reread', guests, hasher); // the QEMU method, on the same pages
+    const shrBefore = (await backend.counters(guests)).sharedPagesPerGuest;
+    const applied = await ledger.apply(groups);
+    rereading.apply(groups);
+    expect(applied.refused).toEqual([]);
+    const shrShared = ledger.stats().perGuest.map((g) => g.sharedPages);
+    shrShared.forEach((shr, g) => expect(shr - shrBefore[g]!).toBe(PROBE.pages)); // every probe page nominated and shared
+    // Shared before the first write (ops = writes done so far; a late share would show up as missing faults).
+    for (const guest of guests) expect(guest.progress().at(-1)?.ops ?? 0).toBe(0);
+    for (const guest of guests) await waitForCowprobe(guest, 'written', PROBE.delay_ms + 60_000);
+    const hypervisor = await ledger.detectCow();
+    const reread = rereading.detectCow();
+    const perGuest = (events: CowEvent[]) => guests.map((_, g) => events.filter((e) => e.guest === g).length);
+    process.stdout.write(`COW-KNOWN-ANSWER xen ${JSON.stringify({ writes: PROBE.writes, same: PROBE.same, hypervisor: perGuest(hypervisor), content_reread: perGuest(reread), cow_copies: ledger.stats().cowCopies })}\n`);
+    // A write of identical bytes is still a write: the hypervisor counts it, a content re-read cannot.
+    expect(perGuest(hypervisor)).toEqual(guests.map(() => PROBE.writes + PROBE.same));
+    expect(perGuest(reread)).toEqual(guests.map(() => PROBE.writes));
+    // Both guests wrote the same pages: one of each pair copied, the other was the lone survivor.
+    expect(ledger.stats().cowCopies).toBe(PROBE.writes + PROBE.same);
+  }, 240_000);
 
   it('finds each guest kernel by both routes (memory only; vCPU context + page walk), which agree', async () => {
     for (const guest of guests) {
