@@ -5,11 +5,14 @@ import type { MetricName } from './metrics.ts';
 const COLUMNS: [MetricName, string, (v: number) => string][] = [
   ['shared_pages', 'shared pages', (v) => Math.round(v).toLocaleString('en')],
   ['frames_saved_pct', 'saved %', (v) => v.toFixed(1)],
+  ['host_frames_saved', 'host saved', (v) => Math.round(v).toLocaleString('en')],
   ['zero_pages_shared', 'zero pages', (v) => Math.round(v).toLocaleString('en')],
   ['kernel_code_shareability_pct', 'kcode %', (v) => v.toFixed(2)],
   ['cow_faults', 'CoW faults', (v) => v.toFixed(0)],
   ['scan_cpu_ms', 'scan ms', (v) => v.toFixed(1)],
-  ['scan_cpu_ratio_vs_semantic', 'CPU ×sem', (v) => v.toFixed(1)],
+  ['scan_cpu_ratio_vs_semantic', 'scan ×sem', (v) => v.toFixed(1)],
+  ['tick_cpu_ms', 'tick ms', (v) => v.toFixed(1)],
+  ['tick_cpu_ratio_vs_semantic', 'tick ×sem', (v) => v.toFixed(1)],
   ['workload_ops_per_s', 'guest ops/s', (v) => v.toFixed(0)],
 ];
 

@@ -144,3 +144,25 @@ describe('xme run — KASLR on', () => {
     if (offsets[0] !== offsets[1]) expect(shareability).toBeLessThan(99);
   }, 180_000);
 });
+
+describe('xme run — CPU is the scan’s own', () => {
+  it('bills a scan that reads more pages more CPU, in one run (semantic code only vs code + rodata)', async () => {
+    const scenario = withOverrides(loadScenario('thesis-kernel-code'), { guests: 2, memoryMiB: [128], durationS: 8, tickS: 1 });
+    const outcome = await runExperiment({ scenario, resultsRoot });
+    const samples = readCsv(path.join(outcome.dir, 'samples.csv'));
+    const summary = readCsv(path.join(outcome.dir, 'summary.csv'));
+    const pagesRead = (strategy: string) => Number(samples.find((r) => r.strategy === strategy && r.guest === 'all')!.pages_read);
+    const pagesRatio = pagesRead('semantic+rodata') / pagesRead('semantic');
+    expect(pagesRatio).toBeGreaterThan(1.4);
+    const scanRatio = summaryValue(summary, 'semantic+rodata', 'scan_cpu_ratio_vs_semantic');
+    const tickRatio = summaryValue(summary, 'semantic+rodata', 'tick_cpu_ratio_vs_semantic');
+    process.stdout.write(`CPU-RATIO ${JSON.stringify({ pages_ratio: pagesRatio, scan_cpu_ratio: scanRatio, tick_cpu_ratio: tickRatio })}\n`);
+    // At least half of the extra pages show up as extra CPU (process-wide CPU once gave 0.7× here).
+    expect(scanRatio).toBeGreaterThan(1 + (pagesRatio - 1) / 2);
+    expect(tickRatio).toBeGreaterThan(1);
+    for (const row of samples) if (row.guest === 'all') expect(row.cpu_method).toMatch(/CLOCK_THREAD_CPUTIME_ID/);
+    // The strategy order rotates: samples.csv rows come in scoring order, so every strategy opened some tick.
+    const firstPerTick = new Set([...new Set(samples.map((r) => r.tick))].map((tick) => samples.find((r) => r.tick === tick)!.strategy));
+    expect(firstPerTick.size).toBe(3);
+  }, 180_000);
+});

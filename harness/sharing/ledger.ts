@@ -174,8 +174,10 @@ export class SharingLedger implements Ledger {
         if (differing.length) refused.push({ pages: members, reason: 'no other page of the group has the same bytes' });
         continue;
       }
-      pagesShared += this.merge(members, referenceBytes);
       groupsApplied++;
+      // A re-proposal of what is already one frame (every tick for semantic sharing) changes nothing.
+      if (referenceFrame !== undefined && members.every((ref) => this.frameOf.get(keyOf(ref)) === referenceFrame)) continue;
+      pagesShared += this.merge(members, referenceBytes);
     }
     return { groupsApplied, pagesShared, refused, bytesCompared };
   }
