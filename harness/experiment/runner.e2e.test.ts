@@ -66,6 +66,7 @@ describe('xme run — smoke scenario', () => {
     for (const row of samples) {
       expect(Number(row.shared_pages)).toBeLessThanOrEqual(Number(row.guest_pages));
       expect(row.cow_method).toBe('content-reread');
+      expect(row.cow_count).toBe('lower bound');
       expect(row.sharing_mode).toBe('accounted');
       expect(row.status).toBe('ok');
       if (row.guest === 'all') {

@@ -331,6 +331,8 @@ async function runRepetition(input: RepetitionInput): Promise<RepetitionMetrics[
           strategy: track.label,
           sharing_mode: track.ledger.mode,
           cow_method: track.ledger.cowMethod,
+          // content-reread cannot see a write that stores the bytes already there: its count is a lower bound.
+          cow_count: track.ledger.cowCount,
         };
         const perGuestCow = guests.map(() => 0);
         for (const event of cowEvents) perGuestCow[event.guest]!++;

@@ -19,6 +19,7 @@ export const SAMPLE_COLUMNS = [
   'cow_faults_total',
   'cow_copies_total',
   'cow_method',
+  'cow_count',
   'scan_cpu_ms',
   'scan_wall_ms',
   'verify_cpu_ms',

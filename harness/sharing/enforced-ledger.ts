@@ -17,6 +17,7 @@ type Enforcer = Required<Pick<Backend, 'share' | 'counters'>>;
 export class EnforcedLedger implements Ledger {
   readonly mode = 'enforced';
   readonly cowMethod = COW_METHOD_HYPERVISOR;
+  readonly cowCount = 'exact';
   readonly cowMethodDescription = `${COW_METHOD_HYPERVISOR}: decreases of each domain's shr_pages between ticks (Xen unshares on every guest write to a shared page, identical bytes included; the harness never unshares). Exact, not a bound`;
   private readonly verifier: SharingLedger;
   private afterLastShare: HypervisorCounters | undefined;

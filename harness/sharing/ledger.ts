@@ -74,6 +74,8 @@ export interface Ledger {
   readonly mode: 'accounted' | 'enforced';
   /** Short name for the CSV's cow_method column. */
   readonly cowMethod: string;
+  /** 'exact', or 'lower bound' where some writes cannot be seen (content re-read misses identical-bytes writes). */
+  readonly cowCount: 'exact' | 'lower bound';
   /** One sentence for run.json and summary.csv: how CoW faults were counted and what the count bounds. */
   readonly cowMethodDescription: string;
   apply(groups: ShareGroup[]): ApplyResult | Promise<ApplyResult>;
@@ -99,6 +101,7 @@ const label = (page: PageRef) => `g${page.guest}:0x${page.gfn.toString(16)}`;
 export class SharingLedger implements Ledger {
   readonly mode = 'accounted';
   readonly cowMethod = COW_METHOD_CONTENT_REREAD;
+  readonly cowCount = 'lower bound';
   readonly cowMethodDescription: string;
   /** Page key → id of the frame it is mapped to, for every page in shared state. */
   private readonly frameOf = new Map<number, number>();

@@ -169,6 +169,7 @@ describe('xme run on Xen', () => {
     expect(header).toBe(SAMPLE_COLUMNS.join(','));
     for (const row of rows) {
       expect(row.cow_method).toBe('hypervisor');
+      expect(row.cow_count).toBe('exact');
       expect(row.sharing_mode).toBe('enforced');
     }
     const last = rows.filter((r) => r.guest === 'all').at(-1)!;
