@@ -6,7 +6,7 @@ export default defineConfig({
     include: ['harness/**/*.xen.test.ts', 'strategies/**/*.xen.test.ts'],
     pool: 'forks',
     fileParallelism: false,
-    testTimeout: 120_000,
+    testTimeout: 300_000, // one emulated CPU shared by dom0 and the domUs (scripts/xen-testhost/run)
     hookTimeout: 300_000,
   },
 });

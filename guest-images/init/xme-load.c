@@ -11,7 +11,7 @@
  * cpu → 4 KiB blocks hashed; cowprobe → probe-page writes done (changing ones, then same-bytes ones).
  *
  * Usage: xme-load <idle|memchurn|pagecache|cpu> [mib=N] [rate=PAGES_PER_S] [interval_ms=N] [seed=N]
- *        xme-load cowprobe [pages=K] [writes=N] [same=M] [delay_ms=D] [gap_ms=G] [interval_ms=N]
+ *        xme-load cowprobe [pages=K] [writes=N] [same=M] [delay_ms=D] [gap_ms=G] [doorbell=1] [interval_ms=N]
  *
  * cowprobe is a known-answer copy-on-write workload: K locked anonymous pages whose content depends only on
  * the page index (identical in every guest, different between pages, never zero), their guest-physical frame
@@ -19,7 +19,9 @@
  * (pages 0..N-1, G ms apart) and M more written with the bytes already there (pages N..N+M-1: a write the
  * hypervisor sees but a content re-read cannot). Console protocol (hex frame numbers, lines < 900 chars):
  *   XME-COWPROBE gfns from=<index of the first page on this line> list=<gfn>,<gfn>,...
+ *   XME-COWPROBE doorbell gfn=<gfn>           (doorbell=1 only; then the writes wait for the harness, not D)
  *   XME-COWPROBE ready pages=K writes=N same=M
+ *   XME-COWPROBE rung                         (doorbell=1: the harness stored the ring value; writes begin)
  *   XME-COWPROBE written writes=N same=M
  * and XME-PROGRESS lines throughout, as for the other workloads. The seed is not used: every guest's probe
  * pages are the same bytes.
@@ -180,11 +182,15 @@ static void cowprobe_fill(uint64_t *w, uint64_t index) {
 #define COWPROBE_WORD 1u
 static uint64_t cowprobe_written(uint64_t index) { return ~mix64(index * (PAGE / 8) + COWPROBE_WORD); }
 
+/* "XMEGO!!\0" little-endian: what the harness stores in word 0 of the doorbell page to start the writes. */
+#define COWPROBE_RING 0x00212147454d58ull
+
 struct cowprobe_ctx {
   volatile uint64_t *base;
   unsigned pages, writes, same, gap_ms;
   uint64_t first_write_at; /* now_ms() of the first write */
   unsigned done;           /* writes done so far, changing ones first */
+  volatile uint64_t *doorbell; /* doorbell=1: writes begin when the harness stores COWPROBE_RING here */
   int reported;
   uint64_t *gfns;
 };
@@ -223,6 +229,13 @@ static int cowprobe_gfns(struct cowprobe_ctx *c, uint64_t *out) {
 static uint64_t cowprobe_step(void *p, unsigned units) {
   struct cowprobe_ctx *c = p;
   (void)units;
+  if (c->doorbell) {
+    if (*c->doorbell != COWPROBE_RING) return 0;
+    c->doorbell = NULL;
+    c->first_write_at = now_ms();
+    printf("XME-COWPROBE rung\n");
+    fflush(stdout);
+  }
   uint64_t done_before = c->done, t = now_ms();
   while (c->done < c->writes + c->same && t >= c->first_write_at + (uint64_t)c->done * c->gap_ms) {
     unsigned i = c->done;
@@ -257,7 +270,7 @@ static uint64_t cowprobe_step(void *p, unsigned units) {
 
 static int run_cowprobe(struct options *o, int argc, char **argv) {
   static struct cowprobe_ctx c;
-  unsigned delay_ms = 8000;
+  unsigned delay_ms = 8000, doorbell = 0;
   c.pages = 256, c.writes = 32, c.same = 0, c.gap_ms = 250;
   for (int i = 2; i < argc; i++) {
     c.pages = parse_uint(argv[i], "pages", c.pages);
@@ -265,6 +278,7 @@ static int run_cowprobe(struct options *o, int argc, char **argv) {
     c.same = parse_uint(argv[i], "same", c.same);
     c.gap_ms = parse_uint(argv[i], "gap_ms", c.gap_ms);
     delay_ms = parse_uint(argv[i], "delay_ms", delay_ms);
+    doorbell = parse_uint(argv[i], "doorbell", doorbell);
   }
   if (c.pages == 0 || c.pages > (1u << 20) || (uint64_t)c.writes + c.same > c.pages) {
     printf("XME-ERROR cowprobe: need 0 < pages <= 1048576 and writes + same <= pages (pages=%u writes=%u same=%u)\n",
@@ -300,6 +314,21 @@ static int run_cowprobe(struct options *o, int argc, char **argv) {
       i++;
     }
     printf("%s\n", line);
+  }
+  if (doorbell) {
+    /* One more locked page, zero but for the harness's ring: the writes wait for it, not for a clock, so a
+       slow host (nested emulation) cannot make them start before the harness shared the probe pages. */
+    void *bell = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (bell == MAP_FAILED) { printf("XME-ERROR cowprobe: doorbell mmap failed: %s\n", strerror(errno)); return 1; }
+    memset(bell, 0, PAGE);
+    if (mlock(bell, PAGE) != 0) printf("XME-COWPROBE note doorbell mlock failed: %s\n", strerror(errno));
+    int pm = open("/proc/self/pagemap", O_RDONLY);
+    char why[128] = "cannot open /proc/self/pagemap";
+    uint64_t gfn = pm >= 0 ? pagemap_gfn(pm, bell, why, sizeof why) : 0;
+    if (pm >= 0) close(pm);
+    if (!gfn) { printf("XME-ERROR cowprobe: doorbell page: %s\n", why); return 1; }
+    c.doorbell = bell;
+    printf("XME-COWPROBE doorbell gfn=%llx\n", (unsigned long long)gfn);
   }
   printf("XME-COWPROBE ready pages=%u writes=%u same=%u\n", c.pages, c.writes, c.same);
   fflush(stdout);

@@ -15,7 +15,7 @@ export type WorkloadName = (typeof WORKLOADS)[number];
  * Every parameter xme-load takes (as k=v words). All workloads: interval_ms, seed; memchurn/pagecache/cpu:
  * mib, rate (units/s); cowprobe (harness/workloads/cowprobe.ts): pages, writes, same, delay_ms, gap_ms.
  */
-export const WORKLOAD_PARAMS = ['mib', 'rate', 'interval_ms', 'seed', 'pages', 'writes', 'same', 'delay_ms', 'gap_ms'] as const;
+export const WORKLOAD_PARAMS = ['mib', 'rate', 'interval_ms', 'seed', 'pages', 'writes', 'same', 'delay_ms', 'gap_ms', 'doorbell'] as const;
 export type WorkloadParam = (typeof WORKLOAD_PARAMS)[number];
 
 export interface WorkloadSpec {
@@ -60,6 +60,11 @@ export interface Guest {
   idtBase(): Promise<bigint>;
   /** Bytes at a kernel virtual address, through the hypervisor's view of the vCPU's page tables. */
   readVirtual(address: bigint, length: number): Promise<Buffer>;
+  /**
+   * Store bytes into one guest page (within it), as a device would: for test workloads that wait to be told
+   * (the cowprobe doorbell). Never used by strategies or ledgers. Absent where the backend cannot write.
+   */
+  writeMemory?(gfn: number, offset: number, bytes: Buffer): Promise<void>;
   pause(): Promise<void>;
   resume(): Promise<void>;
   alive(): boolean;

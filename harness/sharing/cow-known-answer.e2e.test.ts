@@ -1,7 +1,7 @@
 /**
  * The CoW definition against a known answer, on real QEMU guests: each guest's cowprobe fills K pages with
- * bytes identical across guests, then writes exactly N of them once (both guests the same pages, at slightly
- * different times, a gap apart, so the writes of a pair fall into different ticks) and M more with the bytes
+ * bytes identical across guests, waits until the harness rings its doorbell (after sharing), then writes
+ * exactly N of them once (both guests the same pages, a gap apart, so writes fall into different ticks) and M more with the bytes
  * already there. The content strategy scores the whole memory every tick (guests paused, as the runner does);
  * the ledger must count exactly N faults per guest on the probe pages — the survivor of a pair written one
  * tick later included — and none for the M same-bytes writes (content-reread cannot see them: the lower bound
@@ -15,7 +15,7 @@ import { defaultHasher, type PageHasher } from '../hashing/page-hasher.ts';
 import { kernelInfo } from '../introspection/kernel-info.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import { ContentStrategy } from '../../strategies/content.ts';
-import { waitForCowprobe, type CowprobeState } from '../workloads/cowprobe.ts';
+import { ringCowprobe, waitForCowprobe, type CowprobeState } from '../workloads/cowprobe.ts';
 import { SharingLedger, type CowEvent } from './ledger.ts';
 
 const PAGES = 48;
@@ -35,7 +35,7 @@ beforeAll(async () => {
   guests = await backend.provision(image, 2, {
     memoryMiB: 128,
     kaslr: false,
-    workload: { name: 'cowprobe', params: { pages: PAGES, writes: WRITES, same: SAME, delay_ms: 4000, gap_ms: GAP_MS, interval_ms: 500 } },
+    workload: { name: 'cowprobe', params: { pages: PAGES, writes: WRITES, same: SAME, doorbell: 1, gap_ms: GAP_MS, interval_ms: 500 } },
   });
 }, 120_000);
 afterAll(async () => backend?.close());
@@ -74,6 +74,8 @@ describe('CoW faults against a known answer (cowprobe, QEMU, content-reread)', (
       });
 
     await tick(true);
+    // Everything is shared: now let the probes write (the doorbell, not a clock, starts them).
+    for (const [g, guest] of guests.entries()) await ringCowprobe(guest, probes[g]!);
     expect(probeOnly.stats()).toMatchObject({ sharedPages: 2 * PAGES, framesSaved: PAGES });
     probePages.forEach((gfns, guest) => {
       for (const gfn of gfns) expect(wholeMemory.isShared({ guest, gfn })).toBe(true);

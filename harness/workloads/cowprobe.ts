@@ -63,6 +63,23 @@ export interface CowprobeState {
   same?: number;
   /** `XME-COWPROBE note …` lines: best-effort steps that failed in the guest. */
   notes: string[];
+  /** doorbell=1: the frame of the page the harness rings to start the writes (ringCowprobe). */
+  doorbellGfn?: number;
+  /** The guest saw the ring (writes have begun). */
+  rung: boolean;
+}
+
+/** What the harness stores in word 0 of the doorbell page ("XMEGO!!\0" little-endian; xme-load.c COWPROBE_RING). */
+export const COWPROBE_RING = 0x00212147454d58n;
+const DOORBELL = /^XME-COWPROBE doorbell gfn=([0-9a-f]+)\s*$/;
+
+/** Start the writes of a cowprobe run with doorbell=1: store the ring value into its doorbell page. */
+export async function ringCowprobe(guest: Guest, probe: CowprobeState): Promise<void> {
+  if (probe.doorbellGfn === undefined) throw new XmeError(`guest ${guest.id}: its cowprobe has no doorbell (start it with doorbell=1)`);
+  if (!guest.writeMemory) throw new XmeError(`guest ${guest.id}: this backend cannot write guest memory, so it cannot ring the cowprobe doorbell`);
+  const word = Buffer.alloc(8);
+  word.writeBigUInt64LE(COWPROBE_RING);
+  await guest.writeMemory(probe.doorbellGfn, 0, word);
 }
 
 const GFNS = /^XME-COWPROBE gfns from=(\d+) list=([0-9a-f]+(?:,[0-9a-f]+)*)\s*$/;
@@ -74,7 +91,7 @@ const WRITTEN = /^XME-COWPROBE written writes=(\d+) same=(\d+)\s*$/;
  * Throws on a garbled or out-of-order XME-COWPROBE line: a probe with a missing frame number is no known answer.
  */
 export function parseCowprobe(lines: readonly string[]): CowprobeState {
-  const state: CowprobeState = { gfns: [], ready: false, written: false, notes: [] };
+  const state: CowprobeState = { gfns: [], ready: false, written: false, notes: [], rung: false };
   for (const raw of lines) {
     const at = raw.indexOf(COWPROBE_PREFIX);
     if (at < 0) continue;
@@ -91,6 +108,13 @@ export function parseCowprobe(lines: readonly string[]): CowprobeState {
       if (from !== state.gfns.length) throw new Error(`cowprobe: frame numbers from page ${from}, expected from page ${state.gfns.length}: ${line}`);
       if (state.ready) throw new Error(`cowprobe: frame numbers after the ready line: ${line}`);
       for (const hex of match[2]!.split(',')) state.gfns.push(Number.parseInt(hex, 16));
+    } else if (kind === 'doorbell') {
+      const match = DOORBELL.exec(line);
+      if (!match) throw new Error(`cowprobe: garbled line: ${line}`);
+      state.doorbellGfn = Number.parseInt(match[1]!, 16);
+    } else if (kind === 'rung') {
+      if (!state.ready) throw new Error(`cowprobe: rung before ready: ${line}`);
+      state.rung = true;
     } else if (kind === 'ready') {
       const match = READY.exec(line);
       if (!match) throw new Error(`cowprobe: garbled line: ${line}`);

@@ -65,6 +65,7 @@ const HVM_PARAM_SHARING_RING_PFN = 29;
 const XEN_DOMINF_dying = 1 << 0;
 const XEN_DOMINF_hap = 1 << 8;
 const PROT_READ = 0x1;
+const PROT_WRITE = 0x2;
 
 export function errnoName(errno: number): string {
   const entry = Object.entries(os.constants.errno).find(([, value]) => value === errno);
@@ -367,11 +368,12 @@ export class ForeignMemory {
     return new ForeignMapping(this.lib, this.pointer, pointer, domid, pages);
   }
 
-  /** Map one guest frame read-only (e.g. a ring page outside the guest's RAM range). */
-  mapGfn(domid: number, gfn: number): ForeignMapping {
+  /** Map one guest frame, read-only unless asked (e.g. a ring page outside the guest's RAM range). */
+  mapGfn(domid: number, gfn: number, options: { writable?: boolean } = {}): ForeignMapping {
     if (this.pointer === undefined) throw new Error('xenforeignmemory handle is closed');
     const errors = new Int32Array(1);
-    const pointer = this.lib.xenforeignmemory_map(this.pointer, domid, PROT_READ, 1, BigUint64Array.of(BigInt(gfn)), errors);
+    const prot = options.writable ? PROT_READ | PROT_WRITE : PROT_READ;
+    const pointer = this.lib.xenforeignmemory_map(this.pointer, domid, prot, 1, BigUint64Array.of(BigInt(gfn)), errors);
     if (isNull(pointer)) throw new XenCallError(`xenforeignmemory_map(dom ${domid}, gfn ${gfn})`, koffi.errno());
     if (errors[0] !== 0) {
       this.lib.xenforeignmemory_unmap(this.pointer, pointer, 1);

@@ -16,14 +16,14 @@ import { locateKernelByHypervisor, locateKernelInMemory } from '../../introspect
 import { defaultHasher, type PageHasher } from '../../hashing/page-hasher.ts';
 import { EnforcedLedger } from '../../sharing/enforced-ledger.ts';
 import { SharingLedger, type CowEvent } from '../../sharing/ledger.ts';
-import { waitForCowprobe, type CowprobeState } from '../../workloads/cowprobe.ts';
+import { ringCowprobe, waitForCowprobe, type CowprobeState } from '../../workloads/cowprobe.ts';
 import { SemanticStrategy } from '../../../strategies/semantic.ts';
 import { ContentStrategy } from '../../../strategies/content.ts';
 import { runExperiment } from '../../experiment/runner.ts';
 import { loadScenario, withOverrides } from '../../experiment/scenario.ts';
 
 const MEMORY_MIB = 96;
-const PROBE = { pages: 64, writes: 8, same: 4, delay_ms: 45_000, gap_ms: 100, interval_ms: 1000 };
+const PROBE = { pages: 64, writes: 8, same: 4, doorbell: 1, gap_ms: 100, interval_ms: 1000 };
 let image: GuestImage;
 let kernel: KernelInfo;
 let hasher: PageHasher;
@@ -44,8 +44,8 @@ describe('Xen backend: semantic sharing of kernel code', () => {
 
   beforeAll(async () => {
     backend = await XenBackend.create();
-    // cowprobe: idle apart from writing a known number of its own pages once, a fixed delay after "ready"
-    // (long enough for the second guest to boot and the probe pages to be shared before the writes begin).
+    // cowprobe: idle apart from writing a known number of its own pages once, when the test rings its
+    // doorbell (after sharing them: no clock decides, so a slow nested host cannot break the known answer).
     guests = await backend.provision(image, 2, { memoryMiB: MEMORY_MIB, kaslr: false, workload: { name: 'cowprobe', params: PROBE } });
   }, 240_000);
   afterAll(async () => backend?.close());
@@ -63,9 +63,8 @@ describe('Xen backend: semantic sharing of kernel code', () => {
     expect(applied.refused).toEqual([]);
     const shrShared = ledger.stats().perGuest.map((g) => g.sharedPages);
     shrShared.forEach((shr, g) => expect(shr - shrBefore[g]!).toBe(PROBE.pages)); // every probe page nominated and shared
-    // Shared before the first write (ops = writes done so far; a late share would show up as missing faults).
-    for (const guest of guests) expect(guest.progress().at(-1)?.ops ?? 0).toBe(0);
-    for (const guest of guests) await waitForCowprobe(guest, 'written', PROBE.delay_ms + 60_000);
+    for (const [g, guest] of guests.entries()) await ringCowprobe(guest, probes[g]!);
+    for (const guest of guests) await waitForCowprobe(guest, 'written', 120_000);
     const hypervisor = await ledger.detectCow();
     const reread = rereading.detectCow();
     const perGuest = (events: CowEvent[]) => guests.map((_, g) => events.filter((e) => e.guest === g).length);
@@ -113,7 +112,7 @@ describe('Xen backend: semantic sharing of kernel code', () => {
     const cow = await ledger.detectCow();
     process.stdout.write(`XEN-FIGURES semantic ${JSON.stringify({ pages_shared: applied.pagesShared, shr_pages: stats.perGuest.map((g) => g.sharedPages), frames_freed: stats.framesSaved, cow_faults_5s: cow.length, hypercalls: ledger.hypercalls })}\n`);
     expect(cow).toHaveLength(0); // kernel code of an idle, booted guest is not written
-  }, 120_000);
+  }, 300_000);
 
   it('refuses a pair with different bytes before any hypercall', async () => {
     const ledger = enforcedLedger(backend, guests, 'semantic');
@@ -153,7 +152,7 @@ describe('Xen backend: content-based sharing under a writing workload', () => {
     expect(ledger.stats().cowFaults).toBe(faults.length);
     for (const guest of guests) expect(guest.alive()).toBe(true);
     process.stdout.write(`XEN-FIGURES content ${JSON.stringify({ pages_shared: applied.pagesShared, refused: applied.refused.length, shr_pages: shared.perGuest.map((g) => g.sharedPages), frames_freed: shared.framesSaved, cow_faults_8s: faults.length, hypercalls: ledger.hypercalls })}\n`);
-  }, 120_000);
+  }, 300_000);
 });
 
 describe('xme run on Xen', () => {
@@ -178,5 +177,5 @@ describe('xme run on Xen', () => {
     const record = JSON.parse(fs.readFileSync(path.join(outcome.dir, 'run.json'), 'utf8'));
     expect(record.backend.version).toMatch(/^Xen 4\.17/);
     process.stdout.write(`XEN-FIGURES ${JSON.stringify({ shared_pages: last.shared_pages, frames_saved: last.frames_saved, kernel_code_pages: last.kernel_code_pages, kernel_code_identical_pages: last.kernel_code_identical_pages, cow_faults_total: last.cow_faults_total })}\n`);
-  }, 300_000);
+  }, 480_000);
 });

@@ -58,6 +58,19 @@ export class XenGuest implements Guest {
   }
 
   /** Drop the foreign mapping (so that pages can be nominated for sharing). */
+  /** Through a writable foreign mapping of that one frame, dropped right after. */
+  async writeMemory(gfn: number, offset: number, bytes: Buffer): Promise<void> {
+    if (!Number.isInteger(gfn) || gfn < 0 || gfn >= this.memoryPages || offset < 0 || offset + bytes.length > 4096) {
+      throw new RangeError(`write of ${bytes.length} bytes at gfn ${gfn}+${offset} is outside guest ${this.id}'s memory`);
+    }
+    const mapping = this.fmem.mapGfn(this.domid, gfn, { writable: true });
+    try {
+      bytes.copy(mapping.bytes(0, 1), offset);
+    } finally {
+      mapping.unmap();
+    }
+  }
+
   releaseMemory(): void {
     this.mapping?.unmap();
     this.mapping = undefined;
