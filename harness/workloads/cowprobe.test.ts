@@ -15,6 +15,7 @@ describe('parseCowprobe', () => {
       ready: false,
       written: false,
       notes: [],
+      rung: false,
     });
   });
 
@@ -27,7 +28,14 @@ describe('parseCowprobe', () => {
       writes: 2,
       same: 1,
       notes: [],
+      rung: false,
     });
+  });
+
+  it('reads the doorbell frame and sees the ring', () => {
+    const state = parseCowprobe(['XME-COWPROBE doorbell gfn=beef', ...ready, 'XME-COWPROBE rung']);
+    expect(state).toMatchObject({ doorbellGfn: 0xbeef, ready: true, rung: true });
+    expect(() => parseCowprobe(['XME-COWPROBE rung'])).toThrow(/rung before ready/);
   });
 
   it('is not ready while frame numbers are still coming', () => {
