@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { summarize, tQuantile, tQuantile95 } from './statistics.ts';
+import { summarize, tCdf, tQuantile, tQuantile95 } from './statistics.ts';
 
 /** A table value printed with `decimals` decimals must be the correctly rounded one. */
 function expectTableValue(value: number, published: number, decimals = 4) {
@@ -59,6 +59,53 @@ describe('Student t quantile', () => {
     expect(() => tQuantile(Number.NaN, 5)).toThrow(RangeError);
     expect(() => tQuantile(0.975, 0)).toThrow(RangeError);
     expect(() => tQuantile(0.975, Number.POSITIVE_INFINITY)).toThrow(RangeError);
+  });
+});
+
+describe('Student t CDF', () => {
+  it('gives the levels of published t-table critical values', () => {
+    // printed tables (4 decimals): P(T ≤ t) at the two-sided 90%, 95% and 99% critical values
+    const table: [p: number, df: number, t: number][] = [
+      [0.975, 1, 12.7062], [0.975, 2, 4.3027], [0.975, 5, 2.5706], [0.975, 10, 2.2281], [0.975, 30, 2.0423],
+      [0.975, 120, 1.9799], [0.995, 10, 3.1693], [0.995, 30, 2.75], [0.95, 10, 1.8125], [0.95, 30, 1.6973],
+    ];
+    // a t rounded to 4 decimals moves the CDF by at most density × 5e-5 < 2e-5
+    for (const [p, df, t] of table) {
+      expect(Math.abs(tCdf(t, df) - p)).toBeLessThan(2e-5);
+      expect(Math.abs(tCdf(-t, df) - (1 - p))).toBeLessThan(2e-5);
+    }
+  });
+
+  it('agrees with the closed forms for 1, 2 and 3 degrees of freedom', () => {
+    for (const t of [-50, -3.5, -1, -0.2, 0, 0.3, 1, 2.5, 7, 300]) {
+      // ν = 1: ½ + atan(t)/π; ν = 2: ½ + t / (2√(2 + t²)); ν = 3: ½ + (atan(t/√3) + √3·t/(3 + t²)) / π
+      expect(tCdf(t, 1)).toBeCloseTo(0.5 + Math.atan(t) / Math.PI, 13);
+      expect(tCdf(t, 2)).toBeCloseTo(0.5 + t / (2 * Math.sqrt(2 + t * t)), 13);
+      expect(tCdf(t, 3)).toBeCloseTo(0.5 + (Math.atan(t / Math.sqrt(3)) + (Math.sqrt(3) * t) / (3 + t * t)) / Math.PI, 13);
+    }
+  });
+
+  it('agrees with an independent implementation, small tails and non-integer df too', () => {
+    // scipy.stats.t.cdf(t, df), SciPy 1.17.1
+    const reference: [t: number, df: number, cdf: number][] = [
+      [2, 10, 0.9633059826146299], [-2, 10, 0.03669401738537018], [0.5, 1, 0.6475836176504333],
+      [3, 2, 0.9522670168666454], [-1.5, 3, 0.11529193262241147], [2.5, 4.5, 0.9700471567488997],
+      [10, 5, 0.9999145262121285], [-10, 5, 8.547378787148181e-5], [0.1, 30, 0.5394951941048645],
+      [1.96, 1e6, 0.9750019662073651], [4, 2.25, 0.9765542793055622], [-6, 7.3, 0.00023087223893739333],
+      [1.3187609467915742, 8.672131147540984, 0.8894951286103685],
+    ];
+    // relative error about 1e-14, growing like ν·1e-17 for large ν (see statistics.ts)
+    for (const [t, df, cdf] of reference) expect(Math.abs(tCdf(t, df) / cdf - 1)).toBeLessThan(df < 1e5 ? 1e-13 : 1e-11);
+  });
+
+  it('is ½ at 0, 0 and 1 at the infinities, and refuses what has no value', () => {
+    expect(tCdf(0, 7)).toBe(0.5);
+    expect(tCdf(Number.POSITIVE_INFINITY, 3)).toBe(1);
+    expect(tCdf(Number.NEGATIVE_INFINITY, 3)).toBe(0);
+    expect(tCdf(1e300, 3)).toBe(1);
+    expect(() => tCdf(Number.NaN, 3)).toThrow(RangeError);
+    expect(() => tCdf(1, 0)).toThrow(RangeError);
+    expect(() => tCdf(1, Number.POSITIVE_INFINITY)).toThrow(RangeError);
   });
 });
 

@@ -1,4 +1,4 @@
-/** Mean, standard deviation and 95% confidence interval over repetitions (simple-statistics + Student's t). */
+/** Mean, standard deviation and 95% confidence interval over repetitions (simple-statistics + Student's t: quantile and CDF). */
 import { mean, sampleStandardDeviation } from 'simple-statistics';
 import { XmeError } from '../util/errors.ts';
 
@@ -95,6 +95,20 @@ function regularizedBeta(a: number, b: number, x: number, y: number): number {
 function tUpperTail(t: number, df: number): number {
   const t2 = t * t;
   return 0.5 * regularizedBeta(df / 2, 0.5, df / (df + t2), t2 / (df + t2));
+}
+
+/**
+ * The cumulative distribution function of Student's t with `df` degrees of freedom: P(T ≤ t).
+ * Each tail is computed directly as ½ · I_x(ν/2, ½) (see above), never as 1 minus the other side, so a
+ * small lower tail keeps its relative precision: a two-sided p-value is 2 · tCdf(−|t|, df).
+ * `df` is any finite number > 0 (not only an integer); t = ±Infinity gives 0 or 1.
+ */
+export function tCdf(t: number, df: number): number {
+  if (Number.isNaN(t)) throw new RangeError(`tCdf: t must be a number, got ${t}`);
+  if (!(df > 0 && Number.isFinite(df))) throw new RangeError(`tCdf: degrees of freedom must be a finite number above 0, got ${df}`);
+  if (t === Number.POSITIVE_INFINITY) return 1;
+  if (t === Number.NEGATIVE_INFINITY) return 0;
+  return t < 0 ? tUpperTail(-t, df) : 1 - tUpperTail(t, df);
 }
 
 /** ln of the Student t density at t. */
