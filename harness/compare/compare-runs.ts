@@ -1,0 +1,264 @@
+/**
+ * `xme compare`: read results folders (summary.csv + run.json) and pair their rows by scenario × memory ×
+ * strategy × metric, each run against the first (the baseline). Every row of either run is kept: a row found
+ * in one run only is listed as missing in the other, never dropped. Means in different units are refused.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { XmeError } from '../util/errors.ts';
+import { judge, percentChange, type Judgement } from './welch.ts';
+
+/** One row of a run's summary.csv. */
+export interface RunSummaryRow {
+  scenario: string;
+  memoryMiB: number;
+  strategy: string;
+  metric: string;
+  unit: string;
+  /** repetitions that measured the metric */
+  n: number;
+  mean: number;
+  /** undefined with n = 1 */
+  sd: number | undefined;
+  ci95Low: number | undefined;
+  ci95High: number | undefined;
+  method: string;
+}
+
+/** A results folder as `xme compare` reads it. */
+export interface ResultsRun {
+  dir: string;
+  /** run.json runId (the folder's name when run.json has none) */
+  runId: string;
+  /** run.json scenario name */
+  scenario: string;
+  /** run.json status: 'completed', 'interrupted', 'failed', 'abandoned', 'running' */
+  status: string;
+  rows: RunSummaryRow[];
+}
+
+export interface ComparedRow {
+  /** The scenario of the row (with --ignore-scenario and different scenarios: "A's → B's"). */
+  scenario: string;
+  memoryMiB: number;
+  strategy: string;
+  metric: string;
+  unit: string;
+  /** The baseline's row; undefined: missing in the baseline. */
+  a: RunSummaryRow | undefined;
+  /** The compared run's row; undefined: missing in it. */
+  b: RunSummaryRow | undefined;
+  /** (B − A) / |A| × 100; undefined when a side is missing or A is 0 and B is not. */
+  changePct: number | undefined;
+  /** Welch's test at 95%; undefined when a side is missing. */
+  judgement: Judgement | undefined;
+}
+
+/** One run (B) against the baseline (A). */
+export interface Comparison {
+  baseline: ResultsRun;
+  run: ResultsRun;
+  rows: ComparedRow[];
+}
+
+export interface CompareReport {
+  runs: ResultsRun[];
+  /** runs[1..] each against runs[0] */
+  comparisons: Comparison[];
+  /** Lines to show beside the numbers: runs not completed, scenarios that differ. */
+  warnings: string[];
+}
+
+export interface CompareOptions {
+  /** Only these metrics (summary.csv metric names); all when absent or empty. */
+  metrics?: readonly string[];
+  /** Pair rows by memory × strategy × metric even when the runs are of different scenarios. */
+  ignoreScenario?: boolean;
+  /** Where a bare run id is looked up (results/<run-id>/): default none, the argument is a path. */
+  resultsRoot?: string;
+}
+
+const REQUIRED_COLUMNS = ['scenario', 'memory_mib', 'strategy', 'metric', 'unit', 'n', 'mean', 'sd', 'ci95_low', 'ci95_high'] as const;
+const RESULTS_HINT = 'give results folders written by xme run (results/<run-id>/, with summary.csv and run.json)';
+
+/** A command-line argument as a results folder: the path itself, or else <resultsRoot>/<argument> when that exists. */
+export function resolveRunDir(argument: string, resultsRoot?: string): string {
+  if (fs.existsSync(argument) || resultsRoot === undefined) return path.resolve(argument);
+  const underRoot = path.join(resultsRoot, argument);
+  return fs.existsSync(underRoot) ? underRoot : path.resolve(argument);
+}
+
+/** Reads a results folder; a folder that is not one is a one-line XmeError naming the path and what is missing. */
+export function readResultsRun(dir: string): ResultsRun {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(dir);
+  } catch {
+    throw new XmeError(`results folder ${dir} does not exist`, RESULTS_HINT);
+  }
+  if (!stat.isDirectory()) throw new XmeError(`${dir} is not a results folder: it is not a directory`, RESULTS_HINT);
+  const runJsonFile = path.join(dir, 'run.json');
+  const summaryFile = path.join(dir, 'summary.csv');
+  const hasRunJson = fs.existsSync(runJsonFile);
+  const hasSummary = fs.existsSync(summaryFile);
+  if (!hasRunJson && !hasSummary) throw new XmeError(`${dir} is not a results folder: it has no summary.csv and no run.json`, RESULTS_HINT);
+  if (!hasRunJson) throw new XmeError(`${dir} is not a results folder: it has no run.json`, RESULTS_HINT);
+  const record = readRunJson(runJsonFile);
+  if (!hasSummary) {
+    throw new XmeError(
+      `${dir} is not a complete results folder: it has no summary.csv (run.json says status '${record.status}')`,
+      'summary.csv is written when a run ends; a run killed or still running has none',
+    );
+  }
+  return { dir, ...record, runId: record.runId ?? path.basename(dir), rows: readSummaryCsv(summaryFile) };
+}
+
+function readRunJson(file: string): { runId: string | undefined; scenario: string; status: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new XmeError(`${file} is not readable JSON: ${(error as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null) throw new XmeError(`${file} is not a run record: not a JSON object`);
+  const record = json as { runId?: unknown; scenario?: unknown; status?: unknown };
+  const scenario = typeof record.scenario === 'string' ? record.scenario : (record.scenario as { name?: unknown } | undefined)?.name;
+  return {
+    runId: typeof record.runId === 'string' ? record.runId : undefined,
+    scenario: typeof scenario === 'string' ? scenario : 'unknown',
+    status: typeof record.status === 'string' ? record.status : 'unknown',
+  };
+}
+
+function readSummaryCsv(file: string): RunSummaryRow[] {
+  let table: string[][];
+  try {
+    table = parse(fs.readFileSync(file, 'utf8'), { skip_empty_lines: true }) as string[][];
+  } catch (error) {
+    throw new XmeError(`${file} is not readable CSV: ${(error as Error).message}`);
+  }
+  const header = table[0] ?? [];
+  const missing = REQUIRED_COLUMNS.filter((column) => !header.includes(column));
+  if (missing.length > 0) throw new XmeError(`${file} is not a summary.csv: it has no column ${missing.join(', ')}`, RESULTS_HINT);
+  const records = table.slice(1).map((cells) => Object.fromEntries(header.map((column, i) => [column, cells[i] ?? ''])));
+  return records.map((record, i) => {
+    const line = i + 2;
+    const number = (column: string, optional: boolean): number | undefined => {
+      const text = record[column] ?? '';
+      if (text === '' && optional) return undefined;
+      const value = Number(text);
+      if (text === '' || !Number.isFinite(value)) throw new XmeError(`${file} line ${line}: ${column} is not a number: '${text}'`);
+      return value;
+    };
+    const n = number('n', false)!;
+    if (!Number.isInteger(n) || n < 1) throw new XmeError(`${file} line ${line}: n must be a whole number ≥ 1, got ${n}`);
+    return {
+      scenario: record.scenario!,
+      memoryMiB: number('memory_mib', false)!,
+      strategy: record.strategy!,
+      metric: record.metric!,
+      unit: record.unit!,
+      n,
+      mean: number('mean', false)!,
+      sd: number('sd', true),
+      ci95Low: number('ci95_low', true),
+      ci95High: number('ci95_high', true),
+      method: record.method ?? '',
+    };
+  });
+}
+
+function rowKey(row: RunSummaryRow, withScenario: boolean): string {
+  return [withScenario ? row.scenario : '', row.memoryMiB, row.strategy, row.metric].join('\u0000');
+}
+
+function indexRows(run: ResultsRun, withScenario: boolean): Map<string, RunSummaryRow> {
+  const index = new Map<string, RunSummaryRow>();
+  for (const row of run.rows) {
+    const key = rowKey(row, withScenario);
+    if (index.has(key)) {
+      throw new XmeError(
+        `${path.join(run.dir, 'summary.csv')} has two rows for ${withScenario ? `${row.scenario}, ` : ''}${row.memoryMiB} MiB, ${row.strategy}, ${row.metric}`,
+        withScenario ? 'summary.csv is written by xme run with one row each' : 'without --ignore-scenario the rows of different scenarios are told apart',
+      );
+    }
+    index.set(key, row);
+  }
+  return index;
+}
+
+/**
+ * Pairs B's rows with A's (the baseline) by scenario × memory × strategy × metric (without the scenario
+ * when `ignoreScenario`). A's rows first in A's order, then the rows only B has. Refuses (XmeError) a metric
+ * whose unit differs between the two runs.
+ */
+export function compareTwo(a: ResultsRun, b: ResultsRun, options: Pick<CompareOptions, 'ignoreScenario' | 'metrics'> = {}): Comparison {
+  const keep = (row: RunSummaryRow) => !options.metrics?.length || options.metrics.includes(row.metric);
+  const withScenario = !options.ignoreScenario;
+  const aRows = { ...a, rows: a.rows.filter(keep) };
+  const bRows = { ...b, rows: b.rows.filter(keep) };
+  const aIndex = indexRows(aRows, withScenario);
+  const bIndex = indexRows(bRows, withScenario);
+  const rows: ComparedRow[] = [];
+  for (const [key, rowA] of aIndex) {
+    const rowB = bIndex.get(key);
+    if (rowB && rowB.unit !== rowA.unit) {
+      throw new XmeError(
+        `metric '${rowA.metric}' is in '${rowA.unit}' in ${a.runId} but in '${rowB.unit}' in ${b.runId}: means in different units cannot be compared`,
+        'compare runs written by the same xme version, or pick other metrics with --metric',
+      );
+    }
+    rows.push(pairRow(rowA, rowB));
+  }
+  for (const [key, rowB] of bIndex) if (!aIndex.has(key)) rows.push(pairRow(undefined, rowB));
+  return { baseline: a, run: b, rows };
+}
+
+function pairRow(a: RunSummaryRow | undefined, b: RunSummaryRow | undefined): ComparedRow {
+  const some = (a ?? b)!;
+  const scenario = a && b && a.scenario !== b.scenario ? `${a.scenario} → ${b.scenario}` : some.scenario;
+  const both = a !== undefined && b !== undefined;
+  return {
+    scenario,
+    memoryMiB: some.memoryMiB,
+    strategy: some.strategy,
+    metric: some.metric,
+    unit: some.unit,
+    a,
+    b,
+    changePct: both ? percentChange(a.mean, b.mean) : undefined,
+    judgement: both ? judge(a, b) : undefined,
+  };
+}
+
+/**
+ * Reads the results folders and compares each of the second and later against the first (the baseline).
+ * Throws XmeError for a folder that is not a results folder, a unit mismatch, or a --metric no run has.
+ */
+export function compareRuns(dirs: readonly string[], options: CompareOptions = {}): CompareReport {
+  if (dirs.length < 2) throw new XmeError(`compare needs at least two results folders, got ${dirs.length}`);
+  const runs = dirs.map((dir) => readResultsRun(resolveRunDir(dir, options.resultsRoot)));
+  const known = new Set(runs.flatMap((run) => run.rows.map((row) => row.metric)));
+  for (const metric of options.metrics ?? []) {
+    if (!known.has(metric)) throw new XmeError(`no run has a metric '${metric}'`, `the runs have: ${[...known].join(', ')}`);
+  }
+  const warnings: string[] = [];
+  for (const run of runs) {
+    if (run.status !== 'completed') {
+      warnings.push(`run ${run.runId} is '${run.status}', not completed: its figures may cover fewer repetitions than planned (${run.dir})`);
+    }
+  }
+  const baseline = runs[0]!;
+  for (const run of runs.slice(1)) {
+    if (run.scenario !== baseline.scenario) {
+      warnings.push(
+        options.ignoreScenario
+          ? `run ${run.runId} is of scenario '${run.scenario}', the baseline of '${baseline.scenario}': rows paired by memory × strategy × metric (--ignore-scenario)`
+          : `run ${run.runId} is of scenario '${run.scenario}', the baseline of '${baseline.scenario}': no row pairs; --ignore-scenario pairs them by memory × strategy × metric`,
+      );
+    }
+  }
+  const comparisons = runs.slice(1).map((run) => compareTwo(baseline, run, options));
+  return { runs, comparisons, warnings };
+}
