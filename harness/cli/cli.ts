@@ -8,10 +8,13 @@ import { registerDoctorCommand } from './commands/doctor.ts';
 import { registerImageCommands } from './commands/image.ts';
 import { registerGuestsCommands } from './commands/guests.ts';
 import { registerRunCommand } from './commands/run.ts';
+import { registerCompareCommand } from './commands/compare.ts';
 
 
 /** Top-level commands, for pointing a usage error at the right --help. */
-export const commandNames = ['run', 'doctor', 'image', 'guests'];
+export const commandNames = ['run', 'compare', 'doctor', 'image', 'guests'];
+/** The commands whose second word is a subcommand (xme image build), not an argument (xme compare A B). */
+export const commandsWithSubcommands = ['image', 'guests'];
 
 export function createCli(argv: string[]): Argv {
   let cli = yargs(argv)
@@ -35,6 +38,7 @@ export function createCli(argv: string[]): Argv {
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 100));
   cli = registerRunCommand(cli);
+  cli = registerCompareCommand(cli);
   cli = registerDoctorCommand(cli);
   cli = registerImageCommands(cli);
   cli = registerGuestsCommands(cli);

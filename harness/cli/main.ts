@@ -1,6 +1,6 @@
 /** Entry point of the `xme` command: run the CLI, print errors as one actionable line, clean up always. */
 import { hideBin } from 'yargs/helpers';
-import { commandNames, createCli } from './cli.ts';
+import { commandNames, commandsWithSubcommands, createCli } from './cli.ts';
 import { UsageError, XmeError } from '../util/errors.ts';
 import { runAllCleanups } from '../util/cleanup.ts';
 
@@ -10,7 +10,8 @@ try {
 } catch (error) {
   await runAllCleanups();
   if (error instanceof UsageError) {
-    const command = argv.filter((word) => !word.startsWith('-')).slice(0, 2).filter((word, i) => i > 0 || commandNames.includes(word)).join(' ');
+    const [first, second] = argv.filter((word) => !word.startsWith('-'));
+    const command = first && commandNames.includes(first) ? (second && commandsWithSubcommands.includes(first) ? `${first} ${second}` : first) : '';
     process.stderr.write(`xme: ${error.message} (see: xme ${command ? `${command} ` : ''}--help)\n`);
     process.exitCode = 2;
   } else if (error instanceof XmeError) {
