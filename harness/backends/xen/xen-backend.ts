@@ -100,7 +100,10 @@ export class XenBackend implements Backend {
     this.dir ??= fs.mkdtempSync(path.join(os.tmpdir(), `xme-${process.pid}-`));
     this.unregisterCleanup ??= onCleanup({ name: `Xen domains of xme ${process.pid}`, run: () => this.close(), runSync: () => this.destroyAllSync() });
     const started: XenGuest[] = [];
-    const deadline = Date.now() + (options.bootTimeoutMs ?? 60_000 + 30_000 * count);
+    // Generous by default: under nested emulation (the Xen test host, one emulated CPU shared with dom0) a
+    // loaded host took over 90 s for one PVH domU to print its marker. A guest that dies is noticed at once
+    // (it vanishes), so a long deadline only costs time when a boot hangs.
+    const deadline = Date.now() + (options.bootTimeoutMs ?? 120_000 + 120_000 * count);
     for (let i = 0; i < count; i++) {
       const index = this.guests.length;
       started.push(await this.startGuest(image, index, options, deadline));
