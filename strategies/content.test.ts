@@ -74,3 +74,12 @@ describe('content-based strategy', () => {
     expect(applied.refused[0]!.reason).toMatch(/bytes differ/);
   });
 });
+
+describe('content-based strategy: declared figures', () => {
+  it('declares every figure of a scan, with a unit and a method', async () => {
+    const strategy = new ContentStrategy({ zeroPages: true });
+    const result = await strategy.scan(context([new MemoryGuest('g0', 2)], hasher));
+    expect(Object.keys(result.metrics).sort()).toEqual(Object.keys(strategy.declaredMetrics).sort());
+    expect(strategy.declaredMetrics.distinct_hashes).toMatchObject({ unit: 'hashes' });
+  });
+});

@@ -21,6 +21,10 @@ const GUEST_SHIFT = 2 ** 32;
 
 export class ContentStrategy implements Strategy {
   readonly name = 'content';
+  readonly declaredMetrics = {
+    zero_pages: { unit: 'pages', method: 'pages the scan proposed in all-zero groups (hash of the zero page, confirmed byte by byte); holes the host does not back count as zero pages' },
+    distinct_hashes: { unit: 'hashes', method: 'distinct page hashes over all pages of all guests in the scan (each a distinct content, collisions aside)' },
+  };
   private hashes: BigUint64Array[] = [];
 
   constructor(private readonly options: ContentOptions) {}

@@ -17,7 +17,7 @@ import {
   verifyBanner,
   type KernelPlacement,
 } from '../harness/introspection/kernel-locator.ts';
-import type { ScanCost, ShareGroup } from '../harness/sharing/types.ts';
+import type { MetricDeclarations, ScanCost, ShareGroup } from '../harness/sharing/types.ts';
 import type { Guest } from '../harness/backends/types.ts';
 import { identicalClasses } from './page-classes.ts';
 import type { ScanResult, Strategy, StrategyContext, StrategyFactory } from './types.ts';
@@ -29,12 +29,25 @@ export interface SemanticOptions {
   route: Route;
 }
 
+const RANGE_METRICS = {
+  kernel_code: '[_text, _etext)',
+  kernel_rodata: '[__start_rodata, __end_rodata)',
+} as const;
+
 export class SemanticStrategy implements Strategy {
   readonly name: string;
+  readonly declaredMetrics: MetricDeclarations;
   private readonly placements = new Map<Guest, KernelPlacement>();
 
   constructor(private readonly options: SemanticOptions) {
     this.name = options.rodata ? 'semantic+rodata' : 'semantic';
+    const ranges: (keyof typeof RANGE_METRICS)[] = options.rodata ? ['kernel_code', 'kernel_rodata'] : ['kernel_code'];
+    this.declaredMetrics = Object.fromEntries(
+      ranges.flatMap((label) => [
+        [`${label}_pages`, { unit: 'pages', method: `pages of ${RANGE_METRICS[label]} from System.map (a partial last page counts); not reported when the scan refused` }],
+        [`${label}_identical_pages`, { unit: 'pages', method: `pages of ${RANGE_METRICS[label]} byte-identical in all guests at their located kernel placement` }],
+      ]),
+    );
   }
 
   describe(): string {
@@ -85,7 +98,7 @@ export class SemanticStrategy implements Strategy {
 
     const groups: ShareGroup[] = [];
     const metrics: Record<string, number> = {};
-    const ranges: [string, AddressRange][] = [['kernel_code', layout.code]];
+    const ranges: [keyof typeof RANGE_METRICS, AddressRange][] = [['kernel_code', layout.code]];
     if (this.options.rodata) ranges.push(['kernel_rodata', layout.rodata]);
     for (const [label, range] of ranges) {
       const span = pageSpan(layout, range);

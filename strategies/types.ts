@@ -6,7 +6,7 @@ import type { Guest } from '../harness/backends/types.ts';
 import type { GuestImage } from '../harness/images/manifest.ts';
 import type { KernelInfo } from '../harness/introspection/kernel-info.ts';
 import type { PageHasher } from '../harness/hashing/page-hasher.ts';
-import type { ScanCost, ShareGroup } from '../harness/sharing/types.ts';
+import type { MetricDeclarations, ScanCost, ShareGroup } from '../harness/sharing/types.ts';
 import type { Residency } from '../harness/sharing/resident-pages.ts';
 
 export interface StrategyContext {
@@ -27,7 +27,7 @@ export interface ScanResult {
   cost: ScanCost;
   /** Set when the strategy refused to propose anything, with the reason (e.g. System.map mismatch). */
   refused?: string;
-  /** Strategy-specific figures for the CSV, e.g. kernel_code_pages. Names carry their unit. */
+  /** Strategy-specific figures, e.g. kernel_code_pages: each one declared in Strategy.declaredMetrics. */
   metrics: Record<string, number>;
   /** Things worth recording once in run.json (e.g. how the kernel was located). */
   notes: string[];
@@ -35,6 +35,12 @@ export interface ScanResult {
 
 export interface Strategy {
   readonly name: string;
+  /**
+   * Every figure scan() may put in ScanResult.metrics, with its unit and method: they go to samples.csv's
+   * strategy_metrics cell and, their value at the last tick, to summary.csv with that unit and method. On the
+   * instance, not the factory, because options change them (semantic's rodata adds kernel_rodata_*).
+   */
+  readonly declaredMetrics: MetricDeclarations;
   describe(): string;
   scan(context: StrategyContext): Promise<ScanResult>;
 }

@@ -28,3 +28,18 @@ export async function checkBackendAvailable(name: BackendName): Promise<void> {
     XenBackend.checkHost();
   }
 }
+
+/**
+ * Where a run's backends come from: one per repetition (fresh guests each time). The runner takes this
+ * instead of a backend name so that its tick loop can run on a stand-in (harness/testing/fake-backend.ts).
+ */
+export interface BackendFactory {
+  /** Fail early, before a results folder is made, when the backend cannot run on this machine. */
+  check(): Promise<void>;
+  create(options: BackendOptions): Promise<Backend>;
+}
+
+/** The registry's backend of this name: what `xme run` uses. */
+export function backendFactory(name: BackendName): BackendFactory {
+  return { check: () => checkBackendAvailable(name), create: (options) => createBackend(name, options) };
+}

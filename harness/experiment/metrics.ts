@@ -2,10 +2,9 @@
  * The figures of summary.csv: what each means, its unit and how it was measured. Every summary row carries
  * its unit and method so that a number read out of context still says what it is.
  */
-export interface MetricDefinition {
-  unit: string;
-  method: string;
-}
+import type { MetricDefinition } from '../sharing/types.ts';
+
+export type { MetricDefinition };
 
 const THREAD_CPU = 'CPU time of the harness thread that ran it (clock_gettime CLOCK_THREAD_CPUTIME_ID; other threads such as V8 background GC not counted), strategies in rotated order';
 

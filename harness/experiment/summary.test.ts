@@ -110,3 +110,34 @@ describe('summary rows', () => {
     expect(summaryRows(scenario, [])).toEqual([]);
   });
 });
+
+describe('summary rows of declared figures', () => {
+  const declared = (value: number, method = 'distinct page hashes') => ({ distinct_hashes: { value, unit: 'hashes', method } });
+
+  it('follow the runner’s own metrics, with the unit and method the strategy declared', () => {
+    const rows = summaryRows(scenario, [
+      { ...rep(128, 'content', 1, { shared_pages: 10 }), declared: declared(4) },
+      { ...rep(128, 'content', 2, { shared_pages: 12 }), declared: declared(6) },
+    ]);
+    expect(rows.map((r) => [r.metric, r.unit, r.n, r.mean, r.method])).toEqual([
+      ['shared_pages', 'pages', 2, 11, METRICS.shared_pages.method],
+      ['distinct_hashes', 'hashes', 2, 5, 'distinct page hashes'],
+    ]);
+  });
+
+  it('count only the repetitions that reported them, and join differing methods', () => {
+    const rows = summaryRows(scenario, [
+      { ...rep(128, 'semantic', 1, {}), declared: { hypercalls_total: { value: 10, unit: 'hypercalls', method: 'a' } } },
+      rep(128, 'semantic', 2, {}),
+      { ...rep(128, 'semantic', 3, {}), declared: { hypercalls_total: { value: 20, unit: 'hypercalls', method: 'b' } } },
+    ]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ metric: 'hypercalls_total', n: 2, mean: 15, method: 'a | b' });
+  });
+
+  it('refuse a non-finite value, naming the figure', () => {
+    expect(() => summaryRows(scenario, [{ ...rep(64, 'content', 2, {}), declared: declared(Number.NaN) }])).toThrow(
+      /metric 'distinct_hashes' \(content, 64 MiB\) has a non-finite value in repetition 2: NaN/,
+    );
+  });
+});

@@ -1,6 +1,6 @@
 /** summary.csv: per scenario × memory size × strategy × metric, mean / sd / 95% CI over repetitions. */
 import type { Scenario } from './scenario.ts';
-import { METRICS, type MetricName } from './metrics.ts';
+import { METRICS, type MetricDefinition, type MetricName } from './metrics.ts';
 import { summarize } from './statistics.ts';
 import { XmeError } from '../util/errors.ts';
 
@@ -12,13 +12,23 @@ export interface RepetitionMetrics {
   values: Partial<Record<MetricName, number>>;
   /** How a metric was measured in this repetition, where that differs from METRICS[metric].method. */
   methods?: Partial<Record<MetricName, string>>;
+  /**
+   * Figures the strategy or its ledger declared (Strategy/Ledger.declaredMetrics), e.g. distinct_hashes or
+   * hypercalls_total, with the unit and method they declared: summarised after the runner's own metrics.
+   */
+  declared?: Record<string, DeclaredValue>;
+}
+
+export interface DeclaredValue extends MetricDefinition {
+  value: number;
 }
 
 export interface SummaryRow {
   scenario: string;
   memory_mib: number;
   strategy: string;
-  metric: MetricName;
+  /** One of METRICS, or a figure a strategy or ledger declared. */
+  metric: string;
   unit: string;
   n: number;
   mean: number;
@@ -31,7 +41,7 @@ export interface SummaryRow {
 /** A metric came out NaN or ±Infinity in a repetition: a measurement went wrong, so no summary is made up. */
 export class NonFiniteMetricError extends XmeError {
   constructor(
-    readonly metric: MetricName,
+    readonly metric: string,
     readonly strategy: string,
     readonly memoryMiB: number,
     readonly repetition: number,
@@ -46,9 +56,9 @@ export class NonFiniteMetricError extends XmeError {
 }
 
 /**
- * One row per memory size × strategy × metric (in the order first seen, metrics in METRICS order) over the
- * repetitions that measured it: a metric left undefined in a repetition is absent from its n. A NaN or
- * ±Infinity throws NonFiniteMetricError rather than being dropped.
+ * One row per memory size × strategy × metric (in the order first seen; METRICS in their order, then the
+ * declared figures in the order first seen) over the repetitions that measured it: a metric left undefined
+ * in a repetition is absent from its n. A NaN or ±Infinity throws NonFiniteMetricError rather than being dropped.
  */
 export function summaryRows(scenario: Pick<Scenario, 'name'>, repetitions: readonly RepetitionMetrics[]): SummaryRow[] {
   const rows: SummaryRow[] = [];
@@ -56,25 +66,36 @@ export function summaryRows(scenario: Pick<Scenario, 'name'>, repetitions: reado
   for (const key of keys) {
     const [memory, strategy] = key.split('\u0000') as [string, string];
     const group = repetitions.filter((r) => r.memoryMiB === Number(memory) && r.strategy === strategy);
-    for (const metric of Object.keys(METRICS) as MetricName[]) {
-      const measured = group.filter((r) => r.values[metric] !== undefined);
-      const bad = measured.find((r) => !Number.isFinite(r.values[metric]));
-      if (bad) throw new NonFiniteMetricError(metric, strategy, bad.memoryMiB, bad.repetition, bad.values[metric]!);
-      const stats = summarize(measured.map((r) => r.values[metric]!), `metric '${metric}' (${strategy}, ${memory} MiB)`);
-      if (!stats) continue;
+    const row = (metric: string, measured: { repetition: RepetitionMetrics; value: number }[], unit: string, method: string) => {
+      const bad = measured.find((m) => !Number.isFinite(m.value));
+      if (bad) throw new NonFiniteMetricError(metric, strategy, bad.repetition.memoryMiB, bad.repetition.repetition, bad.value);
+      const stats = summarize(measured.map((m) => m.value), `metric '${metric}' (${strategy}, ${memory} MiB)`);
+      if (!stats) return;
       rows.push({
         scenario: scenario.name,
         memory_mib: Number(memory),
         strategy,
         metric,
-        unit: METRICS[metric].unit,
+        unit,
         n: stats.n,
         mean: stats.mean,
         sd: stats.sd,
         ci95_low: stats.ci95Low,
         ci95_high: stats.ci95High,
-        method: methodOf(metric, measured),
+        method,
       });
+    };
+    for (const metric of Object.keys(METRICS) as MetricName[]) {
+      const measured = group.filter((r) => r.values[metric] !== undefined);
+      row(metric, measured.map((r) => ({ repetition: r, value: r.values[metric]! })), METRICS[metric].unit, methodOf(metric, measured));
+    }
+    for (const metric of new Set(group.flatMap((r) => Object.keys(r.declared ?? {})))) {
+      const measured = group.flatMap((r) => {
+        const declared = r.declared?.[metric];
+        return declared ? [{ repetition: r, declared }] : [];
+      });
+      const distinct = (pick: (d: DeclaredValue) => string) => [...new Set(measured.map((m) => pick(m.declared)))].join(' | ');
+      row(metric, measured.map((m) => ({ repetition: m.repetition, value: m.declared.value })), distinct((d) => d.unit), distinct((d) => d.method));
     }
   }
   return rows;

@@ -19,6 +19,9 @@ export class EnforcedLedger implements Ledger {
   readonly cowMethod = COW_METHOD_HYPERVISOR;
   readonly cowCount = 'exact';
   readonly cowMethodDescription = `${COW_METHOD_HYPERVISOR}: decreases of each domain's shr_pages between ticks (Xen unshares on every guest write to a shared page, identical bytes included; the harness never unshares). Exact, not a bound`;
+  readonly declaredMetrics = {
+    hypercalls_total: { unit: 'hypercalls', method: 'sharing hypercalls this ledger made since the repetition started: xc_memshr_nominate_gfn and xc_memshr_share_gfns, failed ones included (counter reads not counted)' },
+  };
   private readonly verifier: SharingLedger;
   private afterLastShare: HypervisorCounters | undefined;
   private readonly cowFaults: number[];

@@ -1,6 +1,7 @@
 /** Ledger logic on in-memory stand-in guests (exact cases); real-guest CoW detection: runner.e2e.test.ts. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SharingLedger } from './ledger.ts';
+import { EnforcedLedger } from './enforced-ledger.ts';
 import { MemoryGuest } from '../testing/memory-guest.ts';
 import { defaultHasher, type PageHasher } from '../hashing/page-hasher.ts';
 
@@ -155,5 +156,22 @@ describe('SharingLedger', () => {
     expect(ledger.stats().hostFramesSaved).toBeUndefined();
     ledger.setHostResidency([Uint8Array.of(1, 0), Uint8Array.of(0, 0), Uint8Array.of(1, 1)]);
     expect(ledger.stats()).toMatchObject({ sharedPages: 6, framesSaved: 5, zeroPagesShared: 6, hostFramesSaved: 2 });
+  });
+});
+
+describe('ledgers declare their own figures', () => {
+  it('declares every figure extraMetrics() gives, the Xen ledger’s hypercalls_total included', async () => {
+    const [a, b] = twoGuests();
+    const enforcer = {
+      share: () => Promise.resolve({ shared: [], failed: [], hypercalls: 3 }),
+      counters: () => Promise.resolve({ sharedPagesPerGuest: [0, 0], freedFrames: 0, usedFrames: 0 }),
+    };
+    const enforced = new EnforcedLedger('t', [a, b], hasher, enforcer);
+    await enforced.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] }]);
+    expect(enforced.extraMetrics()).toEqual({ hypercalls_total: 3 });
+    expect(enforced.declaredMetrics.hypercalls_total).toMatchObject({ unit: 'hypercalls' });
+    for (const ledger of [enforced, new SharingLedger('t', [a, b], hasher)]) {
+      expect(Object.keys(ledger.extraMetrics()).filter((name) => !(name in ledger.declaredMetrics))).toEqual([]);
+    }
   });
 });

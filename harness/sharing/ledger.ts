@@ -22,7 +22,7 @@
  */
 import { PAGE_SIZE, type Guest } from '../backends/types.ts';
 import type { PageHasher } from '../hashing/page-hasher.ts';
-import type { PageRef, ShareGroup } from './types.ts';
+import type { MetricDeclarations, PageRef, ShareGroup } from './types.ts';
 import { pageBytes, ZERO_PAGE, type Residency } from './resident-pages.ts';
 
 export const COW_METHOD_CONTENT_REREAD = 'content-reread';
@@ -83,8 +83,10 @@ export interface Ledger {
   stats(): LedgerStats;
   /** Per guest, which pages the host really backs (1 = backed); accounted ledgers use it for hostFramesSaved. */
   setHostResidency?(maps: Residency): void;
-  /** Figures only this kind of ledger has (e.g. hypercalls), named with their unit; added to samples.csv. */
+  /** Figures only this kind of ledger has (e.g. hypercalls), named with their unit; each one in declaredMetrics. */
   extraMetrics(): Record<string, number>;
+  /** What extraMetrics() gives, with unit and method (as Strategy.declaredMetrics): for summary.csv. */
+  readonly declaredMetrics: MetricDeclarations;
 }
 
 interface Frame {
@@ -103,6 +105,7 @@ export class SharingLedger implements Ledger {
   readonly cowMethod = COW_METHOD_CONTENT_REREAD;
   readonly cowCount = 'lower bound';
   readonly cowMethodDescription: string;
+  readonly declaredMetrics = {};
   /** Page key → id of the frame it is mapped to, for every page in shared state. */
   private readonly frameOf = new Map<number, number>();
   private readonly frames = new Map<number, Frame>();

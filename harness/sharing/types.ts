@@ -18,3 +18,16 @@ export interface ScanCost {
   bytesHashed: number;
   bytesCompared: number;
 }
+
+/**
+ * How a figure is read: its unit and how it was measured. Every figure in summary.csv carries both, so a
+ * number read out of context still says what it is. Here, not in the experiment room, because strategies and
+ * ledgers declare the figures they add (strategies/types.ts, ledger.ts) and must not import the runner's rooms.
+ */
+export interface MetricDefinition {
+  unit: string;
+  method: string;
+}
+
+/** Figures a strategy or a ledger adds to the results, by name (a name carries its unit, e.g. hypercalls_total). */
+export type MetricDeclarations = Readonly<Record<string, MetricDefinition>>;

@@ -3,7 +3,7 @@ import { listScenarios, loadScenario, withOverrides } from '../../experiment/sce
 import { runExperiment } from '../../experiment/runner.ts';
 import { resultsDir } from '../../util/paths.ts';
 import { XmeError } from '../../util/errors.ts';
-import { consoleTable } from '../../experiment/console-table.ts';
+import { ConsoleTableWriter } from '../../experiment/writers/console-table.ts';
 import { BACKENDS } from '../../backends/registry.ts';
 
 export function registerRunCommand(cli: Argv): Argv {
@@ -46,8 +46,8 @@ export function registerRunCommand(cli: Argv): Argv {
         resultsRoot: args.results ?? resultsDir(),
         argv: process.argv.slice(2),
         onProgress: (line) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`),
+        writers: [new ConsoleTableWriter((text) => process.stdout.write(text))],
       });
-      process.stdout.write(`\n${consoleTable(outcome.summary)}\n`);
       for (const warning of outcome.warnings) process.stderr.write(`warning: ${warning}\n`);
       process.stdout.write(`\n${outcome.status} in ${((Date.now() - started) / 1000).toFixed(0)} s — results in ${outcome.dir}\n  samples.csv, summary.csv, run.json, logs/\n`);
       if (outcome.status !== 'completed') throw new XmeError(`run ${outcome.status}`, `partial results are in ${outcome.dir}`);

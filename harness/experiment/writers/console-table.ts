@@ -1,6 +1,7 @@
 /** The table printed at the end of a run: the key figures per memory size and strategy (means). */
-import type { SummaryRow } from './summary.ts';
-import type { MetricName } from './metrics.ts';
+import type { SummaryRow } from '../summary.ts';
+import type { MetricName } from '../metrics.ts';
+import type { ResultWriter, RunEnd } from './result-writer.ts';
 
 const COLUMNS: [MetricName, string, (v: number) => string][] = [
   ['shared_pages', 'shared pages', (v) => Math.round(v).toLocaleString('en')],
@@ -30,4 +31,13 @@ export function consoleTable(rows: SummaryRow[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const format = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [format(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(format)].join('\n');
+}
+
+/** Prints the table once the run has a summary with figures (an interrupted run's too; a failed one has none). */
+export class ConsoleTableWriter implements ResultWriter {
+  constructor(private readonly write: (text: string) => void) {}
+
+  end(run: RunEnd): void {
+    if (run.summary?.length) this.write(`\n${consoleTable(run.summary)}\n`);
+  }
 }

@@ -1,0 +1,105 @@
+/** A repetition's figures from recorded per-tick numbers: nothing is booted or measured. */
+import { describe, expect, it } from 'vitest';
+import { XmeError } from '../util/errors.ts';
+import { checkDeclarations, repetitionMetrics, undeclaredMetrics, type StrategyRecord } from './repetition-metrics.ts';
+
+const stats = { sharedPages: 50, framesUsed: 20, framesSaved: 30, zeroPagesShared: 10, hostFramesSaved: 5, cowFaults: 6, cowCopies: 4, perGuest: [] };
+
+function record(label: string, name: string, more: Partial<StrategyRecord> = {}): StrategyRecord {
+  return {
+    label,
+    name,
+    // The first tick does one-off work: steady state is the ticks after it.
+    scanCpu: [100, 2, 4],
+    cowCpu: [1, 3],
+    verifyCpu: [9, 1, 1],
+    tickCpu: [109, 4, 8],
+    refusedScans: 0,
+    stats,
+    cowMethodDescription: 'content-reread: test',
+    lastScanMetrics: {},
+    ledgerMetrics: {},
+    declared: {},
+    ...more,
+  };
+}
+
+const facts = { memoryMiB: 64, repetition: 2, totalPages: 262144, spanS: 120, opsPerSecond: [100, 300] };
+
+describe('repetition metrics', () => {
+  it('takes ledger figures from the last tick and CPU as the steady-state mean, the first scan apart', () => {
+    const [content] = repetitionMetrics([record('content', 'content')], facts);
+    expect(content).toMatchObject({ memoryMiB: 64, repetition: 2, strategy: 'content' });
+    expect(content!.values).toEqual({
+      shared_pages: 50,
+      frames_saved: 30,
+      frames_saved_pct: (30 / 262144) * 100,
+      host_frames_saved: 5,
+      zero_pages_shared: 10,
+      cow_faults: 6,
+      cow_copies: 4,
+      cow_faults_per_min: 3, // 6 faults in 2 minutes
+      scan_cpu_ms: 3,
+      first_scan_cpu_ms: 100,
+      scan_cpu_ms_per_gib: 3, // 262144 pages = 1 GiB
+      cow_cpu_ms: 2,
+      verify_cpu_ms: 1,
+      tick_cpu_ms: 6,
+      refused_scans: 0,
+      workload_ops_per_s: 200,
+    });
+    expect(content!.methods!.cow_faults).toBe('content-reread: test');
+  });
+
+  it('gives CPU ratios against semantic (by label, else by name) to every other strategy', () => {
+    const [semantic, content] = repetitionMetrics([
+      record('semantic', 'semantic', { scanCpu: [50, 1, 1], tickCpu: [50, 2, 2] }),
+      record('content', 'content'),
+    ], facts);
+    expect(semantic!.values.scan_cpu_ratio_vs_semantic).toBeUndefined();
+    expect(content!.values).toMatchObject({ scan_cpu_ratio_vs_semantic: 3, tick_cpu_ratio_vs_semantic: 3 });
+    const [, other] = repetitionMetrics([record('xme', 'semantic', { scanCpu: [1, 1, 1], tickCpu: [1, 2, 2] }), record('content', 'content')], facts);
+    expect(other!.values.tick_cpu_ratio_vs_semantic).toBe(3);
+  });
+
+  it('leaves out what was not measured instead of making NaN (one tick, no span, semantic at 0 ms)', () => {
+    const [semantic, content] = repetitionMetrics([
+      record('semantic', 'semantic', { scanCpu: [0], tickCpu: [0], cowCpu: [], verifyCpu: [0] }),
+      record('content', 'content', { scanCpu: [5], tickCpu: [5], cowCpu: [], verifyCpu: [1] }),
+    ], { ...facts, spanS: 0, opsPerSecond: [] });
+    for (const metrics of [semantic!, content!]) {
+      for (const value of Object.values(metrics.values)) if (value !== undefined) expect(Number.isFinite(value)).toBe(true);
+      expect(metrics.values).toMatchObject({ cow_faults_per_min: undefined, cow_cpu_ms: undefined, workload_ops_per_s: undefined });
+    }
+    expect(content!.values).toMatchObject({ scan_cpu_ms: 5, first_scan_cpu_ms: 5, scan_cpu_ratio_vs_semantic: undefined });
+  });
+
+  it('computes kernel shareability from the last scan’s figures', () => {
+    const [semantic] = repetitionMetrics([
+      record('semantic', 'semantic', { lastScanMetrics: { kernel_code_pages: 200, kernel_code_identical_pages: 199, kernel_rodata_pages: 100, kernel_rodata_identical_pages: 50 } }),
+    ], facts);
+    expect(semantic!.values).toMatchObject({ kernel_code_shareability_pct: 99.5, kernel_rodata_shareability_pct: 50 });
+    const [refused] = repetitionMetrics([record('semantic', 'semantic', { lastScanMetrics: undefined })], facts);
+    expect(refused!.values.kernel_code_shareability_pct).toBeUndefined();
+  });
+
+  it('carries the declared figures of the strategy and the ledger with their unit and method, and only those', () => {
+    const [xen] = repetitionMetrics([
+      record('semantic', 'semantic', {
+        lastScanMetrics: { kernel_code_pages: 200, surprise: 1 },
+        ledgerMetrics: { hypercalls_total: 400 },
+        declared: { kernel_code_pages: { unit: 'pages', method: 'from System.map' }, hypercalls_total: { unit: 'hypercalls', method: 'counted' } },
+      }),
+    ], facts);
+    expect(xen!.declared).toEqual({
+      kernel_code_pages: { value: 200, unit: 'pages', method: 'from System.map; value at the last tick' },
+      hypercalls_total: { value: 400, unit: 'hypercalls', method: 'counted; value at the last tick' },
+    });
+    expect(undeclaredMetrics({ kernel_code_pages: 1, surprise: 1 }, { kernel_code_pages: { unit: 'pages', method: 'm' } })).toEqual(['surprise']);
+  });
+
+  it('refuses a declared figure named like one of the runner’s own', () => {
+    expect(() => checkDeclarations('strategy x', { shared_pages: { unit: 'pages', method: 'm' } })).toThrow(XmeError);
+    expect(() => checkDeclarations('strategy x', { distinct_hashes: { unit: 'hashes', method: 'm' } })).not.toThrow();
+  });
+});

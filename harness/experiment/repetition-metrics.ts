@@ -1,0 +1,125 @@
+/**
+ * The figures of one repetition per strategy (what summary.csv averages over repetitions), from what the tick
+ * loop kept of each strategy. Pure: tested from recorded numbers (repetition-metrics.test.ts).
+ */
+import { PAGE_SIZE } from '../backends/types.ts';
+import type { LedgerStats } from '../sharing/ledger.ts';
+import type { MetricDeclarations } from '../sharing/types.ts';
+import { XmeError } from '../util/errors.ts';
+import { METRICS } from './metrics.ts';
+import type { RepetitionMetrics } from './summary.ts';
+
+/** What the tick loop kept of one strategy over one repetition. */
+export interface StrategyRecord {
+  /** Names its rows. */
+  label: string;
+  /** The strategy's own name: 'semantic' is the reference of the CPU ratios. */
+  name: string;
+  /** Per tick, CPU ms of the scan, the CoW detection (from tick 1), the verification, the whole tick. */
+  scanCpu: number[];
+  cowCpu: number[];
+  verifyCpu: number[];
+  tickCpu: number[];
+  refusedScans: number;
+  /** The ledger's stats after the last tick. */
+  stats: LedgerStats;
+  cowMethodDescription: string;
+  /** The last scan's figures; undefined if the strategy never scanned. */
+  lastScanMetrics: Record<string, number> | undefined;
+  /** The ledger's own figures after the last tick (Ledger.extraMetrics). */
+  ledgerMetrics: Record<string, number>;
+  /** The strategy's and the ledger's declared figures. */
+  declared: MetricDeclarations;
+}
+
+export interface RepetitionFacts {
+  memoryMiB: number;
+  repetition: number;
+  /** Pages of all guests. */
+  totalPages: number;
+  /** Seconds between the first and the last tick. */
+  spanS: number;
+  /** Every guest's workload ops/s seen at any tick. */
+  opsPerSecond: number[];
+}
+
+/** A mean, or undefined where nothing was measured (never NaN: summary.csv refuses non-finite values). */
+function meanOf(values: number[]): number | undefined {
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : undefined;
+}
+
+/** The ticks after the first: the first does one-off work (locating kernels, checking System.map). */
+function steadyState(values: number[]): number[] {
+  return values.length > 1 ? values.slice(1) : values;
+}
+
+const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : undefined);
+
+export function repetitionMetrics(records: readonly StrategyRecord[], facts: RepetitionFacts): RepetitionMetrics[] {
+  const spanMin = facts.spanS / 60;
+  const guestGiB = (facts.totalPages * PAGE_SIZE) / 2 ** 30;
+  const semantic = records.find((r) => r.label === 'semantic') ?? records.find((r) => r.name === 'semantic');
+  const steadyScan = (record: StrategyRecord) => meanOf(steadyState(record.scanCpu));
+  const steadyTick = (record: StrategyRecord) => meanOf(steadyState(record.tickCpu));
+  return records.map((record): RepetitionMetrics => {
+    const { stats } = record;
+    const metrics = record.lastScanMetrics ?? {};
+    const values: RepetitionMetrics['values'] = {
+      shared_pages: stats.sharedPages,
+      frames_saved: stats.framesSaved,
+      frames_saved_pct: (stats.framesSaved / facts.totalPages) * 100,
+      host_frames_saved: stats.hostFramesSaved,
+      zero_pages_shared: stats.zeroPagesShared,
+      cow_faults: stats.cowFaults,
+      cow_copies: stats.cowCopies,
+      cow_faults_per_min: spanMin > 0 ? stats.cowFaults / spanMin : undefined,
+      scan_cpu_ms: steadyScan(record),
+      first_scan_cpu_ms: record.scanCpu[0],
+      scan_cpu_ms_per_gib: ratio(steadyScan(record), guestGiB),
+      cow_cpu_ms: meanOf(record.cowCpu),
+      verify_cpu_ms: meanOf(steadyState(record.verifyCpu)),
+      tick_cpu_ms: steadyTick(record),
+      refused_scans: record.refusedScans,
+      workload_ops_per_s: meanOf(facts.opsPerSecond),
+    };
+    if (metrics.kernel_code_pages) values.kernel_code_shareability_pct = ((metrics.kernel_code_identical_pages ?? 0) / metrics.kernel_code_pages) * 100;
+    if (metrics.kernel_rodata_pages) values.kernel_rodata_shareability_pct = ((metrics.kernel_rodata_identical_pages ?? 0) / metrics.kernel_rodata_pages) * 100;
+    if (semantic && semantic !== record) {
+      values.scan_cpu_ratio_vs_semantic = ratio(steadyScan(record), steadyScan(semantic));
+      values.tick_cpu_ratio_vs_semantic = ratio(steadyTick(record), steadyTick(semantic));
+    }
+    return {
+      memoryMiB: facts.memoryMiB,
+      repetition: facts.repetition,
+      strategy: record.label,
+      values,
+      // The CoW figures' method is the ledger's that counted them, not a guess from the backend's name.
+      methods: { cow_faults: record.cowMethodDescription, cow_faults_per_min: `cow_faults / time between the first and the last tick; ${record.cowMethodDescription}` },
+      declared: declaredValues({ ...metrics, ...record.ledgerMetrics }, record.declared),
+    };
+  });
+}
+
+/** The declared figures measured at the last tick, with their unit and method; undeclared ones are left out. */
+function declaredValues(measured: Record<string, number>, declared: MetricDeclarations): NonNullable<RepetitionMetrics['declared']> {
+  const values: NonNullable<RepetitionMetrics['declared']> = {};
+  for (const [name, value] of Object.entries(measured)) {
+    const definition = declared[name];
+    if (definition) values[name] = { value, unit: definition.unit, method: `${definition.method}; value at the last tick` };
+  }
+  return values;
+}
+
+/** Names in `measured` that were not declared: samples.csv keeps them, summary.csv cannot say their unit. */
+export function undeclaredMetrics(measured: Record<string, number>, declared: MetricDeclarations): string[] {
+  return Object.keys(measured).filter((name) => !(name in declared));
+}
+
+/**
+ * A declared figure must not take the name of one of the runner's own (METRICS): summary.csv would then have
+ * two rows of one name for one strategy. A programming error, so it stops the run before the first tick.
+ */
+export function checkDeclarations(owner: string, declared: MetricDeclarations): void {
+  const clash = Object.keys(declared).find((name) => name in METRICS);
+  if (clash) throw new XmeError(`${owner} declares a metric '${clash}', a name the runner already uses in summary.csv`, 'rename the strategy’s or ledger’s figure (a bug in xme)');
+}

@@ -1,0 +1,267 @@
+/**
+ * The tick loop of one repetition, on guests already booted: every tick, pause the guests, and for every
+ * strategy (in a rotated order) detect CoW faults on what its ledger shared before, scan, and let the ledger
+ * verify and apply; each step's CPU is this thread's (util/thread-cpu.ts). Each measurement leaves as a
+ * TickSample the moment it is taken; at the end, the repetition's figures per strategy. It writes nothing
+ * itself, so that it runs on stand-ins in unit tests (tick-loop.test.ts, harness/testing/fake-backend.ts).
+ */
+import { XmeError } from '../util/errors.ts';
+import type { Backend, Guest } from '../backends/types.ts';
+import type { GuestImage } from '../images/manifest.ts';
+import type { KernelInfo } from '../introspection/kernel-info.ts';
+import type { PageHasher } from '../hashing/page-hasher.ts';
+import type { Ledger } from '../sharing/ledger.ts';
+import { ledgerFor } from '../sharing/ledger-for-backend.ts';
+import { measureThreadCpu } from '../util/thread-cpu.ts';
+import { createStrategy } from '../../strategies/registry.ts';
+import type { ScanResult, Strategy, StrategyContext } from '../../strategies/types.ts';
+import type { Scenario } from './scenario.ts';
+import type { RepetitionMetrics } from './summary.ts';
+import type { SampleOrigin, StrategySample, TickSample } from './tick-sample.ts';
+import { checkDeclarations, repetitionMetrics, undeclaredMetrics, type StrategyRecord } from './repetition-metrics.ts';
+
+export interface RepetitionInput {
+  scenario: Scenario;
+  /** For the ledgers: an enforcing backend shares for real (ledger-for-backend.ts). */
+  backend: Pick<Backend, 'enforcesSharing' | 'share' | 'counters'>;
+  guests: readonly Guest[];
+  image: GuestImage;
+  kernel: KernelInfo;
+  hasher: PageHasher;
+  memoryMiB: number;
+  repetition: number;
+  /** Every sample, as soon as it is measured, in scoring order. */
+  emit: (sample: TickSample) => void;
+  /** Progress for a person. */
+  say: (line: string) => void;
+  /** Something worth recording once in run.json (duplicates are the caller's to drop). */
+  note: (text: string) => void;
+  warn: (text: string) => void;
+  /** Told about each ledger made, so that run.json says how sharing and CoW were measured. */
+  onLedger: (ledger: Ledger) => void;
+  /** Asked before every tick and while waiting for one: true ends the repetition early. */
+  stopRequested: () => boolean;
+}
+
+interface StrategyTrack {
+  label: string;
+  name: string;
+  strategy: Strategy;
+  ledger: Ledger;
+  scanCpu: number[];
+  cowCpu: number[];
+  verifyCpu: number[];
+  /** CoW detection + scan + verification/apply of one tick: what the strategy costs per tick. */
+  tickCpu: number[];
+  refusedScans: number;
+  lastScan?: ScanResult;
+  /** Undeclared figures already warned about (once per repetition is enough). */
+  undeclared: Set<string>;
+}
+
+async function sleepUntil(deadline: number, stopRequested: () => boolean): Promise<void> {
+  while (Date.now() < deadline && !stopRequested()) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(250, deadline - Date.now())));
+  }
+}
+
+/** Workload ops/s of a guest since the progress line seen at the previous tick (guest time). */
+export class ThroughputMeter {
+  private lastIndex = new Map<Guest, number>();
+
+  sample(guest: Guest): number | undefined {
+    const progress = guest.progress();
+    const previous = this.lastIndex.get(guest);
+    this.lastIndex.set(guest, progress.length - 1);
+    if (previous === undefined || previous < 0 || progress.length - 1 <= previous) return undefined;
+    const from = progress[previous]!;
+    const to = progress.at(-1)!;
+    return to.tMs > from.tMs ? ((to.ops - from.ops) * 1000) / (to.tMs - from.tMs) : undefined;
+  }
+}
+
+/**
+ * Strategies score in a different order every tick (rotated), so that no strategy always runs right after
+ * the same other one (and so inherits its cache state or its garbage).
+ */
+export function strategyOrder<T>(tracks: readonly T[], tick: number): T[] {
+  const shift = tick % Math.max(1, tracks.length);
+  return [...tracks.slice(shift), ...tracks.slice(0, shift)];
+}
+
+function countResident(map: Uint8Array): number {
+  let count = 0;
+  for (let i = 0; i < map.length; i++) count += map[i]!;
+  return count;
+}
+
+/** The tick loop of one repetition; returns per-strategy metrics, or undefined if stopped before a tick. */
+export async function runRepetition(input: RepetitionInput): Promise<RepetitionMetrics[] | undefined> {
+  const { scenario, guests, stopRequested } = input;
+  const baseContext = { guests, image: input.image, kernel: input.kernel, hasher: input.hasher };
+  const tracks: StrategyTrack[] = scenario.strategies.map((spec) => {
+    const strategy = createStrategy(spec.name, spec.options);
+    // Enforcing backends (Xen) really share; elsewhere the ledger accounts what would be shared.
+    const ledger = ledgerFor(input.backend, spec.label, guests, input.hasher);
+    checkDeclarations(`strategy ${spec.name}`, strategy.declaredMetrics);
+    checkDeclarations(`the ${ledger.mode} ledger`, ledger.declaredMetrics);
+    input.onLedger(ledger);
+    return { label: spec.label, name: spec.name, strategy, ledger, scanCpu: [], cowCpu: [], verifyCpu: [], tickCpu: [], refusedScans: 0, undeclared: new Set() };
+  });
+  const meter = new ThroughputMeter();
+  if (scenario.warmupS > 0) {
+    input.say(`warming up for ${scenario.warmupS} s before the first scan`);
+    await sleepUntil(Date.now() + scenario.warmupS * 1000, stopRequested);
+  }
+  const opsPerSecond: number[] = [];
+  const totalPages = guests.reduce((sum, g) => sum + g.memoryPages, 0);
+  const t0 = Date.now();
+  let lastTickS = 0;
+  const ticks = Math.floor(scenario.durationS / scenario.tickS + 1e-9);
+
+  for (let tick = 0; tick <= ticks; tick++) {
+    await sleepUntil(t0 + tick * scenario.tickS * 1000, stopRequested);
+    if (stopRequested()) break;
+    const dead = guests.find((g) => !g.alive());
+    if (dead) throw new XmeError(`guest ${dead.id} stopped during the run`, `its serial log is kept in the results' logs/ folder`);
+    const throughput = guests.map((g) => meter.sample(g));
+    for (const value of throughput) if (value !== undefined) opsPerSecond.push(value);
+    if (scenario.pauseDuringScan) await Promise.all(guests.map((g) => g.pause()));
+    const tS = (Date.now() - t0) / 1000;
+    lastTickS = tS;
+    const totals = new Map<StrategyTrack, StrategySample>();
+    try {
+      // Which pages the host really backs (QEMU: allocated in the RAM file); read once per tick, same for all.
+      // Nobody reads a hole (resident-pages.ts), so this snapshot stays true while guests are paused.
+      const residency = guests.map((g) => g.hostResidentPages?.());
+      const context = { ...baseContext, residency };
+      for (const track of strategyOrder(tracks, tick)) {
+        const samples = await scoreTick(track, tick, tS, context, throughput, input);
+        totals.set(track, samples[0]);
+        for (const sample of samples) input.emit(sample);
+        if (track.lastScan?.refused && tick === 0) input.say(`${track.label} refused: ${track.lastScan.refused}`);
+      }
+    } finally {
+      if (scenario.pauseDuringScan) await Promise.all(guests.filter((g) => g.alive()).map((g) => g.resume()));
+    }
+    input.say(`t=${tS.toFixed(0)}s  ${tracks.map((t) => progressOf(totals.get(t))).join(' | ')}`);
+  }
+
+  if (tracks.every((t) => t.scanCpu.length === 0)) return undefined;
+  const records = tracks.map((track): StrategyRecord => ({
+    label: track.label,
+    name: track.name,
+    scanCpu: track.scanCpu,
+    cowCpu: track.cowCpu,
+    verifyCpu: track.verifyCpu,
+    tickCpu: track.tickCpu,
+    refusedScans: track.refusedScans,
+    stats: track.ledger.stats(),
+    cowMethodDescription: track.ledger.cowMethodDescription,
+    lastScanMetrics: track.lastScan?.metrics,
+    ledgerMetrics: track.ledger.extraMetrics(),
+    declared: { ...track.strategy.declaredMetrics, ...track.ledger.declaredMetrics },
+  }));
+  return repetitionMetrics(records, { memoryMiB: input.memoryMiB, repetition: input.repetition, totalPages, spanS: lastTickS, opsPerSecond });
+}
+
+/** What strategies see at one tick; residency is always taken (undefined per guest where unknown). */
+type TickContext = StrategyContext & { residency: (Uint8Array | undefined)[] };
+
+/** One strategy at one tick: CoW detection, scan, verified apply; its total and per-guest samples. */
+async function scoreTick(
+  track: StrategyTrack,
+  tick: number,
+  tS: number,
+  context: TickContext,
+  throughput: (number | undefined)[],
+  input: RepetitionInput,
+): Promise<[StrategySample, ...TickSample[]]> {
+  const { guests, residency } = context;
+  track.ledger.setHostResidency?.(residency);
+  // CPU of this thread only (harness/util/thread-cpu.ts): every call below runs on it.
+  const cow = await measureThreadCpu(() => (tick > 0 ? track.ledger.detectCow() : []));
+  const cowEvents = cow.value;
+  if (tick > 0) track.cowCpu.push(cow.cpuMs);
+  const scanned = await measureThreadCpu(() => track.strategy.scan(context));
+  const scan = scanned.value;
+  track.scanCpu.push(scanned.cpuMs);
+  track.lastScan = scan;
+  for (const note of scan.notes) input.note(`${track.label} (${input.memoryMiB} MiB, rep ${input.repetition}): ${note}`);
+  const verified = await measureThreadCpu(() => track.ledger.apply(scan.groups));
+  const applied = verified.value;
+  track.verifyCpu.push(verified.cpuMs);
+  const tickCpuMs = (tick > 0 ? cow.cpuMs : 0) + scanned.cpuMs + verified.cpuMs;
+  track.tickCpu.push(tickCpuMs);
+  if (scan.refused) track.refusedScans++;
+
+  const metrics = { ...scan.metrics, ...track.ledger.extraMetrics() };
+  const declared = { ...track.strategy.declaredMetrics, ...track.ledger.declaredMetrics };
+  for (const name of undeclaredMetrics(metrics, declared)) {
+    if (track.undeclared.has(name)) continue;
+    track.undeclared.add(name);
+    input.warn(`${track.label} reports a figure '${name}' it does not declare: kept in samples.csv (strategy_metrics), left out of summary.csv (no unit or method)`);
+  }
+  const stats = track.ledger.stats();
+  const origin: SampleOrigin = {
+    memoryMiB: input.memoryMiB,
+    repetition: input.repetition,
+    tick,
+    tS,
+    strategy: track.label,
+    sharingMode: track.ledger.mode,
+    cowMethod: track.ledger.cowMethod,
+    cowCount: track.ledger.cowCount,
+    status: scan.refused ? `refused: ${scan.refused}` : 'ok',
+  };
+  const perGuestCow = guests.map(() => 0);
+  for (const event of cowEvents) perGuestCow[event.guest]!++;
+  const total: StrategySample = {
+    ...origin,
+    scope: 'all',
+    guestPages: guests.reduce((sum, g) => sum + g.memoryPages, 0),
+    sharedPages: stats.sharedPages,
+    framesSaved: stats.framesSaved,
+    hostFramesSaved: stats.hostFramesSaved,
+    hostResidentPages: residency.every((map) => map !== undefined) ? residency.reduce((sum, map) => sum + countResident(map!), 0) : undefined,
+    zeroPagesShared: stats.zeroPagesShared,
+    cowFaultsTick: cowEvents.length,
+    cowFaultsTotal: stats.cowFaults,
+    cowCopiesTotal: stats.cowCopies,
+    cost: {
+      scanCpuMs: scanned.cpuMs,
+      scanWallMs: scanned.wallMs,
+      verifyCpuMs: verified.cpuMs,
+      cowCpuMs: tick > 0 ? cow.cpuMs : undefined,
+      tickCpuMs,
+      pagesRead: scan.cost.pagesRead,
+      bytesHashed: scan.cost.bytesHashed,
+      bytesCompared: scan.cost.bytesCompared + applied.bytesCompared,
+    },
+    refusedPages: applied.refused.reduce((sum, r) => sum + r.pages.length, 0),
+    metrics,
+  };
+  const perGuest = guests.map((guest, g): TickSample => {
+    const map = residency[g];
+    return {
+      ...origin,
+      scope: 'guest',
+      guest: guest.id,
+      guestPages: guest.memoryPages,
+      sharedPages: stats.perGuest[g]!.sharedPages,
+      hostResidentPages: map ? countResident(map) : undefined,
+      cowFaultsTick: perGuestCow[g]!,
+      cowFaultsTotal: stats.perGuest[g]!.cowFaults,
+      workloadOpsPerS: throughput[g],
+    };
+  });
+  return [total, ...perGuest];
+}
+
+/** A strategy's part of the progress line of one tick. */
+function progressOf(sample: StrategySample | undefined): string {
+  if (!sample) return '';
+  return sample.status === 'ok'
+    ? `${sample.strategy}: ${sample.sharedPages} shared, ${sample.cowFaultsTotal} CoW, tick ${sample.cost.tickCpuMs.toFixed(1)} ms CPU`
+    : `${sample.strategy}: REFUSED`;
+}

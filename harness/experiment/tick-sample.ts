@@ -1,0 +1,79 @@
+/**
+ * What the tick loop measures, as typed records: per tick, for each strategy, one StrategySample (its
+ * totals over all guests, its costs) and one GuestSample per guest. Writers (writers/) turn them into files;
+ * nothing here knows about CSV. Run-wide facts (run id, scenario) are in the RunHeader (writers/result-writer.ts).
+ */
+import type { Ledger } from '../sharing/ledger.ts';
+
+/** Where and when a sample was taken, and how the strategy's ledger measured. */
+export interface SampleOrigin {
+  memoryMiB: number;
+  repetition: number;
+  /** 0 for the first scoring of a repetition. */
+  tick: number;
+  /** Seconds from the repetition's first tick to this one (harness clock). */
+  tS: number;
+  /** The strategy's label: names its rows. */
+  strategy: string;
+  sharingMode: Ledger['mode'];
+  /** Short name of the ledger's CoW method (content-reread, hypervisor). */
+  cowMethod: string;
+  cowCount: Ledger['cowCount'];
+  /** 'ok', or 'refused: <reason>' when the strategy refused to propose anything this tick. */
+  status: string;
+}
+
+/** What one tick of one strategy cost: CPU of the harness thread (util/thread-cpu.ts) and work done. */
+export interface TickCost {
+  scanCpuMs: number;
+  scanWallMs: number;
+  /** The ledger's byte verification (and, enforced, the sharing calls). */
+  verifyCpuMs: number;
+  /** CoW detection; undefined at tick 0, where nothing was shared yet. */
+  cowCpuMs: number | undefined;
+  /** CoW detection + scan + verification. */
+  tickCpuMs: number;
+  pagesRead: number;
+  bytesHashed: number;
+  /** By the strategy and by the ledger's verification. */
+  bytesCompared: number;
+}
+
+/** A strategy's totals over all guests at one tick. */
+export interface StrategySample extends SampleOrigin {
+  scope: 'all';
+  /** Pages of all guests. */
+  guestPages: number;
+  sharedPages: number;
+  framesSaved: number;
+  /** Undefined where the backend cannot tell which pages the host backs. */
+  hostFramesSaved: number | undefined;
+  /** Undefined unless every guest reported its resident pages. */
+  hostResidentPages: number | undefined;
+  zeroPagesShared: number;
+  /** CoW faults detected at this tick (since the previous one). */
+  cowFaultsTick: number;
+  cowFaultsTotal: number;
+  cowCopiesTotal: number;
+  cost: TickCost;
+  /** Pages the ledger refused this tick (bytes differ, malformed groups). */
+  refusedPages: number;
+  /** The strategy's figures from this scan and the ledger's own (Strategy/Ledger.declaredMetrics). */
+  metrics: Record<string, number>;
+}
+
+/** One guest's share of a strategy's figures at one tick. */
+export interface GuestSample extends SampleOrigin {
+  scope: 'guest';
+  /** The guest's id (g0, g1, …). */
+  guest: string;
+  guestPages: number;
+  sharedPages: number;
+  hostResidentPages: number | undefined;
+  cowFaultsTick: number;
+  cowFaultsTotal: number;
+  /** Workload ops/s since the previous tick, from the guest's progress lines; undefined when unknown. */
+  workloadOpsPerS: number | undefined;
+}
+
+export type TickSample = StrategySample | GuestSample;

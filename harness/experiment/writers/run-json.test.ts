@@ -1,0 +1,93 @@
+/** run.json from a recorded header and ending: nothing boots. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { recordedHeader } from '../../testing/recorded-samples.ts';
+import { COW_DEFINITION } from '../../sharing/ledger.ts';
+import { CPU_METHOD } from '../samples.ts';
+import type { RunEnd } from './result-writer.ts';
+import { RunJsonWriter } from './run-json.ts';
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-run-json-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const read = () => JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as Record<string, unknown>;
+
+/** The keys of run.json in their order: readers (and people diffing two runs) rely on it. */
+const KEYS = [
+  'schema', 'runId', 'status', 'owner', 'startedAt', 'endedAt', 'scenario', 'host', 'harness', 'argv', 'backend', 'sharingMode', 'image',
+  'kernel', 'hasher', 'cowMethod', 'cowDefinition', 'cpuMethod', 'repetitionsCompleted', 'warnings', 'notes', 'files',
+];
+
+const ending: RunEnd = {
+  status: 'completed',
+  endedAt: '2026-11-27T13:45:00.000Z',
+  backend: { name: 'qemu', version: 'QEMU 7.2.22', accelerator: 'tcg', acceleratorReason: 'no KVM', cpuModel: 'qemu64' },
+  sharingModes: ['accounted'],
+  cowMethods: ['content-reread: each tick …'],
+  repetitions: [
+    { memoryMiB: 64, repetition: 1, strategy: 'content', values: {} },
+    { memoryMiB: 64, repetition: 1, strategy: 'semantic', values: {} },
+  ],
+  summary: [],
+  warnings: ['a warning'],
+  notes: ['semantic (64 MiB, rep 1): g0: kernel at physical 0x1000000'],
+};
+
+describe('run.json writer', () => {
+  it('writes a running record when the run begins: nothing known of backend, ledgers or ending yet', () => {
+    const writer = new RunJsonWriter();
+    writer.begin(recordedHeader(dir));
+    const record = read();
+    expect(Object.keys(record)).toEqual(KEYS.filter((key) => key !== 'endedAt')); // undefined: left out
+    expect(record).toMatchObject({
+      schema: 2,
+      runId: '20261127-134455-golden',
+      status: 'running',
+      owner: { pid: 4242 },
+      backend: { name: 'qemu', note: 'not started yet' },
+      sharingMode: 'not known yet (no ledger made)',
+      cowMethod: 'not known yet (no ledger made)',
+      cowDefinition: COW_DEFINITION,
+      cpuMethod: CPU_METHOD,
+      repetitionsCompleted: 0,
+      warnings: [],
+      notes: [],
+      files: { samples: 'samples.csv', summary: 'summary.csv', logs: 'logs/' },
+    });
+    expect(record.image).toMatchObject({ name: 'fake', kernelRelease: '6.1.0-0-fake-amd64', dir: '/nonexistent/fake-image' });
+    // bigints (kernel layout) as hex strings
+    expect(record.kernel).toMatchObject({ systemMap: '/nonexistent/fake-image/systemMap', layout: { text: '0xffffffff81000000' }, version: { release: '6.1.0-0-fake-amd64' } });
+  });
+
+  it('seals the record at the end with what the run learnt', () => {
+    const writer = new RunJsonWriter();
+    writer.begin(recordedHeader(dir));
+    writer.end(ending);
+    const record = read();
+    expect(Object.keys(record)).toEqual(KEYS);
+    expect(record).toMatchObject({
+      status: 'completed',
+      endedAt: '2026-11-27T13:45:00.000Z',
+      backend: { version: 'QEMU 7.2.22', accelerator: 'tcg' },
+      sharingMode: 'accounted (the backend does not merge pages; the ledger accounts what each strategy would share)',
+      cowMethod: 'content-reread: each tick …',
+      // One entry per strategy and repetition, as the runner has always counted.
+      repetitionsCompleted: 2,
+      warnings: ['a warning'],
+      notes: ['semantic (64 MiB, rep 1): g0: kernel at physical 0x1000000'],
+    });
+    expect(fs.readdirSync(dir)).toEqual(['run.json']); // written atomically: no temporary left
+  });
+
+  it('names both modes when ledgers of both kinds were made', () => {
+    const writer = new RunJsonWriter();
+    writer.begin(recordedHeader(dir));
+    writer.end({ ...ending, status: 'failed', sharingModes: ['accounted', 'enforced'], cowMethods: ['a', 'b'] });
+    expect(read()).toMatchObject({ status: 'failed', sharingMode: expect.stringMatching(/^accounted .*; enforced /), cowMethod: 'a; b' });
+  });
+});
