@@ -3,26 +3,11 @@
  * reach their memory; it knows nothing about sharing strategies (see docs/architecture.md).
  */
 import type { GuestImage } from '../images/manifest.ts';
-import type { PageRef } from '../sharing/types.ts';
+import { PAGE_SIZE, WORKLOAD_PARAMS, WORKLOADS, type PageRef, type WorkloadName, type WorkloadParam, type WorkloadSpec } from '../vocabulary.ts';
 
-export const PAGE_SIZE = 4096;
-
-/** What a guest runs once booted (see guest-images/init/xme-load.c for what each does and counts). */
-export const WORKLOADS = ['idle', 'memchurn', 'pagecache', 'cpu', 'cowprobe'] as const;
-export type WorkloadName = (typeof WORKLOADS)[number];
-
-/**
- * Every parameter xme-load takes (as k=v words). All workloads: interval_ms, seed; memchurn/pagecache/cpu:
- * mib, rate (units/s); cowprobe (harness/workloads/cowprobe.ts): pages, writes, same, delay_ms, gap_ms.
- */
-export const WORKLOAD_PARAMS = ['mib', 'rate', 'interval_ms', 'seed', 'pages', 'writes', 'same', 'delay_ms', 'gap_ms', 'doorbell'] as const;
-export type WorkloadParam = (typeof WORKLOAD_PARAMS)[number];
-
-export interface WorkloadSpec {
-  name: WorkloadName;
-  /** Passed to xme-load as k=v words (see WORKLOAD_PARAMS). */
-  params?: Partial<Record<WorkloadParam, number>>;
-}
+// The basic words live in harness/vocabulary.ts; handed on here for the rooms that already import them from the seam.
+export { PAGE_SIZE, WORKLOAD_PARAMS, WORKLOADS };
+export type { PageRef, WorkloadName, WorkloadParam, WorkloadSpec };
 
 export interface ProvisionOptions {
   memoryMiB: number;

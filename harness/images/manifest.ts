@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { sha256File } from '../util/hash.ts';
 import { XmeError } from '../util/errors.ts';
-import { WORKLOADS, type WorkloadName } from '../backends/types.ts';
+import { WORKLOADS, type WorkloadName } from '../vocabulary.ts';
 
 export const MANIFEST_SCHEMA = 1;
 export const IMAGE_FILES = ['vmlinuz', 'initramfs', 'systemMap', 'config'] as const;

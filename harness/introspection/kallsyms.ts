@@ -12,8 +12,7 @@
  */
 import type { Guest } from '../backends/types.ts';
 import type { KernelLayout } from './kernel-layout.ts';
-import type { KernelPlacement } from './kernel-locator.ts';
-import { readPhysical } from './kernel-locator.ts';
+import { readPhysical, type KernelPlacement } from './kernel-placement.ts';
 import type { SystemMap } from './system-map.ts';
 
 export interface KallsymsEntry {

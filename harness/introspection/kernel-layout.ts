@@ -3,9 +3,10 @@
  * [__start_rodata, __end_rodata), and the symbols used to find the kernel in guest memory.
  */
 import { XmeError } from '../util/errors.ts';
+import { PAGE_SIZE } from '../vocabulary.ts';
 import type { SystemMap } from './system-map.ts';
 
-export const PAGE = 4096n;
+export const PAGE = BigInt(PAGE_SIZE);
 
 export interface AddressRange {
   start: bigint;

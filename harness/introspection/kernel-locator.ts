@@ -18,16 +18,11 @@ import { bannerMatches, type KernelVersion } from './bzimage.ts';
 import type { KernelLayout } from './kernel-layout.ts';
 import type { KernelInfo } from './kernel-info.ts';
 import { compareWithSystemMap, readKallsyms } from './kallsyms.ts';
+import { readPhysical, type KernelPlacement, type PlacementRoute } from './kernel-placement.ts';
+import { PAGE_SIZE } from '../vocabulary.ts';
 
-export type PlacementRoute = 'hypervisor' | 'memory';
-
-export interface KernelPlacement {
-  /** Guest-physical address of _text. */
-  physicalBase: bigint;
-  /** KASLR slide of kernel virtual addresses (0 with nokaslr). */
-  virtualOffset: bigint;
-  route: PlacementRoute;
-}
+export { readPhysical };
+export type { KernelPlacement, PlacementRoute };
 
 /** The System.map (or the placement) does not fit the running guest. */
 export class KernelMismatchError extends XmeError {
@@ -41,17 +36,7 @@ export class KernelMismatchError extends XmeError {
 }
 
 const TWO_MIB = 2n * 1024n * 1024n;
-const PAGE = 4096;
 const BANNER_BYTES = 256;
-
-/** Bytes at a guest-physical address, across page boundaries, copied out of guest memory. */
-export function readPhysical(guest: Guest, address: bigint, length: number): Buffer {
-  const first = Number(address / BigInt(PAGE));
-  const offset = Number(address % BigInt(PAGE));
-  const pages = Math.ceil((offset + length) / PAGE);
-  if (first + pages > guest.memoryPages) throw new RangeError(`0x${address.toString(16)}+${length} is outside guest ${guest.id}'s memory`);
-  return Buffer.from(guest.pages(first, pages).subarray(offset, offset + length));
-}
 
 /** The handler address in a 16-byte x86-64 interrupt gate descriptor. */
 export function gateHandler(descriptor: Buffer): bigint {
@@ -93,7 +78,7 @@ export function locateKernelInMemory(guest: Guest, kernel: KernelInfo): KernelPl
   const { layout, version } = kernel;
   const bannerOffset = layout.linuxBanner - layout.text;
   const imageBytes = layout.end - layout.text;
-  const memoryBytes = BigInt(guest.memoryPages * PAGE);
+  const memoryBytes = BigInt(guest.memoryPages * PAGE_SIZE);
   const prefix = Buffer.from(`Linux version ${version.release} `, 'latin1');
   for (let base = 0n; base + imageBytes <= memoryBytes; base += TWO_MIB) {
     const at = readPhysical(guest, base + bannerOffset, prefix.length);

@@ -1,11 +1,8 @@
 /** What strategies propose and the ledger accounts: groups of guest pages with (claimed) equal bytes. */
 
-export interface PageRef {
-  /** Index of the guest in the run's guest list. */
-  guest: number;
-  /** Guest frame number (guest-physical address / 4096). */
-  gfn: number;
-}
+import type { PageRef } from '../vocabulary.ts';
+
+export type { PageRef };
 
 export interface ShareGroup {
   pages: PageRef[];

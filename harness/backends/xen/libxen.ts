@@ -11,6 +11,7 @@
 import os from 'node:os';
 import koffi from 'koffi';
 import { XmeError } from '../../util/errors.ts';
+import { PAGE_SIZE } from '../../vocabulary.ts';
 
 /** libxenctrl's soname carries the Xen version: its ABI changes with every release. */
 export const SUPPORTED_XENCTRL_SONAMES = ['libxenctrl.so.4.17'] as const;
@@ -315,7 +316,7 @@ export class ForeignMapping {
     readonly domid: number,
     readonly pages: number,
   ) {
-    this.view = Buffer.from(koffi.view(pointer, pages * 4096));
+    this.view = Buffer.from(koffi.view(pointer, pages * PAGE_SIZE));
   }
 
   bytes(firstPage: number, count: number): Buffer {
@@ -323,7 +324,7 @@ export class ForeignMapping {
     if (!Number.isInteger(firstPage) || firstPage < 0 || count < 0 || firstPage + count > this.pages) {
       throw new RangeError(`pages ${firstPage}+${count} are outside the ${this.pages} mapped pages of domain ${this.domid}`);
     }
-    return this.view.subarray(firstPage * 4096, (firstPage + count) * 4096);
+    return this.view.subarray(firstPage * PAGE_SIZE, (firstPage + count) * PAGE_SIZE);
   }
 
   unmap(): void {

@@ -9,7 +9,7 @@
  */
 import { execa } from 'execa';
 import type { GuestImage } from '../../images/manifest.ts';
-import type { Guest, WorkloadProgress } from '../types.ts';
+import { PAGE_SIZE, type Guest, type WorkloadProgress } from '../types.ts';
 import { SerialConsole, waitForBootMarker } from '../qemu/serial-console.ts';
 import type { ForeignMapping, ForeignMemory, XcInterface } from './libxen.ts';
 import { readPhysical } from '../../introspection/kernel-locator.ts';
@@ -60,7 +60,7 @@ export class XenGuest implements Guest {
   /** Drop the foreign mapping (so that pages can be nominated for sharing). */
   /** Through a writable foreign mapping of that one frame, dropped right after. */
   async writeMemory(gfn: number, offset: number, bytes: Buffer): Promise<void> {
-    if (!Number.isInteger(gfn) || gfn < 0 || gfn >= this.memoryPages || offset < 0 || offset + bytes.length > 4096) {
+    if (!Number.isInteger(gfn) || gfn < 0 || gfn >= this.memoryPages || offset < 0 || offset + bytes.length > PAGE_SIZE) {
       throw new RangeError(`write of ${bytes.length} bytes at gfn ${gfn}+${offset} is outside guest ${this.id}'s memory`);
     }
     const mapping = this.fmem.mapGfn(this.domid, gfn, { writable: true });

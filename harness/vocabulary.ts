@@ -1,0 +1,31 @@
+/**
+ * The house's basic words, defined once: the page size, a reference to a guest page, and the workloads a guest
+ * can run. Every room may import this one; it imports nothing, so no two rooms need each other for these.
+ */
+
+/** x86-64 base page: the unit of sharing, of guest frame numbers and of every page count in the CSVs. */
+export const PAGE_SIZE = 4096;
+
+export interface PageRef {
+  /** Index of the guest in the run's guest list. */
+  guest: number;
+  /** Guest frame number (guest-physical address / PAGE_SIZE). */
+  gfn: number;
+}
+
+/** What a guest runs once booted (see guest-images/init/xme-load.c for what each does and counts). */
+export const WORKLOADS = ['idle', 'memchurn', 'pagecache', 'cpu', 'cowprobe'] as const;
+export type WorkloadName = (typeof WORKLOADS)[number];
+
+/**
+ * Every parameter xme-load takes (as k=v words). All workloads: interval_ms, seed; memchurn/pagecache/cpu:
+ * mib, rate (units/s); cowprobe (harness/workloads/cowprobe.ts): pages, writes, same, delay_ms, gap_ms, doorbell.
+ */
+export const WORKLOAD_PARAMS = ['mib', 'rate', 'interval_ms', 'seed', 'pages', 'writes', 'same', 'delay_ms', 'gap_ms', 'doorbell'] as const;
+export type WorkloadParam = (typeof WORKLOAD_PARAMS)[number];
+
+export interface WorkloadSpec {
+  name: WorkloadName;
+  /** Passed to xme-load as k=v words (see WORKLOAD_PARAMS). */
+  params?: Partial<Record<WorkloadParam, number>>;
+}
