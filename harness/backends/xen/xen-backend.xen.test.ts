@@ -111,7 +111,10 @@ describe('Xen backend: semantic sharing of kernel code', () => {
     }
     const cow = await ledger.detectCow();
     process.stdout.write(`XEN-FIGURES semantic ${JSON.stringify({ pages_shared: applied.pagesShared, shr_pages: stats.perGuest.map((g) => g.sharedPages), frames_freed: stats.framesSaved, cow_faults_5s: cow.length, hypercalls: ledger.hypercalls })}\n`);
-    expect(cow).toHaveLength(0); // kernel code of an idle, booted guest is not written
+    // Kernel code of an idle, booted guest is hardly written — but not never: the kernel patches its own text
+    // at run time (static keys, e.g. when the clocksource watchdog marks the TSC unstable under emulation),
+    // and each such write is a real CoW fault. Seen: 1 in 5 s in 1 run of 6. The QEMU runner test allows ≤ 2 too.
+    expect(cow.length).toBeLessThanOrEqual(2);
   }, 300_000);
 
   it('refuses a pair with different bytes before any hypercall', async () => {
