@@ -151,7 +151,7 @@ export function reportHtml(input: HtmlInput): string {
     `<style>${STYLE}</style>`,
     '</head><body>',
     `<h1>${escape(title)}</h1>`,
-    `<p class="meta">Made by xme report at ${escape(input.generatedAt)}${input.harnessCommit ? ` (harness ${escape(input.harnessCommit.slice(0, 12))})` : ''} from the results folders' run.json, samples.csv and summary.csv.</p>`,
+    `<p class="meta">Made by xme report at ${escape(input.generatedAt)}${input.harnessCommit ? ` (harness ${escape(/^[0-9a-f]{40}$/.test(input.harnessCommit) ? input.harnessCommit.slice(0, 12) : input.harnessCommit)})` : ''} from the results folders' run.json, samples.csv and summary.csv.</p>`,
     runsTable(input.runs),
     runWarnings(input.runs),
     ...input.figures.map((f, i) => figureHtml(f, i + 1)),

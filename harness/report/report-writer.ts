@@ -42,7 +42,7 @@ export class ReportWriter implements ResultWriter {
     if (!this.run) return;
     try {
       if (!this.module) throw this.loadError ?? new Error('the report code had not loaded yet');
-      this.module.reportFolders([this.run.dir], undefined, { record: runRecord(this.run, end) });
+      this.module.reportFolders([this.run.dir], undefined, { record: runRecord(this.run, end), harnessCommit: this.run.harness.gitCommit });
     } catch (error) {
       end.warnings.push(`report.html not written: ${errorMessage(error)} (samples.csv and summary.csv are complete; to retry: xme report ${this.run.dir})`);
     }

@@ -3,6 +3,7 @@ import type { Argv } from 'yargs';
 import { resolveRunDir } from '../../compare/compare-runs.ts';
 import { resultsDir } from '../../util/paths.ts';
 import { UsageError } from '../../util/errors.ts';
+import { harnessInfo } from '../../experiment/run-record.ts';
 
 /** What --help says about the figures. */
 export const REPORT_FIGURES = [
@@ -40,7 +41,7 @@ export function registerReportCommand(cli: Argv): Argv {
       const dirs = (args.runs as string[]).map((run) => resolveRunDir(run, args.results ?? resultsDir()));
       // Loaded here, not at start-up: the drawing libraries take a moment to load.
       const { reportFolders } = await import('../../report/report.ts');
-      const files = reportFolders(dirs, args.out === undefined ? undefined : path.resolve(args.out));
+      const files = reportFolders(dirs, args.out === undefined ? undefined : path.resolve(args.out), { harnessCommit: harnessInfo().gitCommit });
       process.stdout.write(`${files.html}\n`);
       for (const figure of files.figures) process.stdout.write(`  ${path.relative(files.dir, figure.file)}\n`);
       for (const { id, reason } of files.omitted) process.stderr.write(`note: figure '${id}' not drawn: ${reason}\n`);
