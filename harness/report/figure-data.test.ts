@@ -150,6 +150,16 @@ describe('older and enforced results', () => {
     expect(f.notes[0]).toMatch(/no cow_count column/);
   });
 
+  it('says why a strategy’s line stays at 0: it refused (samples.csv status)', () => {
+    const dir = writeSyntheticRun(root, { runId: 'refused', ticks: 3 });
+    const file = path.join(dir, 'samples.csv');
+    const rows = parse(fs.readFileSync(file), { columns: true }) as Record<string, string>[];
+    const refused = rows.map((row) => (row.strategy === 'semantic' ? { ...row, shared_pages: '0', status: 'refused: System.map does not match' } : row));
+    fs.writeFileSync(file, stringify(refused, { header: true }));
+    const f = figure(buildFigures([readReportRun(dir)]), 'sharing');
+    expect(f.notes).toContain('semantic refused to share at 3 of 3 ticks (samples.csv status; the first: refused: System.map does not match).');
+  });
+
   it('refuses a folder that is not a results folder, naming it', () => {
     expect(() => readReportRun(path.join(root, 'nothing-here'))).toThrow(/results folder .*nothing-here does not exist/);
     const empty = fs.mkdtempSync(path.join(root, 'empty-'));

@@ -190,6 +190,7 @@ export function sharingFigure(runs: readonly TaggedRun[]): FigureData {
   const modeTexts = distinct(withSamples.map((r) => r.run.info.sharingMode).filter((m): m is string => !!m));
   const notes = [];
   if (!quantities.some((q) => q.metric === 'host_frames_saved')) notes.push('host_frames_saved is not in these samples (the backend cannot tell which pages the host backs): not drawn.');
+  notes.push(...refusals(withSamples));
   return finish({
     id: 'sharing',
     kind: 'lines',
@@ -209,6 +210,19 @@ export function sharingFigure(runs: readonly TaggedRun[]): FigureData {
     },
     notes,
   });
+}
+
+/** "semantic refused to share at 3 of 3 ticks (refused: …)": why a strategy's line stays at 0. */
+function refusals(runs: readonly TaggedRun[]): string[] {
+  return runs.flatMap((r) =>
+    distinct(r.run.samples!.map((s) => s.strategy)).flatMap((strategy) => {
+      const rows = r.run.samples!.filter((s) => s.strategy === strategy);
+      const refused = rows.filter((s) => s.status.startsWith('refused'));
+      if (!refused.length) return [];
+      const reason = refused[0]!.status.length > 200 ? `${refused[0]!.status.slice(0, 200)}…` : refused[0]!.status;
+      return [`${withTag(r.tag, strategy)} refused to share at ${refused.length} of ${rows.length} ticks (samples.csv status; the first: ${reason}).`];
+    }),
+  );
 }
 
 /** What a CoW method's count is when samples.csv predates the cow_count column. */

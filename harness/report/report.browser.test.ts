@@ -182,6 +182,7 @@ describe('report.html in Chromium', () => {
     // 2 sizes × 2 repetitions × 2 strategies × 2 quantities (shared, saved: fake guests report no host residency).
     expect(sharing.series).toBe(2 * 2 * 2 * 2);
     expect(await page.locator('section.omitted[data-figure="kernel"]').textContent()).toMatch(/Not drawn: .*semantic strategy/);
+    expect(await page.locator('figure[data-figure="sharing"] figcaption').textContent()).toMatch(/semantic refused to share at (\d+) of \1 ticks/);
     expect(errors).toEqual([]);
     await page.close();
   }, SLOW);
