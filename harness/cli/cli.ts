@@ -9,10 +9,11 @@ import { registerImageCommands } from './commands/image.ts';
 import { registerGuestsCommands } from './commands/guests.ts';
 import { registerRunCommand } from './commands/run.ts';
 import { registerCompareCommand } from './commands/compare.ts';
+import { registerReportCommand } from './commands/report.ts';
 
 
 /** Top-level commands, for pointing a usage error at the right --help. */
-export const commandNames = ['run', 'compare', 'doctor', 'image', 'guests'];
+export const commandNames = ['run', 'compare', 'report', 'doctor', 'image', 'guests'];
 /** The commands whose second word is a subcommand (xme image build), not an argument (xme compare A B). */
 export const commandsWithSubcommands = ['image', 'guests'];
 
@@ -39,6 +40,7 @@ export function createCli(argv: string[]): Argv {
     .wrap(Math.min(110, process.stdout.columns || 100));
   cli = registerRunCommand(cli);
   cli = registerCompareCommand(cli);
+  cli = registerReportCommand(cli);
   cli = registerDoctorCommand(cli);
   cli = registerImageCommands(cli);
   cli = registerGuestsCommands(cli);

@@ -131,7 +131,8 @@ function readRunJson(file: string): { runId: string | undefined; scenario: strin
   };
 }
 
-function readSummaryCsv(file: string): RunSummaryRow[] {
+/** Parses a summary.csv (by column name); a file that is not one is an XmeError naming it. */
+export function readSummaryCsv(file: string): RunSummaryRow[] {
   let table: string[][];
   try {
     table = parse(fs.readFileSync(file, 'utf8'), { skip_empty_lines: true }) as string[][];

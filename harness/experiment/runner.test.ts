@@ -95,6 +95,12 @@ describe('runner on fake guests', () => {
       argv: ['run', '-s', 'fake'],
     });
     expect((record.notes as string[]).length).toBe(0);
+    expect(record.warnings).toEqual([]);
+    // The report (report-writer.ts), from these files: the figures with data, the kernel one left out (semantic refused).
+    const html = fs.readFileSync(path.join(outcome.dir, 'report.html'), 'utf8');
+    expect(html).toContain(outcome.runId);
+    expect(fs.readdirSync(path.join(outcome.dir, 'figures')).sort()).toEqual(['cow.svg', 'cpu.svg', 'sharing.svg']);
+    expect(html).toMatch(/data-figure="kernel" data-drawn="false"/);
     expect(ends).toHaveLength(1);
     expect(ends[0]!.status).toBe('completed');
 
@@ -115,6 +121,7 @@ describe('runner on fake guests', () => {
     const record = readJson(path.join(outcome.dir, 'run.json'));
     expect(record.status).toBe('interrupted');
     expect(record.endedAt).toEqual(expect.any(String));
+    expect(fs.readFileSync(path.join(outcome.dir, 'report.html'), 'utf8')).toMatch(/<td class="warn">interrupted<\/td>/);
     expect(readCsv(path.join(outcome.dir, 'summary.csv')).length).toBeGreaterThan(0);
     expect(factory.made).toHaveLength(1);
     expect(factory.made[0]!.closed).toBe(true);

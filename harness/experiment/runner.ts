@@ -29,6 +29,7 @@ import type { ResultWriter, RunEnd, RunHeader, RunStatus } from './writers/resul
 import { SamplesCsvWriter } from './writers/samples-csv.ts';
 import { SummaryCsvWriter } from './writers/summary-csv.ts';
 import { RunJsonWriter } from './writers/run-json.ts';
+import { ReportWriter } from '../report/report-writer.ts';
 
 export type { RunStatus } from './writers/result-writer.ts';
 
@@ -50,7 +51,7 @@ export interface RunOptions {
   backendFactory?: BackendFactory;
   /** The image and kernel to boot; default: the scenario's image, built on first use, with the scenario's System.map if it names one. */
   image?: PreparedImage;
-  /** Writers besides samples.csv, summary.csv and run.json, which are always written (e.g. the console table). */
+  /** Writers besides samples.csv, summary.csv, report.html and run.json, which are always written (e.g. the console table). */
   writers?: ResultWriter[];
   /** Asked before every tick and repetition; default: a termination signal arrived (util/cleanup.ts). */
   stopRequested?: () => boolean;
@@ -114,7 +115,10 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
     systemMap: scenario.systemMap ?? image.path('systemMap'),
     hasher: hasher.name,
   };
-  const writers: ResultWriter[] = [new SamplesCsvWriter(), new SummaryCsvWriter(), new RunJsonWriter(), ...(options.writers ?? [])];
+  // In this order: the report reads the two CSVs, complete by then, and comes before run.json so that a
+  // report that cannot be made is a warning run.json records (the CSVs are never lost to it).
+  const writers: ResultWriter[] = [new SamplesCsvWriter(), new SummaryCsvWriter(), new ReportWriter(), new RunJsonWriter(), ...(options.writers ?? [])];
+  const prepareEnd = () => Promise.all(writers.map((writer) => writer.prepareEnd?.()));
   const repetitions: RepetitionMetrics[] = [];
   let backendInfo: BackendInfo | undefined;
   let status: RunStatus = 'running';
@@ -190,9 +194,11 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
         }
       }
     }
+    await prepareEnd();
     finish(stopRequested() ? 'interrupted' : 'completed');
   } catch (error) {
     warnings.push(`run failed: ${(error as Error).message}`);
+    await prepareEnd();
     finish('failed');
     throw error;
   } finally {

@@ -56,6 +56,12 @@ export interface RunEnd {
 export interface ResultWriter {
   begin?(run: RunHeader): void;
   sample?(sample: TickSample): void;
+  /**
+   * Asynchronous preparation for end() (e.g. loading code that begin() started to import), awaited by the
+   * runner before it ends a run in the ordinary way; must not reject. The exit handler cannot wait for it:
+   * end() then runs with whatever is ready.
+   */
+  prepareEnd?(): Promise<void>;
   /** Called once per run, whatever its ending. */
   end(run: RunEnd): void;
 }

@@ -1,0 +1,168 @@
+/** The report's figure data from synthetic results folders (testing/synthetic-run.ts): series, points, captions, omissions. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { stringify } from 'csv-stringify/sync';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeSyntheticRun } from '../testing/synthetic-run.ts';
+import { buildFigures, type DrawnFigure, type FigureData, type FigureId } from './figure-data.ts';
+import { readReportRun } from './read-results.ts';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-report-data-test-'));
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const STRATEGIES = ['semantic', 'semantic+rodata', 'content'];
+/** 2 sizes × 3 repetitions × 4 ticks × 3 strategies. */
+const sweep = writeSyntheticRun(root, { runId: 'sweep', memoryMiB: [128, 256], repetitions: 3, ticks: 4, strategies: STRATEGIES });
+
+function figure(figures: FigureData[], id: FigureId): DrawnFigure {
+  const found = figures.find((f) => f.id === id);
+  if (!found?.drawn) throw new Error(`figure ${id} not drawn: ${found && !found.drawn ? found.reason : 'absent'}`);
+  return found;
+}
+const omission = (figures: FigureData[], id: FigureId) => {
+  const found = figures.find((f) => f.id === id);
+  if (!found || found.drawn) throw new Error(`figure ${id} was drawn`);
+  return found.reason;
+};
+
+describe('figure data of one run (a sweep: 2 memory sizes × 3 repetitions)', () => {
+  const figures = buildFigures([readReportRun(sweep)]);
+
+  it('has the five figures in order', () => {
+    expect(figures.map((f) => f.id)).toEqual(['sharing', 'cow', 'cpu', 'kernel', 'throughput']);
+    expect(figures.every((f) => f.drawn)).toBe(true);
+  });
+
+  it('(1) sharing: a line per memory × repetition × strategy × quantity, a point per tick, panels in order', () => {
+    const f = figure(figures, 'sharing');
+    expect(f.kind).toBe('lines');
+    expect(f.series).toHaveLength(2 * 3 * 3 * 3);
+    expect(f.points).toHaveLength(2 * 3 * 3 * 3 * 4);
+    expect(f.legend).toEqual(STRATEGIES);
+    expect(f.fyDomain).toEqual(['shared pages', 'frames saved', 'host frames saved']);
+    expect(f.fxDomain).toEqual(['128 MiB', '256 MiB']);
+    const semantic = f.points.filter((p) => p.series === '|128|semantic|2|shared pages');
+    expect(semantic.map((p) => [p.x, p.y])).toEqual([[0, 1002], [2.5, 1012], [5, 1022], [7.5, 1032]]);
+    expect(f.caption.units).toMatch(/^pages/);
+    expect(f.caption.n).toBe('3 repetitions per memory size × 4 ticks');
+    expect(f.caption.runs).toEqual(['sweep']);
+    expect(f.caption.method.join('\n')).toMatch(/shared pages \(shared_pages\): at the last tick: guest pages in shared state/);
+    expect(f.caption.method.join('\n')).toMatch(/sharing mode \(sharing_mode\): accounted/);
+  });
+
+  it('(2) CoW: one cumulative line per memory × repetition × strategy, naming the method and that it is a lower bound', () => {
+    const f = figure(figures, 'cow');
+    expect(f.series).toHaveLength(2 * 3 * 3);
+    expect(f.points).toHaveLength(2 * 3 * 3 * 4);
+    expect(f.legend).toEqual(STRATEGIES.map((s) => `${s} (content-reread, lower bound)`));
+    expect(f.points.filter((p) => p.series === '|256|content|1|CoW faults').map((p) => p.y)).toEqual([0, 3, 6, 9]);
+    expect(f.caption.method[0]).toBe('CoW method (cow_method) and count (cow_count): content-reread: lower bound');
+    expect(f.notes).toEqual([]);
+  });
+
+  it('(3) CPU: a mean with its 95% CI per memory × strategy × scan/tick, one line per strategy × scan/tick', () => {
+    const f = figure(figures, 'cpu');
+    expect(f.kind).toBe('means');
+    expect(f.points).toHaveLength(2 * 3 * 2);
+    expect(f.series).toHaveLength(3 * 2);
+    expect(f.points.every((p) => p.low !== undefined && p.high !== undefined && p.low < p.y && p.y < p.high)).toBe(true);
+    expect(f.fyDomain).toEqual(['scan (ms per scan)', 'whole tick (ms per tick)']);
+    expect(f.yScale).toBe('log'); // content's 120 ms against semantic's 4 ms
+    expect(f.caption.n).toMatch(/^n = 3 repetitions per mean/);
+    expect(f.caption.method.some((m) => m.startsWith('cpu_method: clock_gettime(CLOCK_THREAD_CPUTIME_ID)'))).toBe(true);
+  });
+
+  it('(4) kernel: a bar per memory × strategy × part, labelled nokaslr', () => {
+    const f = figure(figures, 'kernel');
+    expect(f.points).toHaveLength(2 * 3);
+    expect(f.legend).toEqual(['kernel code', 'kernel rodata']);
+    expect(f.fxDomain).toEqual(['nokaslr · 128 MiB', 'nokaslr · 256 MiB']);
+    expect(f.points.map((p) => p.x)).toContain('rodata\nsemantic+rodata');
+  });
+
+  it('(5) throughput: a bar per memory × strategy', () => {
+    const f = figure(figures, 'throughput');
+    expect(f.points).toHaveLength(2 * 3);
+    expect(f.caption.units).toBe('ops/s');
+    expect(f.caption.measures).toMatch(/workload memchurn/);
+  });
+});
+
+describe('figure data of several runs', () => {
+  const nokaslr = writeSyntheticRun(root, { runId: 'nokaslr', repetitions: 2 });
+  const kaslr = writeSyntheticRun(root, { runId: 'kaslr', kaslr: true, repetitions: 2 });
+  const figures = buildFigures([readReportRun(nokaslr), readReportRun(kaslr)]);
+
+  it('tags each run (R1, R2) in legends and captions, and labels the kernel bars by KASLR', () => {
+    expect(figure(figures, 'sharing').legend).toEqual(['R1 semantic', 'R1 content', 'R2 semantic', 'R2 content']);
+    expect(figure(figures, 'sharing').caption.runs).toEqual(['R1 = nokaslr', 'R2 = kaslr']);
+    const kernel = figure(figures, 'kernel');
+    expect(kernel.fxDomain).toEqual(['R1 · nokaslr', 'R2 · KASLR on']);
+    expect(kernel.points.map((p) => p.y)).toEqual([100, 28.75]);
+  });
+});
+
+describe('figures left out, with the reason', () => {
+  it('omits the summary figures of a run without summary.csv, and the time figures of one without samples.csv', () => {
+    const noSummary = writeSyntheticRun(root, { runId: 'no-summary', without: ['summary.csv'], status: 'interrupted' });
+    const figures = buildFigures([readReportRun(noSummary)]);
+    expect(figures.filter((f) => f.drawn).map((f) => f.id)).toEqual(['sharing', 'cow']);
+    expect(omission(figures, 'cpu')).toBe("no run's summary.csv has scan_cpu_ms or tick_cpu_ms; no summary.csv in no-summary");
+    const noSamples = writeSyntheticRun(root, { runId: 'no-samples', without: ['samples.csv'] });
+    const others = buildFigures([readReportRun(noSamples)]);
+    expect(omission(others, 'sharing')).toBe('no samples.csv in no-samples');
+    expect(omission(others, 'cow')).toBe('no samples.csv in no-samples');
+    expect(others.filter((f) => f.drawn).map((f) => f.id)).toEqual(['cpu', 'kernel', 'throughput']);
+  });
+
+  it('omits the kernel figure when no semantic strategy measured it, and throughput when the workload reports none', () => {
+    const dir = writeSyntheticRun(root, { runId: 'idle', kernel: false, workload: 'idle', opsPerS: 0 });
+    const figures = buildFigures([readReportRun(dir)]);
+    expect(omission(figures, 'kernel')).toMatch(/^no run's summary.csv has kernel_code_shareability_pct or kernel_rodata_shareability_pct .*semantic strategy/);
+    expect(omission(figures, 'throughput')).toBe("workload_ops_per_s is 0 in every row: the guests' workload (idle) reported no operations");
+  });
+
+  it('draws no host-frames panel where the backend does not report host-resident pages, and says so', () => {
+    const dir = writeSyntheticRun(root, { runId: 'no-host', hostFrames: false });
+    const f = figure(buildFigures([readReportRun(dir)]), 'sharing');
+    expect(f.fyDomain).toEqual(['shared pages', 'frames saved']);
+    expect(f.notes.join(' ')).toMatch(/host_frames_saved is not in these samples/);
+  });
+
+  it('notes when a mean has no CI (n = 1)', () => {
+    const dir = writeSyntheticRun(root, { runId: 'single' });
+    const f = figure(buildFigures([readReportRun(dir)]), 'cpu');
+    expect(f.points.every((p) => p.low === undefined)).toBe(true);
+    expect(f.notes[0]).toMatch(/^4 means without a CI: n = 1/);
+  });
+});
+
+describe('older and enforced results', () => {
+  it('reads a samples.csv without the cow_count column: the count’s kind from its method, with a note', () => {
+    const dir = writeSyntheticRun(root, { runId: 'old', cowMethod: 'hypervisor' });
+    const file = path.join(dir, 'samples.csv');
+    const rows = parse(fs.readFileSync(file), { columns: true }) as Record<string, string>[];
+    fs.writeFileSync(file, stringify(rows.map(({ cow_count: _dropped, ...rest }) => rest), { header: true }));
+    const f = figure(buildFigures([readReportRun(dir)]), 'cow');
+    expect(f.legend).toEqual(['semantic (hypervisor, exact)', 'content (hypervisor, exact)']);
+    expect(f.notes[0]).toMatch(/no cow_count column/);
+  });
+
+  it('says why a strategy’s line stays at 0: it refused (samples.csv status)', () => {
+    const dir = writeSyntheticRun(root, { runId: 'refused', ticks: 3 });
+    const file = path.join(dir, 'samples.csv');
+    const rows = parse(fs.readFileSync(file), { columns: true }) as Record<string, string>[];
+    const refused = rows.map((row) => (row.strategy === 'semantic' ? { ...row, shared_pages: '0', status: 'refused: System.map does not match' } : row));
+    fs.writeFileSync(file, stringify(refused, { header: true }));
+    const f = figure(buildFigures([readReportRun(dir)]), 'sharing');
+    expect(f.notes).toContain('semantic refused to share at 3 of 3 ticks (samples.csv status; the first: refused: System.map does not match).');
+  });
+
+  it('refuses a folder that is not a results folder, naming it', () => {
+    expect(() => readReportRun(path.join(root, 'nothing-here'))).toThrow(/results folder .*nothing-here does not exist/);
+    const empty = fs.mkdtempSync(path.join(root, 'empty-'));
+    expect(() => readReportRun(empty)).toThrow(/is not a results folder: it has no run.json/);
+  });
+});

@@ -1,0 +1,417 @@
+/**
+ * What each figure of the report shows, as plain data (pure: tested without drawing): its points and series,
+ * and a caption that says what is measured, in which unit, how (the method, cow_method and cpu_method cells of
+ * the CSVs, and run.json), over how many repetitions (n) and from which runs. A figure whose data is absent
+ * from every run is not drawn: it comes back `drawn: false` with the reason.
+ */
+import { METRICS, type MetricName } from '../experiment/metrics.ts';
+import type { ReportRun, RunSummaryRow, TotalsSample } from './read-results.ts';
+
+export const FIGURE_IDS = ['sharing', 'cow', 'cpu', 'kernel', 'throughput'] as const;
+export type FigureId = (typeof FIGURE_IDS)[number];
+
+export const FIGURE_TITLES: Record<FigureId, string> = {
+  sharing: 'Shared pages and frames saved over time',
+  cow: 'Cumulative copy-on-write faults over time',
+  cpu: 'CPU per scan and per tick against guest memory',
+  kernel: 'Kernel code and rodata shareability per run',
+  throughput: 'Guest throughput per strategy',
+};
+
+/** One mark: a point of a line, a mean with its CI, or a bar. */
+export interface FigurePoint {
+  /** Which line (or bar) the point belongs to: one line per run × memory × strategy × repetition × panel. */
+  series: string;
+  /** The legend entry (colour): a strategy, with its run's tag when the report has several runs. */
+  legend: string;
+  x: number | string;
+  y: number;
+  /** 95% CI of a mean, when there is one (n ≥ 2). */
+  low?: number;
+  high?: number;
+  /** Column panel (memory size, or run). */
+  fx?: string;
+  /** Row panel (which figure of several: shared pages, frames saved, …). */
+  fy?: string;
+}
+
+export interface Caption {
+  /** What the figure measures. */
+  measures: string;
+  units: string;
+  /** n: repetitions (and ticks) behind each line or mean. */
+  n: string;
+  /** How each quantity was measured, from the CSVs' method columns and run.json. */
+  method: string[];
+  /** The runs the figure's data comes from (run ids, with their tag when there are several). */
+  runs: string[];
+}
+
+export interface DrawnFigure {
+  id: FigureId;
+  title: string;
+  drawn: true;
+  /** lines: values over time; means: mean ± CI against a number; bars: a mean ± CI per category. */
+  kind: 'lines' | 'means' | 'bars';
+  xLabel: string;
+  yLabel: string;
+  yScale: 'linear' | 'log';
+  yDomain?: [number, number];
+  points: FigurePoint[];
+  /** Distinct series, in order of first appearance: one drawn line (lines, means) or bar (bars) each. */
+  series: string[];
+  /** Distinct legend entries, in order. */
+  legend: string[];
+  /** The column and row panels in the order they are drawn (first appearance); empty when not faceted. */
+  fxDomain: string[];
+  fyDomain: string[];
+  caption: Caption;
+  /** Short remarks: a CI missing for want of repetitions, a count's kind derived from its method, … */
+  notes: string[];
+}
+
+export interface OmittedFigure {
+  id: FigureId;
+  title: string;
+  drawn: false;
+  /** Why there is nothing to draw. */
+  reason: string;
+}
+
+export type FigureData = DrawnFigure | OmittedFigure;
+
+/** A run with the tag that names it in legends when the report has several runs (R1, R2, …; '' for one). */
+export interface TaggedRun {
+  run: ReportRun;
+  tag: string;
+}
+
+export function tagRuns(runs: readonly ReportRun[]): TaggedRun[] {
+  return runs.map((run, i) => ({ run, tag: runs.length > 1 ? `R${i + 1}` : '' }));
+}
+
+/** Every figure, in the report's order: drawn or omitted with a reason. */
+export function buildFigures(runs: readonly ReportRun[]): FigureData[] {
+  const tagged = tagRuns(runs);
+  return [sharingFigure(tagged), cowFigure(tagged), cpuFigure(tagged), kernelFigure(tagged), throughputFigure(tagged)];
+}
+
+const distinct = <T>(values: Iterable<T>): T[] => [...new Set(values)];
+const withTag = (tag: string, text: string) => (tag ? `${tag} ${text}` : text);
+const runName = ({ run, tag }: TaggedRun) => (tag ? `${tag} = ${run.info.runId}` : run.info.runId);
+const mib = (memory: number) => `${memory} MiB`;
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+function omitted(id: FigureId, reason: string): OmittedFigure {
+  return { id, title: FIGURE_TITLES[id], drawn: false, reason };
+}
+
+function finish(figure: Omit<DrawnFigure, 'series' | 'legend' | 'title' | 'drawn' | 'fxDomain' | 'fyDomain'>): DrawnFigure {
+  const panels = (pick: (p: FigurePoint) => string | undefined) => distinct(figure.points.map(pick).filter((v): v is string => v !== undefined));
+  return {
+    ...figure,
+    title: FIGURE_TITLES[figure.id],
+    drawn: true,
+    series: distinct(figure.points.map((p) => p.series)),
+    legend: distinct(figure.points.map((p) => p.legend)),
+    fxDomain: panels((p) => p.fx),
+    fyDomain: panels((p) => p.fy),
+  };
+}
+
+/** Why no run has tick samples: which runs have no samples.csv, or an empty one. */
+function noSamplesReason(runs: readonly TaggedRun[]): string {
+  const none = runs.filter((r) => r.run.samples === undefined).map((r) => r.run.info.runId);
+  const empty = runs.filter((r) => r.run.samples?.length === 0).map((r) => r.run.info.runId);
+  const parts = [];
+  if (none.length) parts.push(`no samples.csv in ${none.join(', ')}`);
+  if (empty.length) parts.push(`samples.csv has no rows in ${empty.join(', ')} (stopped before its first tick)`);
+  return parts.join('; ');
+}
+
+/** The method of a summary metric as the runs' summary.csv says it (distinct texts), else xme's own definition. */
+function summaryMethod(runs: readonly TaggedRun[], metric: MetricName): string {
+  const said = distinct(runs.flatMap((r) => (r.run.summary ?? []).filter((row) => row.metric === metric).map((row) => row.method).filter(Boolean)));
+  return said.length ? said.join(' | ') : `${METRICS[metric].method} (xme's definition: no summary.csv says it)`;
+}
+
+/** "1 repetition × 11 ticks" per memory size of a run's samples. */
+function timeSeriesN(runs: readonly TaggedRun[], pick: (s: TotalsSample) => number | undefined): string {
+  return runs
+    .map((r) => {
+      const samples = (r.run.samples ?? []).filter((s) => pick(s) !== undefined);
+      const reps = Math.max(...distinct(samples.map((s) => s.memoryMiB)).map((m) => distinct(samples.filter((s) => s.memoryMiB === m).map((s) => s.repetition)).length));
+      const ticks = Math.max(...distinct(samples.map((s) => `${s.memoryMiB}/${s.repetition}/${s.strategy}`)).map((k) => samples.filter((s) => `${s.memoryMiB}/${s.repetition}/${s.strategy}` === k).length));
+      return withTag(r.tag, `${plural(reps, 'repetition')} per memory size × ${plural(ticks, 'tick')}`);
+    })
+    .join('; ');
+}
+
+/** Lines over time of one or more tick-sample quantities (one row panel each when several). */
+function timeFigure(
+  runs: readonly TaggedRun[],
+  quantities: { label: string; pick: (s: TotalsSample) => number | undefined }[],
+  legendOf: (r: TaggedRun, s: TotalsSample) => string,
+): FigurePoint[] {
+  const points: FigurePoint[] = [];
+  const memories = distinct(runs.flatMap((r) => (r.run.samples ?? []).map((s) => s.memoryMiB)));
+  for (const quantity of quantities) {
+    for (const r of runs) {
+      for (const s of r.run.samples ?? []) {
+        const y = quantity.pick(s);
+        if (y === undefined) continue;
+        points.push({
+          series: [r.tag, s.memoryMiB, s.strategy, s.repetition, quantity.label].join('|'),
+          legend: legendOf(r, s),
+          x: s.tS,
+          y,
+          ...(memories.length > 1 ? { fx: mib(s.memoryMiB) } : {}),
+          ...(quantities.length > 1 ? { fy: quantity.label } : {}),
+        });
+      }
+    }
+  }
+  return points;
+}
+
+/** (1) shared pages, frames saved and (when measured) host frames saved over time, per strategy. */
+export function sharingFigure(runs: readonly TaggedRun[]): FigureData {
+  const withSamples = runs.filter((r) => r.run.samples?.length);
+  if (!withSamples.length) return omitted('sharing', noSamplesReason(runs));
+  const candidates: { metric: MetricName; label: string; pick: (s: TotalsSample) => number | undefined }[] = [
+    { metric: 'shared_pages', label: 'shared pages', pick: (s) => s.sharedPages },
+    { metric: 'frames_saved', label: 'frames saved', pick: (s) => s.framesSaved },
+    { metric: 'host_frames_saved', label: 'host frames saved', pick: (s) => s.hostFramesSaved },
+  ];
+  const quantities = candidates.filter((q) => withSamples.some((r) => r.run.samples!.some((s) => q.pick(s) !== undefined)));
+  const points = timeFigure(withSamples, quantities, (r, s) => withTag(r.tag, s.strategy));
+  if (!points.length) return omitted('sharing', 'samples.csv has no shared_pages, frames_saved or host_frames_saved values');
+  const modes = distinct(withSamples.flatMap((r) => r.run.samples!.map((s) => s.sharingMode)).filter(Boolean));
+  const modeTexts = distinct(withSamples.map((r) => r.run.info.sharingMode).filter((m): m is string => !!m));
+  const notes = [];
+  if (!quantities.some((q) => q.metric === 'host_frames_saved')) notes.push('host_frames_saved is not in these samples (the backend cannot tell which pages the host backs): not drawn.');
+  notes.push(...refusals(withSamples));
+  return finish({
+    id: 'sharing',
+    kind: 'lines',
+    xLabel: 'time since the repetition’s first tick (s)',
+    yLabel: 'pages',
+    yScale: 'linear',
+    points,
+    caption: {
+      measures: `${quantities.map((q) => q.label).join(', ')} of all guests, per strategy, at each tick; one line per strategy and repetition`,
+      units: 'pages (4 KiB guest pages)',
+      n: timeSeriesN(withSamples, (s) => s.sharedPages),
+      method: [
+        ...quantities.map((q) => `${q.label} (${q.metric}): ${summaryMethod(withSamples, q.metric)}`),
+        `sharing mode (sharing_mode): ${modes.join(', ') || 'not recorded'}${modeTexts.length ? ` — ${modeTexts.join(' | ')}` : ''}`,
+      ],
+      runs: withSamples.map(runName),
+    },
+    notes,
+  });
+}
+
+/** "semantic refused to share at 3 of 3 ticks (refused: …)": why a strategy's line stays at 0. */
+function refusals(runs: readonly TaggedRun[]): string[] {
+  return runs.flatMap((r) =>
+    distinct(r.run.samples!.map((s) => s.strategy)).flatMap((strategy) => {
+      const rows = r.run.samples!.filter((s) => s.strategy === strategy);
+      const refused = rows.filter((s) => s.status.startsWith('refused'));
+      if (!refused.length) return [];
+      const reason = refused[0]!.status.length > 200 ? `${refused[0]!.status.slice(0, 200)}…` : refused[0]!.status;
+      return [`${withTag(r.tag, strategy)} refused to share at ${refused.length} of ${rows.length} ticks (samples.csv status; the first: ${reason}).`];
+    }),
+  );
+}
+
+/** What a CoW method's count is when samples.csv predates the cow_count column. */
+const COUNT_OF_METHOD: Record<string, string> = { 'content-reread': 'lower bound', hypervisor: 'exact' };
+
+/** (2) cumulative CoW faults over time per strategy, with the CoW method and whether the count is exact. */
+export function cowFigure(runs: readonly TaggedRun[]): FigureData {
+  const withSamples = runs.filter((r) => r.run.samples?.some((s) => s.cowFaultsTotal !== undefined));
+  if (!withSamples.length) return omitted('cow', noSamplesReason(runs) || 'samples.csv has no cow_faults_total values');
+  let derived = false;
+  const countOf = (s: TotalsSample) => {
+    if (s.cowCount) return s.cowCount;
+    derived = true;
+    return COUNT_OF_METHOD[s.cowMethod] ?? 'count kind not recorded';
+  };
+  const points = timeFigure(withSamples, [{ label: 'CoW faults', pick: (s) => s.cowFaultsTotal }], (r, s) =>
+    withTag(r.tag, `${s.strategy} (${s.cowMethod || 'method not recorded'}, ${countOf(s)})`),
+  );
+  const methods = distinct(withSamples.flatMap((r) => r.run.samples!.map((s) => `${s.cowMethod || 'not recorded'}: ${countOf(s)}`)));
+  const descriptions = distinct(withSamples.map((r) => r.run.info.cowMethod).filter((m): m is string => !!m));
+  const notes = derived ? ['samples.csv has no cow_count column (written before it existed): exact or lower bound is taken from the CoW method.'] : [];
+  return finish({
+    id: 'cow',
+    kind: 'lines',
+    xLabel: 'time since the repetition’s first tick (s)',
+    yLabel: 'CoW faults (cumulative)',
+    yScale: 'linear',
+    points,
+    caption: {
+      measures: 'copy-on-write faults of all guests since the repetition began (cow_faults_total): writes by a guest to a page in shared state (run.json cowDefinition); one line per strategy and repetition',
+      units: 'faults',
+      n: timeSeriesN(withSamples, (s) => s.cowFaultsTotal),
+      method: [`CoW method (cow_method) and count (cow_count): ${methods.join('; ')}`, ...descriptions.map((d) => `run.json cowMethod: ${d}`)],
+      runs: withSamples.map(runName),
+    },
+    notes,
+  });
+}
+
+/** Summary rows of some metrics, with their run. */
+function summaryRowsOf(runs: readonly TaggedRun[], metrics: readonly string[]): { r: TaggedRun; row: RunSummaryRow }[] {
+  return runs.flatMap((r) => (r.run.summary ?? []).filter((row) => metrics.includes(row.metric)).map((row) => ({ r, row })));
+}
+
+/** Why a summary figure has nothing: no summary.csv, or the metrics are not in it. */
+function noSummaryReason(runs: readonly TaggedRun[], metrics: readonly string[]): string {
+  const none = runs.filter((r) => r.run.summary === undefined).map((r) => r.run.info.runId);
+  const parts = [`no run's summary.csv has ${metrics.join(' or ')}`];
+  if (none.length) parts.push(`no summary.csv in ${none.join(', ')}`);
+  return parts.join('; ');
+}
+
+function ci(row: RunSummaryRow): Pick<FigurePoint, 'low' | 'high'> {
+  return row.ci95Low !== undefined && row.ci95High !== undefined ? { low: row.ci95Low, high: row.ci95High } : {};
+}
+
+/** "n = 3 repetitions per mean; bars: 95% CI" and a note when some means have no CI. */
+function summaryN(rows: readonly RunSummaryRow[]): { n: string; notes: string[] } {
+  const ns = distinct(rows.map((row) => row.n)).sort((a, b) => a - b);
+  const noCi = rows.filter((row) => row.ci95Low === undefined || row.ci95High === undefined).length;
+  return {
+    n: `n = ${ns.join(', ')} ${ns.length === 1 && ns[0] === 1 ? 'repetition' : 'repetitions'} per mean (each repetition boots fresh guests); error bars: 95% CI (Student t)`,
+    notes: noCi ? [`${plural(noCi, 'mean')} without a CI: n = 1 gives no spread (more repetitions: --repetitions).`] : [],
+  };
+}
+
+const methodsOf = (rows: readonly { row: RunSummaryRow }[], metric: string) => distinct(rows.filter((x) => x.row.metric === metric).map((x) => x.row.method)).join(' | ');
+
+/** (3) steady-state CPU per scan and per tick against guest memory size, mean with 95% CI. */
+export function cpuFigure(runs: readonly TaggedRun[]): FigureData {
+  const metrics = ['scan_cpu_ms', 'tick_cpu_ms'];
+  const rows = summaryRowsOf(runs, metrics);
+  if (!rows.length) return omitted('cpu', noSummaryReason(runs, metrics));
+  const panel = (row: RunSummaryRow) => `${row.metric === 'scan_cpu_ms' ? 'scan' : 'whole tick'} (${row.unit})`;
+  const points: FigurePoint[] = rows.map(({ r, row }) => ({
+    series: [r.tag, row.strategy, row.metric].join('|'),
+    legend: withTag(r.tag, row.strategy),
+    x: row.memoryMiB,
+    y: row.mean,
+    ...ci(row),
+    fy: panel(row),
+  }));
+  const values = points.flatMap((p) => [p.y, p.low ?? p.y, p.high ?? p.y]);
+  const log = values.every((v) => v > 0) && Math.max(...values) / Math.min(...values) >= 20;
+  const { n, notes } = summaryN(rows.map((x) => x.row));
+  const cpuMethods = distinct([
+    ...runs.flatMap((r) => (r.run.samples ?? []).map((s) => s.cpuMethod).filter((m): m is string => !!m)),
+    ...runs.map((r) => r.run.info.cpuMethod).filter((m): m is string => !!m),
+  ]);
+  const used = runs.filter((r) => rows.some((x) => x.r === r));
+  if (log) notes.push('Logarithmic y axis: the strategies differ by more than 20×.');
+  return finish({
+    id: 'cpu',
+    kind: 'means',
+    xLabel: 'guest memory per guest (MiB; sizes evenly spaced)',
+    yLabel: 'CPU ms',
+    yScale: log ? 'log' : 'linear',
+    points,
+    caption: {
+      measures: 'CPU per scan (scan_cpu_ms: the strategy’s scan alone) and per tick (tick_cpu_ms: CoW detection + scan + byte verification), steady state (ticks after the first), against the guests’ memory size',
+      units: distinct(rows.map((x) => x.row.unit)).join(', '),
+      n,
+      method: [
+        `scan_cpu_ms: ${methodsOf(rows, 'scan_cpu_ms') || 'not measured'}`,
+        `tick_cpu_ms: ${methodsOf(rows, 'tick_cpu_ms') || 'not measured'}`,
+        ...cpuMethods.map((m) => `cpu_method: ${m}`),
+      ],
+      runs: used.map(runName),
+    },
+    notes,
+  });
+}
+
+const KASLR = (kaslr: boolean | undefined) => (kaslr === undefined ? 'KASLR not recorded' : kaslr ? 'KASLR on' : 'nokaslr');
+
+/** (4) kernel code and rodata shareability per run, labelled by the run's KASLR setting. */
+export function kernelFigure(runs: readonly TaggedRun[]): FigureData {
+  const metrics = ['kernel_code_shareability_pct', 'kernel_rodata_shareability_pct'];
+  const rows = summaryRowsOf(runs, metrics);
+  if (!rows.length) return omitted('kernel', `${noSummaryReason(runs, metrics)} (measured by the semantic strategy; it refused or did not run)`);
+  const memories = distinct(rows.map((x) => x.row.memoryMiB));
+  const part = (row: RunSummaryRow) => (row.metric === 'kernel_code_shareability_pct' ? 'kernel code' : 'kernel rodata');
+  const points: FigurePoint[] = rows.map(({ r, row }) => ({
+    series: [r.tag, row.memoryMiB, row.strategy, row.metric].join('|'),
+    legend: part(row),
+    x: `${part(row).replace('kernel ', '')}\n${row.strategy}`,
+    y: row.mean,
+    ...ci(row),
+    fx: [r.tag, KASLR(r.run.info.kaslr), memories.length > 1 ? mib(row.memoryMiB) : ''].filter(Boolean).join(' · '),
+  }));
+  const { n, notes } = summaryN(rows.map((x) => x.row));
+  const used = runs.filter((r) => rows.some((x) => x.r === r));
+  return finish({
+    id: 'kernel',
+    kind: 'bars',
+    xLabel: 'part of the kernel image, strategy that measured it',
+    yLabel: '% of pages identical in all guests',
+    yScale: 'linear',
+    yDomain: [0, 100],
+    points,
+    caption: {
+      measures: 'share of the kernel’s code pages [_text, _etext) and read-only data pages [__start_rodata, __end_rodata) that are byte-identical in all guests, at the last tick, per run (labelled by its run.json scenario.kaslr)',
+      units: '% of the range’s pages',
+      n,
+      method: metrics.map((m) => `${m}: ${methodsOf(rows, m) || 'not measured'}`),
+      runs: used.map((r) => `${runName(r)} (${KASLR(r.run.info.kaslr)}, ${r.run.info.kernel ?? 'kernel not recorded'})`),
+    },
+    notes,
+  });
+}
+
+/** (5) guest throughput (workload_ops_per_s) per strategy, when the workload reports operations. */
+export function throughputFigure(runs: readonly TaggedRun[]): FigureData {
+  const rows = summaryRowsOf(runs, ['workload_ops_per_s']);
+  if (!rows.length) return omitted('throughput', noSummaryReason(runs, ['workload_ops_per_s']));
+  if (rows.every((x) => x.row.mean === 0)) {
+    const workloads = distinct(runs.map((r) => r.run.info.workload ?? 'not recorded'));
+    return omitted('throughput', `workload_ops_per_s is 0 in every row: the guests' workload (${workloads.join(', ')}) reported no operations`);
+  }
+  const memories = distinct(rows.map((x) => x.row.memoryMiB));
+  const points: FigurePoint[] = rows.map(({ r, row }) => ({
+    series: [r.tag, row.memoryMiB, row.strategy].join('|'),
+    legend: withTag(r.tag, row.strategy),
+    x: withTag(r.tag, row.strategy),
+    y: row.mean,
+    ...ci(row),
+    ...(memories.length > 1 ? { fx: mib(row.memoryMiB) } : {}),
+  }));
+  const { n, notes } = summaryN(rows.map((x) => x.row));
+  const used = runs.filter((r) => rows.some((x) => x.r === r));
+  return finish({
+    id: 'throughput',
+    kind: 'bars',
+    xLabel: 'strategy',
+    yLabel: 'guest ops/s',
+    yScale: 'linear',
+    points,
+    caption: {
+      measures: `the guests’ workload throughput while each strategy scored them (workload ${distinct(used.map((r) => r.run.info.workload ?? 'not recorded')).join(', ')}); guests are paused while all strategies score them, so the strategies share one guest clock`,
+      units: distinct(rows.map((x) => x.row.unit)).join(', '),
+      n,
+      method: [`workload_ops_per_s: ${methodsOf(rows, 'workload_ops_per_s')}`],
+      runs: used.map(runName),
+    },
+    notes,
+  });
+}
+
+/** Every summary.csv row of every run, for the report's table. */
+export function summaryTable(runs: readonly ReportRun[]): { tag: string; runId: string; row: RunSummaryRow }[] {
+  return tagRuns(runs).flatMap(({ run, tag }) => (run.summary ?? []).map((row) => ({ tag, runId: run.info.runId, row })));
+}

@@ -1,0 +1,137 @@
+/**
+ * SYNTHETIC RESULTS FOLDERS for the report's tests: samples.csv, summary.csv and run.json written by the real
+ * writers (writers/) from made-up TickSamples and RepetitionMetrics, starting from the recorded run's header
+ * (recorded-samples.ts). The numbers follow simple rules so a test can say how many series and points each
+ * figure must have; nothing boots, nothing is measured.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { StrategySpec } from '../experiment/scenario.ts';
+import { summaryRows, type RepetitionMetrics } from '../experiment/summary.ts';
+import type { TickSample } from '../experiment/tick-sample.ts';
+import type { ResultWriter, RunEnd, RunHeader } from '../experiment/writers/result-writer.ts';
+import { RunJsonWriter } from '../experiment/writers/run-json.ts';
+import { SamplesCsvWriter } from '../experiment/writers/samples-csv.ts';
+import { SummaryCsvWriter } from '../experiment/writers/summary-csv.ts';
+import { recordedHeader } from './recorded-samples.ts';
+
+export interface SyntheticRunSpec {
+  runId: string;
+  scenario?: string;
+  /** Strategy labels; one starting with 'semantic' is a semantic strategy (default: semantic, content). */
+  strategies?: string[];
+  memoryMiB?: number[];
+  repetitions?: number;
+  /** Ticks per repetition (default 4). */
+  ticks?: number;
+  guests?: number;
+  kaslr?: boolean;
+  /** The scenario's workload (default memchurn). */
+  workload?: string;
+  /** content-reread (default: lower bound) or hypervisor (exact). */
+  cowMethod?: 'content-reread' | 'hypervisor';
+  /** Whether the backend reports host-resident pages (host_frames_saved); default true. */
+  hostFrames?: boolean;
+  /** Whether semantic strategies measure kernel code (and, with a '+rodata' label, rodata) shareability; default true. */
+  kernel?: boolean;
+  /** workload_ops_per_s of every repetition (default 1000; 0: a workload that reports none). */
+  opsPerS?: number;
+  status?: RunEnd['status'];
+  /** Leave out these files afterwards (to model a killed or older run). */
+  without?: ('samples.csv' | 'summary.csv')[];
+}
+
+const isSemantic = (label: string) => label.startsWith('semantic');
+
+/** Writes <root>/<runId>/ and returns the folder. */
+export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string {
+  const strategies = spec.strategies ?? ['semantic', 'content'];
+  const memories = spec.memoryMiB ?? [256];
+  const repetitions = spec.repetitions ?? 1;
+  const ticks = spec.ticks ?? 4;
+  const guests = spec.guests ?? 2;
+  const cowMethod = spec.cowMethod ?? 'content-reread';
+  const cowCount = cowMethod === 'hypervisor' ? 'exact' : 'lower bound';
+  const hostFrames = spec.hostFrames ?? true;
+  const kernel = spec.kernel ?? true;
+  const opsPerS = spec.opsPerS ?? 1000;
+  const dir = path.join(root, spec.runId);
+  fs.mkdirSync(dir, { recursive: true });
+
+  const recorded = recordedHeader(dir);
+  const header: RunHeader = {
+    ...recorded,
+    runId: spec.runId,
+    scenario: {
+      ...recorded.scenario,
+      name: spec.scenario ?? 'synthetic',
+      guests,
+      memoryMiB: memories,
+      kaslr: spec.kaslr ?? false,
+      workload: { name: (spec.workload ?? 'memchurn') as RunHeader['scenario']['workload']['name'], params: {} },
+      repetitions,
+      strategies: strategies.map((label): StrategySpec => ({ name: isSemantic(label) ? 'semantic' : 'content', label, options: label.includes('rodata') ? { rodata: true } : {} })),
+    },
+  };
+  const writers: ResultWriter[] = [new SamplesCsvWriter(), new SummaryCsvWriter(), new RunJsonWriter()];
+  for (const writer of writers) writer.begin?.(header);
+
+  const metrics: RepetitionMetrics[] = [];
+  for (const memoryMiB of memories) {
+    const guestPages = (memoryMiB * 256) | 0;
+    for (let repetition = 1; repetition <= repetitions; repetition++) {
+      for (let tick = 0; tick < ticks; tick++) {
+        strategies.forEach((strategy, s) => {
+          const shared = (isSemantic(strategy) ? 1000 : 20_000) * (1 + s) + tick * 10 + repetition;
+          const origin = {
+            memoryMiB, repetition, tick, tS: tick * 2.5, strategy, sharingMode: 'accounted' as const, cowMethod, cowCount: cowCount as 'exact' | 'lower bound', status: 'ok',
+          };
+          const total: TickSample = {
+            ...origin, scope: 'all',
+            guestPages: guestPages * guests, sharedPages: shared, framesSaved: shared / 2, hostFramesSaved: hostFrames ? shared / 4 : undefined,
+            hostResidentPages: hostFrames ? guestPages : undefined, zeroPagesShared: 0,
+            cowFaultsTick: tick > 0 ? s + 1 : 0, cowFaultsTotal: tick * (s + 1), cowCopiesTotal: tick * (s + 1),
+            cost: { scanCpuMs: 1, scanWallMs: 1, verifyCpuMs: 1, cowCpuMs: tick > 0 ? 1 : undefined, tickCpuMs: 3, pagesRead: 1, bytesHashed: 4096, bytesCompared: 4096 },
+            refusedPages: 0, metrics: {},
+          };
+          const perGuest: TickSample[] = Array.from({ length: guests }, (_, g) => ({
+            ...origin, scope: 'guest', guest: `g${g}`, guestPages, sharedPages: shared / guests, hostResidentPages: undefined,
+            cowFaultsTick: 0, cowFaultsTotal: 0, workloadOpsPerS: opsPerS,
+          }));
+          for (const sample of [total, ...perGuest]) for (const writer of writers) writer.sample?.(sample);
+        });
+      }
+      strategies.forEach((strategy, s) => {
+        const scan = (isSemantic(strategy) ? 4 : 120) * (memoryMiB / 256) * (1 + 0.05 * repetition);
+        const values: RepetitionMetrics['values'] = {
+          shared_pages: 1000 * (1 + s),
+          frames_saved: 500 * (1 + s),
+          cow_faults: (ticks - 1) * (s + 1),
+          scan_cpu_ms: scan,
+          tick_cpu_ms: scan * 2,
+          workload_ops_per_s: opsPerS === 0 ? 0 : opsPerS + repetition,
+        };
+        if (hostFrames) values.host_frames_saved = 250 * (1 + s);
+        if (kernel && isSemantic(strategy)) {
+          values.kernel_code_shareability_pct = spec.kaslr ? 28.6 + repetition / 10 : 100;
+          if (strategy.includes('rodata')) values.kernel_rodata_shareability_pct = spec.kaslr ? 20 + repetition / 10 : 99.7;
+        }
+        metrics.push({ memoryMiB, repetition, strategy, values });
+      });
+    }
+  }
+  const end: RunEnd = {
+    status: spec.status ?? 'completed',
+    endedAt: '2026-11-27T13:45:00.000Z',
+    backend: { name: 'fake', version: 'fake 1', accelerator: 'none', acceleratorReason: 'synthetic results', cpuModel: 'none' },
+    sharingModes: ['accounted'],
+    cowMethods: [cowMethod === 'hypervisor' ? 'hypervisor: drops of each domain’s shr_pages (exact)' : 'content-reread: each tick every page in shared state is re-read (lower bound)'],
+    repetitions: metrics,
+    summary: summaryRows(header.scenario, metrics),
+    warnings: [],
+    notes: [],
+  };
+  for (const writer of writers) writer.end(end);
+  for (const file of spec.without ?? []) fs.rmSync(path.join(dir, file));
+  return dir;
+}
