@@ -148,19 +148,25 @@ describe('xme run — KASLR on', () => {
 
 describe('xme run — CPU is the scan’s own', () => {
   it('bills a scan that reads more pages more CPU, in one run (semantic code only vs code + rodata)', async () => {
-    const scenario = withOverrides(loadScenario('thesis-kernel-code'), { guests: 2, memoryMiB: [128], durationS: 8, tickS: 1 });
+    const scenario = withOverrides(loadScenario('thesis-kernel-code'), { guests: 2, memoryMiB: [128], durationS: 12, tickS: 1 });
     const outcome = await runExperiment({ scenario, resultsRoot });
     const samples = readCsv(path.join(outcome.dir, 'samples.csv'));
-    const summary = readCsv(path.join(outcome.dir, 'summary.csv'));
-    const pagesRead = (strategy: string) => Number(samples.find((r) => r.strategy === strategy && r.guest === 'all')!.pages_read);
-    const pagesRatio = pagesRead('semantic+rodata') / pagesRead('semantic');
+    const totals = samples.filter((r) => r.guest === 'all' && r.tick !== '0'); // steady state: the first scan locates kernels
+    const at = (strategy: string, tick: string) => totals.find((r) => r.strategy === strategy && r.tick === tick)!;
+    const pagesRatio = Number(at('semantic+rodata', '1').pages_read) / Number(at('semantic', '1').pages_read);
     expect(pagesRatio).toBeGreaterThan(1.4);
-    const scanRatio = summaryValue(summary, 'semantic+rodata', 'scan_cpu_ratio_vs_semantic');
-    const tickRatio = summaryValue(summary, 'semantic+rodata', 'tick_cpu_ratio_vs_semantic');
-    process.stdout.write(`CPU-RATIO ${JSON.stringify({ pages_ratio: pagesRatio, scan_cpu_ratio: scanRatio, tick_cpu_ratio: tickRatio })}\n`);
-    // At least half of the extra pages show up as extra CPU (process-wide CPU once gave 0.7× here).
-    expect(scanRatio).toBeGreaterThan(1 + (pagesRatio - 1) / 2);
-    expect(tickRatio).toBeGreaterThan(1);
+    // Per tick, both strategies scored the same guests back to back: the median of the per-tick ratios is
+    // robust to a tick in which another process (a parallel test booting guests) disturbed one of them.
+    const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    const ticks = [...new Set(totals.map((r) => r.tick!))];
+    const ratioOf = (column: string) => median(ticks.map((tick) => Number(at('semantic+rodata', tick)[column]) / Number(at('semantic', tick)[column])));
+    const scanRatio = ratioOf('scan_cpu_ms');
+    const tickRatio = ratioOf('tick_cpu_ms');
+    process.stdout.write(`CPU-RATIO ${JSON.stringify({ pages_ratio: pagesRatio, median_scan_cpu_ratio: scanRatio, median_tick_cpu_ratio: tickRatio, ticks: ticks.length })}\n`);
+    // Clearly more CPU for more pages (process-wide CPU once gave 0.7× here); a scan also has a fixed part
+    // per tick, so the CPU ratio stays below the pages ratio.
+    expect(scanRatio).toBeGreaterThan(1 + (pagesRatio - 1) / 4);
+    expect(tickRatio).toBeGreaterThan(1 + (pagesRatio - 1) / 4);
     for (const row of samples) if (row.guest === 'all') expect(row.cpu_method).toMatch(/CLOCK_THREAD_CPUTIME_ID/);
     // The strategy order rotates: samples.csv rows come in scoring order, so every strategy opened some tick.
     const firstPerTick = new Set([...new Set(samples.map((r) => r.tick))].map((tick) => samples.find((r) => r.tick === tick)!.strategy));
