@@ -89,15 +89,20 @@ export function resolveRunDir(argument: string, resultsRoot?: string): string {
   return fs.existsSync(underRoot) ? underRoot : path.resolve(argument);
 }
 
-/** Reads a results folder; a folder that is not one is a one-line XmeError naming the path and what is missing. */
-export function readResultsRun(dir: string): ResultsRun {
+/** The first check of every reader of results: the path exists and is a folder (else a one-line XmeError). */
+export function requireFolder(dir: string, hint: string): void {
   let stat: fs.Stats;
   try {
     stat = fs.statSync(dir);
   } catch {
-    throw new XmeError(`results folder ${dir} does not exist`, RESULTS_HINT);
+    throw new XmeError(`results folder ${dir} does not exist`, hint);
   }
-  if (!stat.isDirectory()) throw new XmeError(`${dir} is not a results folder: it is not a directory`, RESULTS_HINT);
+  if (!stat.isDirectory()) throw new XmeError(`${dir} is not a results folder: it is not a directory`, hint);
+}
+
+/** Reads a results folder; a folder that is not one is a one-line XmeError naming the path and what is missing. */
+export function readResultsRun(dir: string): ResultsRun {
+  requireFolder(dir, RESULTS_HINT);
   const runJsonFile = path.join(dir, 'run.json');
   const summaryFile = path.join(dir, 'summary.csv');
   const hasRunJson = fs.existsSync(runJsonFile);

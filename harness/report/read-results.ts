@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { readSummaryCsv, type RunSummaryRow } from '../compare/compare-runs.ts';
+import { readSummaryCsv, requireFolder, type RunSummaryRow } from '../compare/compare-runs.ts';
 import { XmeError } from '../util/errors.ts';
 
 export type { RunSummaryRow };
@@ -76,13 +76,7 @@ export interface ReadOptions {
 
 /** Reads a results folder; a folder with neither run.json nor any CSV is an XmeError naming the path. */
 export function readReportRun(dir: string, options: ReadOptions = {}): ReportRun {
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(dir);
-  } catch {
-    throw new XmeError(`results folder ${dir} does not exist`, RESULTS_HINT);
-  }
-  if (!stat.isDirectory()) throw new XmeError(`${dir} is not a results folder: it is not a directory`, RESULTS_HINT);
+  requireFolder(dir, RESULTS_HINT);
   const runJson = path.join(dir, 'run.json');
   const samplesCsv = path.join(dir, 'samples.csv');
   const summaryCsv = path.join(dir, 'summary.csv');
