@@ -79,8 +79,11 @@ export function ownerIdentity(): RunOwner {
   return owner;
 }
 
-/** Why a run's owner is known to be gone, or undefined if it may still be running (or cannot be checked). */
-function ownerGone(owner: RunOwner): string | undefined {
+/**
+ * Why a run's owner is known to be gone, or undefined if it may still be running (or cannot be checked).
+ * Also used for the owner of the host's KSM state (harness/host/ksm-state.ts).
+ */
+export function ownerGone(owner: RunOwner): string | undefined {
   if (owner.hostname !== os.hostname()) return undefined; // not ours to judge
   const bootId = currentBootId();
   if (owner.bootId && bootId && owner.bootId !== bootId) return 'the machine was rebooted since';
