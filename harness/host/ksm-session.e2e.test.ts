@@ -45,8 +45,8 @@ function settingsUnlike(current: Record<string, string>): KsmSettings {
 }
 
 /** Start the fixture holding KSM with `settings`; resolves once it printed READY. */
-async function startHolder(settings: KsmSettings): Promise<{ child: ChildProcess; stderr: () => string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(settings)], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+async function startHolder(settings: KsmSettings, mode: 'wait' | 'throw' = 'wait'): Promise<{ child: ChildProcess; stderr: () => string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(settings), mode], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
   let stdout = '';
@@ -126,6 +126,17 @@ describe('KSM session on the real kernel', () => {
     expect(knobs()).toEqual(before);
     expect(fs.existsSync(ksmStateFile())).toBe(false);
     expect(stderr()).toContain(`${signal} received`);
+  }, 90_000);
+
+  it('restores every knob when the holder dies of an uncaught exception (the synchronous exit path)', async () => {
+    const before = knobs();
+    const settings = settingsUnlike(before);
+    const { child, stderr } = await startHolder(settings, 'throw');
+    const exit = await exitOf(child);
+    expect(stderr()).toContain('fixture: an uncaught exception while holding KSM');
+    expect(exit).toEqual({ code: 1, signal: null });
+    expect(knobs()).toEqual(before);
+    expect(fs.existsSync(ksmStateFile())).toBe(false);
   }, 90_000);
 
   it('restores the advisor and then pages_to_scan when the holder gets SIGHUP (advisor_mode scan-time)', async () => {
