@@ -2,8 +2,8 @@
  * Putting back the host's KSM settings saved by an xme process that died without restoring them (SIGKILL,
  * a crash, the OOM killer): its state file names a process that no longer runs.
  */
-import { XmeError } from '../util/errors.ts';
 import fs from 'node:fs';
+import { XmeError } from '../util/errors.ts';
 import { describeKnobs, restoreKnobs } from './ksm-apply.ts';
 import { abandonedClaims, claimStateFile, ownerStatus, readStateFile, unclaimStateFile, type KsmStateRecord } from './ksm-state.ts';
 
