@@ -6,28 +6,8 @@
  */
 import fs from 'node:fs';
 import koffi from 'koffi';
+import { loadLibc, mapOrThrow, MAP_SHARED, PROT_READ } from '../../util/libc.ts';
 import { PAGE_SIZE } from '../types.ts';
-
-const PROT_READ = 0x1;
-const MAP_SHARED = 0x1;
-const MAP_FAILED = 0xffffffffffffffffn;
-
-interface Libc {
-  mmap: (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => unknown;
-  munmap: (addr: unknown, length: number) => number;
-}
-
-let libc: Libc | undefined;
-
-function loadLibc(): Libc {
-  if (libc) return libc;
-  const lib = koffi.load('libc.so.6');
-  libc = {
-    mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as Libc['mmap'],
-    munmap: lib.func('int munmap(void *addr, size_t length)') as Libc['munmap'],
-  };
-  return libc;
-}
 
 export class MappedFile {
   private pointer: unknown;
@@ -45,11 +25,7 @@ export class MappedFile {
     try {
       const size = fs.fstatSync(fd).size;
       if (size < bytes) throw new Error(`${file} has ${size} bytes, expected at least ${bytes}`);
-      const c = loadLibc();
-      const pointer = c.mmap(null, bytes, PROT_READ, MAP_SHARED, fd, 0);
-      if (koffi.address(pointer) === MAP_FAILED || koffi.address(pointer) === 0n) {
-        throw new Error(`mmap of ${file} failed (errno ${koffi.errno()})`);
-      }
+      const pointer = mapOrThrow(bytes, PROT_READ, MAP_SHARED, fd, file);
       mapped.pointer = pointer;
       mapped.view = Buffer.from(koffi.view(pointer, bytes));
     } finally {

@@ -22,38 +22,13 @@
 import fs from 'node:fs';
 import koffi from 'koffi';
 import { PAGE_SIZE } from '../types.ts';
+import { loadLibc, mapOrThrow, MAP_SHARED, PROT_READ } from '../../util/libc.ts';
 
 const SEEK_SET = 0;
 const SEEK_CUR = 1;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const ENXIO = 6;
-
-const PROT_READ = 0x1;
-const MAP_SHARED = 0x1;
-const MAP_FAILED = 0xffffffffffffffffn;
-
-interface Libc {
-  lseek: (fd: number, offset: number, whence: number) => number | bigint;
-  mmap: (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => unknown;
-  munmap: (addr: unknown, length: number) => number;
-  mincore: (addr: unknown, length: number, vec: Uint8Array) => number;
-}
-
-let libc: Libc | undefined;
-
-function loadLibc(): Libc {
-  if (libc) return libc;
-  const lib = koffi.load('libc.so.6');
-  libc = {
-    // off_t is 64 bits on x86-64 Linux.
-    lseek: lib.func('int64_t lseek(int fd, int64_t offset, int whence)') as Libc['lseek'],
-    mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as Libc['mmap'],
-    munmap: lib.func('int munmap(void *addr, size_t length)') as Libc['munmap'],
-    mincore: lib.func('int mincore(void *addr, size_t length, _Out_ uint8_t *vec)') as Libc['mincore'],
-  };
-  return libc;
-}
 
 /** lseek that returns -1 with errno ENXIO as undefined ("no more data past offset") and throws otherwise. */
 function seek(fd: number, offset: number, whence: number, what: string): number | undefined {
@@ -132,10 +107,7 @@ function byMincore(fd: number, pageCount: number, what: string): Residency {
   const bytes = pageCount * PAGE_SIZE;
   const c = loadLibc();
   // Mapping past the end of the file is allowed; mincore reports those pages as not resident (never touched).
-  const pointer = c.mmap(null, bytes, PROT_READ, MAP_SHARED, fd, 0);
-  if (koffi.address(pointer) === MAP_FAILED || koffi.address(pointer) === 0n) {
-    throw new Error(`mmap of ${what} failed (errno ${koffi.errno()})`);
-  }
+  const pointer = mapOrThrow(bytes, PROT_READ, MAP_SHARED, fd, what);
   try {
     if (c.mincore(pointer, bytes, map) !== 0) throw new Error(`mincore on ${what} failed (errno ${koffi.errno()})`);
   } finally {
