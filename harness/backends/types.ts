@@ -9,8 +9,24 @@ import { PAGE_SIZE, WORKLOAD_PARAMS, WORKLOADS, type PageRef, type WorkloadName,
 export { PAGE_SIZE, WORKLOAD_PARAMS, WORKLOADS };
 export type { PageRef, WorkloadName, WorkloadParam, WorkloadSpec };
 
+/**
+ * Where guest RAM lives on the host: 'shared-file' (default; a tmpfs file the harness maps, never merged by
+ * the host kernel) or 'anonymous-mergeable' (the hypervisor process's anonymous memory, marked for Linux KSM).
+ */
+export type GuestRamKind = 'shared-file' | 'anonymous-mergeable';
+
+/** Anonymous guest RAM inside a host process: what a host-side merger (KSM) and its observer look at. */
+export interface HostProcessMemory {
+  pid: number;
+  /** Host virtual address of guest-physical address 0 (RAM is contiguous from there for the whole size). */
+  address: number;
+  bytes: number;
+}
+
 export interface ProvisionOptions {
   memoryMiB: number;
+  /** Backends that cannot place RAM as asked refuse (see GuestRamKind). Default 'shared-file'. */
+  guestRam?: GuestRamKind;
   workload: WorkloadSpec;
   /** false → `nokaslr` on the kernel command line (identical kernel layout in every guest). */
   kaslr: boolean;
@@ -22,8 +38,11 @@ export interface ProvisionOptions {
 
 /** One progress line of the guest's workload: cumulative ops at a guest time. */
 export interface WorkloadProgress {
+  /** Guest time (CLOCK_MONOTONIC in the guest): it stops while the guest is paused. */
   tMs: number;
   ops: number;
+  /** Host time (Date.now()) when the harness read the line, where the console is watched (±100 ms). */
+  hostMs?: number;
 }
 
 export interface Guest {
@@ -69,6 +88,8 @@ export interface Guest {
    * fault allocates it, so the harness itself would make the host back it.
    */
   hostResidentPages?(): Uint8Array;
+  /** Set where guest RAM is anonymous memory of a host process that the host kernel may merge (KSM). */
+  hostProcessMemory?(): HostProcessMemory | undefined;
   /** Files a person may want to look at (serial log, memory file, monitor socket). */
   readonly files: Readonly<Record<string, string>>;
   /** How long from process start to the boot marker. */

@@ -4,6 +4,7 @@ import { kernelCommandLine, workloadCommandLine } from '../guest-command-line.ts
 
 const launch: GuestLaunch = {
   memoryMiB: 256,
+  ram: 'shared-file',
   memoryFile: '/dev/shm/xme-1-a/g0.ram',
   qmpSocket: '/dev/shm/xme-1-a/g0.qmp',
   serialLog: '/dev/shm/xme-1-a/g0.serial.log',
@@ -21,9 +22,16 @@ function valueAfter(args: string[], flag: string): string[] {
 describe('QEMU command line', () => {
   it('backs guest RAM with the shared file the harness maps, of the guest size', () => {
     const args = qemuArguments(launch);
-    expect(valueAfter(args, '-object')).toEqual(['memory-backend-file,id=xme-ram,size=256M,mem-path=/dev/shm/xme-1-a/g0.ram,share=on']);
+    expect(valueAfter(args, '-object')).toEqual(['memory-backend-file,id=xme-ram,size=256M,mem-path=/dev/shm/xme-1-a/g0.ram,share=on,merge=off']);
     expect(valueAfter(args, '-machine')).toEqual(['pc,memory-backend=xme-ram']);
     expect(valueAfter(args, '-m')).toEqual(['256M']);
+  });
+
+  it('gives KSM runs anonymous RAM marked mergeable, and no RAM file', () => {
+    const args = qemuArguments({ ...launch, ram: 'anonymous-mergeable' });
+    expect(valueAfter(args, '-object')).toEqual(['memory-backend-ram,id=xme-ram,size=256M,merge=on']);
+    expect(args.join(' ')).not.toContain('g0.ram');
+    expect(valueAfter(args, '-machine')).toEqual(['pc,memory-backend=xme-ram']);
   });
 
   it('uses the chosen accelerator and one explicit CPU model', () => {

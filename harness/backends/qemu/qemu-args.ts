@@ -1,14 +1,17 @@
 /**
  * The QEMU command line of one guest, as a pure function so that it can be tested and recorded.
- * Guest RAM is a shared file mapping: the harness maps the same file and reads guest-physical pages without
- * copies (on the pc machine, below 3 GiB, file offset = guest-physical address).
+ * Guest RAM (guest-ram.ts) is either a shared file mapping — the harness maps the same file and reads
+ * guest-physical pages without copies (on the pc machine, below 3 GiB, file offset = guest-physical address) —
+ * or anonymous memory of QEMU marked mergeable for Linux KSM (memory-backend-ram, merge=on).
  */
 import type { AcceleratorChoice } from './accelerator.ts';
-import type { WorkloadSpec } from '../types.ts';
+import type { GuestRamKind, WorkloadSpec } from '../types.ts';
 import { kernelCommandLine } from '../guest-command-line.ts';
 
 export interface GuestLaunch {
   memoryMiB: number;
+  ram: GuestRamKind;
+  /** The RAM file (shared-file only). */
   memoryFile: string;
   qmpSocket: string;
   serialLog: string;
@@ -30,7 +33,10 @@ export function qemuArguments(launch: GuestLaunch): string[] {
     '-cpu', launch.accelerator.cpuModel,
     '-smp', '1',
     '-m', size,
-    '-object', `memory-backend-file,id=xme-ram,size=${size},mem-path=${launch.memoryFile},share=on`,
+    '-object',
+    launch.ram === 'anonymous-mergeable'
+      ? `memory-backend-ram,id=xme-ram,size=${size},merge=on`
+      : `memory-backend-file,id=xme-ram,size=${size},mem-path=${launch.memoryFile},share=on,merge=off`,
     '-machine', 'pc,memory-backend=xme-ram',
     '-nodefaults',
     '-no-user-config',

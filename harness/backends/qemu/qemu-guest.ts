@@ -1,6 +1,6 @@
 /**
- * One QEMU guest: its process (ended by PID only), its RAM file mapped into the harness, its QMP connection
- * and its serial console.
+ * One QEMU guest: its process (ended by PID only), its RAM (guest-ram.ts: a file mapped into the harness, or
+ * anonymous memory of QEMU read from outside), its QMP connection and its serial console.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,10 +8,9 @@ import { execa, type ResultPromise } from 'execa';
 import { XmeError } from '../../util/errors.ts';
 import { findOnPath } from '../../util/tools.ts';
 import type { GuestImage } from '../../images/manifest.ts';
-import { PAGE_SIZE, type Guest, type ProvisionOptions, type WorkloadProgress } from '../types.ts';
+import { PAGE_SIZE, type Guest, type GuestRamKind, type HostProcessMemory, type ProvisionOptions, type WorkloadProgress } from '../types.ts';
 import type { AcceleratorChoice } from './accelerator.ts';
-import { residentPages } from './residency.ts';
-import { MappedFile } from './mapped-file.ts';
+import { ProcessRam, SharedFileRam, type GuestRam } from './guest-ram.ts';
 import { QmpClient } from './qmp.ts';
 import { qemuArguments } from './qemu-args.ts';
 import { SerialConsole, waitForBootMarker } from './serial-console.ts';
@@ -28,10 +27,11 @@ export interface GuestStart {
 export class QemuGuest implements Guest {
   readonly memoryPages: number;
   readonly canIntrospectVcpu = true;
-  readonly files: Readonly<Record<'memory' | 'serialLog' | 'qmpSocket', string>>;
+  readonly files: Readonly<Partial<Record<'memory', string>> & Record<'serialLog' | 'qmpSocket', string>>;
   bootMs = Number.NaN;
   private readonly console: SerialConsole;
-  private readonly memory: MappedFile;
+  /** Set at start (shared file) or once QEMU answers where its RAM is (anonymous: after the boot). */
+  private memory: GuestRam | undefined;
   private qmp: QmpClient | undefined;
   private exit: { code: number | undefined; signal: string | undefined } | undefined;
   private stderrTail = '';
@@ -43,12 +43,14 @@ export class QemuGuest implements Guest {
     readonly id: string,
     readonly image: GuestImage,
     private readonly subprocess: ResultPromise,
-    memory: MappedFile,
+    readonly ramKind: GuestRamKind,
+    private readonly ramBytes: number,
+    memory: GuestRam | undefined,
     files: QemuGuest['files'],
     argv: string[],
   ) {
     this.memory = memory;
-    this.memoryPages = memory.bytes / PAGE_SIZE;
+    this.memoryPages = ramBytes / PAGE_SIZE;
     this.files = files;
     this.console = new SerialConsole(files.serialLog);
     this.argv = argv;
@@ -68,25 +70,21 @@ export class QemuGuest implements Guest {
     );
   }
 
-  /** Create the guest's RAM file (0600), map it, and start QEMU. Does not wait for the boot. */
+  /** Create the guest's RAM file (shared-file: 0600, mapped), and start QEMU. Does not wait for the boot. */
   static start(start: GuestStart): QemuGuest {
     const bytes = start.options.memoryMiB * 1024 * 1024;
+    const ram = start.options.guestRam ?? 'shared-file';
+    const memoryFile = path.join(start.dir, `${start.id}.ram`);
     const files = {
-      memory: path.join(start.dir, `${start.id}.ram`),
+      ...(ram === 'shared-file' ? { memory: memoryFile } : {}),
       serialLog: path.join(start.dir, `${start.id}.serial.log`),
       qmpSocket: path.join(start.dir, `${start.id}.qmp`),
     };
-    // Created here, not by QEMU, so that its mode is 0600 whatever QEMU's umask is.
-    const fd = fs.openSync(files.memory, 'wx', 0o600);
-    try {
-      fs.ftruncateSync(fd, bytes);
-    } finally {
-      fs.closeSync(fd);
-    }
-    const memory = MappedFile.open(files.memory, bytes);
+    const memory = ram === 'shared-file' ? SharedFileRam.create(memoryFile, bytes) : undefined;
     const argv = qemuArguments({
       memoryMiB: start.options.memoryMiB,
-      memoryFile: files.memory,
+      ram,
+      memoryFile,
       qmpSocket: files.qmpSocket,
       serialLog: files.serialLog,
       kernel: start.image.path('vmlinuz'),
@@ -108,7 +106,7 @@ export class QemuGuest implements Guest {
       reject: false,
       cleanup: true,
     });
-    return new QemuGuest(start.id, start.image, subprocess, memory, files, [start.qemuBinary, ...argv]);
+    return new QemuGuest(start.id, start.image, subprocess, ram, bytes, memory, files, [start.qemuBinary, ...argv]);
   }
 
   alive(): boolean {
@@ -138,12 +136,32 @@ export class QemuGuest implements Guest {
       pollMs: 50,
     });
     this.bootMs = Date.now() - this.startedAt;
+    this.console.watch();
     this.qmp = await QmpClient.connect(this.files.qmpSocket, Math.max(2000, deadline - Date.now()), () => this.alive());
+    if (this.ramKind === 'anonymous-mergeable') this.memory = new ProcessRam(this.pid, await this.ramAddress(), this.ramBytes);
+  }
+
+  /** Where QEMU keeps guest-physical address 0 in its own address space (HMP gpa2hva). */
+  private async ramAddress(): Promise<number> {
+    const reply = await this.monitor().hmp('gpa2hva 0');
+    const match = /is (0x[0-9a-f]+)/i.exec(reply);
+    if (!match) throw new XmeError(`guest ${this.id}: QEMU did not say where its RAM is: ${reply.trim()}`);
+    return Number(BigInt(match[1]!));
+  }
+
+  private ram(): GuestRam {
+    if (!this.memory) throw new XmeError(`guest ${this.id}'s memory is not reachable yet (${this.alive() ? 'not booted' : this.exitDescription()})`);
+    return this.memory;
   }
 
   pages(firstGfn: number, count: number): Buffer {
-    return this.memory.pages(firstGfn, count);
+    return this.ram().pages(firstGfn, count);
   }
+
+  hostProcessMemory(): HostProcessMemory | undefined {
+    return this.memory instanceof ProcessRam ? { pid: this.pid, address: this.memory.address, bytes: this.memory.bytes } : undefined;
+  }
+
 
   private monitor(): QmpClient {
     if (!this.qmp?.isOpen) throw new XmeError(`guest ${this.id} has no monitor connection (${this.alive() ? 'not booted' : this.exitDescription()})`);
@@ -194,22 +212,17 @@ export class QemuGuest implements Guest {
     return this.console.progress;
   }
 
-  /** pwrite into the RAM file (shared with QEMU, share=on): the guest sees the bytes at once. */
+  /** pwrite into guest RAM (the file shared with QEMU, or QEMU's memory): the guest sees the bytes at once. */
   async writeMemory(gfn: number, offset: number, bytes: Buffer): Promise<void> {
     if (!Number.isInteger(gfn) || gfn < 0 || gfn >= this.memoryPages || offset < 0 || offset + bytes.length > PAGE_SIZE) {
       throw new RangeError(`write of ${bytes.length} bytes at gfn ${gfn}+${offset} is outside guest ${this.id}'s memory`);
     }
-    const fd = await fs.promises.open(this.files.memory, 'r+');
-    try {
-      await fd.write(bytes, 0, bytes.length, gfn * PAGE_SIZE + offset);
-    } finally {
-      await fd.close();
-    }
+    await this.ram().write(gfn, offset, bytes);
   }
 
-  /** Pages allocated in the RAM file (mincore on a fresh, untouched mapping: ≈ 3 ms per 256 MiB). */
+  /** Pages that cost the host a frame of their own (guest-ram.ts: file holes and zero-page mappings do not). */
   hostResidentPages(): Uint8Array {
-    return residentPages(this.files.memory, this.memoryPages, { method: 'mincore' }).map;
+    return this.ram().residentPages();
   }
 
   consoleLines(prefix: string): string[] {
@@ -225,13 +238,14 @@ export class QemuGuest implements Guest {
 
   /** Graceful stop (QMP quit), then SIGKILL by PID if QEMU is still there; unmaps guest memory. */
   async stop(graceMs = 3000): Promise<void> {
+    this.console.unwatch();
     if (this.alive() && this.qmp?.isOpen) await this.qmp.quit(graceMs).catch(() => undefined);
     this.qmp?.close();
     if (this.alive()) {
       this.killNow();
       await Promise.race([this.subprocess.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 2000))]);
     }
-    this.memory.close();
+    this.memory?.close();
   }
 
   /** Synchronous last resort: SIGKILL by PID. */

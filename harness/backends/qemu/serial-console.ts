@@ -39,8 +39,24 @@ export class SerialConsole {
   boot: BootInfo | undefined;
   readonly progress: WorkloadProgress[] = [];
   failure: string | undefined;
+  private watcher: NodeJS.Timeout | undefined;
 
   constructor(readonly file: string) {}
+
+  /**
+   * Poll every `intervalMs` from now on, so that each progress line is stamped with the host time it arrived
+   * (±intervalMs), not the time somebody asked. Guest time stops while a guest is paused; host time does not,
+   * so a throughput over host time counts the pauses as time the guest lost. The timer never keeps Node alive.
+   */
+  watch(intervalMs = 100): void {
+    this.watcher ??= setInterval(() => this.poll(), intervalMs);
+    this.watcher.unref();
+  }
+
+  unwatch(): void {
+    clearInterval(this.watcher);
+    this.watcher = undefined;
+  }
 
   /** Read what the guest printed since the last poll. */
   poll(): void {
@@ -73,7 +89,7 @@ export class SerialConsole {
       if (line.includes('XME-')) this.xmeLines.push(line);
       const progress = parseProgressLine(line);
       if (progress) {
-        this.progress.push(progress);
+        this.progress.push({ ...progress, hostMs: Date.now() });
         continue;
       }
       this.boot ??= parseBootLine(line);

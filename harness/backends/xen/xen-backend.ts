@@ -293,6 +293,7 @@ export class XenBackend implements Backend {
         }
       }
       for (const guest of this.guests) {
+        guest.stopConsole();
         guest.releaseMemory();
         const ring = this.sharingRings.get(guest);
         if (ring) {

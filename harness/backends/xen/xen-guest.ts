@@ -50,6 +50,7 @@ export class XenGuest implements Guest {
       pollMs: 200,
     });
     this.bootMs = Date.now() - this.startedAt;
+    this.console.watch(); // progress lines stamped with host time as they arrive (serial-console.ts)
   }
 
   pages(firstGfn: number, count: number): Buffer {
@@ -105,6 +106,11 @@ export class XenGuest implements Guest {
     } catch {
       return false;
     }
+  }
+
+  /** Stop watching the console (the backend's teardown). */
+  stopConsole(): void {
+    this.console.unwatch();
   }
 
   progress(): WorkloadProgress[] {

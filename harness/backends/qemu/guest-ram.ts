@@ -1,0 +1,149 @@
+/**
+ * Where a QEMU guest's RAM lives on the host, and how the harness reads it. Two kinds:
+ * - 'shared-file' (default): a tmpfs file QEMU maps shared (memory-backend-file, share=on). The harness maps
+ *   the same file and reads pages without copies. The kernel never merges it (KSM only merges anonymous
+ *   private memory), so sharing there is accounted by the ledger, not done.
+ * - 'anonymous-mergeable': QEMU's own anonymous RAM marked MADV_MERGEABLE (memory-backend-ram, merge=on), for
+ *   runs where Linux KSM really merges guest pages. The harness reads it from outside the QEMU process with
+ *   pread(2) on /proc/<pid>/mem (a copy; reading never unmerges a KSM page) and tells which host frame backs
+ *   each page from pagemap. Pages the guest never touched are not present and are never read: on this host's
+ *   kernel a read fault allocates a page rather than mapping the zero page, so reading them would cost the
+ *   host memory (residency marks them 0; resident-pages.ts skips them).
+ */
+import fs from 'node:fs';
+import { PAGE_SIZE, type GuestRamKind } from '../types.ts';
+import { XmeError } from '../../util/errors.ts';
+import { MappedFile } from './mapped-file.ts';
+import { residentPages } from './residency.ts';
+import { FrameFlags, openProc, readPageFrames, residencyFromFrames } from '../../host/page-frames.ts';
+
+export interface GuestRam {
+  readonly kind: GuestRamKind;
+  readonly bytes: number;
+  /** Pages [first, first + count): a live view (shared-file) or a fresh copy (anonymous-mergeable). */
+  pages(firstGfn: number, count: number): Buffer;
+  /** Store bytes into guest memory, as a device would (the guest sees them at once). */
+  write(gfn: number, offset: number, bytes: Buffer): Promise<void>;
+  /** 1 = a host frame of its own backs the page; 0 = it costs the host nothing (hole / zero page). */
+  residentPages(): Uint8Array;
+  close(): void;
+}
+
+function checkRange(firstGfn: number, count: number, pageCount: number): void {
+  if (!Number.isInteger(firstGfn) || !Number.isInteger(count) || firstGfn < 0 || count < 0 || firstGfn + count > pageCount) {
+    throw new RangeError(`pages ${firstGfn}+${count} are outside guest memory of ${pageCount} pages`);
+  }
+}
+
+/** Guest RAM in a tmpfs file shared with QEMU. */
+export class SharedFileRam implements GuestRam {
+  readonly kind = 'shared-file';
+  private constructor(
+    private readonly file: string,
+    private readonly mapping: MappedFile,
+  ) {}
+
+  get bytes(): number {
+    return this.mapping.bytes;
+  }
+
+  /** Create the file (0600: created here, not by QEMU, whatever QEMU's umask is) and map it. */
+  static create(file: string, bytes: number): SharedFileRam {
+    const fd = fs.openSync(file, 'wx', 0o600);
+    try {
+      fs.ftruncateSync(fd, bytes);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return new SharedFileRam(file, MappedFile.open(file, bytes));
+  }
+
+  pages(firstGfn: number, count: number): Buffer {
+    return this.mapping.pages(firstGfn, count);
+  }
+
+  async write(gfn: number, offset: number, bytes: Buffer): Promise<void> {
+    const fd = await fs.promises.open(this.file, 'r+');
+    try {
+      await fd.write(bytes, 0, bytes.length, gfn * PAGE_SIZE + offset);
+    } finally {
+      await fd.close();
+    }
+  }
+
+  /** Pages allocated in the RAM file (mincore on a fresh, untouched mapping: ≈ 3 ms per 256 MiB). */
+  residentPages(): Uint8Array {
+    return residentPages(this.file, this.bytes / PAGE_SIZE, { method: 'mincore' }).map;
+  }
+
+  close(): void {
+    this.mapping.close();
+  }
+}
+
+/** Anonymous guest RAM inside the QEMU process, at host virtual `address` (from QEMU's gpa2hva). */
+export class ProcessRam implements GuestRam {
+  readonly kind = 'anonymous-mergeable';
+  private memFd: number | undefined;
+  private pagemapFd: number | undefined;
+  private readonly flags = new FrameFlags();
+
+  constructor(
+    readonly pid: number,
+    readonly address: number,
+    readonly bytes: number,
+  ) {
+    if (!Number.isSafeInteger(address) || address % PAGE_SIZE !== 0) throw new XmeError(`guest RAM address 0x${address.toString(16)} is not a page-aligned address`);
+    this.memFd = openProc(`/proc/${pid}/mem`);
+    this.pagemapFd = openProc(`/proc/${pid}/pagemap`);
+  }
+
+  private get pageCount(): number {
+    return this.bytes / PAGE_SIZE;
+  }
+
+  private fd(): number {
+    if (this.memFd === undefined) throw new XmeError(`guest memory of QEMU ${this.pid} is closed`);
+    return this.memFd;
+  }
+
+  pages(firstGfn: number, count: number): Buffer {
+    checkRange(firstGfn, count, this.pageCount);
+    const buffer = Buffer.allocUnsafe(count * PAGE_SIZE);
+    let done = 0;
+    while (done < buffer.length) {
+      const read = fs.readSync(this.fd(), buffer, done, buffer.length - done, this.address + firstGfn * PAGE_SIZE + done);
+      if (read <= 0) throw new XmeError(`cannot read guest memory of QEMU ${this.pid} at page ${firstGfn} (the process may have ended)`);
+      done += read;
+    }
+    return buffer;
+  }
+
+  async write(gfn: number, offset: number, bytes: Buffer): Promise<void> {
+    checkRange(gfn, 1, this.pageCount);
+    // /proc/<pid>/mem opened read-only for reads; a write (rare: test doorbells) opens its own descriptor.
+    const handle = await fs.promises.open(`/proc/${this.pid}/mem`, 'r+');
+    try {
+      await handle.write(bytes, 0, bytes.length, this.address + gfn * PAGE_SIZE + offset);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** PFN per page, NOT_PRESENT where none (page-frames.ts): what KSM's observer reads. */
+  frames(): Float64Array {
+    if (this.pagemapFd === undefined) throw new XmeError(`guest memory of QEMU ${this.pid} is closed`);
+    return readPageFrames(this.pid, this.address, this.pageCount, this.pagemapFd);
+  }
+
+  residentPages(): Uint8Array {
+    return residencyFromFrames(this.frames(), this.flags);
+  }
+
+  close(): void {
+    for (const fd of [this.memFd, this.pagemapFd]) if (fd !== undefined) fs.closeSync(fd);
+    this.memFd = undefined;
+    this.pagemapFd = undefined;
+    this.flags.close();
+  }
+}
