@@ -3,10 +3,12 @@
  */
 import { XmeError } from '../harness/util/errors.ts';
 import { contentFactory } from './content.ts';
+import { ksmFactory } from './ksm.ts';
+import { noneFactory } from './none.ts';
 import { semanticFactory } from './semantic.ts';
 import type { Strategy, StrategyFactory } from './types.ts';
 
-export const strategyFactories: readonly StrategyFactory[] = [semanticFactory, contentFactory];
+export const strategyFactories: readonly StrategyFactory[] = [semanticFactory, contentFactory, ksmFactory, noneFactory];
 
 export function strategyFactory(name: string): StrategyFactory {
   const factory = strategyFactories.find((f) => f.name === name);

@@ -2,7 +2,8 @@
  * The strategy seam: a strategy looks at guest memory and proposes groups of pages to share. It never shares
  * anything itself — the ledger verifies and accounts (QEMU) or the backend enforces (Xen).
  */
-import type { Guest } from '../harness/backends/types.ts';
+import type { Guest, GuestRamKind } from '../harness/backends/types.ts';
+import type { Ledger } from '../harness/sharing/ledger.ts';
 import type { GuestImage } from '../harness/images/manifest.ts';
 import type { KernelInfo } from '../harness/introspection/kernel-info.ts';
 import type { PageHasher } from '../harness/hashing/page-hasher.ts';
@@ -33,8 +34,32 @@ export interface ScanResult {
   notes: string[];
 }
 
+/** What a strategy with a lifecycle may tell the run (begin()). */
+export interface StrategyLifecycle {
+  /** Something worth recording once in run.json. */
+  note: (text: string) => void;
+  /** Something a person should see now and run.json should keep (e.g. settings restored from a killed run). */
+  notice: (text: string) => void;
+  /** Progress for a person. */
+  say: (line: string) => void;
+}
+
 export interface Strategy {
   readonly name: string;
+  /**
+   * Where guest RAM must live for this strategy (default: any). A host-side merger (KSM) needs
+   * 'anonymous-mergeable'; the runner then gives every guest of the run such RAM.
+   */
+  readonly guestRam?: GuestRamKind;
+  /**
+   * A strategy whose sharing is done by a mechanism outside xme (the host kernel's KSM) brings the ledger that
+   * observes that mechanism; every other strategy is verified and accounted (or enforced) by the harness's.
+   */
+  createLedger?(label: string, guests: readonly Guest[]): Ledger;
+  /** Called once the guests are up, before the first tick of a repetition (e.g. turn KSM on). */
+  begin?(lifecycle: StrategyLifecycle): void | Promise<void>;
+  /** Called after the last tick of a repetition, also when it failed or was interrupted. Must not throw. */
+  end?(): void | Promise<void>;
   /**
    * Every figure scan() may put in ScanResult.metrics, with its unit and method: they go to samples.csv's
    * strategy_metrics cell and, their value at the last tick, to summary.csv with that unit and method. On the

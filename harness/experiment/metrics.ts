@@ -28,7 +28,8 @@ export const METRICS = {
   kernel_code_shareability_pct: { unit: '%', method: 'pages of [_text,_etext) byte-identical in all guests / pages in the range × 100, last tick' },
   kernel_rodata_shareability_pct: { unit: '%', method: 'pages of [__start_rodata,__end_rodata) identical in all guests / pages × 100, last tick' },
   refused_scans: { unit: 'scans', method: 'scans in which the strategy refused to share (reason in samples.csv status and run.json)' },
-  workload_ops_per_s: { unit: 'ops/s', method: 'guest-reported XME-PROGRESS ops over guest time between ticks, mean over guests and ticks' },
+  cpu_ms_per_s: { unit: 'ms CPU per s', method: 'Σ tick_cpu_ms over the ticks after the first / seconds between the first and the last tick: what keeping sharing up to date costs per second of run (a KSM row counts ksmd, see cpu_method in samples.csv)' },
+  workload_ops_per_s: { unit: 'ops/s', method: 'guest-reported XME-PROGRESS ops over host time between the lines\' arrival (consoles polled every 100 ms; time a guest spent paused counts), mean over guests and ticks' },
 } as const satisfies Record<string, MetricDefinition>;
 
 export type MetricName = keyof typeof METRICS;

@@ -45,6 +45,7 @@ describe('repetition metrics', () => {
       cow_cpu_ms: 2,
       verify_cpu_ms: 1,
       tick_cpu_ms: 6,
+      cpu_ms_per_s: 0.1, // (4 + 8) ms over the 120 s between the first and the last tick
       refused_scans: 0,
       workload_ops_per_s: 200,
     });

@@ -30,6 +30,8 @@ export interface StrategyRecord {
   ledgerMetrics: Record<string, number>;
   /** The strategy's and the ledger's declared figures. */
   declared: MetricDeclarations;
+  /** Set where CPU was measured otherwise than on the harness thread (ksmd's schedstat). */
+  cpuMethod?: string;
 }
 
 export interface RepetitionFacts {
@@ -79,6 +81,7 @@ export function repetitionMetrics(records: readonly StrategyRecord[], facts: Rep
       cow_cpu_ms: meanOf(record.cowCpu),
       verify_cpu_ms: meanOf(steadyState(record.verifyCpu)),
       tick_cpu_ms: steadyTick(record),
+      cpu_ms_per_s: record.tickCpu.length > 1 && facts.spanS > 0 ? steadyState(record.tickCpu).reduce((a, b) => a + b, 0) / facts.spanS : undefined,
       refused_scans: record.refusedScans,
       workload_ops_per_s: meanOf(facts.opsPerSecond),
     };
@@ -94,7 +97,9 @@ export function repetitionMetrics(records: readonly StrategyRecord[], facts: Rep
       strategy: record.label,
       values,
       // The CoW figures' method is the ledger's that counted them, not a guess from the backend's name.
-      methods: { cow_faults: record.cowMethodDescription, cow_faults_per_min: `cow_faults / time between the first and the last tick; ${record.cowMethodDescription}` },
+      methods: {
+        ...(record.cpuMethod ? { tick_cpu_ms: `whole cost per tick, mean over ticks after the first; ${record.cpuMethod}`, scan_cpu_ms: record.cpuMethod, cpu_ms_per_s: `Σ tick CPU after the first tick / seconds between first and last tick; ${record.cpuMethod}` } : {}),
+        cow_faults: record.cowMethodDescription, cow_faults_per_min: `cow_faults / time between the first and the last tick; ${record.cowMethodDescription}` },
       declared: declaredValues({ ...metrics, ...record.ledgerMetrics }, record.declared),
     };
   });

@@ -24,11 +24,14 @@ import type { Scenario } from './scenario.ts';
 import { harnessInfo, hostInfo } from './run-record.ts';
 import { markAbandonedRuns, ownerIdentity } from './abandoned-runs.ts';
 import { summaryRows, type RepetitionMetrics, type SummaryRow } from './summary.ts';
-import { runRepetition } from './tick-loop.ts';
+import { runRepetition, strategyOrder } from './tick-loop.ts';
+import { guestRamFor } from './guest-ram-choice.ts';
 import type { ResultWriter, RunEnd, RunHeader, RunStatus } from './writers/result-writer.ts';
 import { SamplesCsvWriter } from './writers/samples-csv.ts';
 import { SummaryCsvWriter } from './writers/summary-csv.ts';
 import { RunJsonWriter } from './writers/run-json.ts';
+import { OverheadCsvWriter } from './writers/overhead-csv.ts';
+import { recoverAbandonedKsmState } from '../host/ksm.ts';
 import { ReportWriter } from '../report/report-writer.ts';
 
 export type { RunStatus } from './writers/result-writer.ts';
@@ -98,6 +101,9 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   const found = markAbandonedRuns(options.resultsRoot);
   for (const id of found.abandoned) say(`notice: run ${id} was left 'running' by a harness that is gone; marked 'abandoned' in its run.json`);
   for (const { runId: id, reason } of found.unreadable) say(`warning: results/${id}/run.json could not be checked: ${reason}`);
+  // A harness killed with SIGKILL during a KSM run left the host's KSM knobs changed: put them back first.
+  const restoredKsm = recoverAbandonedKsmState((message) => say(`notice: ${message}`));
+  if (restoredKsm) warnings.push(`restored the host's KSM settings left by an earlier xme run that was killed: ${Object.entries(restoredKsm).map(([k, v]) => `${k}=${v}`).join(', ')}`);
   const runId = newRunId(options.resultsRoot, scenario.name);
   const dir = path.join(options.resultsRoot, runId);
   fs.mkdirSync(dir);
@@ -117,7 +123,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   };
   // In this order: the report reads the two CSVs, complete by then, and comes before run.json so that a
   // report that cannot be made is a warning run.json records (the CSVs are never lost to it).
-  const writers: ResultWriter[] = [new SamplesCsvWriter(), new SummaryCsvWriter(), new ReportWriter(), new RunJsonWriter(), ...(options.writers ?? [])];
+  const writers: ResultWriter[] = [new SamplesCsvWriter(), new SummaryCsvWriter(), new OverheadCsvWriter(), new ReportWriter(), new RunJsonWriter(), ...(options.writers ?? [])];
   const prepareEnd = () => Promise.all(writers.map((writer) => writer.prepareEnd?.()));
   const repetitions: RepetitionMetrics[] = [];
   let backendInfo: BackendInfo | undefined;
@@ -161,36 +167,46 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
     for (const memoryMiB of scenario.memoryMiB) {
       for (let repetition = 1; repetition <= scenario.repetitions && !stopRequested(); repetition++) {
         const label = `[${memoryMiB} MiB · rep ${repetition}/${scenario.repetitions}]`;
-        const backend = await backends.create({
-          accelerator: options.accelerator ?? 'auto',
-          keepLogsIn: path.join(dir, 'logs', `m${memoryMiB}-r${repetition}`),
-          onNotice: (message) => warnings.push(message),
-        });
-        try {
-          backendInfo = backend.info();
-          say(`${label} booting ${scenario.guests} × ${image.manifest.kernelRelease} (${backendInfo.accelerator}, ${scenario.kaslr ? 'KASLR on' : 'nokaslr'}, workload ${scenario.workload.name})`);
-          const guests = await backend.provision(image, scenario.guests, {
-            memoryMiB,
-            kaslr: scenario.kaslr,
-            workload: scenario.workload,
+        // Together: one set of guests scored by every strategy. Apart: a set per strategy, in an order that
+        // rotates with the repetition, so that no strategy always runs first (on a fresher, cooler host).
+        const sets = scenario.strategyGuests === 'apart' ? strategyOrder(scenario.strategies, repetition - 1).map((spec) => [spec]) : [scenario.strategies];
+        for (const strategies of sets) {
+          if (stopRequested()) break;
+          const setLabel = sets.length > 1 ? `${label} ${strategies[0]!.label}:` : label;
+          const setScenario = { ...scenario, strategies };
+          const backend = await backends.create({
+            accelerator: options.accelerator ?? 'auto',
+            keepLogsIn: path.join(dir, 'logs', sets.length > 1 ? `m${memoryMiB}-r${repetition}-${strategies[0]!.label}` : `m${memoryMiB}-r${repetition}`),
+            onNotice: (message) => warnings.push(message),
           });
-          say(`${label} booted in ${(Math.max(...guests.map((g) => g.bootMs)) / 1000).toFixed(1)} s; scoring ${scenario.strategies.map((s) => s.label).join(', ')} every ${scenario.tickS} s for ${scenario.durationS} s`);
-          const metrics = await runRepetition({
-            scenario, backend, guests, image, kernel, hasher, memoryMiB, repetition, stopRequested,
-            emit: (sample) => {
-              for (const writer of writers) writer.sample?.(sample);
-            },
-            say: (line) => say(`${label} ${line}`),
-            note: (text) => notes.add(text),
-            warn: (text) => warnings.push(text),
-            onLedger: (ledger) => {
-              ledgerModes.add(ledger.mode);
-              cowMethods.add(ledger.cowMethodDescription);
-            },
-          });
-          if (metrics) repetitions.push(...metrics);
-        } finally {
-          await backend.close();
+          try {
+            backendInfo = backend.info();
+            const guestRam = guestRamFor(strategies);
+            say(`${setLabel} booting ${scenario.guests} × ${image.manifest.kernelRelease} (${backendInfo.accelerator}, ${scenario.kaslr ? 'KASLR on' : 'nokaslr'}, workload ${scenario.workload.name}${guestRam === 'anonymous-mergeable' ? ', anonymous mergeable RAM' : ''})`);
+            const guests = await backend.provision(image, scenario.guests, {
+              memoryMiB,
+              kaslr: scenario.kaslr,
+              workload: scenario.workload,
+              guestRam,
+            });
+            say(`${setLabel} booted in ${(Math.max(...guests.map((g) => g.bootMs)) / 1000).toFixed(1)} s; scoring ${strategies.map((s) => s.label).join(', ')} every ${scenario.tickS} s for ${scenario.durationS} s`);
+            const metrics = await runRepetition({
+              scenario: setScenario, backend, guests, image, kernel, hasher, memoryMiB, repetition, stopRequested,
+              emit: (sample) => {
+                for (const writer of writers) writer.sample?.(sample);
+              },
+              say: (line) => say(`${setLabel} ${line}`),
+              note: (text) => notes.add(text),
+              warn: (text) => warnings.push(text),
+              onLedger: (ledger) => {
+                ledgerModes.add(ledger.mode);
+                cowMethods.add(ledger.cowMethodDescription);
+              },
+            });
+            if (metrics) repetitions.push(...metrics);
+          } finally {
+            await backend.close();
+          }
         }
       }
     }

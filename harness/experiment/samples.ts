@@ -26,6 +26,7 @@ export const SAMPLE_COLUMNS = [
   'cow_cpu_ms',
   'tick_cpu_ms',
   'cpu_method',
+  'observer_cpu_ms',
   'pages_read',
   'bytes_hashed',
   'bytes_compared',

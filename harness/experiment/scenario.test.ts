@@ -20,7 +20,8 @@ function broken(patch: (s: Record<string, any>) => void) {
 describe('scenario validation', () => {
   it('fills defaults', () => {
     const scenario = parseScenario(valid);
-    expect(scenario).toMatchObject({ image: 'cloud', kaslr: false, repetitions: 1, pauseDuringScan: true, memoryMiB: [128] });
+    expect(scenario).toMatchObject({ image: 'cloud', kaslr: false, repetitions: 1, pauseDuringScan: true, memoryMiB: [128], strategyGuests: 'together' });
+    expect(scenario.baseline).toBeUndefined();
     expect(scenario.strategies).toEqual([
       { name: 'semantic', label: 'semantic', options: {} },
       { name: 'content', label: 'content', options: { zeroPages: false } },
@@ -85,6 +86,19 @@ describe('scenario validation', () => {
       expect(broken((s) => (s.strategies[1].label = label))).toThrow(/field 'strategies\[1\].label' must be lower-case letters, digits and \+ \. _ -/);
     }
     expect(broken((s) => (s.strategies[1].colour = 'red'))).toThrow(/field 'strategies\[1\].colour' is not a strategy field \(name, label, options\)/);
+  });
+
+  it('checks where strategies run, the baseline, and where KSM may run', () => {
+    expect(() => broken((s) => (s.strategyGuests = 'separate'))()).toThrow(/field 'strategyGuests' must be "together" or "apart"/);
+    expect(() => broken((s) => (s.baseline = 'none'))()).toThrow(/field 'baseline' must be the label of one of the strategies \(semantic, content\)/);
+    expect(() => broken((s) => (s.strategies = ['ksm', { name: 'ksm', label: 'ksm2' }]))()).toThrow(/may name ksm only once/);
+    expect(() => broken((s) => ((s.backend = 'xen'), (s.strategies = ['ksm'])))()).toThrow(/needs backend qemu/);
+    expect(() => broken((s) => (s.strategies = [{ name: 'ksm', options: { pages_to_scan: -1 } }]))()).toThrow(/strategies\[0\]\.options.*pages_to_scan/);
+    const apart = parseScenario({ ...valid, strategies: ['none', 'ksm'], strategyGuests: 'apart', baseline: 'none' });
+    expect(apart).toMatchObject({ strategyGuests: 'apart', baseline: 'none' });
+    // Xen runs several strategies only on guests of their own: sharing there changes the guests.
+    expect(() => parseScenario({ ...valid, backend: 'xen' })).toThrow(/exactly one strategy with backend xen, unless strategyGuests is "apart"/);
+    expect(parseScenario({ ...valid, backend: 'xen', strategyGuests: 'apart' }).strategies).toHaveLength(2);
   });
 
   it('loads every shipped scenario', () => {

@@ -45,13 +45,21 @@ export interface Scenario {
   pauseDuringScan: boolean;
   /** Use this System.map instead of the image's (to test that a wrong one is refused). */
   systemMap?: string;
+  /**
+   * 'together' (default): all strategies score the same guests, side by side. 'apart': every strategy gets
+   * guests of its own, booted for it, one strategy after the other (order rotated each repetition) — for
+   * mechanisms that change the guests (KSM, Xen) and for measuring what the guests feel (guest-overhead).
+   */
+  strategyGuests: 'together' | 'apart';
+  /** The label of the strategy others are compared with (slowdown of the guests' workload, overhead.csv). */
+  baseline?: string;
 }
 
 export const scenariosDir = path.join(projectRoot, 'scenarios');
 
 const KNOWN_FIELDS = [
   '$comment', 'name', 'description', 'backend', 'image', 'guests', 'memoryMiB', 'kaslr', 'workload', 'warmupS', 'durationS', 'tickS',
-  'strategies', 'repetitions', 'pauseDuringScan', 'systemMap',
+  'strategies', 'repetitions', 'pauseDuringScan', 'systemMap', 'strategyGuests', 'baseline',
 ];
 
 class FieldError extends XmeError {}
@@ -153,10 +161,18 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     return { name: spec.name as string, label, options };
   });
 
+  const strategyGuests = raw.strategyGuests ?? 'together';
+  if (strategyGuests !== 'together' && strategyGuests !== 'apart') v.fail('strategyGuests', `must be "together" or "apart", got ${JSON.stringify(strategyGuests)}`);
   const backend = raw.backend ?? 'qemu';
   if (!(BACKENDS as readonly unknown[]).includes(backend)) v.fail('backend', `must be one of ${BACKENDS.join(', ')}`);
-  if (backend === 'xen' && strategies.length !== 1) {
-    v.fail('strategies', 'must name exactly one strategy with backend xen: sharing there changes the guests, so strategies cannot be scored side by side');
+  if (backend === 'xen' && strategies.length !== 1 && strategyGuests !== 'apart') {
+    v.fail('strategies', 'must name exactly one strategy with backend xen, unless strategyGuests is "apart": sharing there changes the guests, so strategies cannot be scored side by side');
+  }
+  const ksmCount = strategies.filter((s) => s.name === 'ksm').length;
+  if (ksmCount > 1 && strategyGuests === 'together') v.fail('strategies', 'may name ksm only once with strategyGuests "together": KSM is one host-wide mechanism');
+  if (ksmCount > 0 && backend !== 'qemu') v.fail('strategies', 'names ksm, which needs backend qemu (Linux KSM merges QEMU\'s anonymous guest RAM)');
+  if (raw.baseline !== undefined && !strategies.some((s) => s.label === raw.baseline)) {
+    v.fail('baseline', `must be the label of one of the strategies (${strategies.map((s) => s.label).join(', ')}), got ${JSON.stringify(raw.baseline)}`);
   }
 
   let systemMap: string | undefined;
@@ -182,6 +198,8 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     repetitions: v.integer(raw.repetitions ?? 1, 'repetitions', 1, 1000),
     pauseDuringScan: v.boolean(raw.pauseDuringScan, 'pauseDuringScan', true),
     ...(systemMap ? { systemMap } : {}),
+    strategyGuests: strategyGuests as Scenario['strategyGuests'],
+    ...(raw.baseline !== undefined ? { baseline: raw.baseline as string } : {}),
   };
 }
 

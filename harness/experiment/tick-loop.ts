@@ -6,13 +6,13 @@
  * itself, so that it runs on stand-ins in unit tests (tick-loop.test.ts, harness/testing/fake-backend.ts).
  */
 import { XmeError } from '../util/errors.ts';
-import type { Backend, Guest } from '../backends/types.ts';
+import type { Backend, Guest, WorkloadProgress } from '../backends/types.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import type { KernelInfo } from '../introspection/kernel-info.ts';
 import type { PageHasher } from '../hashing/page-hasher.ts';
 import type { Ledger } from '../sharing/ledger.ts';
 import { ledgerFor } from '../sharing/ledger-for-backend.ts';
-import { measureThreadCpu } from '../util/thread-cpu.ts';
+import { measureThreadCpu, THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import { createStrategy } from '../../strategies/registry.ts';
 import type { ScanResult, Strategy, StrategyContext } from '../../strategies/types.ts';
 import type { Scenario } from './scenario.ts';
@@ -55,6 +55,8 @@ interface StrategyTrack {
   tickCpu: number[];
   refusedScans: number;
   lastScan?: ScanResult;
+  /** The mechanism's CPU method, where it is not the harness thread's (KSM). */
+  cpuMethod?: string;
   /** Undeclared figures already warned about (once per repetition is enough). */
   undeclared: Set<string>;
 }
@@ -65,7 +67,11 @@ async function sleepUntil(deadline: number, stopRequested: () => boolean): Promi
   }
 }
 
-/** Workload ops/s of a guest since the progress line seen at the previous tick (guest time). */
+/**
+ * Workload ops/s of a guest since the progress line seen at the previous tick. Over host time where lines are
+ * stamped on arrival (the consoles are watched): a paused guest's clock stops, the host's does not, so time a
+ * guest lost to pauses lowers its throughput as it should. Over guest time otherwise.
+ */
 export class ThroughputMeter {
   private lastIndex = new Map<Guest, number>();
 
@@ -74,10 +80,15 @@ export class ThroughputMeter {
     const previous = this.lastIndex.get(guest);
     this.lastIndex.set(guest, progress.length - 1);
     if (previous === undefined || previous < 0 || progress.length - 1 <= previous) return undefined;
-    const from = progress[previous]!;
-    const to = progress.at(-1)!;
-    return to.tMs > from.tMs ? ((to.ops - from.ops) * 1000) / (to.tMs - from.tMs) : undefined;
+    return opsPerSecond(progress[previous]!, progress.at(-1)!);
   }
+}
+
+/** Throughput between two progress lines: host time when both carry it, guest time otherwise. */
+export function opsPerSecond(from: WorkloadProgress, to: WorkloadProgress): number | undefined {
+  const hostSpan = from.hostMs !== undefined && to.hostMs !== undefined ? to.hostMs - from.hostMs : undefined;
+  const span = hostSpan ?? to.tMs - from.tMs;
+  return span > 0 ? ((to.ops - from.ops) * 1000) / span : undefined;
 }
 
 /**
@@ -97,17 +108,31 @@ function countResident(map: Uint8Array): number {
 
 /** The tick loop of one repetition; returns per-strategy metrics, or undefined if stopped before a tick. */
 export async function runRepetition(input: RepetitionInput): Promise<RepetitionMetrics[] | undefined> {
-  const { scenario, guests, stopRequested } = input;
-  const baseContext = { guests, image: input.image, kernel: input.kernel, hasher: input.hasher };
+  const { scenario, guests } = input;
   const tracks: StrategyTrack[] = scenario.strategies.map((spec) => {
     const strategy = createStrategy(spec.name, spec.options);
-    // Enforcing backends (Xen) really share; elsewhere the ledger accounts what would be shared.
-    const ledger = ledgerFor(input.backend, spec.label, guests, input.hasher);
+    // A mechanism outside xme (KSM) brings its observer; enforcing backends (Xen) really share; elsewhere
+    // the ledger accounts what would be shared.
+    const ledger = strategy.createLedger?.(spec.label, guests) ?? ledgerFor(input.backend, spec.label, guests, input.hasher);
     checkDeclarations(`strategy ${spec.name}`, strategy.declaredMetrics);
     checkDeclarations(`the ${ledger.mode} ledger`, ledger.declaredMetrics);
     input.onLedger(ledger);
     return { label: spec.label, name: spec.name, strategy, ledger, scanCpu: [], cowCpu: [], verifyCpu: [], tickCpu: [], refusedScans: 0, undeclared: new Set() };
   });
+  try {
+    for (const track of tracks) await track.strategy.begin?.({ note: input.note, notice: (text) => (input.warn(text), input.say(`notice: ${text}`)), say: input.say });
+    return await tickLoop(tracks, input);
+  } finally {
+    for (const track of tracks) {
+      await track.strategy.end?.();
+      track.ledger.close?.();
+    }
+  }
+}
+
+async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promise<RepetitionMetrics[] | undefined> {
+  const { scenario, guests, stopRequested } = input;
+  const baseContext = { guests, image: input.image, kernel: input.kernel, hasher: input.hasher };
   const meter = new ThroughputMeter();
   if (scenario.warmupS > 0) {
     input.say(`warming up for ${scenario.warmupS} s before the first scan`);
@@ -161,6 +186,7 @@ export async function runRepetition(input: RepetitionInput): Promise<RepetitionM
     lastScanMetrics: track.lastScan?.metrics,
     ledgerMetrics: track.ledger.extraMetrics(),
     declared: { ...track.strategy.declaredMetrics, ...track.ledger.declaredMetrics },
+    ...(track.cpuMethod ? { cpuMethod: track.cpuMethod } : {}),
   }));
   return repetitionMetrics(records, { memoryMiB: input.memoryMiB, repetition: input.repetition, totalPages, spanS: lastTickS, opsPerSecond });
 }
@@ -179,19 +205,27 @@ async function scoreTick(
 ): Promise<[StrategySample, ...TickSample[]]> {
   const { guests, residency } = context;
   track.ledger.setHostResidency?.(residency);
+  const faultsBefore = track.ledger.stats().cowFaults;
   // CPU of this thread only (harness/util/thread-cpu.ts): every call below runs on it.
   const cow = await measureThreadCpu(() => (tick > 0 ? track.ledger.detectCow() : []));
   const cowEvents = cow.value;
-  if (tick > 0) track.cowCpu.push(cow.cpuMs);
   const scanned = await measureThreadCpu(() => track.strategy.scan(context));
   const scan = scanned.value;
-  track.scanCpu.push(scanned.cpuMs);
   track.lastScan = scan;
   for (const note of scan.notes) input.note(`${track.label} (${input.memoryMiB} MiB, rep ${input.repetition}): ${note}`);
   const verified = await measureThreadCpu(() => track.ledger.apply(scan.groups));
   const applied = verified.value;
-  track.verifyCpu.push(verified.cpuMs);
-  const tickCpuMs = (tick > 0 ? cow.cpuMs : 0) + scanned.cpuMs + verified.cpuMs;
+  const threadCpuMs = (tick > 0 ? cow.cpuMs : 0) + scanned.cpuMs + verified.cpuMs;
+  // Sharing done outside the harness (ksmd) costs what that mechanism spent; the harness thread only observed.
+  const mechanism = track.ledger.mechanismCpu?.();
+  if (mechanism) track.cpuMethod = mechanism.method;
+  const scanCpuMs = mechanism ? mechanism.cpuMs : scanned.cpuMs;
+  const verifyCpuMs = mechanism ? 0 : verified.cpuMs;
+  const cowCpuMs = tick > 0 ? (mechanism ? 0 : cow.cpuMs) : undefined;
+  const tickCpuMs = mechanism ? mechanism.cpuMs : threadCpuMs;
+  if (cowCpuMs !== undefined) track.cowCpu.push(cowCpuMs);
+  track.scanCpu.push(scanCpuMs);
+  track.verifyCpu.push(verifyCpuMs);
   track.tickCpu.push(tickCpuMs);
   if (scan.refused) track.refusedScans++;
 
@@ -225,15 +259,18 @@ async function scoreTick(
     hostFramesSaved: stats.hostFramesSaved,
     hostResidentPages: residency.every((map) => map !== undefined) ? residency.reduce((sum, map) => sum + countResident(map!), 0) : undefined,
     zeroPagesShared: stats.zeroPagesShared,
-    cowFaultsTick: cowEvents.length,
+    // From the ledger's total, not the events: a kernel count (KSM) has faults no event names.
+    cowFaultsTick: stats.cowFaults - faultsBefore,
     cowFaultsTotal: stats.cowFaults,
     cowCopiesTotal: stats.cowCopies,
     cost: {
-      scanCpuMs: scanned.cpuMs,
+      cpuMethod: mechanism?.method ?? THREAD_CPU_METHOD,
+      scanCpuMs,
       scanWallMs: scanned.wallMs,
-      verifyCpuMs: verified.cpuMs,
-      cowCpuMs: tick > 0 ? cow.cpuMs : undefined,
+      verifyCpuMs,
+      cowCpuMs,
       tickCpuMs,
+      observerCpuMs: mechanism ? threadCpuMs : undefined,
       pagesRead: scan.cost.pagesRead,
       bytesHashed: scan.cost.bytesHashed,
       bytesCompared: scan.cost.bytesCompared + applied.bytesCompared,

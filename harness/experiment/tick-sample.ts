@@ -25,14 +25,18 @@ export interface SampleOrigin {
 
 /** What one tick of one strategy cost: CPU of the harness thread (util/thread-cpu.ts) and work done. */
 export interface TickCost {
+  /** How the CPU figures were measured (the harness thread's clock, or ksmd's schedstat). */
+  cpuMethod: string;
   scanCpuMs: number;
   scanWallMs: number;
   /** The ledger's byte verification (and, enforced, the sharing calls). */
   verifyCpuMs: number;
   /** CoW detection; undefined at tick 0, where nothing was shared yet. */
   cowCpuMs: number | undefined;
-  /** CoW detection + scan + verification. */
+  /** CoW detection + scan + verification; or, for sharing done outside the harness, that mechanism's CPU. */
   tickCpuMs: number;
+  /** Where the mechanism is outside the harness (KSM): what observing it cost the harness thread. */
+  observerCpuMs?: number;
   pagesRead: number;
   bytesHashed: number;
   /** By the strategy and by the ledger's verification. */

@@ -74,8 +74,11 @@ export interface Ledger {
   readonly mode: 'accounted' | 'enforced';
   /** Short name for the CSV's cow_method column. */
   readonly cowMethod: string;
-  /** 'exact', or 'lower bound' where some writes cannot be seen (content re-read misses identical-bytes writes). */
-  readonly cowCount: 'exact' | 'lower bound';
+  /**
+   * 'exact'; 'lower bound' where some writes cannot be seen (content re-read misses identical-bytes writes);
+   * 'host-wide' where the count is the host kernel's for every process (KSM's cow_ksm), not only the run's.
+   */
+  readonly cowCount: 'exact' | 'lower bound' | 'host-wide';
   /** One sentence for run.json and summary.csv: how CoW faults were counted and what the count bounds. */
   readonly cowMethodDescription: string;
   apply(groups: ShareGroup[]): ApplyResult | Promise<ApplyResult>;
@@ -87,6 +90,13 @@ export interface Ledger {
   extraMetrics(): Record<string, number>;
   /** What extraMetrics() gives, with unit and method (as Strategy.declaredMetrics): for summary.csv. */
   readonly declaredMetrics: MetricDeclarations;
+  /**
+   * Where the sharing is done outside the harness (ksmd), the CPU that mechanism spent since the previous
+   * call, and how it was measured: the tick's cost is that, not the harness thread's (which only observed).
+   */
+  mechanismCpu?(): { cpuMs: number; method: string };
+  /** Release what the ledger holds open (file descriptors). */
+  close?(): void;
 }
 
 interface Frame {

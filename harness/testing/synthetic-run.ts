@@ -4,6 +4,7 @@
  * (recorded-samples.ts). The numbers follow simple rules so a test can say how many series and points each
  * figure must have; nothing boots, nothing is measured.
  */
+import { THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { StrategySpec } from '../experiment/scenario.ts';
@@ -91,7 +92,7 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
             guestPages: guestPages * guests, sharedPages: shared, framesSaved: shared / 2, hostFramesSaved: hostFrames ? shared / 4 : undefined,
             hostResidentPages: hostFrames ? guestPages : undefined, zeroPagesShared: 0,
             cowFaultsTick: tick > 0 ? s + 1 : 0, cowFaultsTotal: tick * (s + 1), cowCopiesTotal: tick * (s + 1),
-            cost: { scanCpuMs: 1, scanWallMs: 1, verifyCpuMs: 1, cowCpuMs: tick > 0 ? 1 : undefined, tickCpuMs: 3, pagesRead: 1, bytesHashed: 4096, bytesCompared: 4096 },
+            cost: { cpuMethod: THREAD_CPU_METHOD, scanCpuMs: 1, scanWallMs: 1, verifyCpuMs: 1, cowCpuMs: tick > 0 ? 1 : undefined, tickCpuMs: 3, pagesRead: 1, bytesHashed: 4096, bytesCompared: 4096 },
             refusedPages: 0, metrics: {},
           };
           const perGuest: TickSample[] = Array.from({ length: guests }, (_, g) => ({

@@ -24,10 +24,10 @@ function end(rows: SummaryRow[] | undefined): RunEnd {
 describe('console table', () => {
   it('shows the key figures per memory size and strategy, – where a figure was not measured', () => {
     expect(consoleTable(summary)).toBe([
-      'memory   strategy  shared pages  saved %  host saved  zero pages  kcode %  CoW faults  scan ms  scan ×sem  tick ms  tick ×sem  guest ops/s',
-      '-------  --------  ------------  -------  ----------  ----------  -------  ----------  -------  ---------  -------  ---------  -----------',
-      '256 MiB  semantic        10,758        –           –           –        –           –     15.2          –        –          –            –',
-      '256 MiB  content        185,142     88.4           –           –        –           –        –       23.7        –          –            –',
+      'memory   strategy  shared pages  saved %  host saved  zero pages  kcode %  CoW faults  scan ms  scan ×sem  tick ms  tick ×sem  CPU ms/s  guest ops/s',
+      '-------  --------  ------------  -------  ----------  ----------  -------  ----------  -------  ---------  -------  ---------  --------  -----------',
+      '256 MiB  semantic        10,758        –           –           –        –           –     15.2          –        –          –         –            –',
+      '256 MiB  content        185,142     88.4           –           –        –           –        –       23.7        –          –         –            –',
     ].join('\n'));
   });
 

@@ -1,7 +1,8 @@
 /** The table printed at the end of a run: the key figures per memory size and strategy (means). */
 import type { SummaryRow } from '../summary.ts';
 import type { MetricName } from '../metrics.ts';
-import type { ResultWriter, RunEnd } from './result-writer.ts';
+import type { ResultWriter, RunEnd, RunHeader } from './result-writer.ts';
+import { slowdownRows, type SlowdownRow } from '../slowdown.ts';
 
 const COLUMNS: [MetricName, string, (v: number) => string][] = [
   ['shared_pages', 'shared pages', (v) => Math.round(v).toLocaleString('en')],
@@ -14,6 +15,7 @@ const COLUMNS: [MetricName, string, (v: number) => string][] = [
   ['scan_cpu_ratio_vs_semantic', 'scan ×sem', (v) => v.toFixed(1)],
   ['tick_cpu_ms', 'tick ms', (v) => v.toFixed(1)],
   ['tick_cpu_ratio_vs_semantic', 'tick ×sem', (v) => v.toFixed(1)],
+  ['cpu_ms_per_s', 'CPU ms/s', (v) => v.toFixed(1)],
   ['workload_ops_per_s', 'guest ops/s', (v) => v.toFixed(0)],
 ];
 
@@ -33,11 +35,31 @@ export function consoleTable(rows: SummaryRow[]): string {
   return [format(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(format)].join('\n');
 }
 
+/** One line per strategy: the guests' slowdown against the baseline, with its 95% CI. */
+export function slowdownLines(rows: readonly SlowdownRow[]): string {
+  const ci = (row: SlowdownRow) => (row.ci95_low !== undefined ? ` [95% CI ${row.ci95_low.toFixed(1)}, ${row.ci95_high!.toFixed(1)}]` : ' (one pair: no CI)');
+  return rows
+    .map((row) => `${row.memory_mib} MiB  ${row.strategy}: guest workload ${row.slowdown_pct >= 0 ? 'slowdown' : 'speed-up'} ${Math.abs(row.slowdown_pct).toFixed(1)} %${ci(row)} vs ${row.baseline}, n=${row.n} (${row.ops_per_s.toFixed(0)} vs ${row.baseline_ops_per_s.toFixed(0)} ops/s)`)
+    .join('\n');
+}
+
 /** Prints the table once the run has a summary with figures (an interrupted run's too; a failed one has none). */
 export class ConsoleTableWriter implements ResultWriter {
+  private baseline: string | undefined;
+  private scenario = '';
+
   constructor(private readonly write: (text: string) => void) {}
+
+  begin(run: RunHeader): void {
+    this.baseline = run.scenario.baseline;
+    this.scenario = run.scenario.name;
+  }
 
   end(run: RunEnd): void {
     if (run.summary?.length) this.write(`\n${consoleTable(run.summary)}\n`);
+    if (this.baseline) {
+      const rows = slowdownRows(this.scenario, this.baseline, run.repetitions);
+      if (rows.length) this.write(`\n${slowdownLines(rows)}\n(overhead.csv has the figures and how they were measured)\n`);
+    }
   }
 }

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { CsvAppender, type CsvValue } from '../csv-writer.ts';
 import { CPU_METHOD, SAMPLE_COLUMNS, type SampleColumn } from '../samples.ts';
+import { THREAD_CPU_METHOD } from '../../util/thread-cpu.ts';
 import type { TickSample } from '../tick-sample.ts';
 import type { ResultWriter, RunHeader } from './result-writer.ts';
 
@@ -56,7 +57,9 @@ export function sampleRow(run: { runId: string; scenario: { name: string } }, sa
     verify_cpu_ms: cost.verifyCpuMs,
     cow_cpu_ms: cost.cowCpuMs,
     tick_cpu_ms: cost.tickCpuMs,
-    cpu_method: CPU_METHOD,
+    // The harness thread's clock, or the mechanism's own (ksmd) where sharing is done outside the harness.
+    cpu_method: cost.cpuMethod === THREAD_CPU_METHOD ? CPU_METHOD : cost.cpuMethod,
+    observer_cpu_ms: cost.observerCpuMs,
     pages_read: cost.pagesRead,
     bytes_hashed: cost.bytesHashed,
     bytes_compared: cost.bytesCompared,
