@@ -62,6 +62,7 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -662,6 +663,7 @@ static int run_httpd(const struct options *o, unsigned fail_after) {
   h.server = fork();
   if (h.server < 0) { printf("XME-ERROR httpd: fork: %s\n", strerror(errno)); return 1; }
   if (h.server == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* the server does not outlive its client, however that ends */
     execl(XME_BUSYBOX, "busybox", "httpd", "-f", "-p", address, "-h", dir, (char *)NULL);
     dprintf(1, "XME-ERROR httpd: cannot run %s: %s\n", XME_BUSYBOX, strerror(errno));
     _exit(127);
