@@ -14,14 +14,15 @@ export interface PageRef {
 }
 
 /** What a guest runs once booted (see guest-images/init/xme-load.c for what each does and counts). */
-export const WORKLOADS = ['idle', 'memchurn', 'pagecache', 'cpu', 'cowprobe'] as const;
+export const WORKLOADS = ['idle', 'memchurn', 'pagecache', 'cpu', 'cowprobe', 'httpd', 'gzip'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
 
 /**
- * Every parameter xme-load takes (as k=v words). All workloads: interval_ms, seed; memchurn/pagecache/cpu:
- * mib, rate (units/s); cowprobe (harness/workloads/cowprobe.ts): pages, writes, same, delay_ms, gap_ms, doorbell.
+ * Every parameter xme-load takes (as k=v words). All workloads: interval_ms, seed; memchurn/pagecache/cpu/httpd/gzip:
+ * mib, rate (units/s); httpd/gzip: fail_after (a deliberate failure after that many ops, for tests);
+ * cowprobe (harness/workloads/cowprobe.ts): pages, writes, same, delay_ms, gap_ms, doorbell.
  */
-export const WORKLOAD_PARAMS = ['mib', 'rate', 'interval_ms', 'seed', 'pages', 'writes', 'same', 'delay_ms', 'gap_ms', 'doorbell'] as const;
+export const WORKLOAD_PARAMS = ['mib', 'rate', 'interval_ms', 'seed', 'fail_after', 'pages', 'writes', 'same', 'delay_ms', 'gap_ms', 'doorbell'] as const;
 export type WorkloadParam = (typeof WORKLOAD_PARAMS)[number];
 
 export interface WorkloadSpec {

@@ -1,8 +1,10 @@
 #!/bin/busybox sh
 # /init of every xme guest. It changes nothing the harness measures: it mounts the pseudo file systems,
 # announces the boot on the console, then runs the workload named on the kernel command line:
-#   xme.workload=<idle|memchurn|pagecache|cpu>  xme.args=<k=v,k=v>  (e.g. xme.args=mib=32,rate=500)
+#   xme.workload=<idle|memchurn|pagecache|cpu|cowprobe|httpd|gzip>  xme.args=<k=v,k=v>  (e.g. xme.args=mib=32,rate=500)
 # The harness waits for the XME-BOOTED line and parses the XME-PROGRESS lines that xme-load prints.
+# The httpd and gzip workloads run busybox's own httpd and gzip (the applets installed below); xme-load brings
+# the loopback interface up itself, so this script configures no network (the guest has no NIC).
 /bin/busybox mkdir -p /proc /sys /dev /tmp /bin /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
 mount -t proc proc /proc
