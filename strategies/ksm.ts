@@ -9,6 +9,7 @@
 import type { Guest } from '../harness/backends/types.ts';
 import { KsmSession, parseKsmSettings, type KsmSettings } from '../harness/host/ksm.ts';
 import { KsmLedger } from '../harness/sharing/ksm-ledger.ts';
+import { mergeableProcesses } from '../harness/host/mergeable-processes.ts';
 import type { Ledger } from '../harness/sharing/ledger.ts';
 import type { ScanResult, Strategy, StrategyFactory, StrategyLifecycle } from './types.ts';
 
@@ -35,6 +36,15 @@ export class KsmStrategy implements Strategy {
     const saved = Object.entries(this.session.saved).map(([k, v]) => `${k}=${v}`).join(', ');
     lifecycle.note(`ksm: ${this.describe()}; host settings before the run: ${saved}`);
     lifecycle.say(`KSM on: ${this.describe()}; the host's settings (${saved}) are restored when the run ends`);
+    // KSM is host-wide: say which other processes it scans too, and so counts in cow_ksm and ksmd's CPU.
+    const own = new Set(lifecycle.guests.map((g) => g.hostProcessMemory?.()?.pid).filter((pid): pid is number => pid !== undefined));
+    const others = mergeableProcesses(own);
+    if (others.length) {
+      lifecycle.notice(
+        `KSM also scans ${others.length} process(es) outside this run (${others.map((p) => `${p.command} ${p.pid}: ${Math.round(p.mergeableKiB / 1024)} MiB`).join(', ')}): ` +
+          "ksmd's CPU, pages_scanned and cow_ksm are host-wide and include them; the per-guest figures (pagemap, ksm_stat) do not",
+      );
+    }
   }
 
   end(): void {

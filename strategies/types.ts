@@ -34,8 +34,10 @@ export interface ScanResult {
   notes: string[];
 }
 
-/** What a strategy with a lifecycle may tell the run (begin()). */
+/** What a strategy with a lifecycle is given, and may tell the run (begin()). */
 export interface StrategyLifecycle {
+  /** The guests of this repetition, booted. */
+  guests: readonly Guest[];
   /** Something worth recording once in run.json. */
   note: (text: string) => void;
   /** Something a person should see now and run.json should keep (e.g. settings restored from a killed run). */

@@ -120,7 +120,7 @@ export async function runRepetition(input: RepetitionInput): Promise<RepetitionM
     return { label: spec.label, name: spec.name, strategy, ledger, scanCpu: [], cowCpu: [], verifyCpu: [], tickCpu: [], refusedScans: 0, undeclared: new Set() };
   });
   try {
-    for (const track of tracks) await track.strategy.begin?.({ note: input.note, notice: (text) => (input.warn(text), input.say(`notice: ${text}`)), say: input.say });
+    for (const track of tracks) await track.strategy.begin?.({ guests, note: input.note, notice: (text) => (input.warn(text), input.say(`notice: ${text}`)), say: input.say });
     return await tickLoop(tracks, input);
   } finally {
     for (const track of tracks) {

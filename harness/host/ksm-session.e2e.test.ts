@@ -18,6 +18,7 @@ import { restoreKnobs } from './ksm-apply.ts';
 import { readProcessKsmStatLines } from './ksm-counters.ts';
 import { KSM_STATE_DIR, ksmStateFile, readStateFile } from './ksm-state.ts';
 import { MergeableMemory } from './testing/mergeable-memory.ts';
+import { takeKsmTestLock } from '../testing/ksm-test-lock.ts';
 
 // The real knobs and the real state directory, whatever the environment says.
 delete process.env.XME_KSM_SYSFS;
@@ -88,14 +89,16 @@ function expectedWhileHeld(before: Record<string, string>, settings: KsmSettings
   };
 }
 
-beforeAll(() => {
+let releaseLock: () => void = () => undefined;
+beforeAll(async () => {
+  releaseLock = await takeKsmTestLock(); // test files that use KSM take turns (it is host-wide)
   const available = ksmAvailable();
   if (!available.ok) throw new Error(`these tests need KSM: ${available.why} — ${available.fix}`);
   const holder = readStateFile();
   if (holder) throw new Error(`${ksmStateFile()} exists (xme process ${holder.owner.pid} holds KSM): run these tests when no xme run uses KSM`);
   hostValues = knobs();
   log(`host's knobs before: ${JSON.stringify(hostValues)}`);
-});
+}, 1_000_000);
 
 afterAll(async () => {
   // Whatever failed: no holder left running, nothing abandoned, the host's values back.
@@ -106,6 +109,7 @@ afterAll(async () => {
   }
   recoverAbandonedKsmState((message) => log(`afterAll: ${message}`));
   const problems = restoreKnobs(Object.fromEntries(CHANGED_KNOBS.map((knob) => [knob, hostValues[knob]!]).filter(([, v]) => v !== undefined)));
+  releaseLock();
   expect(problems).toEqual([]);
   expect(knobs()).toEqual(hostValues);
 }, 60_000);

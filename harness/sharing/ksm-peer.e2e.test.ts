@@ -14,17 +14,23 @@ import { projectRoot, runtimeBaseDir } from '../util/paths.ts';
 import { defaultImage, processRunning, qemuPids } from '../testing/e2e.ts';
 import { loadScenario, withOverrides } from '../experiment/scenario.ts';
 import { runExperiment } from '../experiment/runner.ts';
+import { takeKsmTestLock } from '../testing/ksm-test-lock.ts';
 
 const KNOBS = ['run', 'pages_to_scan', 'sleep_millisecs', 'use_zero_pages', 'smart_scan', 'advisor_mode', 'max_page_sharing', 'merge_across_nodes'];
 const knobs = () => Object.fromEntries(KNOBS.map((k) => [k, fs.readFileSync(`/sys/kernel/mm/ksm/${k}`, 'utf8').trim()]));
 const resultsRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-ksm-test-'));
 let before: Record<string, string>;
 
+let releaseLock: () => void = () => undefined;
 beforeAll(async () => {
   await defaultImage();
+  releaseLock = await takeKsmTestLock(); // test files that use KSM take turns (it is host-wide)
   before = knobs();
+}, 1_000_000);
+afterAll(() => {
+  releaseLock();
+  fs.rmSync(resultsRoot, { recursive: true, force: true });
 });
-afterAll(() => fs.rmSync(resultsRoot, { recursive: true, force: true }));
 
 type Row = Record<string, string>;
 const metricsOf = (row: Row) => Object.fromEntries((row.strategy_metrics ?? '').split(';').filter(Boolean).map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
