@@ -9,12 +9,15 @@ export const MAP_SHARED = 0x1;
 export const MAP_PRIVATE = 0x2;
 export const MAP_ANONYMOUS = 0x20;
 export const MAP_FAILED = 0xffffffffffffffffn;
+export const PROT_WRITE = 0x2;
+export const MADV_MERGEABLE = 12;
 
 export interface Libc {
   lseek: (fd: number, offset: number, whence: number) => number | bigint;
   mmap: (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => unknown;
   munmap: (addr: unknown, length: number) => number;
   mincore: (addr: unknown, length: number, vec: Uint8Array) => number;
+  madvise: (addr: unknown, length: number, advice: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -28,6 +31,7 @@ export function loadLibc(): Libc {
     mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as Libc['mmap'],
     munmap: lib.func('int munmap(void *addr, size_t length)') as Libc['munmap'],
     mincore: lib.func('int mincore(void *addr, size_t length, _Out_ uint8_t *vec)') as Libc['mincore'],
+    madvise: lib.func('int madvise(void *addr, size_t length, int advice)') as Libc['madvise'],
   };
   return libc;
 }
