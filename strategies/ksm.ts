@@ -17,6 +17,7 @@ export class KsmStrategy implements Strategy {
   readonly name = 'ksm';
   readonly guestRam = 'anonymous-mergeable';
   readonly declaredMetrics = {};
+  readonly readsGuestMemory = false;
   private session: KsmSession | undefined;
 
   constructor(readonly settings: KsmSettings) {}

@@ -7,6 +7,7 @@ import type { ScanResult, Strategy, StrategyFactory } from './types.ts';
 export class NoSharingStrategy implements Strategy {
   readonly name = 'none';
   readonly declaredMetrics = {};
+  readonly readsGuestMemory = false;
 
   describe(): string {
     return 'no sharing (baseline)';

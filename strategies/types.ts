@@ -53,6 +53,8 @@ export interface Strategy {
    * 'anonymous-mergeable'; the runner then gives every guest of the run such RAM.
    */
   readonly guestRam?: GuestRamKind;
+  /** false for strategies that never read guest memory (ksm, none): no per-tick copy of RAM is made for them. */
+  readonly readsGuestMemory?: boolean;
   /**
    * A strategy whose sharing is done by a mechanism outside xme (the host kernel's KSM) brings the ledger that
    * observes that mechanism; every other strategy is verified and accounted (or enforced) by the harness's.

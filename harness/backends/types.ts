@@ -88,6 +88,13 @@ export interface Guest {
    * fault allocates it, so the harness itself would make the host back it.
    */
   hostResidentPages?(): Uint8Array;
+  /**
+   * Backends that can only read guest RAM by copying it (QEMU's anonymous RAM, from outside the process) take
+   * one copy of the resident pages here, once per tick while the guests are paused; pages() then serves views
+   * of it until dropTickCopy(). Absent where pages() is already a view of guest memory.
+   */
+  copyForTick?(residency: Uint8Array | undefined): void;
+  dropTickCopy?(): void;
   /** Set where guest RAM is anonymous memory of a host process that the host kernel may merge (KSM). */
   hostProcessMemory?(): HostProcessMemory | undefined;
   /** Files a person may want to look at (serial log, memory file, monitor socket). */

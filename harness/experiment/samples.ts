@@ -27,6 +27,7 @@ export const SAMPLE_COLUMNS = [
   'tick_cpu_ms',
   'cpu_method',
   'observer_cpu_ms',
+  'memory_copy_cpu_ms',
   'pages_read',
   'bytes_hashed',
   'bytes_compared',

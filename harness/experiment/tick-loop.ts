@@ -159,7 +159,12 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       // Which pages the host really backs (QEMU: allocated in the RAM file); read once per tick, same for all.
       // Nobody reads a hole (resident-pages.ts), so this snapshot stays true while guests are paused.
       const residency = guests.map((g) => g.hostResidentPages?.());
-      const context = { ...baseContext, residency };
+      // Guest RAM that can only be read by copying (KSM runs) is copied once here, for every strategy alike,
+      // and its cost is recorded apart: no strategy pays for how the harness reaches memory.
+      const copy = tracks.some((t) => t.strategy.readsGuestMemory !== false)
+        ? await measureThreadCpu(() => guests.forEach((g, i) => g.copyForTick?.(residency[i])))
+        : undefined;
+      const context = { ...baseContext, residency, memoryCopyCpuMs: guests.some((g) => g.copyForTick) ? copy?.cpuMs : undefined };
       for (const track of strategyOrder(tracks, tick)) {
         const samples = await scoreTick(track, tick, tS, context, throughput, input);
         totals.set(track, samples[0]);
@@ -167,6 +172,7 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
         if (track.lastScan?.refused && tick === 0) input.say(`${track.label} refused: ${track.lastScan.refused}`);
       }
     } finally {
+      for (const guest of guests) guest.dropTickCopy?.();
       if (scenario.pauseDuringScan) await Promise.all(guests.filter((g) => g.alive()).map((g) => g.resume()));
     }
     input.say(`t=${tS.toFixed(0)}s  ${tracks.map((t) => progressOf(totals.get(t))).join(' | ')}`);
@@ -192,7 +198,7 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
 }
 
 /** What strategies see at one tick; residency is always taken (undefined per guest where unknown). */
-type TickContext = StrategyContext & { residency: (Uint8Array | undefined)[] };
+type TickContext = StrategyContext & { residency: (Uint8Array | undefined)[]; memoryCopyCpuMs: number | undefined };
 
 /** One strategy at one tick: CoW detection, scan, verified apply; its total and per-guest samples. */
 async function scoreTick(
@@ -271,6 +277,7 @@ async function scoreTick(
       cowCpuMs,
       tickCpuMs,
       observerCpuMs: mechanism ? threadCpuMs : undefined,
+      memoryCopyCpuMs: context.memoryCopyCpuMs,
       pagesRead: scan.cost.pagesRead,
       bytesHashed: scan.cost.bytesHashed,
       bytesCompared: scan.cost.bytesCompared + applied.bytesCompared,

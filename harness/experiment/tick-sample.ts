@@ -37,6 +37,8 @@ export interface TickCost {
   tickCpuMs: number;
   /** Where the mechanism is outside the harness (KSM): what observing it cost the harness thread. */
   observerCpuMs?: number;
+  /** The harness's one copy of guest RAM this tick, where RAM is read by copying (not billed to any strategy). */
+  memoryCopyCpuMs?: number;
   pagesRead: number;
   bytesHashed: number;
   /** By the strategy and by the ledger's verification. */

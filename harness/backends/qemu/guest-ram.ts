@@ -26,6 +26,9 @@ export interface GuestRam {
   write(gfn: number, offset: number, bytes: Buffer): Promise<void>;
   /** 1 = a host frame of its own backs the page; 0 = it costs the host nothing (hole / zero page). */
   residentPages(): Uint8Array;
+  /** See Guest.copyForTick: only RAM that is read by copying needs it. */
+  copyForTick?(residency: Uint8Array): void;
+  dropTickCopy?(): void;
   close(): void;
 }
 
@@ -87,6 +90,11 @@ export class ProcessRam implements GuestRam {
   private memFd: number | undefined;
   private pagemapFd: number | undefined;
   private readonly flags = new FrameFlags();
+  /** The buffer copyForTick fills (kept between ticks: allocating 256 MiB each tick would cost more). */
+  private copy: Buffer | undefined;
+  /** Set while the tick's copy is valid (guests paused). */
+  private tickCopy: Buffer | undefined;
+  private copiedResidency: Uint8Array | undefined;
 
   constructor(
     readonly pid: number,
@@ -109,14 +117,54 @@ export class ProcessRam implements GuestRam {
 
   pages(firstGfn: number, count: number): Buffer {
     checkRange(firstGfn, count, this.pageCount);
+    if (this.tickCopy) return this.tickCopy.subarray(firstGfn * PAGE_SIZE, (firstGfn + count) * PAGE_SIZE);
     const buffer = Buffer.allocUnsafe(count * PAGE_SIZE);
+    this.readInto(buffer, 0, firstGfn, count);
+    return buffer;
+  }
+
+  /** pread pages into `target` at byte `offset`. */
+  private readInto(target: Buffer, offset: number, firstGfn: number, count: number): void {
+    const length = count * PAGE_SIZE;
     let done = 0;
-    while (done < buffer.length) {
-      const read = fs.readSync(this.fd(), buffer, done, buffer.length - done, this.address + firstGfn * PAGE_SIZE + done);
+    while (done < length) {
+      const read = fs.readSync(this.fd(), target, offset + done, length - done, this.address + firstGfn * PAGE_SIZE + done);
       if (read <= 0) throw new XmeError(`cannot read guest memory of QEMU ${this.pid} at page ${firstGfn} (the process may have ended)`);
       done += read;
     }
-    return buffer;
+  }
+
+  /**
+   * One copy of guest RAM for this tick (the guests are paused): every resident page read once, in runs of
+   * up to 1 MiB (≈ 2.5 M pages per CPU-second here, against ≈ 0.25 M for a pread per page), pages that are
+   * not resident left zero (never read: that would allocate them). Until dropTickCopy(), pages() serves
+   * views of it, so strategies and ledgers read memory as cheaply as from the mapped RAM file of the default
+   * path, and what the copy costs is the harness's, measured apart (tick-loop.ts), not any strategy's.
+   */
+  copyForTick(residency: Uint8Array): void {
+    this.copy ??= Buffer.alloc(this.bytes);
+    const copy = this.copy;
+    const previous = this.copiedResidency;
+    const RUN = 256;
+    let gfn = 0;
+    while (gfn < this.pageCount) {
+      if (residency[gfn] === 0) {
+        // Resident at the previous copy, not now (unmapped or merged into the zero page): zeros now.
+        if (previous?.[gfn] === 1) copy.fill(0, gfn * PAGE_SIZE, (gfn + 1) * PAGE_SIZE);
+        gfn++;
+        continue;
+      }
+      let end = gfn + 1;
+      while (end < this.pageCount && end - gfn < RUN && residency[end] !== 0) end++;
+      this.readInto(copy, gfn * PAGE_SIZE, gfn, end - gfn);
+      gfn = end;
+    }
+    this.copiedResidency = residency.slice();
+    this.tickCopy = copy;
+  }
+
+  dropTickCopy(): void {
+    this.tickCopy = undefined;
   }
 
   async write(gfn: number, offset: number, bytes: Buffer): Promise<void> {
@@ -141,6 +189,8 @@ export class ProcessRam implements GuestRam {
   }
 
   close(): void {
+    this.tickCopy = undefined;
+    this.copy = undefined;
     for (const fd of [this.memFd, this.pagemapFd]) if (fd !== undefined) fs.closeSync(fd);
     this.memFd = undefined;
     this.pagemapFd = undefined;

@@ -158,6 +158,14 @@ export class QemuGuest implements Guest {
     return this.ram().pages(firstGfn, count);
   }
 
+  copyForTick(residency: Uint8Array | undefined): void {
+    this.ram().copyForTick?.(residency ?? this.ram().residentPages());
+  }
+
+  dropTickCopy(): void {
+    this.memory?.dropTickCopy?.();
+  }
+
   hostProcessMemory(): HostProcessMemory | undefined {
     return this.memory instanceof ProcessRam ? { pid: this.pid, address: this.memory.address, bytes: this.memory.bytes } : undefined;
   }

@@ -27,9 +27,29 @@ describe('serial console', () => {
     console.poll();
     expect(console.boot).toBeUndefined();
     fs.appendFileSync(file, 'TED release=r workload=cpu uptime=2.00\nXME-PROGRESS t_ms=1000 ops=5 workload=cpu\n');
+    const before = Date.now();
     console.poll();
     expect(console.boot?.release).toBe('r');
-    expect(console.progress).toEqual([{ tMs: 1000, ops: 5 }]);
+    // Each progress line carries the host time it was read (guest time stops while a guest is paused).
+    expect(console.progress).toEqual([{ tMs: 1000, ops: 5, hostMs: expect.any(Number) }]);
+    expect(console.progress[0]!.hostMs!).toBeGreaterThanOrEqual(before);
+  });
+
+  it('when watched, reads new lines by itself and stamps them on arrival', async () => {
+    const file = path.join(dir, 'watched');
+    fs.writeFileSync(file, '');
+    const console = new SerialConsole(file);
+    console.watch(20);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const written = Date.now();
+      fs.appendFileSync(file, 'XME-PROGRESS t_ms=1 ops=1 workload=cpu\n');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(console.progress).toHaveLength(1); // nobody called poll()
+      expect(console.progress[0]!.hostMs!).toBeGreaterThanOrEqual(written);
+    } finally {
+      console.unwatch();
+    }
   });
 
   it('remembers the first failure line', () => {

@@ -60,6 +60,7 @@ export function sampleRow(run: { runId: string; scenario: { name: string } }, sa
     // The harness thread's clock, or the mechanism's own (ksmd) where sharing is done outside the harness.
     cpu_method: cost.cpuMethod === THREAD_CPU_METHOD ? CPU_METHOD : cost.cpuMethod,
     observer_cpu_ms: cost.observerCpuMs,
+    memory_copy_cpu_ms: cost.memoryCopyCpuMs,
     pages_read: cost.pagesRead,
     bytes_hashed: cost.bytesHashed,
     bytes_compared: cost.bytesCompared,
