@@ -31,6 +31,9 @@ export function kernelCommandLine(launch: { kaslr: boolean; workload: WorkloadSp
     // panic=-1: a crashed guest kernel reboots at once, which ends QEMU (-no-reboot) or the domain (on_reboot).
     'panic=-1',
     'quiet',
+    // no_timer_check: under TCG on a loaded host the IO-APIC timer check at boot can miss its ticks and panic
+    // ("IO-APIC + timer doesn't work!", seen 2026-11-27 at load ≈ 5); a virtual machine's timer needs no check.
+    'no_timer_check',
     launch.kaslr ? 'kaslr' : 'nokaslr',
     ...workloadCommandLine(launch.workload),
   ].join(' ');
