@@ -144,8 +144,16 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
   let lastTickS = 0;
   const ticks = Math.floor(scenario.durationS / scenario.tickS + 1e-9);
 
+  let delayed = 0;
+  let previousEnd = 0;
   for (let tick = 0; tick <= ticks; tick++) {
-    await sleepUntil(t0 + tick * scenario.tickS * 1000, stopRequested);
+    // The guests run at least half a tick between two scorings: when scoring takes longer than a tick (a slow
+    // host), the next tick waits rather than pausing the guests again at once, which would leave them no time
+    // to run and the run nothing to measure. The run then lasts longer than durationS; t_s says when.
+    const scheduled = t0 + tick * scenario.tickS * 1000;
+    const earliest = tick > 0 ? previousEnd + (scenario.tickS * 1000) / 2 : scheduled;
+    if (earliest > scheduled + 250) delayed++; // a few ms late is jitter, not worth a warning
+    await sleepUntil(Math.max(scheduled, earliest), stopRequested);
     if (stopRequested()) break;
     const dead = guests.find((g) => !g.alive());
     if (dead) throw new XmeError(`guest ${dead.id} stopped during the run`, `its serial log is kept in the results' logs/ folder`);
@@ -175,9 +183,13 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       for (const guest of guests) guest.dropTickCopy?.();
       if (scenario.pauseDuringScan) await Promise.all(guests.filter((g) => g.alive()).map((g) => g.resume()));
     }
+    previousEnd = Date.now();
     input.say(`t=${tS.toFixed(0)}s  ${tracks.map((t) => progressOf(totals.get(t))).join(' | ')}`);
   }
 
+  if (delayed > 0) {
+    input.warn(`${delayed} tick(s) of ${input.memoryMiB} MiB, repetition ${input.repetition} came late (by more than 0.25 s): scoring took longer than half a tick (${scenario.tickS} s) on this host, and the guests run at least half a tick between scorings`);
+  }
   if (tracks.every((t) => t.scanCpu.length === 0)) return undefined;
   const records = tracks.map((track): StrategyRecord => ({
     label: track.label,
