@@ -200,4 +200,28 @@ describe('strategy order', () => {
     expect([0, 1, 2, 3].map((tick) => strategyOrder(['a', 'b', 'c'], tick).join(''))).toEqual(['abc', 'bca', 'cab', 'abc']);
     expect(strategyOrder([], 3)).toEqual([]);
   });
+
+  it('lets the guests run at least half a tick after a scoring that took longer than a tick', async () => {
+    const resumedAt: number[] = [];
+    const scoredAt: number[] = [];
+    const warnings: string[] = [];
+    const scenario = parseScenario({
+      name: 'slow-host', guests: 1, memoryMiB: 64, durationS: 0.8, tickS: 0.4, workload: { name: 'memchurn' }, strategies: ['content'],
+    });
+    const backend = new FakeBackend({ memoryPages: PAGES, boot, workload: () => resumedAt.push(Date.now()) });
+    const guests = await backend.provision(fakeImage(), 1, { memoryMiB: 64, kaslr: false, workload: scenario.workload });
+    await runRepetition({
+      scenario, backend, guests, image: fakeImage(), kernel: fakeKernel(), hasher, memoryMiB: 64, repetition: 1,
+      emit: (sample) => {
+        if (sample.scope !== 'all') return;
+        scoredAt.push(Date.now());
+        if (sample.tick === 0) for (const end = Date.now() + 700; Date.now() < end; ); // tick 0 is slow: 0.7 s > tickS
+      },
+      say: () => undefined, note: () => undefined, warn: (text) => warnings.push(text), onLedger: () => undefined, stopRequested: () => false,
+    });
+    expect(scoredAt).toHaveLength(3); // no tick lost
+    // Tick 1 was due at 0.4 s, while tick 0 was still scored; it waited for the guest to run 0.2 s.
+    expect(scoredAt[1]! - resumedAt[0]!).toBeGreaterThanOrEqual(195);
+    expect(warnings).toContainEqual(expect.stringMatching(/came late/));
+  });
 });
