@@ -27,6 +27,11 @@ export interface ProvisionOptions {
   memoryMiB: number;
   /** Backends that cannot place RAM as asked refuse (see GuestRamKind). Default 'shared-file'. */
   guestRam?: GuestRamKind;
+  /**
+   * The CPU model of each guest (guest i gets cpuModels[i % length]); default the backend's one model. Boot-time
+   * code patching (alternatives) depends on the CPU, so kernel code differs between guests on different models.
+   */
+  cpuModels?: readonly string[];
   workload: WorkloadSpec;
   /** false → `nokaslr` on the kernel command line (identical kernel layout in every guest). */
   kaslr: boolean;

@@ -188,6 +188,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
               kaslr: scenario.kaslr,
               workload: scenario.workload,
               guestRam,
+              ...(scenario.cpuModels ? { cpuModels: scenario.cpuModels } : {}),
             });
             say(`${setLabel} booted in ${(Math.max(...guests.map((g) => g.bootMs)) / 1000).toFixed(1)} s; scoring ${strategies.map((s) => s.label).join(', ')} every ${scenario.tickS} s for ${scenario.durationS} s`);
             const metrics = await runRepetition({

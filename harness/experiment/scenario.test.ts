@@ -101,6 +101,14 @@ describe('scenario validation', () => {
     expect(parseScenario({ ...valid, backend: 'xen', strategyGuests: 'apart' }).strategies).toHaveLength(2);
   });
 
+  it('gives guests CPU models only on QEMU, by name', () => {
+    expect(parseScenario({ ...valid, cpuModels: ['qemu64', 'max'] }).cpuModels).toEqual(['qemu64', 'max']);
+    expect(parseScenario(valid).cpuModels).toBeUndefined();
+    expect(() => broken((s) => (s.cpuModels = []))()).toThrow(/field 'cpuModels' must be a non-empty list/);
+    expect(() => broken((s) => (s.cpuModels = ['qemu64', 'x y']))()).toThrow(/field 'cpuModels\[1\]' must be a QEMU CPU model name/);
+    expect(() => parseScenario({ ...valid, backend: 'xen', strategyGuests: 'apart', cpuModels: ['max'] })).toThrow(/cpuModels' is only for backend qemu/);
+  });
+
   it('loads every shipped scenario', () => {
     const names = listScenarios();
     expect(names).toEqual(expect.arrayContaining(['smoke', 'thesis-kernel-code', 'cow-faults', 'scan-overhead']));

@@ -53,13 +53,15 @@ export interface Scenario {
   strategyGuests: 'together' | 'apart';
   /** The label of the strategy others are compared with (slowdown of the guests' workload, overhead.csv). */
   baseline?: string;
+  /** QEMU CPU model per guest (guest i: cpuModels[i % length]); default the accelerator's model for all. */
+  cpuModels?: string[];
 }
 
 export const scenariosDir = path.join(projectRoot, 'scenarios');
 
 const KNOWN_FIELDS = [
   '$comment', 'name', 'description', 'backend', 'image', 'guests', 'memoryMiB', 'kaslr', 'workload', 'warmupS', 'durationS', 'tickS',
-  'strategies', 'repetitions', 'pauseDuringScan', 'systemMap', 'strategyGuests', 'baseline',
+  'strategies', 'repetitions', 'pauseDuringScan', 'systemMap', 'strategyGuests', 'baseline', 'cpuModels',
 ];
 
 class FieldError extends XmeError {}
@@ -171,6 +173,13 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
   const ksmCount = strategies.filter((s) => s.name === 'ksm').length;
   if (ksmCount > 1 && strategyGuests === 'together') v.fail('strategies', 'may name ksm only once with strategyGuests "together": KSM is one host-wide mechanism');
   if (ksmCount > 0 && backend !== 'qemu') v.fail('strategies', 'names ksm, which needs backend qemu (Linux KSM merges QEMU\'s anonymous guest RAM)');
+  let cpuModels: string[] | undefined;
+  if (raw.cpuModels !== undefined) {
+    if (!Array.isArray(raw.cpuModels) || raw.cpuModels.length === 0) v.fail('cpuModels', 'must be a non-empty list of QEMU CPU model names (qemu-system-x86_64 -cpu help)');
+    cpuModels = (raw.cpuModels as unknown[]).map((model, i) =>
+      typeof model === 'string' && /^[A-Za-z0-9][\w.+-]*(,[\w.+=-]+)*$/.test(model) ? model : v.fail(`cpuModels[${i}]`, `must be a QEMU CPU model name such as qemu64, Nehalem or max, got ${JSON.stringify(model)}`));
+    if (backend !== 'qemu') v.fail('cpuModels', 'is only for backend qemu (Xen guests run on the host CPU)');
+  }
   if (raw.baseline !== undefined && !strategies.some((s) => s.label === raw.baseline)) {
     v.fail('baseline', `must be the label of one of the strategies (${strategies.map((s) => s.label).join(', ')}), got ${JSON.stringify(raw.baseline)}`);
   }
@@ -200,6 +209,7 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     ...(systemMap ? { systemMap } : {}),
     strategyGuests: strategyGuests as Scenario['strategyGuests'],
     ...(raw.baseline !== undefined ? { baseline: raw.baseline as string } : {}),
+    ...(cpuModels ? { cpuModels } : {}),
   };
 }
 

@@ -34,6 +34,10 @@ describe('QEMU command line', () => {
     expect(valueAfter(args, '-machine')).toEqual(['pc,memory-backend=xme-ram']);
   });
 
+  it('gives a guest its own CPU model when the scenario names one', () => {
+    expect(valueAfter(qemuArguments({ ...launch, cpuModel: 'Nehalem' }), '-cpu')).toEqual(['Nehalem']);
+  });
+
   it('uses the chosen accelerator and one explicit CPU model', () => {
     const args = qemuArguments(launch);
     expect(valueAfter(args, '-accel')).toEqual(['tcg']);

@@ -18,6 +18,8 @@ export interface GuestLaunch {
   kernel: string;
   initramfs: string;
   accelerator: AcceleratorChoice;
+  /** This guest's CPU model when it is not the accelerator's (ProvisionOptions.cpuModels). */
+  cpuModel?: string;
   kaslr: boolean;
   workload: WorkloadSpec;
 }
@@ -30,7 +32,7 @@ export function qemuArguments(launch: GuestLaunch): string[] {
   return [
     '-name', 'xme-guest',
     '-accel', accel,
-    '-cpu', launch.accelerator.cpuModel,
+    '-cpu', launch.cpuModel ?? launch.accelerator.cpuModel,
     '-smp', '1',
     '-m', size,
     '-object',

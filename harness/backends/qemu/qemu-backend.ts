@@ -84,12 +84,14 @@ export class QemuBackend implements Backend {
 
     const started: QemuGuest[] = [];
     for (let i = 0; i < count; i++) {
+      const cpuModel = options.cpuModels?.length ? options.cpuModels[i % options.cpuModels.length] : undefined;
       const guest = QemuGuest.start({
         id: `g${this.guests.length}`,
         dir: this.dir,
         qemuBinary: this.qemuBinary,
         image,
         accelerator: this.accelerator,
+        ...(cpuModel ? { cpuModel } : {}),
         options: { ...options, workload: perGuestWorkload(options.workload, this.guests.length) },
       });
       this.guests.push(guest);

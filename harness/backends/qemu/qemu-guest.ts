@@ -21,6 +21,8 @@ export interface GuestStart {
   qemuBinary: string;
   image: GuestImage;
   accelerator: AcceleratorChoice;
+  /** Overrides the accelerator's CPU model for this guest. */
+  cpuModel?: string;
   options: ProvisionOptions;
 }
 
@@ -90,6 +92,7 @@ export class QemuGuest implements Guest {
       kernel: start.image.path('vmlinuz'),
       initramfs: start.image.path('initramfs'),
       accelerator: start.accelerator,
+      ...(start.cpuModel ? { cpuModel: start.cpuModel } : {}),
       kaslr: start.options.kaslr,
       workload: start.options.workload,
     });
