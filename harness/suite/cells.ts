@@ -75,7 +75,7 @@ export function expandSuite(suite: Suite, options: { quick?: boolean } = {}): Ex
     try {
       scenario = withOverrides(loadScenario(scenarioRef(suite, entry.scenario)), overrides);
     } catch (error) {
-      throw new XmeError(`suite ${suite.name}: entries[${i}] (scenario ${entry.scenario}${quick ? ', quick' : ''}): ${error instanceof XmeError ? error.message : errorMessage(error)}`, 'see suites/README.md for the format');
+      throw new XmeError(`suite ${suite.name}: entries[${i}] (scenario ${entry.scenario}${quick ? ', quick' : ''}): ${error instanceof XmeError ? error.message : errorMessage(error)}`, (error instanceof XmeError ? error.hint : undefined) ?? 'see suites/README.md for the format');
     }
     const variant: Variant = { id: `${label}.${scenario.backend}.kaslr${scenario.kaslr ? 1 : 0}`, entry: i, label, scenario };
     variants.push(variant);

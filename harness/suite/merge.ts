@@ -77,7 +77,10 @@ function list(ids: readonly string[], max = 20): string {
 
 export function mergeShards(shardDirs: readonly string[], options: MergeOptions): MergeOutcome {
   if (shardDirs.length === 0) throw new XmeError('nothing to merge', 'give the shard folders of xme suite run');
-  const shards = shardDirs.map((dir) => ({ dir: path.resolve(dir), record: readShardRecord(dir) }));
+  const given = shardDirs.map((dir) => path.resolve(dir));
+  const twice = given.find((dir, i) => given.indexOf(dir) !== i);
+  if (twice) throw new XmeError(`shard folder ${twice} is given twice: its cells would be in the merge twice`, 'give each shard folder once');
+  const shards = given.map((dir) => ({ dir, record: readShardRecord(dir) }));
   const first = shards[0]!;
 
   // One suite: same name, same quick flag, same cells with the same scenarios (the digest covers all three).
@@ -96,7 +99,7 @@ export function mergeShards(shardDirs: readonly string[], options: MergeOptions)
   // Every cell folder of every shard; a cell in two places is refused, not silently picked.
   const cells = new Map<string, FoundCell>();
   for (const shard of shards) {
-    for (const entry of fs.readdirSync(shard.dir, { withFileTypes: true })) {
+    for (const entry of fs.readdirSync(shard.dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       if (!entry.isDirectory()) continue;
       const dir = path.join(shard.dir, entry.name);
       if (!fs.existsSync(path.join(dir, 'cell.json'))) continue;
