@@ -119,3 +119,22 @@ describe('shards', () => {
     expect(() => parseShard('slurm', { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_MIN: '0', SLURM_ARRAY_TASK_MAX: '2' })).toThrow(/not one of a contiguous array/);
   });
 });
+
+describe('xme suite and xme merge on the command line', () => {
+  const parse = async (argv: string[]) => (await import('../cli/cli.ts')).createCli(argv).parseAsync();
+
+  it('refuses a bad shard, a missing Slurm array, and a merge without --out, before anything runs', async () => {
+    const saved = { id: process.env.SLURM_ARRAY_TASK_ID, count: process.env.SLURM_ARRAY_TASK_COUNT };
+    delete process.env.SLURM_ARRAY_TASK_ID;
+    delete process.env.SLURM_ARRAY_TASK_COUNT;
+    try {
+      await expect(parse(['suite', 'run', 'thesis', '--quick', '--shard', '2/2'])).rejects.toThrow(/--shard 2\/2: the index must be from 0 to N − 1/);
+      await expect(parse(['suite', 'run', 'thesis', '--quick', '--shard', 'slurm'])).rejects.toThrow(/SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set/);
+    } finally {
+      if (saved.id !== undefined) process.env.SLURM_ARRAY_TASK_ID = saved.id;
+      if (saved.count !== undefined) process.env.SLURM_ARRAY_TASK_COUNT = saved.count;
+    }
+    await expect(parse(['merge', 'a', 'b'])).rejects.toThrow(/Missing required argument: out/);
+    await expect(parse(['suite', 'list', 'no-such-suite'])).rejects.toThrow(/no suite 'no-such-suite'/);
+  });
+});
