@@ -46,6 +46,8 @@ afterAll(async () => {
 
 async function jobState(id: string): Promise<string> {
   const { stdout } = await execa('scontrol', ['show', 'job', id], { env, reject: false });
+  // The merge after a failed shard: its afterok can never be met (local-cluster cancels it; say so at once).
+  if (/Reason=DependencyNeverSatisfied/.test(stdout)) return 'DEPENDENCY_NEVER_SATISFIED (a shard failed)';
   return /JobState=(\S+)/.exec(stdout)?.[1] ?? 'UNKNOWN';
 }
 
