@@ -79,9 +79,16 @@ describe('suite shards on fake guests', () => {
     }
   });
 
-  it('a second run of a shard keeps its completed cells', async () => {
+  it('a second run of a shard keeps its completed cells, unless another xme commit made them', async () => {
     const again = await run(suite, 1, 2, path.join(root, 'sharded'));
     expect(again.record.cells.every((c) => c.status === 'skipped (completed before)')).toBe(true);
+    const other = (await run(suite, 1, 2, path.join(root, 'resumed'))).dir;
+    const cell = fs.readdirSync(other).find((f) => f.startsWith('fake.'))!;
+    const runJson = readJson(path.join(other, cell, 'run.json')) as { harness: { gitCommit: string } };
+    writeJson(path.join(other, cell, 'run.json'), { ...runJson, harness: { ...runJson.harness, gitCommit: 'f00d' } });
+    const redone = await run(suite, 1, 2, path.join(root, 'resumed'));
+    expect(redone.record.cells.find((c) => c.id === cell)?.status).toBe('completed');
+    expect(redone.record.cells.filter((c) => c.status === 'skipped (completed before)')).toHaveLength(redone.record.cells.length - 1);
   });
 });
 

@@ -2,7 +2,7 @@
  * Runs one shard of a suite: its cells one after the other, each as an ordinary run (runner.ts) into a folder
  * named by the cell id inside the shard's folder (shard-folder.ts). A cell that fails is recorded and the
  * next one runs; the shard fails at the end if any did. Running a shard again into the same folder keeps the
- * cells that completed (a requeued Slurm task does not redo them) and redoes the others.
+ * cells that completed with the same xme commit (a requeued Slurm task does not redo them) and redoes the others.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,7 +10,7 @@ import type { BackendFactory } from '../backends/registry.ts';
 import type { AcceleratorRequest } from '../backends/qemu/accelerator.ts';
 import { errorMessage, XmeError } from '../util/errors.ts';
 import { terminationRequested } from '../util/cleanup.ts';
-import { harnessInfo, hostInfo } from '../experiment/run-record.ts';
+import { harnessInfo, hostInfo, type HarnessInfo } from '../experiment/run-record.ts';
 import { prepareImage, runExperiment, type PreparedImage } from '../experiment/runner.ts';
 import type { ResultWriter } from '../experiment/writers/result-writer.ts';
 import { cellScenario, type ExpandedSuite } from './cells.ts';
@@ -44,11 +44,15 @@ function slurmEnv(): Record<string, string> | undefined {
   return Object.keys(found).length ? found : undefined;
 }
 
-/** A cell folder left by an earlier attempt that completed this very cell of this very suite. */
-function completedBefore(dir: string, digest: string): boolean {
+/**
+ * A cell folder left by an earlier attempt that completed this very cell of this very suite, with this very
+ * xme (a cell kept from another commit would make merge refuse the whole shard).
+ */
+function completedBefore(dir: string, digest: string, harness: HarnessInfo): boolean {
   try {
     const cell = JSON.parse(fs.readFileSync(path.join(dir, 'cell.json'), 'utf8')) as Partial<CellRecord>;
-    return cell.digest === digest && cell.status === 'completed';
+    const run = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as { harness?: Partial<HarnessInfo> };
+    return cell.digest === digest && cell.status === 'completed' && run.harness?.gitCommit === harness.gitCommit && run.harness?.version === harness.version;
   } catch {
     return false;
   }
@@ -88,7 +92,7 @@ export async function runShard(options: ShardRunOptions): Promise<ShardOutcome> 
     const result = (status: ShardCellResult['status'], error?: string): ShardCellResult => ({
       id: cell.id, status, seconds: Math.round((Date.now() - started) / 100) / 10, ...(error ? { error } : {}),
     });
-    if (completedBefore(cellDir, suite.digest)) {
+    if (completedBefore(cellDir, suite.digest, record.harness)) {
       say(`cell ${cell.id}: completed by an earlier attempt, kept`);
       record.cells.push(result('skipped (completed before)'));
       writeShardRecord(dir, record);
