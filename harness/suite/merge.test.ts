@@ -90,6 +90,16 @@ describe('suite shards on fake guests', () => {
     expect(redone.record.cells.find((c) => c.id === cell)?.status).toBe('completed');
     expect(redone.record.cells.filter((c) => c.status === 'skipped (completed before)')).toHaveLength(redone.record.cells.length - 1);
   });
+
+  it('a shard stopped before its cells ran says so, and merge counts its cells missing', async () => {
+    const stopped = await runShard({
+      suite, shard: { index: 0, count: 2 }, resultsRoot: path.join(root, 'stopped'), backendFactory: fakeBackendFactory(guests),
+      image: { image: fakeImage(), kernel: fakeKernel() }, stopRequested: () => true,
+    });
+    expect(stopped.record).toMatchObject({ status: 'interrupted', cells: [] });
+    expect(readJson(path.join(stopped.dir, 'shard.json')).status).toBe('interrupted');
+    expect(() => mergeShards([stopped.dir, shards[1]!], { out: out() })).toThrow(/3 of 5 cells missing/);
+  });
 });
 
 describe('xme merge', () => {

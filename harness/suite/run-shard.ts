@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { BackendFactory } from '../backends/registry.ts';
 import type { AcceleratorRequest } from '../backends/qemu/accelerator.ts';
 import { errorMessage, XmeError } from '../util/errors.ts';
-import { terminationRequested } from '../util/cleanup.ts';
+import { onCleanup, terminationRequested } from '../util/cleanup.ts';
 import { harnessInfo, hostInfo, type HarnessInfo } from '../experiment/run-record.ts';
 import { prepareImage, runExperiment, type PreparedImage } from '../experiment/runner.ts';
 import type { ResultWriter } from '../experiment/writers/result-writer.ts';
@@ -81,53 +81,65 @@ export async function runShard(options: ShardRunOptions): Promise<ShardOutcome> 
     cells: [],
   };
   writeShardRecord(dir, record);
+  // On Ctrl-C or a signal (a Slurm time limit sends SIGTERM), the shard record says so instead of 'running'.
+  const seal = () => {
+    if (record.status !== 'running') return;
+    record.status = 'interrupted';
+    record.endedAt = new Date().toISOString();
+    writeShardRecord(dir, record);
+  };
+  const unregister = onCleanup({ name: `shard record ${dir}`, run: async () => seal(), runSync: seal });
   say(`suite ${suite.suite}${suite.quick ? ' (quick)' : ''}: shard ${shard.index}/${shard.count}, ${mine.length} of ${suite.cells.length} cells → ${dir}`);
 
   const images = new Map<string, PreparedImage>();
-  for (const cell of mine) {
-    if (stopRequested()) break;
-    const variant = suite.variants.find((v) => v.id === cell.variant)!;
-    const cellDir = path.join(dir, cell.id);
-    const started = Date.now();
-    const result = (status: ShardCellResult['status'], error?: string): ShardCellResult => ({
-      id: cell.id, status, seconds: Math.round((Date.now() - started) / 100) / 10, ...(error ? { error } : {}),
-    });
-    if (completedBefore(cellDir, suite.digest, record.harness)) {
-      say(`cell ${cell.id}: completed by an earlier attempt, kept`);
-      record.cells.push(result('skipped (completed before)'));
-      writeShardRecord(dir, record);
-      continue;
-    }
-    fs.rmSync(cellDir, { recursive: true, force: true });
-    const scenario = cellScenario(variant, cell);
-    try {
-      // One image check per image and System.map, not per cell.
-      const imageKey = `${scenario.image}\u0000${scenario.systemMap ?? ''}`;
-      let image = options.image ?? images.get(imageKey);
-      if (!image) {
-        image = await prepareImage(scenario, say);
-        images.set(imageKey, image);
-      }
-      say(`cell ${cell.id} (${mine.indexOf(cell) + 1}/${mine.length}, seed ${cell.seed})`);
-      const outcome = await runExperiment({
-        scenario,
-        accelerator: options.accelerator,
-        resultsRoot: dir,
-        runId: cell.id,
-        firstRepetition: cell.repetition,
-        argv: options.argv,
-        onProgress: (line) => say(`  ${line}`),
-        backendFactory: options.backendFactory,
-        image,
-        stopRequested,
-        writers: [new CellWriter({ suite: suite.suite, digest: suite.digest, cell }), ...(options.writers?.() ?? [])],
+  try {
+    for (const cell of mine) {
+      if (stopRequested()) break;
+      const variant = suite.variants.find((v) => v.id === cell.variant)!;
+      const cellDir = path.join(dir, cell.id);
+      const started = Date.now();
+      const result = (status: ShardCellResult['status'], error?: string): ShardCellResult => ({
+        id: cell.id, status, seconds: Math.round((Date.now() - started) / 100) / 10, ...(error ? { error } : {}),
       });
-      record.cells.push(result(outcome.status === 'completed' ? 'completed' : outcome.status === 'interrupted' ? 'interrupted' : 'failed'));
-    } catch (error) {
-      say(`cell ${cell.id} failed: ${errorMessage(error)}`);
-      record.cells.push(result('failed', errorMessage(error)));
+      if (completedBefore(cellDir, suite.digest, record.harness)) {
+        say(`cell ${cell.id}: completed by an earlier attempt, kept`);
+        record.cells.push(result('skipped (completed before)'));
+        writeShardRecord(dir, record);
+        continue;
+      }
+      fs.rmSync(cellDir, { recursive: true, force: true });
+      const scenario = cellScenario(variant, cell);
+      try {
+        // One image check per image and System.map, not per cell.
+        const imageKey = `${scenario.image}\u0000${scenario.systemMap ?? ''}`;
+        let image = options.image ?? images.get(imageKey);
+        if (!image) {
+          image = await prepareImage(scenario, say);
+          images.set(imageKey, image);
+        }
+        say(`cell ${cell.id} (${mine.indexOf(cell) + 1}/${mine.length}, seed ${cell.seed})`);
+        const outcome = await runExperiment({
+          scenario,
+          accelerator: options.accelerator,
+          resultsRoot: dir,
+          runId: cell.id,
+          firstRepetition: cell.repetition,
+          argv: options.argv,
+          onProgress: (line) => say(`  ${line}`),
+          backendFactory: options.backendFactory,
+          image,
+          stopRequested,
+          writers: [new CellWriter({ suite: suite.suite, digest: suite.digest, cell }), ...(options.writers?.() ?? [])],
+        });
+        record.cells.push(result(outcome.status === 'completed' ? 'completed' : outcome.status === 'interrupted' ? 'interrupted' : 'failed'));
+      } catch (error) {
+        say(`cell ${cell.id} failed: ${errorMessage(error)}`);
+        record.cells.push(result('failed', errorMessage(error)));
+      }
+      writeShardRecord(dir, record);
     }
-    writeShardRecord(dir, record);
+  } finally {
+    unregister();
   }
   const failed = record.cells.filter((c) => c.status === 'failed');
   const done = record.cells.length === mine.length && record.cells.every((c) => c.status === 'completed' || c.status.startsWith('skipped'));
