@@ -10,12 +10,14 @@ import { registerGuestsCommands } from './commands/guests.ts';
 import { registerRunCommand } from './commands/run.ts';
 import { registerCompareCommand } from './commands/compare.ts';
 import { registerReportCommand } from './commands/report.ts';
+import { registerSuiteCommands } from './commands/suite.ts';
+import { registerMergeCommand } from './commands/merge.ts';
 
 
 /** Top-level commands, for pointing a usage error at the right --help. */
-export const commandNames = ['run', 'compare', 'report', 'doctor', 'image', 'guests'];
+export const commandNames = ['run', 'suite', 'merge', 'compare', 'report', 'doctor', 'image', 'guests'];
 /** The commands whose second word is a subcommand (xme image build), not an argument (xme compare A B). */
-export const commandsWithSubcommands = ['image', 'guests'];
+export const commandsWithSubcommands = ['image', 'guests', 'suite'];
 
 export function createCli(argv: string[]): Argv {
   let cli = yargs(argv)
@@ -39,6 +41,8 @@ export function createCli(argv: string[]): Argv {
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 100));
   cli = registerRunCommand(cli);
+  cli = registerSuiteCommands(cli);
+  cli = registerMergeCommand(cli);
   cli = registerCompareCommand(cli);
   cli = registerReportCommand(cli);
   cli = registerDoctorCommand(cli);

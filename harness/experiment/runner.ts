@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { errorMessage } from '../util/errors.ts';
+import { errorMessage, XmeError } from '../util/errors.ts';
 import { onCleanup, terminationRequested } from '../util/cleanup.ts';
 import { backendFactory, type BackendFactory } from '../backends/registry.ts';
 import type { BackendInfo } from '../backends/types.ts';
@@ -58,6 +58,14 @@ export interface RunOptions {
   writers?: ResultWriter[];
   /** Asked before every tick and repetition; default: a termination signal arrived (util/cleanup.ts). */
   stopRequested?: () => boolean;
+  /** The run's folder name under resultsRoot (default: time stamp + scenario); must not exist yet. A suite names each cell's run by its cell id. */
+  runId?: string;
+  /**
+   * The number of the first repetition (default 1). A suite runs each repetition of a scenario as a run of its
+   * own (a cell); numbering it as in the whole scenario keeps samples.csv's repetition column and the strategy
+   * order (rotated by repetition) what an unsharded run would have.
+   */
+  firstRepetition?: number;
 }
 
 export interface RunOutcome {
@@ -76,7 +84,8 @@ function newRunId(root: string, scenario: string): string {
   return id;
 }
 
-async function prepareImage(scenario: Scenario, say: (line: string) => void): Promise<PreparedImage> {
+/** The scenario's image (built on first use, then only checked) and its kernel. */
+export async function prepareImage(scenario: Scenario, say: (line: string) => void): Promise<PreparedImage> {
   say(`image '${scenario.image}': checking (built from Debian packages on first use)`);
   const image = (await buildImage(scenario.image, { onStep: (m) => say(`  ${m}`) })).image;
   return { image, kernel: kernelInfo(image, scenario.systemMap) };
@@ -104,8 +113,9 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   // A harness killed with SIGKILL during a KSM run left the host's KSM knobs changed: put them back first.
   const restoredKsm = recoverAbandonedKsmState((message) => say(`notice: ${message}`));
   if (restoredKsm) warnings.push(`restored the host's KSM settings left by an earlier xme run that was killed: ${Object.entries(restoredKsm).map(([k, v]) => `${k}=${v}`).join(', ')}`);
-  const runId = newRunId(options.resultsRoot, scenario.name);
+  const runId = options.runId ?? newRunId(options.resultsRoot, scenario.name);
   const dir = path.join(options.resultsRoot, runId);
+  if (options.runId !== undefined && fs.existsSync(dir)) throw new XmeError(`results folder ${dir} exists already`, 'remove it, or give another results folder');
   fs.mkdirSync(dir);
   const header: RunHeader = {
     runId,
@@ -165,8 +175,10 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
 
   try {
     for (const memoryMiB of scenario.memoryMiB) {
-      for (let repetition = 1; repetition <= scenario.repetitions && !stopRequested(); repetition++) {
-        const label = `[${memoryMiB} MiB · rep ${repetition}/${scenario.repetitions}]`;
+      const first = options.firstRepetition ?? 1;
+      const last = first + scenario.repetitions - 1;
+      for (let repetition = first; repetition <= last && !stopRequested(); repetition++) {
+        const label = `[${memoryMiB} MiB · rep ${repetition}/${last}]`;
         // Together: one set of guests scored by every strategy. Apart: a set per strategy, in an order that
         // rotates with the repetition, so that no strategy always runs first (on a fresher, cooler host).
         const sets = scenario.strategyGuests === 'apart' ? strategyOrder(scenario.strategies, repetition - 1).map((spec) => [spec]) : [scenario.strategies];

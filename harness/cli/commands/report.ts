@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { resolveRunDir } from '../../compare/compare-runs.ts';
+import { mergedRunDirs } from '../../suite/merge.ts';
 import { resultsDir } from '../../util/paths.ts';
 import { UsageError } from '../../util/errors.ts';
 import { harnessInfo } from '../../experiment/run-record.ts';
@@ -26,7 +27,7 @@ export function registerReportCommand(cli: Argv): Argv {
           type: 'string',
           array: true,
           demandOption: true,
-          describe: 'results folders (results/<run-id>/, or a run id under results/)',
+          describe: 'results folders (results/<run-id>/, or a run id under results/), or a folder of xme merge',
         })
         .option('out', { alias: 'o', type: 'string', describe: 'where report.html and figures/ go (default for one run: its folder; required for several)' })
         .option('results', { type: 'string', describe: 'where a bare run id is looked up (default: results/, or $XME_RESULTS)' })
@@ -38,10 +39,13 @@ export function registerReportCommand(cli: Argv): Argv {
         .example('xme report A B --out reports/kaslr', 'two runs in one report (legends tag them R1, R2)')
         .epilogue(REPORT_FIGURES),
     async (args) => {
-      const dirs = (args.runs as string[]).map((run) => resolveRunDir(run, args.results ?? resultsDir()));
+      // A folder of xme merge stands for its results folders (one per scenario variant), reported together into it.
+      const given = (args.runs as string[]).map((run) => resolveRunDir(run, args.results ?? resultsDir()));
+      const dirs = given.flatMap((dir) => mergedRunDirs(dir) ?? [dir]);
+      const out = args.out ?? (given.length === 1 && dirs.length > 1 ? given[0] : undefined);
       // Loaded here, not at start-up: the drawing libraries take a moment to load.
       const { reportFolders } = await import('../../report/report.ts');
-      const files = reportFolders(dirs, args.out === undefined ? undefined : path.resolve(args.out), { harnessCommit: harnessInfo().gitCommit });
+      const files = reportFolders(dirs, out === undefined ? undefined : path.resolve(out), { harnessCommit: harnessInfo().gitCommit });
       process.stdout.write(`${files.html}\n`);
       for (const figure of files.figures) process.stdout.write(`  ${path.relative(files.dir, figure.file)}\n`);
       for (const { id, reason } of files.omitted) process.stderr.write(`note: figure '${id}' not drawn: ${reason}\n`);
