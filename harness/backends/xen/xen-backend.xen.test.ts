@@ -180,5 +180,5 @@ describe('xme run on Xen', () => {
     const record = JSON.parse(fs.readFileSync(path.join(outcome.dir, 'run.json'), 'utf8'));
     expect(record.backend.version).toMatch(/^Xen 4\.17/);
     process.stdout.write(`XEN-FIGURES ${JSON.stringify({ shared_pages: last.shared_pages, frames_saved: last.frames_saved, kernel_code_pages: last.kernel_code_pages, kernel_code_identical_pages: last.kernel_code_identical_pages, cow_faults_total: last.cow_faults_total })}\n`);
-  }, 480_000);
+  }, 900_000); // 250–450 s measured on a loaded 2-core host (1 emulated CPU): 480 s timed out once at load 9
 });
