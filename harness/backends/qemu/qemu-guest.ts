@@ -158,6 +158,12 @@ export class QemuGuest implements Guest {
     return this.ram().pages(firstGfn, count);
   }
 
+  /** Shared-file RAM is mapped: one view of it all (anonymous RAM is read by copies: none). */
+  memoryView(): Buffer | undefined {
+    const ram = this.ram();
+    return ram.kind === 'shared-file' ? ram.pages(0, this.memoryPages) : undefined;
+  }
+
   hostProcessMemory(): HostProcessMemory | undefined {
     return this.memory instanceof ProcessRam ? { pid: this.pid, address: this.memory.address, bytes: this.memory.bytes } : undefined;
   }
