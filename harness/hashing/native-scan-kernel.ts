@@ -20,7 +20,7 @@ type HashPages = (base: number, count: number, hashes: BigUint64Array) => void;
 type HashKeys = (base: number, count: number, firstIndex: number, zeroHash: bigint, keys: BigUint64Array, fill: number, flags: Uint8Array,
   prevHashes: BigUint64Array, prevAddrs: BigUint64Array, curHashes: BigUint64Array, curAddrs: BigUint64Array, stats: Float64Array) => number;
 type HashGuests = (guests: number, bases: BigUint64Array, pageCounts: Uint32Array, flags: Uint8Array, flagOffsets: Uint32Array, zeroHash: bigint, keys: BigUint64Array, stats: Float64Array) => number;
-type KeysFromHashes = (hashes: BigUint64Array, flags: Uint8Array, count: number, firstIndex: number, keys: BigUint64Array, fill: number) => number;
+type KeysFromHashes = (hashes: BigUint64Array, flags: Uint8Array, want: number, count: number, firstIndex: number, keys: BigUint64Array, fill: number) => number;
 type SortKeys = (keys: BigUint64Array, n: number, scratch: BigUint64Array) => void;
 type ConfirmRuns = (keys: BigUint64Array, n: number, bases: BigUint64Array, flags: Uint8Array, flagOffsets: Uint32Array, bounds: Uint32Array, scratch: BigUint64Array, compared: Float64Array) => number;
 
@@ -73,9 +73,9 @@ class NativeScanKernel implements ScanKernel {
     return this.fns.hashGuests(views.length, bases, pageCounts, flags.bytes, flags.offsets, this.zeroHash, keys, stats);
   }
 
-  keysFromHashes(hashes: BigUint64Array, flags: Uint8Array, firstIndex: number, keys: BigUint64Array, fill: number): number {
+  keysFromHashes(hashes: BigUint64Array, flags: Uint8Array, want: number, firstIndex: number, keys: BigUint64Array, fill: number): number {
     if (hashes.length < flags.length || keys.length < fill + flags.length) throw new RangeError('hash or key array too short');
-    return flags.length ? this.fns.keysFromHashes(hashes, flags, flags.length, firstIndex, keys, fill) : fill;
+    return flags.length ? this.fns.keysFromHashes(hashes, flags, want, flags.length, firstIndex, keys, fill) : fill;
   }
 
   sortKeys(keys: BigUint64Array, n: number, scratch: BigUint64Array): void {
@@ -104,7 +104,7 @@ export function nativeScanKernel(): { kernel?: ScanKernel; reason?: string } {
       hashPages: lib.func('void xme_hash_pages(uintptr_t base, uint32_t count, _Out_ uint64_t *hashes)') as HashPages,
       hashKeys: lib.func('uint32_t xme_hash_keys(uintptr_t base, uint32_t count, uint32_t first_index, uint64_t zero_hash, _Inout_ uint64_t *keys, uint32_t fill, _Inout_ uint8_t *flags, const uint64_t *prev_hashes, const uint64_t *prev_addrs, _Inout_ uint64_t *cur_hashes, _Inout_ uint64_t *cur_addrs, _Inout_ double *stats)') as HashKeys,
       hashGuests: lib.func('uint32_t xme_hash_guests(uint32_t guests, const uint64_t *bases, const uint32_t *page_counts, _Inout_ uint8_t *flags, const uint32_t *flag_offsets, uint64_t zero_hash, _Inout_ uint64_t *keys, _Inout_ double *stats)') as HashGuests,
-      keysFromHashes: lib.func('uint32_t xme_keys_from_hashes(const uint64_t *hashes, const uint8_t *flags, uint32_t count, uint32_t first_index, _Inout_ uint64_t *keys, uint32_t fill)') as KeysFromHashes,
+      keysFromHashes: lib.func('uint32_t xme_keys_from_hashes(const uint64_t *hashes, const uint8_t *flags, uint8_t want, uint32_t count, uint32_t first_index, _Inout_ uint64_t *keys, uint32_t fill)') as KeysFromHashes,
       sortKeys: lib.func('void xme_sort_keys(_Inout_ uint64_t *keys, uint32_t n, _Inout_ uint64_t *scratch)') as SortKeys,
       confirmRuns: lib.func('uint32_t xme_confirm_runs(_Inout_ uint64_t *keys, uint32_t n, const uint64_t *bases, const uint8_t *flags, const uint32_t *flag_offsets, _Inout_ uint32_t *bounds, _Inout_ uint64_t *scratch, _Inout_ double *compared)') as ConfirmRuns,
     };

@@ -56,8 +56,8 @@ export interface ScanKernel {
    * from 0; returns how many. stats[0] += bytes compared, stats[1] += bytes hashed, stats[2] += pages read.
    */
   hashGuests?(views: readonly Buffer[], flags: PageFlags, keys: BigUint64Array, stats: Float64Array): number;
-  /** Append the keys of pages [0, flags.length) whose flag is 1, from stored hashes; returns the new fill. */
-  keysFromHashes(hashes: BigUint64Array, flags: Uint8Array, firstIndex: number, keys: BigUint64Array, fill: number): number;
+  /** Append the keys of pages [0, flags.length) whose flag is `want`, from stored hashes; returns the new fill. */
+  keysFromHashes(hashes: BigUint64Array, flags: Uint8Array, want: number, firstIndex: number, keys: BigUint64Array, fill: number): number;
   /** Sort keys[0, n) by hash (the order of equal hashes is the kernel's). scratch holds n keys. */
   sortKeys(keys: BigUint64Array, n: number, scratch: BigUint64Array): void;
   /**
@@ -110,11 +110,11 @@ export class PortableScanKernel implements ScanKernel {
     return fill;
   }
 
-  keysFromHashes(hashes: BigUint64Array, flags: Uint8Array, firstIndex: number, keys: BigUint64Array, fill: number): number {
+  keysFromHashes(hashes: BigUint64Array, flags: Uint8Array, want: number, firstIndex: number, keys: BigUint64Array, fill: number): number {
     const hashWords = new Uint32Array(hashes.buffer, hashes.byteOffset, hashes.length * 2);
     const keyWords = new Uint32Array(keys.buffer, keys.byteOffset);
     for (let i = 0; i < flags.length; i++) {
-      if (!flags[i]) continue;
+      if (flags[i] !== want) continue;
       keyWords[2 * fill] = firstIndex + i;
       keyWords[2 * fill + 1] = hashWords[2 * i + 1]!;
       fill++;

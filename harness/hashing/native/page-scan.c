@@ -122,10 +122,10 @@ uint32_t xme_hash_guests(uint32_t guests, const uint64_t *bases, const uint32_t 
   return fill;
 }
 
-/* Keys from stored hashes (the incremental scanner keeps them): pages whose flag is 1 only. Returns the count. */
-uint32_t xme_keys_from_hashes(const uint64_t *hashes, const uint8_t *flags, uint32_t count, uint32_t first_index, uint64_t *keys, uint32_t fill) {
+/* Keys from stored hashes (the incremental scanner keeps them): pages whose flag is `want` only. Returns the new fill. */
+uint32_t xme_keys_from_hashes(const uint64_t *hashes, const uint8_t *flags, uint8_t want, uint32_t count, uint32_t first_index, uint64_t *keys, uint32_t fill) {
   for (uint32_t i = 0; i < count; i++)
-    if (flags[i]) keys[fill++] = (hashes[i] & 0xffffffff00000000ull) | (uint64_t)(first_index + i);
+    if (flags[i] == want) keys[fill++] = KEY(hashes[i], first_index + i);
   return fill;
 }
 
