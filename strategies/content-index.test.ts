@@ -31,6 +31,19 @@ function guests(): { guests: MemoryGuest[]; residency: Uint8Array[] } {
   return { guests: [a, b], residency };
 }
 
+/** A guest whose pages() copies (as anonymous RAM read from outside QEMU): no memory view. */
+class CopyingGuest extends MemoryGuest {
+  override memoryView(): Buffer {
+    return undefined as unknown as Buffer;
+  }
+  override pages(firstGfn: number, count: number): Buffer {
+    return Buffer.from(super.pages(firstGfn, count));
+  }
+  readPagesInto(firstGfn: number, count: number, target: Buffer, offset: number): void {
+    super.pages(firstGfn, count).copy(target, offset);
+  }
+}
+
 const sortedGroups = (groups: { pages: { guest: number; gfn: number }[] }[]) =>
   groups.map((g) => g.pages.map((p) => `${p.guest}:${p.gfn}`).sort().join(' ')).sort();
 
@@ -54,6 +67,20 @@ describe('content index', () => {
     expect(sortedGroups(classGroups(index, confirmed))).toEqual(['0:1 1:1', '0:2 1:2', '0:299 1:299', '0:70 1:70', '0:10 0:9 1:5'].sort());
     const zeros = [...flaggedPages(index, gs, PAGE_ZERO)];
     expect(zeros).toEqual([pageIndex(0, 3), pageIndex(1, 3), pageIndex(1, 4), pageIndex(1, 200)]);
+  });
+
+  it.each(kernels)('%s: guests that copy (no memory view) give the same groups', (_name, kernel) => {
+    const { guests: viewed, residency } = guests();
+    const copying = viewed.map((g) => {
+      const c = new CopyingGuest(g.id, g.memoryPages);
+      g.ram.copy(c.ram);
+      return c;
+    });
+    const index = new KeyIndex();
+    const { n } = hashAllPages(kernel(), index, copying, residency, new Float64Array(3));
+    kernel().sortKeys(index.keys, n, index.scratch);
+    const confirmed = confirmRuns(kernel(), index, n, copying, residency);
+    expect(sortedGroups(classGroups(index, confirmed))).toEqual(['0:1 1:1', '0:2 1:2', '0:299 1:299', '0:70 1:70', '0:10 0:9 1:5'].sort());
   });
 
   it('native: a page equal to the previous guest’s page at its gfn is a pair, compared and not hashed', () => {

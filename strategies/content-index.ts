@@ -64,6 +64,14 @@ export class KeyIndex {
     };
   }
 
+  private buffers: Buffer[] | undefined;
+
+  /** Two window-sized read buffers (for guests that copy), made once. */
+  windowBuffers(): Buffer[] {
+    this.buffers ??= [0, 1].map(() => Buffer.alloc(WINDOW_PAGES * PAGE_SIZE));
+    return this.buffers;
+  }
+
   /** Forget the pair slots of one parity (a guest's window starts with no page known). */
   clearSlots(guestParity: number): void {
     this.slots[guestParity]!.addrs.fill(0n);
@@ -115,7 +123,9 @@ export function hashAllPages(kernel: ScanKernel, index: KeyIndex, guests: readon
   const longest = Math.max(0, ...guests.map((g) => g.memoryPages));
   let n = 0;
   let pagesRead = 0;
-  // Reads of the current and the previous guest stay referenced while pair slots point into them.
+  // Reads of the current and the previous guest stay referenced while pair slots point into them; where a
+  // guest can read into a buffer, one buffer per parity is reused (window page i at offset i * PAGE_SIZE).
+  const buffers = index.windowBuffers();
   const held: Buffer[][] = [[], []];
   for (let window = 0; window < longest; window += WINDOW_PAGES) {
     index.clearSlots(1); // the first guest has no previous guest
@@ -127,7 +137,14 @@ export function hashAllPages(kernel: ScanKernel, index: KeyIndex, guests: readon
       held[parity] = [];
       const flags = index.guestFlags(g, guest.memoryPages);
       for (const run of backedRuns(window, end, residency?.[g])) {
-        const pages = guest.pages(run.first, run.count);
+        let pages: Buffer;
+        if (guest.readPagesInto) {
+          const offset = (run.first - window) * PAGE_SIZE;
+          guest.readPagesInto(run.first, run.count, buffers[parity]!, offset);
+          pages = buffers[parity]!.subarray(offset, offset + run.count * PAGE_SIZE);
+        } else {
+          pages = guest.pages(run.first, run.count);
+        }
         held[parity]!.push(pages);
         const slots = index.pairSlots(run.first - window, run.count, parity);
         n = kernel.hashKeys(pages, pageIndex(g, run.first), index.keys, n, flags.subarray(run.first, run.first + run.count), slots, stats);
@@ -179,7 +196,8 @@ export function confirmByCopies(index: KeyIndex, n: number, page: (i: number) =>
       let out = 0;
       while (left > 0) {
         const ref = pending[0]!;
-        const reference = page(ref);
+        // Read only when a compare needs it: the pairs of two identical guests join without one.
+        let reference: Buffer | undefined;
         const start = i + out;
         words[2 * (i + out++)] = ref;
         let keep = 0;
@@ -190,6 +208,7 @@ export function confirmByCopies(index: KeyIndex, n: number, page: (i: number) =>
           let same = flagOf(candidate) === PAGE_PAIR && (partner === ref || partner === words[2 * (i + out - 1)]);
           if (!same) {
             bytesCompared += PAGE_SIZE;
+            reference ??= page(ref);
             same = page(candidate).equals(reference);
           }
           if (same) words[2 * (i + out++)] = candidate;

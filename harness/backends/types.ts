@@ -59,6 +59,12 @@ export interface Guest {
    */
   memoryView?(): Buffer | undefined;
   /**
+   * Where pages() copies (anonymous RAM): read pages [firstGfn, firstGfn+count) into `target` at `offset`
+   * instead of a fresh Buffer, so that a scan reuses one buffer (a fresh one costs a page fault per page).
+   * Same rule: never at a page the residency marks 0.
+   */
+  readPagesInto?(firstGfn: number, count: number, target: Buffer, offset: number): void;
+  /**
    * Whether the hypervisor can tell this guest's vCPU state (registers, page-table walks): the "hypervisor
    * route" to the kernel's placement. When false, translate/idtBase/readVirtual reject and strategies use
    * the memory-only route.

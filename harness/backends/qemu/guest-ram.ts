@@ -108,15 +108,22 @@ export class ProcessRam implements GuestRam {
   }
 
   pages(firstGfn: number, count: number): Buffer {
-    checkRange(firstGfn, count, this.pageCount);
     const buffer = Buffer.allocUnsafe(count * PAGE_SIZE);
+    this.readInto(firstGfn, count, buffer, 0);
+    return buffer;
+  }
+
+  /** Pages [firstGfn, firstGfn + count) into target at offset (pread from /proc/<pid>/mem). */
+  readInto(firstGfn: number, count: number, target: Buffer, offset: number): void {
+    checkRange(firstGfn, count, this.pageCount);
+    const bytes = count * PAGE_SIZE;
+    if (offset < 0 || offset + bytes > target.length) throw new RangeError(`${bytes} bytes do not fit at offset ${offset} of a buffer of ${target.length}`);
     let done = 0;
-    while (done < buffer.length) {
-      const read = fs.readSync(this.fd(), buffer, done, buffer.length - done, this.address + firstGfn * PAGE_SIZE + done);
+    while (done < bytes) {
+      const read = fs.readSync(this.fd(), target, offset + done, bytes - done, this.address + firstGfn * PAGE_SIZE + done);
       if (read <= 0) throw new XmeError(`cannot read guest memory of QEMU ${this.pid} at page ${firstGfn} (the process may have ended)`);
       done += read;
     }
-    return buffer;
   }
 
   async write(gfn: number, offset: number, bytes: Buffer): Promise<void> {

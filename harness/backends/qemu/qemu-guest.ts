@@ -158,6 +158,12 @@ export class QemuGuest implements Guest {
     return this.ram().pages(firstGfn, count);
   }
 
+  readPagesInto(firstGfn: number, count: number, target: Buffer, offset: number): void {
+    const ram = this.ram();
+    if (ram instanceof ProcessRam) ram.readInto(firstGfn, count, target, offset);
+    else ram.pages(firstGfn, count).copy(target, offset);
+  }
+
   /** Shared-file RAM is mapped: one view of it all (anonymous RAM is read by copies: none). */
   memoryView(): Buffer | undefined {
     const ram = this.ram();
