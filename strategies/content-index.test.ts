@@ -65,7 +65,7 @@ describe('content index', () => {
     kernel().sortKeys(index.keys, n, index.scratch);
     const confirmed = confirmRuns(kernel(), index, n, gs, residency);
     expect(sortedGroups(classGroups(index, confirmed))).toEqual(['0:1 1:1', '0:2 1:2', '0:299 1:299', '0:70 1:70', '0:10 0:9 1:5'].sort());
-    const zeros = [...flaggedPages(index, gs, PAGE_ZERO)];
+    const zeros = [...flaggedPages(index, gs, PAGE_ZERO, kernel())];
     expect(zeros).toEqual([pageIndex(0, 3), pageIndex(1, 3), pageIndex(1, 4), pageIndex(1, 200)]);
   });
 

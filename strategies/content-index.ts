@@ -108,12 +108,12 @@ export function hashAllPages(kernel: ScanKernel, index: KeyIndex, guests: readon
   index.reserve(guests);
   const views = guests.map((g) => g.memoryView?.());
   if (kernel.hashGuests && views.every((v) => v !== undefined)) {
-    // One native call for the whole pass: flags say which pages are holes (PAGE_ZERO, never read).
+    // One native call for the whole pass; on entry the flags are the residency (0 = hole, never read).
     guests.forEach((guest, g) => {
       const flags = index.guestFlags(g, guest.memoryPages);
       const map = residency?.[g];
-      if (!map) flags.fill(0);
-      else for (let gfn = 0; gfn < flags.length; gfn++) flags[gfn] = map[gfn] === 0 ? PAGE_ZERO : 0;
+      if (map) flags.set(map.subarray(0, flags.length));
+      else flags.fill(1);
     });
     const before = stats[2] ?? 0;
     const n = kernel.hashGuests(views as Buffer[], index.flags, index.keys, stats);
@@ -245,7 +245,8 @@ export function classGroups(index: KeyIndex, confirmed: Confirmed): PackedGroup[
 }
 
 /** Every page flagged `flag` in these guests' flags, as packed indices. */
-export function flaggedPages(index: KeyIndex, guests: readonly Guest[], flag: number): Uint32Array {
+export function flaggedPages(index: KeyIndex, guests: readonly Guest[], flag: number, kernel?: ScanKernel): Uint32Array {
+  if (kernel?.collectFlag) return kernel.collectFlag(index.flags, new Uint32Array(guests.map((g) => g.memoryPages)), flag);
   const bytes = index.flags.bytes;
   let count = 0;
   for (let i = 0; i < bytes.length; i++) if (bytes[i] === flag) count++;

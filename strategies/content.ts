@@ -53,7 +53,7 @@ export class ContentStrategy implements Strategy {
     // bytesHashed counts what XXH3 read: a page confirmed equal to its partner by memcmp is not hashed.
     const cost: ScanCost = { pagesRead, bytesHashed: stats[1]!, bytesCompared: stats[0]! + confirmed.bytesCompared };
     const groups: ShareGroup[] = classGroups(this.index, confirmed);
-    const zeroPages = flaggedPages(this.index, guests, PAGE_ZERO);
+    const zeroPages = flaggedPages(this.index, guests, PAGE_ZERO, kernel);
     if (this.options.zeroPages && zeroPages.length >= 2) groups.push(new PackedGroup(zeroPages, true));
     return {
       groups,

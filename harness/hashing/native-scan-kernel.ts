@@ -19,6 +19,7 @@ const SOURCE = path.join(import.meta.dirname, 'native', 'page-scan.c');
 type HashPages = (base: number, count: number, hashes: BigUint64Array) => void;
 type HashKeys = (base: number, count: number, firstIndex: number, zeroHash: bigint, keys: BigUint64Array, fill: number, flags: Uint8Array,
   prevHashes: BigUint64Array, prevAddrs: BigUint64Array, curHashes: BigUint64Array, curAddrs: BigUint64Array, stats: Float64Array) => number;
+type CollectFlag = (flags: Uint8Array, flagOffsets: Uint32Array, pageCounts: Uint32Array, guests: number, want: number, out: Uint32Array | null) => number;
 type HashGuests = (guests: number, bases: BigUint64Array, pageCounts: Uint32Array, flags: Uint8Array, flagOffsets: Uint32Array, zeroHash: bigint, keys: BigUint64Array, stats: Float64Array) => number;
 type KeysFromHashes = (hashes: BigUint64Array, flags: Uint8Array, want: number, count: number, firstIndex: number, keys: BigUint64Array, fill: number) => number;
 type SortKeys = (keys: BigUint64Array, n: number, scratch: BigUint64Array) => void;
@@ -46,7 +47,7 @@ class NativeScanKernel implements ScanKernel {
   readonly name = 'native (harness/hashing/native/page-scan.c, xxh3-64 from libxxhash)';
 
   constructor(
-    private readonly fns: { hashPages: HashPages; hashKeys: HashKeys; hashGuests: HashGuests; keysFromHashes: KeysFromHashes; sortKeys: SortKeys; confirmRuns: ConfirmRuns },
+    private readonly fns: { hashPages: HashPages; hashKeys: HashKeys; hashGuests: HashGuests; collectFlag: CollectFlag; keysFromHashes: KeysFromHashes; sortKeys: SortKeys; confirmRuns: ConfirmRuns },
     private readonly zeroHash: bigint,
   ) {}
 
@@ -62,6 +63,14 @@ class NativeScanKernel implements ScanKernel {
     if ([pair.prevHashes, pair.prevAddrs, pair.curHashes, pair.curAddrs].some((slots) => slots.length < count)) throw new RangeError('pair slots too short for the pages given');
     if (count === 0) return fill;
     return this.fns.hashKeys(Number(koffi.address(pages)), count, firstIndex, this.zeroHash, keys, fill, flags, pair.prevHashes, pair.prevAddrs, pair.curHashes, pair.curAddrs, stats);
+  }
+
+  collectFlag(flags: PageFlags, pageCounts: Uint32Array, want: number): Uint32Array {
+    const guests = pageCounts.length;
+    if (flags.offsets.length !== guests) throw new RangeError('one page count per guest');
+    const out = new Uint32Array(this.fns.collectFlag(flags.bytes, flags.offsets, pageCounts, guests, want, null));
+    if (out.length) this.fns.collectFlag(flags.bytes, flags.offsets, pageCounts, guests, want, out);
+    return out;
   }
 
   hashGuests(views: readonly Buffer[], flags: PageFlags, keys: BigUint64Array, stats: Float64Array): number {
@@ -103,6 +112,7 @@ export function nativeScanKernel(): { kernel?: ScanKernel; reason?: string } {
     const fns = {
       hashPages: lib.func('void xme_hash_pages(uintptr_t base, uint32_t count, _Out_ uint64_t *hashes)') as HashPages,
       hashKeys: lib.func('uint32_t xme_hash_keys(uintptr_t base, uint32_t count, uint32_t first_index, uint64_t zero_hash, _Inout_ uint64_t *keys, uint32_t fill, _Inout_ uint8_t *flags, const uint64_t *prev_hashes, const uint64_t *prev_addrs, _Inout_ uint64_t *cur_hashes, _Inout_ uint64_t *cur_addrs, _Inout_ double *stats)') as HashKeys,
+      collectFlag: lib.func('uint32_t xme_collect_flag(const uint8_t *flags, const uint32_t *flag_offsets, const uint32_t *page_counts, uint32_t guests, uint8_t want, _Inout_ uint32_t *out)') as CollectFlag,
       hashGuests: lib.func('uint32_t xme_hash_guests(uint32_t guests, const uint64_t *bases, const uint32_t *page_counts, _Inout_ uint8_t *flags, const uint32_t *flag_offsets, uint64_t zero_hash, _Inout_ uint64_t *keys, _Inout_ double *stats)') as HashGuests,
       keysFromHashes: lib.func('uint32_t xme_keys_from_hashes(const uint64_t *hashes, const uint8_t *flags, uint8_t want, uint32_t count, uint32_t first_index, _Inout_ uint64_t *keys, uint32_t fill)') as KeysFromHashes,
       sortKeys: lib.func('void xme_sort_keys(_Inout_ uint64_t *keys, uint32_t n, _Inout_ uint64_t *scratch)') as SortKeys,

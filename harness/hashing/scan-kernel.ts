@@ -52,10 +52,13 @@ export interface ScanKernel {
   hashKeys(pages: Buffer, firstIndex: number, keys: BigUint64Array, fill: number, flags: Uint8Array, pair: PairSlots, stats: Float64Array): number;
   /**
    * Native only: the whole pass over guests whose RAM is each one view, in one call (lockstep windows, as
-   * hashKeys). On entry flags are PAGE_ZERO for holes (never read) and 0 for pages to read. Keys are written
-   * from 0; returns how many. stats[0] += bytes compared, stats[1] += bytes hashed, stats[2] += pages read.
+   * hashKeys). On entry flags are the residency (0 = hole, never read; else read); on return a hole is
+   * PAGE_ZERO and a read page has its flag. Keys are written from 0; returns how many. stats[0] += bytes
+   * compared, stats[1] += bytes hashed, stats[2] += pages read.
    */
   hashGuests?(views: readonly Buffer[], flags: PageFlags, keys: BigUint64Array, stats: Float64Array): number;
+  /** Native only: the packed indices of the pages whose flag is `want` (pageCounts[g] pages of guest g). */
+  collectFlag?(flags: PageFlags, pageCounts: Uint32Array, want: number): Uint32Array;
   /** Append the keys of pages [0, flags.length) whose flag is `want`, from stored hashes; returns the new fill. */
   keysFromHashes(hashes: BigUint64Array, flags: Uint8Array, want: number, firstIndex: number, keys: BigUint64Array, fill: number): number;
   /** Sort keys[0, n) by hash (the order of equal hashes is the kernel's). scratch holds n keys. */

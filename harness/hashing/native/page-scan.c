@@ -84,9 +84,10 @@ uint32_t xme_hash_keys(uintptr_t base, uint32_t count, uint32_t first_index, uin
 /*
  * The whole pass over guests whose RAM is each one mapped view (bases[g], page_counts[g] pages), in lockstep
  * windows of 64 pages (256 KiB: guest g − 1's window is still in L2 when guest g's is read). On entry
- * flags[flag_offsets[g] + gfn] is FLAG_ZERO for a hole (never read: it is zeros and reading would allocate it)
- * and 0 for a page to read; on return every read page has its flag. Keys are appended from 0; returns how
- * many. stats[0] += bytes compared, stats[1] += bytes hashed, stats[2] += pages read.
+ * flags[flag_offsets[g] + gfn] is the residency: 0 for a hole (never read: it is zeros and reading would
+ * allocate it), non-zero for a page to read; on return a hole is FLAG_ZERO and every read page has its flag.
+ * Keys are appended from 0; returns how many. stats[0] += bytes compared, stats[1] += bytes hashed, stats[2]
+ * += pages read.
  */
 #define WINDOW 64
 uint32_t xme_hash_guests(uint32_t guests, const uint64_t *bases, const uint32_t *page_counts, uint8_t *flags, const uint32_t *flag_offsets,
@@ -105,7 +106,7 @@ uint32_t xme_hash_guests(uint32_t guests, const uint64_t *bases, const uint32_t 
       const uint8_t *base = (const uint8_t *)(uintptr_t)bases[g];
       for (uint32_t gfn = window; gfn < end; gfn++) {
         uint32_t slot = gfn - window;
-        if (guest_flags[gfn] == FLAG_ZERO) { addrs[cur][slot] = 0; continue; }
+        if (guest_flags[gfn] == 0) { guest_flags[gfn] = FLAG_ZERO; addrs[cur][slot] = 0; continue; }
         const uint8_t *page = base + (uintptr_t)gfn * PAGE;
         uint8_t flag;
         uint64_t hash = scan_page(page, addrs[prev][slot], hashes[prev][slot], zero_hash, &flag, &stats[0], &stats[1]);
@@ -120,6 +121,20 @@ uint32_t xme_hash_guests(uint32_t guests, const uint64_t *bases, const uint32_t 
   }
   stats[2] += read;
   return fill;
+}
+
+/* The global indices (guest << 24 | gfn) of the pages whose flag is `want`, into out (NULL: only count). */
+uint32_t xme_collect_flag(const uint8_t *flags, const uint32_t *flag_offsets, const uint32_t *page_counts, uint32_t guests, uint8_t want, uint32_t *out) {
+  uint32_t n = 0;
+  for (uint32_t g = 0; g < guests; g++) {
+    const uint8_t *f = flags + flag_offsets[g];
+    for (uint32_t gfn = 0; gfn < page_counts[g]; gfn++)
+      if (f[gfn] == want) {
+        if (out) out[n] = (g << 24) | gfn;
+        n++;
+      }
+  }
+  return n;
 }
 
 /* Keys from stored hashes (the incremental scanner keeps them): pages whose flag is `want` only. Returns the new fill. */
