@@ -17,11 +17,15 @@ uint64_t XXH3_64bits(const void *input, size_t length); /* libxxhash.so.0 (no he
 
 #define PAGE 4096
 
+/* All zeros? Cache line by cache line, stopping at the first one that is not (a data page stops at once). */
 static int all_zero(const uint8_t *page) {
   const uint64_t *words = (const uint64_t *)page;
-  uint64_t acc = 0;
-  for (size_t i = 0; i < PAGE / 8; i++) acc |= words[i];
-  return acc == 0;
+  for (size_t line = 0; line < PAGE / 8; line += 8) {
+    uint64_t acc = 0;
+    for (size_t i = 0; i < 8; i++) acc |= words[line + i];
+    if (acc) return 0;
+  }
+  return 1;
 }
 
 /* Hash `count` pages at `base` into hashes[0..count). */
@@ -39,8 +43,10 @@ void xme_hash_pages(uintptr_t base, uint32_t count, uint64_t *hashes) {
  *    hash is prev_hash, not computed. Identical guests have most of their duplicates at the same gfn, and one
  *    memcmp (the previous page is still in L2, a differing page usually differs in its first bytes) costs
  *    less than a hash: the byte confirmation of the commonest duplicate is also its proposal;
- *  - else its XXH3; if that is the zero page's and the bytes are all zero (checked while in L1), ZERO;
- *  - else 0.
+ *  - a page whose first word is zero is checked for zeros first: an all-zero page is ZERO, confirmed by that
+ *    check alone and not hashed (its hash is the zero page's); any other page stops the check at its first
+ *    non-zero word, and is then read from L1 by the hash;
+ *  - else its XXH3 (if that is the zero page's, the zero check decides), flag 0.
  */
 static inline uint64_t scan_page(const uint8_t *page, const uint8_t *prev, uint64_t prev_hash, uint64_t zero_hash, uint8_t *flag, double *compared, double *hashed) {
   if (prev) {
@@ -50,13 +56,16 @@ static inline uint64_t scan_page(const uint8_t *page, const uint8_t *prev, uint6
       return prev_hash;
     }
   }
+  if (*(const uint64_t *)page == 0) {
+    *compared += PAGE;
+    if (all_zero(page)) {
+      *flag = FLAG_ZERO;
+      return zero_hash;
+    }
+  }
   uint64_t hash = XXH3_64bits(page, PAGE);
   *hashed += PAGE;
   *flag = 0;
-  if (hash == zero_hash) {
-    *compared += PAGE;
-    if (all_zero(page)) *flag = FLAG_ZERO;
-  }
   return hash;
 }
 
