@@ -12,10 +12,10 @@ import { PackedGroup } from '../harness/sharing/packed-group.ts';
 import { XmeError } from '../harness/util/errors.ts';
 
 /**
- * Pages per window of the lockstep pass (1 MiB per guest): guest g's page at a gfn is hashed while guest
+ * Pages per window of the lockstep pass for guests that copy (1 MiB per guest; the native pass over mapped
+ * guests uses 64-page windows of its own, page-scan.c): guest g's page at a gfn is compared while guest
  * g − 1's page at that gfn is still in the CPU's cache, so the byte compare of the commonest duplicate (the
- * same page at the same place in two identical guests) costs almost nothing. Also bounds a copying
- * backend's reads (anonymous RAM) to 1 MiB at a time.
+ * same page at the same place in two identical guests) is cheap. Also bounds each read to 1 MiB.
  */
 export const WINDOW_PAGES = 256;
 

@@ -4,9 +4,10 @@
  * confirm each candidate group byte by byte (a hash collision never becomes a share). Identical pages are
  * proposed whether they are in different guests or in the same one, as KSM and Xen's CBPS do; all-zero pages
  * are one group, counted apart. Pages the host does not back (holes) are zeros and are not read, like KSM,
- * which scans only present pages. The per-page loops run in C (harness/hashing/native/page-scan.c) through
- * one call per run of backed pages in a 1 MiB window; the index is typed arrays (content-index.ts), ≈ 21 bytes
- * per guest page.
+ * which scans only present pages. The per-page loops run in C (harness/hashing/native/page-scan.c): one call
+ * for the whole pass over mapped guests, one per run of backed pages for guests that copy; the index is typed
+ * arrays (content-index.ts), ≈ 21 bytes per guest page. bytesCompared counts a whole page for every compare,
+ * also one that stopped at the first difference (an upper bound).
  * The incremental scanner a real system would run is content-incremental.ts.
  */
 import { PAGE_SIZE, type Guest } from '../harness/backends/types.ts';
