@@ -15,8 +15,6 @@ export interface Libc {
   mmap: (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => unknown;
   munmap: (addr: unknown, length: number) => number;
   mincore: (addr: unknown, length: number, vec: Uint8Array) => number;
-  /** iovecs as pairs of uint64 (base, length). */
-  processVmReadv: (pid: number, local: BigUint64Array, localCount: number, remote: BigUint64Array, remoteCount: number, flags: number) => number | bigint;
 }
 
 let libc: Libc | undefined;
@@ -30,8 +28,6 @@ export function loadLibc(): Libc {
     mmap: lib.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as Libc['mmap'],
     munmap: lib.func('int munmap(void *addr, size_t length)') as Libc['munmap'],
     mincore: lib.func('int mincore(void *addr, size_t length, _Out_ uint8_t *vec)') as Libc['mincore'],
-    // struct iovec { void *iov_base; size_t iov_len; } is two uint64 on x86-64 Linux.
-    processVmReadv: lib.func('intptr_t process_vm_readv(int pid, const uint64_t *local, unsigned long liovcnt, const uint64_t *remote, unsigned long riovcnt, unsigned long flags)') as Libc['processVmReadv'],
   };
   return libc;
 }

@@ -11,8 +11,6 @@
  *   host memory (residency marks them 0; resident-pages.ts skips them).
  */
 import fs from 'node:fs';
-import koffi from 'koffi';
-import { loadLibc } from '../../util/libc.ts';
 import { PAGE_SIZE, type GuestRamKind } from '../types.ts';
 import { XmeError } from '../../util/errors.ts';
 import { MappedFile } from './mapped-file.ts';
@@ -115,29 +113,16 @@ export class ProcessRam implements GuestRam {
     return buffer;
   }
 
-  private readonly iovecs = { local: new BigUint64Array(2), remote: new BigUint64Array(2) };
-  private vmReadvWorks = true;
-
   /**
-   * Pages [firstGfn, firstGfn + count) into target at offset: process_vm_readv (one copy, pages pinned in
-   * batches), else pread from /proc/<pid>/mem (the kernel copies each page twice, through a bounce page).
-   * Neither unmerges a KSM page (a read, no write fault); neither may touch a page that is not present.
+   * Pages [firstGfn, firstGfn + count) into target at offset (pread from /proc/<pid>/mem). Not
+   * process_vm_readv, though it copies once where this copies twice: it pins the pages (FOLL_PIN), and a
+   * read-only pin of a KSM page must unshare it first — the harness would unmerge what KSM merged
+   * (ksm-peer.e2e.test.ts caught it). /proc/<pid>/mem reads without pinning and unmerges nothing.
    */
   readInto(firstGfn: number, count: number, target: Buffer, offset: number): void {
     checkRange(firstGfn, count, this.pageCount);
     const bytes = count * PAGE_SIZE;
     if (offset < 0 || offset + bytes > target.length) throw new RangeError(`${bytes} bytes do not fit at offset ${offset} of a buffer of ${target.length}`);
-    if (this.vmReadvWorks) {
-      const { local, remote } = this.iovecs;
-      local[0] = koffi.address(target) + BigInt(offset);
-      local[1] = BigInt(bytes);
-      remote[0] = BigInt(this.address + firstGfn * PAGE_SIZE);
-      remote[1] = BigInt(bytes);
-      const read = Number(loadLibc().processVmReadv(this.pid, local, 1, remote, 1, 0));
-      if (read === bytes) return;
-      // Not permitted here, or a partial read: the /proc/<pid>/mem route below says what went wrong.
-      if (read < 0) this.vmReadvWorks = false;
-    }
     let done = 0;
     while (done < bytes) {
       const read = fs.readSync(this.fd(), target, offset + done, bytes - done, this.address + firstGfn * PAGE_SIZE + done);
