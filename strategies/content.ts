@@ -1,15 +1,22 @@
 /**
- * Content-based page sharing (CBPS), the approach XME is compared with: read every page of every guest,
- * hash it, bucket pages by hash, and confirm each bucket byte by byte (a hash collision never becomes a
- * share). Identical pages are proposed whether they are in different guests or in the same one, as KSM
- * and Xen's CBPS do; all-zero pages are marked so that they are counted apart. Pages the host does not back
- * (holes in QEMU's RAM file) are zeros and are not read, like KSM, which scans only present pages.
+ * Content-based page sharing (CBPS), the full-rescan model — the upper bound of what content scanning finds
+ * and what it costs per pass: read every backed page of every guest each tick, hash it, sort the hashes,
+ * confirm each candidate group byte by byte (a hash collision never becomes a share). Identical pages are
+ * proposed whether they are in different guests or in the same one, as KSM and Xen's CBPS do; all-zero pages
+ * are one group, counted apart. Pages the host does not back (holes) are zeros and are not read, like KSM,
+ * which scans only present pages. The per-page loops run in C (harness/hashing/native/page-scan.c): one call
+ * for the whole pass over mapped guests, one per run of backed pages for guests that copy; the index is typed
+ * arrays (content-index.ts), ≈ 21 bytes per guest page. bytesCompared counts a whole page for every compare,
+ * also one that stopped at the first difference (an upper bound).
+ * The incremental scanner a real system would run is content-incremental.ts.
  */
-import { PAGE_SIZE } from '../harness/backends/types.ts';
+import { PAGE_SIZE, type Guest } from '../harness/backends/types.ts';
 import { XmeError } from '../harness/util/errors.ts';
+import { PAGE_ZERO } from '../harness/hashing/scan-kernel.ts';
 import type { ScanCost, ShareGroup } from '../harness/sharing/types.ts';
-import { backedRuns, pageBytes, ZERO_PAGE } from '../harness/sharing/resident-pages.ts';
-import { identicalClasses } from './page-classes.ts';
+import { PackedGroup } from '../harness/sharing/packed-group.ts';
+import { classGroups, confirmRuns, distinctHashes, flaggedPages, hashAllPages, KeyIndex } from './content-index.ts';
+import { scanKernelFor } from './scan-kernel-choice.ts';
 import type { ScanResult, Strategy, StrategyContext, StrategyFactory } from './types.ts';
 
 export interface ContentOptions {
@@ -17,73 +24,45 @@ export interface ContentOptions {
   zeroPages: boolean;
 }
 
-const GUEST_SHIFT = 2 ** 32;
-
 export class ContentStrategy implements Strategy {
   readonly name = 'content';
   readonly declaredMetrics = {
-    zero_pages: { unit: 'pages', method: 'pages the scan proposed in all-zero groups (hash of the zero page, confirmed byte by byte); holes the host does not back count as zero pages' },
-    distinct_hashes: { unit: 'hashes', method: 'distinct page hashes over all pages of all guests in the scan (each a distinct content, collisions aside)' },
+    zero_pages: { unit: 'pages', method: 'all-zero pages (confirmed byte by byte right after hashing, in cache); holes the host does not back count as zero pages' },
+    distinct_hashes: { unit: 'hashes', method: 'distinct 32-bit hash prefixes among the non-zero pages of all guests, plus one for the zero page (each a distinct content, collisions aside)' },
   };
-  private hashes: BigUint64Array[] = [];
+  private readonly index = new KeyIndex();
 
   constructor(private readonly options: ContentOptions) {}
 
   describe(): string {
-    return `content-based: hash every page, confirm by byte compare${this.options.zeroPages ? '' : ', zero pages left out'}`;
+    return `content-based, full rescan (upper-bound model): hash every page each tick, confirm by byte compare${this.options.zeroPages ? '' : ', zero pages left out'}`;
+  }
+
+  /** Bytes the index holds per guest page (the bench's memory figure). */
+  indexBytesPerPage(guests: readonly Guest[]): number {
+    const pages = guests.reduce((sum, g) => sum + g.memoryPages, 0);
+    return pages ? this.index.bytes / pages : 0;
   }
 
   async scan(context: StrategyContext): Promise<ScanResult> {
-    const { guests, hasher } = context;
-    const cost: ScanCost = { pagesRead: 0, bytesHashed: 0, bytesCompared: 0 };
-    // Hash arrays are reused from scan to scan: a 256 MiB guest needs 512 KiB of hashes.
-    this.hashes = guests.map((guest, i) =>
-      this.hashes[i]?.length === guest.memoryPages ? this.hashes[i]! : new BigUint64Array(guest.memoryPages));
-
-    const buckets = new Map<bigint, number[]>();
-    const zeroHash = hasher.hashPage(ZERO_PAGE);
-    guests.forEach((guest, g) => {
-      const hashes = this.hashes[g]!;
-      const residency = context.residency?.[g];
-      // Holes (pages the host never backed) are zeros: hashed as such, never read (reading would allocate them).
-      if (residency) hashes.fill(zeroHash);
-      for (const run of backedRuns(guest.memoryPages, residency)) {
-        hasher.hashPages(guest.pages(run.first, run.count), hashes.subarray(run.first, run.first + run.count));
-        cost.pagesRead += run.count;
-        cost.bytesHashed += run.count * PAGE_SIZE;
-      }
-      for (let gfn = 0; gfn < hashes.length; gfn++) {
-        const hash = hashes[gfn]!;
-        const bucket = buckets.get(hash);
-        if (bucket) bucket.push(g * GUEST_SHIFT + gfn);
-        else buckets.set(hash, [g * GUEST_SHIFT + gfn]);
-      }
-    });
-
-    const groups: ShareGroup[] = [];
-    let zeroPages = 0;
-    let distinctContents = 0;
-    for (const [hash, packed] of buckets) {
-      distinctContents++;
-      if (packed.length < 2) continue;
-      if (hash === zeroHash && !this.options.zeroPages) continue;
-      const pages = packed.map((p) => {
-        const ref = { guest: Math.floor(p / GUEST_SHIFT), gfn: p % GUEST_SHIFT };
-        return { ref, bytes: pageBytes(guests[ref.guest]!, ref.gfn, context.residency?.[ref.guest]) };
-      });
-      const { classes, bytesCompared } = identicalClasses(pages);
-      cost.bytesCompared += bytesCompared;
-      for (const members of classes) {
-        const first = members[0]!;
-        const zero = hash === zeroHash && pageBytes(guests[first.guest]!, first.gfn, context.residency?.[first.guest]).equals(ZERO_PAGE);
-        if (zero) zeroPages += members.length;
-        groups.push({ pages: members, zero });
-      }
-    }
+    const { guests } = context;
+    const kernel = scanKernelFor(context.hasher);
+    const stats = new Float64Array(3);
+    const { n, pagesRead } = hashAllPages(kernel, this.index, guests, context.residency, stats);
+    kernel.sortKeys(this.index.keys, n, this.index.scratch);
+    const confirmed = confirmRuns(kernel, this.index, n, guests, context.residency);
+    // bytesHashed counts what XXH3 read: a page confirmed equal to its partner by memcmp is not hashed.
+    const cost: ScanCost = { pagesRead, bytesHashed: stats[1]!, bytesCompared: stats[0]! + confirmed.bytesCompared };
+    const groups: ShareGroup[] = classGroups(this.index, confirmed);
+    const zeroPages = flaggedPages(this.index, guests, PAGE_ZERO, kernel);
+    if (this.options.zeroPages && zeroPages.length >= 2) groups.push(new PackedGroup(zeroPages, true));
     return {
       groups,
       cost,
-      metrics: { zero_pages: zeroPages, distinct_hashes: distinctContents },
+      metrics: {
+        zero_pages: zeroPages.length,
+        distinct_hashes: distinctHashes(this.index, n) + (zeroPages.length > 0 ? 1 : 0),
+      },
       notes: [],
     };
   }
@@ -91,7 +70,7 @@ export class ContentStrategy implements Strategy {
 
 export const contentFactory: StrategyFactory = {
   name: 'content',
-  summary: 'CBPS: hash every page of every guest (XXH3), group by hash, confirm by byte compare',
+  summary: 'CBPS, full rescan (upper-bound model): hash every page of every guest each tick (XXH3, in C), group by hash, confirm by byte compare',
   options: {
     zeroPages: 'boolean, default true: also share all-zero pages (always reported apart as zero_pages_shared)',
   },

@@ -3,12 +3,14 @@
  */
 import { XmeError } from '../harness/util/errors.ts';
 import { contentFactory } from './content.ts';
+import { contentIncrementalFactory } from './content-incremental.ts';
+import { hybridFactory } from './hybrid.ts';
 import { ksmFactory } from './ksm.ts';
 import { noneFactory } from './none.ts';
 import { semanticFactory } from './semantic.ts';
 import type { Strategy, StrategyFactory } from './types.ts';
 
-export const strategyFactories: readonly StrategyFactory[] = [semanticFactory, contentFactory, ksmFactory, noneFactory];
+export const strategyFactories: readonly StrategyFactory[] = [semanticFactory, contentFactory, contentIncrementalFactory, hybridFactory, ksmFactory, noneFactory];
 
 export function strategyFactory(name: string): StrategyFactory {
   const factory = strategyFactories.find((f) => f.name === name);

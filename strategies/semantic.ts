@@ -84,6 +84,23 @@ export class SemanticStrategy implements Strategy {
     return placement;
   }
 
+  /**
+   * Guest-physical page ranges this strategy shares in `guest` (kernel code, and rodata with that option):
+   * known once a scan has located the guest's kernel, else undefined. The hybrid strategy leaves them to
+   * semantic sharing and does not scan them.
+   */
+  kernelPageRanges(guest: Guest, context: StrategyContext): { first: number; count: number }[] | undefined {
+    const placement = this.placements.get(guest);
+    if (!placement) return undefined;
+    const { layout } = context.kernel;
+    const ranges = this.options.rodata ? [layout.code, layout.rodata] : [layout.code];
+    const base = Number(placement.physicalBase / BigInt(PAGE_SIZE));
+    return ranges.map((range) => {
+      const span = pageSpan(layout, range);
+      return { first: base + span.first, count: span.count };
+    });
+  }
+
   async scan(context: StrategyContext): Promise<ScanResult> {
     const cost: ScanCost = { pagesRead: 0, bytesHashed: 0, bytesCompared: 0 };
     const notes: string[] = [];

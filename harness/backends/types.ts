@@ -58,6 +58,18 @@ export interface Guest {
   /** A view of guest-physical pages [firstGfn, firstGfn+count). Zero-copy where the backend can. */
   pages(firstGfn: number, count: number): Buffer;
   /**
+   * All of guest RAM as one live, zero-copy view whose address does not move until teardown, where the backend
+   * maps it (QEMU shared-file RAM, test guests); undefined or absent where pages() copies. Lets native code
+   * compare pages in place. Like pages(), it must not be read at a page the residency marks 0.
+   */
+  memoryView?(): Buffer | undefined;
+  /**
+   * Where pages() copies (anonymous RAM): read pages [firstGfn, firstGfn+count) into `target` at `offset`
+   * instead of a fresh Buffer, so that a scan reuses one buffer (a fresh one costs a page fault per page).
+   * Same rule: never at a page the residency marks 0.
+   */
+  readPagesInto?(firstGfn: number, count: number, target: Buffer, offset: number): void;
+  /**
    * Whether the hypervisor can tell this guest's vCPU state (registers, page-table walks): the "hypervisor
    * route" to the kernel's placement. When false, translate/idtBase/readVirtual reject and strategies use
    * the memory-only route.

@@ -106,8 +106,12 @@ describe('xme run — smoke scenario', () => {
   it('reports the guests’ workload throughput from their progress lines', () => {
     const rates = samples.filter((r) => r.guest !== 'all' && r.workload_ops_per_s !== '').map((r) => Number(r.workload_ops_per_s));
     expect(rates.length).toBeGreaterThan(0);
-    // memchurn at rate=200 pages/s: the guests report close to that (TCG may lag a little)
-    for (const rate of rates) expect(rate).toBeGreaterThan(100);
+    // memchurn paced at 200 pages/s, measured over host time (pauses included): never above its pace (a wrong
+    // time unit would show), never nothing; how close to 200 depends on the host's load, so no floor here.
+    for (const rate of rates) {
+      expect(rate).toBeGreaterThan(0);
+      expect(rate).toBeLessThan(200 * 1.15);
+    }
   });
 });
 

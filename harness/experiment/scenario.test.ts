@@ -113,7 +113,7 @@ describe('scenario validation', () => {
     const names = listScenarios();
     expect(names).toEqual(expect.arrayContaining(['smoke', 'thesis-kernel-code', 'cow-faults', 'scan-overhead']));
     for (const name of names) expect(loadScenario(name).name).toBe(name);
-    expect(loadScenario('scan-overhead').memoryMiB).toEqual([128, 256, 512]);
+    expect(loadScenario('scan-overhead').memoryMiB).toEqual([128, 256, 512, 1024]);
   });
 
   it('says which scenarios exist when one is unknown', () => {

@@ -30,13 +30,22 @@ beforeAll(async () => {
 afterAll(() => {
   releaseLock();
   fs.rmSync(resultsRoot, { recursive: true, force: true });
+  fs.rmSync(stateDir, { recursive: true, force: true });
 });
 
 type Row = Record<string, string>;
 const metricsOf = (row: Row) => Object.fromEntries((row.strategy_metrics ?? '').split(';').filter(Boolean).map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
 
+// The xme children keep their KSM state file in a folder of this test's own: any other `xme run` on the host
+// (other test files run in parallel) restores a dead owner's state from /run/xme, and would otherwise take the
+// SIGKILL case's "next run" away from the run this test starts. The knobs themselves are the real ones.
+const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-ksm-state-'));
+
 function xme(args: string[]) {
-  const child = execa(process.execPath, [path.join(projectRoot, 'bin', 'xme.js'), ...args, '--results', resultsRoot], { reject: false });
+  const child = execa(process.execPath, [path.join(projectRoot, 'bin', 'xme.js'), ...args, '--results', resultsRoot], {
+    reject: false,
+    env: { XME_KSM_STATE_DIR: stateDir },
+  });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const waitFor = async (pattern: RegExp, ms: number) => {

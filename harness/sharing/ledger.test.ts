@@ -1,6 +1,8 @@
 /** Ledger logic on in-memory stand-in guests (exact cases); real-guest CoW detection: runner.e2e.test.ts. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SharingLedger } from './ledger.ts';
+import { PackedGroup } from './packed-group.ts';
+import { pageIndex } from '../hashing/scan-kernel.ts';
 import { EnforcedLedger } from './enforced-ledger.ts';
 import { MemoryGuest } from '../testing/memory-guest.ts';
 import { defaultHasher, type PageHasher } from '../hashing/page-hasher.ts';
@@ -31,6 +33,20 @@ describe('SharingLedger', () => {
     expect(result).toMatchObject({ groupsApplied: 2, pagesShared: 4, refused: [] });
     expect(ledger.stats()).toMatchObject({ sharedPages: 4, framesUsed: 2, framesSaved: 2, cowFaults: 0 });
     expect(ledger.stats().perGuest).toEqual([{ sharedPages: 2, cowFaults: 0 }, { sharedPages: 2, cowFaults: 0 }]);
+  });
+
+  it('takes packed groups (a content scan’s) as it takes page lists, without reading their PageRefs', () => {
+    const [a, b] = twoGuests();
+    b.pages(3, 1)[100]! ^= 1;
+    const ledger = new SharingLedger('t', [a, b], hasher);
+    const packed = new PackedGroup(new Uint32Array([pageIndex(0, 1), pageIndex(1, 1)]), false);
+    const differs = new PackedGroup(new Uint32Array([pageIndex(0, 3), pageIndex(1, 3)]), false);
+    const outside = new PackedGroup(new Uint32Array([pageIndex(0, 2), pageIndex(1, 2), pageIndex(1, 9)]), false);
+    const result = ledger.apply([packed, differs, outside]);
+    expect(result).toMatchObject({ groupsApplied: 2, pagesShared: 4 });
+    expect(result.refused.map((r) => r.reason).sort()).toEqual(['bytes differ from the group’s first page', 'no other page of the group has the same bytes', 'page is outside guest memory']);
+    expect(result.refused.find((r) => r.reason === 'page is outside guest memory')!.pages).toEqual([{ guest: 1, gfn: 9 }]);
+    expect(ledger.stats()).toMatchObject({ sharedPages: 4, framesUsed: 2 });
   });
 
   it('never shares pages whose bytes differ, and says why', () => {

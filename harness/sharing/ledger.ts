@@ -24,6 +24,8 @@ import { PAGE_SIZE, type Guest } from '../backends/types.ts';
 import type { PageHasher } from '../hashing/page-hasher.ts';
 import type { MetricDeclarations, PageRef, ShareGroup } from './types.ts';
 import { pageBytes, ZERO_PAGE, type Residency } from './resident-pages.ts';
+import { PackedGroup } from './packed-group.ts';
+import { gfnOfIndex, guestOfIndex } from '../hashing/scan-kernel.ts';
 
 export const COW_METHOD_CONTENT_REREAD = 'content-reread';
 
@@ -141,8 +143,44 @@ export class SharingLedger implements Ledger {
     return pageBytes(guest, ref.gfn, this.hostResidency?.[ref.guest]);
   }
 
+  private zeroHash: bigint | undefined;
+
+  /** A page's hash; a hole is the zero page by definition, so its hash is known without reading or hashing. */
+  private hashOf(ref: PageRef): bigint {
+    if (this.hostResidency?.[ref.guest]?.[ref.gfn] === 0) return (this.zeroHash ??= this.hasher.hashPage(ZERO_PAGE));
+    return this.hasher.hashPage(this.page(ref));
+  }
+
   private outside(ref: PageRef): boolean {
     return !Number.isInteger(ref.guest) || !Number.isInteger(ref.gfn) || ref.guest < 0 || ref.guest >= this.guests.length || ref.gfn < 0 || ref.gfn >= this.guests[ref.guest]!.memoryPages;
+  }
+
+  /** A page's bytes by key, without making a PageRef (a hole is zeros and is not read). */
+  private pageOfKey(key: number): Buffer {
+    const guest = Math.floor(key / GUEST_SHIFT);
+    return pageBytes(this.guests[guest]!, key % GUEST_SHIFT, this.hostResidency?.[guest]);
+  }
+
+  /**
+   * A group's pages as keys; a packed group (a content scan's, harness/sharing/packed-group.ts) gives them
+   * without a PageRef per page. Pages outside guest memory are listed apart (they have no valid key).
+   */
+  private groupKeys(group: ShareGroup): { keys: number[]; outside: PageRef[] } {
+    const keys: number[] = [];
+    const outside: PageRef[] = [];
+    if (group instanceof PackedGroup) {
+      for (const index of group.indices) {
+        const ref = { guest: guestOfIndex(index), gfn: gfnOfIndex(index) };
+        if (this.outside(ref)) outside.push(ref);
+        else keys.push(ref.guest * GUEST_SHIFT + ref.gfn);
+      }
+    } else {
+      for (const ref of group.pages) {
+        if (this.outside(ref)) outside.push(ref);
+        else keys.push(keyOf(ref));
+      }
+    }
+    return { keys, outside };
   }
 
   /** Share these groups (byte-verified) in addition to what is already in shared state. */
@@ -153,57 +191,58 @@ export class SharingLedger implements Ledger {
     let pagesShared = 0;
     let groupsApplied = 0;
     for (const group of groups) {
+      const { keys, outside } = this.groupKeys(group);
       const inGroup = new Set<number>();
-      const repeated = group.pages.find((ref) => inGroup.size === inGroup.add(keyOf(ref)).size);
-      if (repeated) {
+      const repeated = keys.find((key) => inGroup.size === inGroup.add(key).size);
+      if (repeated !== undefined) {
         // A page cannot be shared with itself: accepting it would count a frame saved from nothing.
-        refused.push({ pages: group.pages, reason: `group lists ${label(repeated)} twice (malformed proposal)` });
+        refused.push({ pages: group.pages, reason: `group lists ${label(refOf(repeated))} twice (malformed proposal)` });
         continue;
       }
-      const candidates: PageRef[] = [];
-      for (const ref of group.pages) {
-        if (this.outside(ref)) refused.push({ pages: [ref], reason: 'page is outside guest memory' });
-        else if (proposedThisApply.has(keyOf(ref))) refused.push({ pages: [ref], reason: 'page is already in another group' });
-        else candidates.push(ref);
+      for (const ref of outside) refused.push({ pages: [ref], reason: 'page is outside guest memory' });
+      const candidates: number[] = [];
+      for (const key of keys) {
+        if (proposedThisApply.has(key)) refused.push({ pages: [refOf(key)], reason: 'page is already in another group' });
+        else candidates.push(key);
       }
       // The first candidate is the reference; a member already on the reference's frame needs no compare
       // (detectCow re-hashed it this tick and it is unwritten since).
       const reference = candidates[0];
-      if (!reference) continue;
-      const referenceBytes = this.page(reference);
-      const referenceFrame = this.frameOf.get(keyOf(reference));
-      const members: PageRef[] = [reference];
-      const differing: PageRef[] = [];
-      for (const ref of candidates.slice(1)) {
-        const frame = this.frameOf.get(keyOf(ref));
+      if (reference === undefined) continue;
+      const referenceBytes = this.pageOfKey(reference);
+      const referenceFrame = this.frameOf.get(reference);
+      const members: number[] = [reference];
+      const differing: number[] = [];
+      for (let i = 1; i < candidates.length; i++) {
+        const key = candidates[i]!;
+        const frame = this.frameOf.get(key);
         if (frame !== undefined && frame === referenceFrame) {
-          members.push(ref);
+          members.push(key);
           continue;
         }
         bytesCompared += PAGE_SIZE;
-        if (this.page(ref).equals(referenceBytes)) members.push(ref);
-        else differing.push(ref);
+        if (this.pageOfKey(key).equals(referenceBytes)) members.push(key);
+        else differing.push(key);
       }
-      if (differing.length) refused.push({ pages: differing, reason: 'bytes differ from the group’s first page' });
-      for (const ref of candidates) proposedThisApply.add(keyOf(ref));
+      if (differing.length) refused.push({ pages: differing.map(refOf), reason: 'bytes differ from the group’s first page' });
+      for (const key of candidates) proposedThisApply.add(key);
       if (members.length < 2) {
-        if (differing.length) refused.push({ pages: members, reason: 'no other page of the group has the same bytes' });
+        if (differing.length) refused.push({ pages: members.map(refOf), reason: 'no other page of the group has the same bytes' });
         continue;
       }
       groupsApplied++;
       // A re-proposal of what is already one frame (every tick for semantic sharing) changes nothing.
-      if (referenceFrame !== undefined && members.every((ref) => this.frameOf.get(keyOf(ref)) === referenceFrame)) continue;
+      if (referenceFrame !== undefined && members.every((key) => this.frameOf.get(key) === referenceFrame)) continue;
       pagesShared += this.merge(members, referenceBytes);
     }
     return { groupsApplied, pagesShared, refused, bytesCompared };
   }
 
   /** Put verified members (and the frames they are already on) onto one frame; returns pages new to shared state. */
-  private merge(members: PageRef[], bytes: Buffer): number {
+  private merge(members: number[], bytes: Buffer): number {
     const keys = new Set<number>();
     let fresh = 0;
-    for (const ref of members) {
-      const key = keyOf(ref);
+    for (const key of members) {
       const frame = this.frameOf.get(key);
       if (frame === undefined) {
         keys.add(key);
@@ -229,7 +268,7 @@ export class SharingLedger implements Ledger {
     for (const [id, frame] of this.frames) {
       const written: number[] = [];
       const kept = frame.members.filter((key) => {
-        if (this.hasher.hashPage(this.page(refOf(key))) === frame.hash) return true;
+        if (this.hashOf(refOf(key)) === frame.hash) return true;
         written.push(key);
         return false;
       });

@@ -36,6 +36,10 @@ export class MemoryGuest implements Guest {
     return this.ram.subarray(firstGfn * PAGE_SIZE, (firstGfn + count) * PAGE_SIZE);
   }
 
+  memoryView(): Buffer {
+    return this.ram;
+  }
+
   translate(): Promise<bigint> {
     return Promise.reject(new Error('MemoryGuest has no page tables'));
   }

@@ -119,16 +119,23 @@ export class ProcessRam implements GuestRam {
     checkRange(firstGfn, count, this.pageCount);
     if (this.tickCopy) return this.tickCopy.subarray(firstGfn * PAGE_SIZE, (firstGfn + count) * PAGE_SIZE);
     const buffer = Buffer.allocUnsafe(count * PAGE_SIZE);
-    this.readInto(buffer, 0, firstGfn, count);
+    this.readInto(firstGfn, count, buffer, 0);
     return buffer;
   }
 
-  /** pread pages into `target` at byte `offset`. */
-  private readInto(target: Buffer, offset: number, firstGfn: number, count: number): void {
-    const length = count * PAGE_SIZE;
+  /**
+   * Pages [firstGfn, firstGfn + count) into target at offset (pread from /proc/<pid>/mem). Not
+   * process_vm_readv, though it copies once where this copies twice: it pins the pages (FOLL_PIN), and a
+   * read-only pin of a KSM page must unshare it first — the harness would unmerge what KSM merged
+   * (ksm-peer.e2e.test.ts caught it). /proc/<pid>/mem reads without pinning and unmerges nothing.
+   */
+  readInto(firstGfn: number, count: number, target: Buffer, offset: number): void {
+    checkRange(firstGfn, count, this.pageCount);
+    const bytes = count * PAGE_SIZE;
+    if (offset < 0 || offset + bytes > target.length) throw new RangeError(`${bytes} bytes do not fit at offset ${offset} of a buffer of ${target.length}`);
     let done = 0;
-    while (done < length) {
-      const read = fs.readSync(this.fd(), target, offset + done, length - done, this.address + firstGfn * PAGE_SIZE + done);
+    while (done < bytes) {
+      const read = fs.readSync(this.fd(), target, offset + done, bytes - done, this.address + firstGfn * PAGE_SIZE + done);
       if (read <= 0) throw new XmeError(`cannot read guest memory of QEMU ${this.pid} at page ${firstGfn} (the process may have ended)`);
       done += read;
     }
@@ -156,11 +163,16 @@ export class ProcessRam implements GuestRam {
       }
       let end = gfn + 1;
       while (end < this.pageCount && end - gfn < RUN && residency[end] !== 0) end++;
-      this.readInto(copy, gfn * PAGE_SIZE, gfn, end - gfn);
+      this.readInto(gfn, end - gfn, copy, gfn * PAGE_SIZE);
       gfn = end;
     }
     this.copiedResidency = residency.slice();
     this.tickCopy = copy;
+  }
+
+  /** True between copyForTick() and dropTickCopy(). */
+  get hasTickCopy(): boolean {
+    return this.tickCopy !== undefined;
   }
 
   dropTickCopy(): void {

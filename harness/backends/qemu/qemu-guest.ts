@@ -169,6 +169,19 @@ export class QemuGuest implements Guest {
     this.memory?.dropTickCopy?.();
   }
 
+  readPagesInto(firstGfn: number, count: number, target: Buffer, offset: number): void {
+    const ram = this.ram();
+    // During a tick, anonymous RAM is served from its one copy (copyForTick); otherwise read it.
+    if (ram instanceof ProcessRam && !ram.hasTickCopy) ram.readInto(firstGfn, count, target, offset);
+    else ram.pages(firstGfn, count).copy(target, offset);
+  }
+
+  /** One view of all guest RAM: the mapped file, or, during a tick, the copy of anonymous RAM; else none. */
+  memoryView(): Buffer | undefined {
+    const ram = this.ram();
+    return ram.kind === 'shared-file' || (ram instanceof ProcessRam && ram.hasTickCopy) ? ram.pages(0, this.memoryPages) : undefined;
+  }
+
   hostProcessMemory(): HostProcessMemory | undefined {
     return this.memory instanceof ProcessRam ? { pid: this.pid, address: this.memory.address, bytes: this.memory.bytes } : undefined;
   }

@@ -1,0 +1,44 @@
+/**
+ * The C ceiling: bench/native/ceiling.c, built here (gcc, libxxhash) and run in the same bench run, so that
+ * the content pass is compared with what one core does on this machine now, not with a figure from another day.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cacheDir } from '../harness/util/paths.ts';
+
+export interface Ceiling {
+  xxh3Gbps: number;
+  /** Buffer mode only (0 on guest files). */
+  memcmpGbps: number;
+  bytes: number;
+}
+
+function build(): string {
+  const source = path.join(import.meta.dirname, 'native', 'ceiling.c');
+  const digest = createHash('sha256').update(fs.readFileSync(source)).digest('hex').slice(0, 16);
+  const target = path.join(cacheDir(), 'native', `ceiling-${digest}`);
+  if (!fs.existsSync(target)) {
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    execFileSync('gcc', ['-O2', '-o', `${target}.${process.pid}`, source, '-l:libxxhash.so.0']);
+    fs.renameSync(`${target}.${process.pid}`, target);
+  }
+  return target;
+}
+
+function run(args: string[]): Ceiling {
+  const out = execFileSync(build(), args, { encoding: 'utf8' });
+  const parsed = JSON.parse(out) as { xxh3_gbps: number; memcmp_gbps: number; bytes: number };
+  return { xxh3Gbps: parsed.xxh3_gbps, memcmpGbps: parsed.memcmp_gbps, bytes: parsed.bytes };
+}
+
+/** XXH3 and memcmp per 4 KiB page of a 64 MiB heap buffer, best of `passes`. */
+export function bufferCeiling(passes = 10): Ceiling {
+  return run(['buffer', '64', String(passes)]);
+}
+
+/** XXH3 per page over the resident pages of these guest RAM files (mmap + mincore), best of `passes`. */
+export function guestFilesCeiling(files: string[], passes = 10): Ceiling {
+  return run(['files', String(passes), ...files]);
+}
