@@ -219,12 +219,12 @@ describe('strategy order', () => {
       emit: (sample) => {
         if (sample.scope !== 'all') return;
         scoredAt.push(Date.now());
-        if (sample.tick === 0) for (const end = Date.now() + 700; Date.now() < end; ); // tick 0 is slow: 0.7 s > tickS
+        if (sample.tick === 0) for (const end = Date.now() + 1700; Date.now() < end; ); // tick 0 is slow: 1.7 s > tickS
       },
       say: () => undefined, note: () => undefined, warn: (text) => warnings.push(text), onLedger: () => undefined, stopRequested: () => false,
     });
     expect(scoredAt).toHaveLength(3); // no tick lost
-    // Tick 1 was due at 0.4 s, while tick 0 was still scored; it waited for the guest to run 0.2 s.
+    // Tick 1 was due at 0.4 s, while tick 0 was still scored (1.7 s); it waited for the guest to run 0.2 s.
     expect(scoredAt[1]! - resumedAt[0]!).toBeGreaterThanOrEqual(195);
     expect(warnings).toContainEqual(expect.stringMatching(/came late/));
   });

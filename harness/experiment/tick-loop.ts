@@ -152,7 +152,8 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
     // to run and the run nothing to measure. The run then lasts longer than durationS; t_s says when.
     const scheduled = t0 + tick * scenario.tickS * 1000;
     const earliest = tick > 0 ? previousEnd + (scenario.tickS * 1000) / 2 : scheduled;
-    if (earliest > scheduled + 250) delayed++; // a few ms late is jitter, not worth a warning
+    // Late by a second or a quarter tick is worth a warning; less is jitter of a busy host.
+    if (earliest > scheduled + Math.max(1000, scenario.tickS * 250)) delayed++;
     await sleepUntil(Math.max(scheduled, earliest), stopRequested);
     if (stopRequested()) break;
     const dead = guests.find((g) => !g.alive());
@@ -188,7 +189,7 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
   }
 
   if (delayed > 0) {
-    input.warn(`${delayed} tick(s) of ${input.memoryMiB} MiB, repetition ${input.repetition} came late (by more than 0.25 s): scoring took longer than half a tick (${scenario.tickS} s) on this host, and the guests run at least half a tick between scorings`);
+    input.warn(`${delayed} tick(s) of ${input.memoryMiB} MiB, repetition ${input.repetition} came late (by more than a second): scoring took longer than half a tick (${scenario.tickS} s) on this host, and the guests run at least half a tick between scorings`);
   }
   if (tracks.every((t) => t.scanCpu.length === 0)) return undefined;
   const records = tracks.map((track): StrategyRecord => ({
