@@ -97,8 +97,8 @@ export class QemuBackend implements Backend {
       this.guests.push(guest);
       started.push(guest);
     }
-    // Guests boot concurrently under TCG; on 2 cores 8 guests take ~21 s, hence a timeout that grows with count.
-    const deadline = Date.now() + (options.bootTimeoutMs ?? 30_000 + 10_000 * count);
+    // Guests boot concurrently under TCG; on 2 cores 8 guests take ~21 s when quiet, and 2 guests missed 50 s at load 9.
+    const deadline = Date.now() + (options.bootTimeoutMs ?? 60_000 + 15_000 * count);
     await Promise.all(
       started.map(async (guest) => {
         await guest.waitForBoot(deadline);
