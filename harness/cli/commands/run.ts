@@ -1,3 +1,4 @@
+import { strategyFactories } from '../../../strategies/registry.ts';
 import type { Argv } from 'yargs';
 import { listScenarios, loadScenario, withOverrides } from '../../experiment/scenario.ts';
 import { runExperiment } from '../../experiment/runner.ts';
@@ -14,7 +15,7 @@ export function registerRunCommand(cli: Argv): Argv {
       y
         .option('scenario', { alias: 's', type: 'string', demandOption: true, describe: `scenario name (${listScenarios().join(', ')}) or path to a .json file` })
         .option('backend', { choices: BACKENDS, describe: 'override the scenario: qemu (accounted, default) or xen (enforced; in a Xen dom0)' })
-        .option('strategy', { type: 'string', array: true, describe: 'override the scenario’s strategies (names; backend xen takes one)' })
+        .option('strategy', { type: 'string', array: true, describe: `override the scenario’s strategies (names: ${strategyFactories.map((f) => f.name).join(', ')}; backend xen takes one unless the scenario has strategyGuests "apart")` })
         .option('kaslr', { type: 'boolean', describe: 'override the scenario: boot with KASLR on (--kaslr) or off (--no-kaslr)' })
         .option('repetitions', { alias: 'r', type: 'number', describe: 'override the number of repetitions' })
         .option('duration', { type: 'number', describe: 'override the duration of each repetition, seconds' })
