@@ -44,6 +44,8 @@ interface FrameCensus {
   frames: Float64Array[];
   /** PFNs shared within the run (so a page leaving one is a break). */
   sharedFrames: Set<number>;
+  /** Σ ksm_merging_pages of the guests' QEMU processes at the census. */
+  mergingPages: number;
 }
 
 export class KsmLedger implements Ledger {
@@ -61,6 +63,8 @@ export class KsmLedger implements Ledger {
   private lastCpuNs: number;
   private census: FrameCensus | undefined;
   private readonly breaksPerGuest: number[];
+  /** The frame maps detectCow() read this tick: apply()'s census uses them instead of reading pagemap again. */
+  private framesThisTick: Float64Array[] | undefined;
 
   constructor(
     readonly strategy: string,
@@ -81,7 +85,8 @@ export class KsmLedger implements Ledger {
 
   /** Who maps what: one pagemap read per guest, kpageflags for frames seen twice. */
   private takeCensus(): FrameCensus {
-    const frames = this.memories.map((m) => readPageFrames(m.pid, m.address, m.bytes / 4096));
+    const frames = this.framesThisTick ?? this.memories.map((m) => readPageFrames(m.pid, m.address, m.bytes / 4096));
+    this.framesThisTick = undefined;
     const count = new Map<number, number>();
     for (const map of frames) {
       for (let i = 0; i < map.length; i++) {
@@ -96,8 +101,10 @@ export class KsmLedger implements Ledger {
       for (let i = 0; i < map.length; i++) if (sharedFrames.has(map[i]!)) shared++;
       return shared;
     });
-    const perGuestZero = this.memories.map((m) => readProcessKsmStat(m.pid).zeroPages);
-    return { perGuestShared, perGuestZero, distinctFrames: sharedFrames.size, frames, sharedFrames };
+    const stats = this.memories.map((m) => readProcessKsmStat(m.pid));
+    const perGuestZero = stats.map((stat) => stat.zeroPages);
+    const mergingPages = stats.reduce((sum, stat) => sum + stat.mergingPages, 0);
+    return { perGuestShared, perGuestZero, distinctFrames: sharedFrames.size, frames, sharedFrames, mergingPages };
   }
 
   /** KSM does the merging: the strategy proposes nothing, and this only looks at what the kernel did. */
@@ -114,8 +121,9 @@ export class KsmLedger implements Ledger {
     const previous = this.census;
     if (!previous) return [];
     const events: CowEvent[] = [];
-    this.memories.forEach((m, g) => {
-      const now = readPageFrames(m.pid, m.address, m.bytes / 4096);
+    this.framesThisTick = this.memories.map((m) => readPageFrames(m.pid, m.address, m.bytes / 4096));
+    this.memories.forEach((_, g) => {
+      const now = this.framesThisTick![g]!;
       const was = previous.frames[g]!;
       for (let gfn = 0; gfn < now.length; gfn++) {
         const old = was[gfn]!;
@@ -172,7 +180,7 @@ export class KsmLedger implements Ledger {
     const metrics: Record<string, number> = {
       ksm_pages_shared: latest.pagesShared,
       ksm_pages_sharing: latest.pagesSharing,
-      ksm_merging_pages: this.memories.reduce((sum, m) => sum + safeStat(m.pid).mergingPages, 0),
+      ksm_merging_pages: this.census?.mergingPages ?? 0,
       ksm_zero_pages: this.census ? this.census.perGuestZero.reduce((a, b) => a + b, 0) : 0,
       ksm_full_scans: latest.fullScans - this.start.fullScans,
       ksm_pages_scanned: scanned,
@@ -185,13 +193,5 @@ export class KsmLedger implements Ledger {
 
   close(): void {
     this.flags.close();
-  }
-}
-
-function safeStat(pid: number): { mergingPages: number } {
-  try {
-    return readProcessKsmStat(pid);
-  } catch {
-    return { mergingPages: 0 };
   }
 }
