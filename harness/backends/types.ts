@@ -148,6 +148,15 @@ export interface HypervisorCounters {
   usedFrames: number;
 }
 
+/**
+ * The ticks a replaying backend dictates (harness/recording/): the recorded tick numbers and times, and how to
+ * put the recorded memory of tick `index` into the guests before it is scored. No clock, no sleeping.
+ */
+export interface ReplaySchedule {
+  ticks: readonly { tick: number; tS: number }[];
+  enter(index: number): void;
+}
+
 export interface Backend {
   readonly name: string;
   /** true where the hypervisor really merges pages (Xen); false where sharing is accounted (QEMU). */
@@ -159,6 +168,8 @@ export interface Backend {
   share?(guests: readonly Guest[], groups: PageRef[][]): Promise<ShareOutcome>;
   /** Enforcing backends: the hypervisor's counters for these guests. */
   counters?(guests: readonly Guest[]): Promise<HypervisorCounters>;
+  /** A backend that replays a recording (no guest runs) sets the ticks; live backends have none. */
+  replayTicks?(guests: readonly Guest[]): ReplaySchedule;
   /** Stop every guest and remove every file this backend created. Idempotent. */
   close(): Promise<void>;
 }

@@ -12,10 +12,11 @@ import { registerCompareCommand } from './commands/compare.ts';
 import { registerReportCommand } from './commands/report.ts';
 import { registerSuiteCommands } from './commands/suite.ts';
 import { registerMergeCommand } from './commands/merge.ts';
+import { registerReplayCommand } from './commands/replay.ts';
 
 
 /** Top-level commands, for pointing a usage error at the right --help. */
-export const commandNames = ['run', 'suite', 'merge', 'compare', 'report', 'doctor', 'image', 'guests'];
+export const commandNames = ['run', 'replay', 'suite', 'merge', 'compare', 'report', 'doctor', 'image', 'guests'];
 /** The commands whose second word is a subcommand (xme image build), not an argument (xme compare A B). */
 export const commandsWithSubcommands = ['image', 'guests', 'suite'];
 
@@ -41,6 +42,7 @@ export function createCli(argv: string[]): Argv {
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 100));
   cli = registerRunCommand(cli);
+  cli = registerReplayCommand(cli);
   cli = registerSuiteCommands(cli);
   cli = registerMergeCommand(cli);
   cli = registerCompareCommand(cli);

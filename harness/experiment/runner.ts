@@ -33,6 +33,7 @@ import { RunJsonWriter } from './writers/run-json.ts';
 import { OverheadCsvWriter } from './writers/overhead-csv.ts';
 import { recoverAbandonedKsmState } from '../host/ksm.ts';
 import { ReportWriter } from '../report/report-writer.ts';
+import { checkRecordable, Recorder, type TickChoice } from '../recording/recorder.ts';
 
 export type { RunStatus } from './writers/result-writer.ts';
 
@@ -66,6 +67,8 @@ export interface RunOptions {
    * order (rotated by repetition) what an unsharded run would have.
    */
   firstRepetition?: number;
+  /** `xme run --record`: keep guest memory at these ticks in results/<run-id>/recording/ (harness/recording/). */
+  record?: { ticks: TickChoice };
 }
 
 export interface RunOutcome {
@@ -101,6 +104,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   const ledgerModes = new Set<Ledger['mode']>();
   const cowMethods = new Set<string>();
 
+  if (options.record) checkRecordable(scenario);
   await backends.check();
   const { image, kernel } = options.image ?? (await prepareImage(scenario, say));
   const hasher = await defaultHasher();
@@ -133,6 +137,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   };
   // In this order: the report reads the two CSVs, complete by then, and comes before run.json so that a
   // report that cannot be made is a warning run.json records (the CSVs are never lost to it).
+  const recorder = options.record ? Recorder.create(path.join(dir, 'recording'), options.record.ticks, { runId, scenario, image, kernel, systemMapFile: header.systemMap }) : undefined;
   const writers: ResultWriter[] = [new SamplesCsvWriter(), new SummaryCsvWriter(), new OverheadCsvWriter(), new ReportWriter(), new RunJsonWriter(), ...(options.writers ?? [])];
   const prepareEnd = () => Promise.all(writers.map((writer) => writer.prepareEnd?.()));
   const repetitions: RepetitionMetrics[] = [];
@@ -154,6 +159,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
       summaryError = error;
     }
     status = sealed;
+    recorder?.finish(sealed);
     const end: RunEnd = {
       status: sealed,
       endedAt: new Date().toISOString(),
@@ -194,7 +200,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
           try {
             backendInfo = backend.info();
             const guestRam = guestRamFor(strategies);
-            say(`${setLabel} booting ${scenario.guests} × ${image.manifest.kernelRelease} (${backendInfo.accelerator}, ${scenario.kaslr ? 'KASLR on' : 'nokaslr'}, workload ${scenario.workload.name}${guestRam === 'anonymous-mergeable' ? ', anonymous mergeable RAM' : ''})`);
+            say(`${setLabel} ${backend.replayTicks ? 'loading recorded' : 'booting'} ${scenario.guests} × ${image.manifest.kernelRelease} (${backendInfo.accelerator}, ${scenario.kaslr ? 'KASLR on' : 'nokaslr'}, workload ${scenario.workload.name}${guestRam === 'anonymous-mergeable' ? ', anonymous mergeable RAM' : ''})`);
             const guests = await backend.provision(image, scenario.guests, {
               memoryMiB,
               kaslr: scenario.kaslr,
@@ -211,6 +217,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
               say: (line) => say(`${setLabel} ${line}`),
               note: (text) => notes.add(text),
               warn: (text) => warnings.push(text),
+              recorder: recorder?.segment(memoryMiB, repetition, guests, backend.info()),
               onLedger: (ledger) => {
                 ledgerModes.add(ledger.mode);
                 cowMethods.add(ledger.cowMethodDescription);
@@ -225,6 +232,11 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
     }
     await prepareEnd();
     finish(stopRequested() ? 'interrupted' : 'completed');
+    if (recorder) {
+      const size = recorder.size();
+      const perGiB = size.guestBytes > 0 ? ` (${((size.pageFileBytes / size.guestBytes) * 1024).toFixed(1)} MiB per GiB of guest memory)` : '';
+      say(`recording: ${recorder.dir}: ${size.ticks} tick(s), ${(size.pageFileBytes / 2 ** 20).toFixed(1)} MiB of page files for ${(size.guestBytes / 2 ** 30).toFixed(2)} GiB of guest memory${perGiB}; replay it with: xme replay ${recorder.dir}`);
+    }
   } catch (error) {
     warnings.push(`run failed: ${(error as Error).message}`);
     await prepareEnd();

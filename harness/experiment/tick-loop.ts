@@ -19,11 +19,12 @@ import type { Scenario } from './scenario.ts';
 import type { RepetitionMetrics } from './summary.ts';
 import type { SampleOrigin, StrategySample, TickSample } from './tick-sample.ts';
 import { checkDeclarations, repetitionMetrics, undeclaredMetrics, type StrategyRecord } from './repetition-metrics.ts';
+import type { TickRecorder } from '../recording/recorder.ts';
 
 export interface RepetitionInput {
   scenario: Scenario;
   /** For the ledgers: an enforcing backend shares for real (ledger-for-backend.ts). */
-  backend: Pick<Backend, 'enforcesSharing' | 'share' | 'counters'>;
+  backend: Pick<Backend, 'enforcesSharing' | 'share' | 'counters' | 'replayTicks'>;
   guests: readonly Guest[];
   image: GuestImage;
   kernel: KernelInfo;
@@ -41,6 +42,8 @@ export interface RepetitionInput {
   onLedger: (ledger: Ledger) => void;
   /** Asked before every tick and while waiting for one: true ends the repetition early. */
   stopRequested: () => boolean;
+  /** `xme run --record`: told about every scored tick while the guests are still paused (harness/recording/). */
+  recorder?: TickRecorder;
 }
 
 interface StrategyTrack {
@@ -134,7 +137,9 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
   const { scenario, guests, stopRequested } = input;
   const baseContext = { guests, image: input.image, kernel: input.kernel, hasher: input.hasher };
   const meter = new ThroughputMeter();
-  if (scenario.warmupS > 0) {
+  // A replayed recording dictates its ticks and their times: no warm-up, no clock (harness/recording/).
+  const replay = input.backend.replayTicks?.(guests);
+  if (scenario.warmupS > 0 && !replay) {
     input.say(`warming up for ${scenario.warmupS} s before the first scan`);
     await sleepUntil(Date.now() + scenario.warmupS * 1000, stopRequested);
   }
@@ -143,25 +148,31 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
   const t0 = Date.now();
   let lastTickS = 0;
   const ticks = Math.floor(scenario.durationS / scenario.tickS + 1e-9);
+  const schedule = replay ? replay.ticks.map((t) => t.tick) : Array.from({ length: ticks + 1 }, (_, i) => i);
 
   let delayed = 0;
   let previousEnd = 0;
-  for (let tick = 0; tick <= ticks; tick++) {
-    // The guests run at least half a tick between two scorings: when scoring takes longer than a tick (a slow
-    // host), the next tick waits rather than pausing the guests again at once, which would leave them no time
-    // to run and the run nothing to measure. The run then lasts longer than durationS; t_s says when.
-    const scheduled = t0 + tick * scenario.tickS * 1000;
-    const earliest = tick > 0 ? previousEnd + (scenario.tickS * 1000) / 2 : scheduled;
-    // Late by a second or a quarter tick is worth a warning; less is jitter of a busy host.
-    if (earliest > scheduled + Math.max(1000, scenario.tickS * 250)) delayed++;
-    await sleepUntil(Math.max(scheduled, earliest), stopRequested);
-    if (stopRequested()) break;
+  for (const [index, tick] of schedule.entries()) {
+    if (replay) {
+      if (stopRequested()) break;
+      replay.enter(index);
+    } else {
+      // The guests run at least half a tick between two scorings: when scoring takes longer than a tick (a slow
+      // host), the next tick waits rather than pausing the guests again at once, which would leave them no time
+      // to run and the run nothing to measure. The run then lasts longer than durationS; t_s says when.
+      const scheduled = t0 + tick * scenario.tickS * 1000;
+      const earliest = tick > 0 ? previousEnd + (scenario.tickS * 1000) / 2 : scheduled;
+      // Late by a second or a quarter tick is worth a warning; less is jitter of a busy host.
+      if (earliest > scheduled + Math.max(1000, scenario.tickS * 250)) delayed++;
+      await sleepUntil(Math.max(scheduled, earliest), stopRequested);
+      if (stopRequested()) break;
+    }
     const dead = guests.find((g) => !g.alive());
     if (dead) throw new XmeError(`guest ${dead.id} stopped during the run`, `its serial log is kept in the results' logs/ folder`);
     const throughput = guests.map((g) => meter.sample(g));
     for (const value of throughput) if (value !== undefined) opsPerSecond.push(value);
     if (scenario.pauseDuringScan) await Promise.all(guests.map((g) => g.pause()));
-    const tS = (Date.now() - t0) / 1000;
+    const tS = replay ? replay.ticks[index]!.tS : (Date.now() - t0) / 1000;
     lastTickS = tS;
     const totals = new Map<StrategyTrack, StrategySample>();
     try {
@@ -170,7 +181,7 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       const residency = guests.map((g) => g.hostResidentPages?.());
       // Guest RAM that can only be read by copying (KSM runs) is copied once here, for every strategy alike,
       // and its cost is recorded apart: no strategy pays for how the harness reaches memory.
-      const copy = tracks.some((t) => t.strategy.readsGuestMemory !== false)
+      const copy = tracks.some((t) => t.strategy.readsGuestMemory !== false) || input.recorder
         ? await measureThreadCpu(() => guests.forEach((g, i) => g.copyForTick?.(residency[i])))
         : undefined;
       const context = { ...baseContext, residency, memoryCopyCpuMs: guests.some((g) => g.copyForTick) ? copy?.cpuMs : undefined };
@@ -180,6 +191,8 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
         for (const sample of samples) input.emit(sample);
         if (track.lastScan?.refused && tick === 0) input.say(`${track.label} refused: ${track.lastScan.refused}`);
       }
+      // After every strategy, so that recording costs none of them CPU or cache; the guests are still paused.
+      await input.recorder?.record(tick, tS, guests, residency);
     } finally {
       for (const guest of guests) guest.dropTickCopy?.();
       if (scenario.pauseDuringScan) await Promise.all(guests.filter((g) => g.alive()).map((g) => g.resume()));

@@ -114,7 +114,7 @@ export function fakeBackendFactory(options: FakeBackendOptions = {}): BackendFac
 }
 
 /** A System.map just big enough for kernelLayout(): one page of code, one of rodata. */
-const FAKE_SYSTEM_MAP = [
+export const FAKE_SYSTEM_MAP = [
   'ffffffff81000000 T _text',
   'ffffffff81000100 T asm_exc_divide_error',
   'ffffffff81001000 T _etext',

@@ -6,6 +6,7 @@ import { resultsDir } from '../../util/paths.ts';
 import { XmeError } from '../../util/errors.ts';
 import { ConsoleTableWriter } from '../../experiment/writers/console-table.ts';
 import { BACKENDS } from '../../backends/registry.ts';
+import { parseTickChoice } from '../../recording/recorder.ts';
 
 export function registerRunCommand(cli: Argv): Argv {
   return cli.command(
@@ -25,7 +26,10 @@ export function registerRunCommand(cli: Argv): Argv {
         .option('system-map', { type: 'string', describe: 'use this System.map instead of the image’s (a wrong one must be refused)' })
         .option('accel', { choices: ['auto', 'tcg', 'kvm'] as const, default: 'auto' as const, describe: 'accelerator (auto: KVM only if a probe shows it really runs)' })
         .option('results', { type: 'string', describe: 'parent folder of results/<run-id>/ (default: results/, or $XME_RESULTS)' })
+        .option('record', { type: 'boolean', default: false, describe: 'also keep each guest\'s memory at the chosen ticks (sparse, compressed) in results/<run-id>/recording/, for xme replay (docs/recording.md)' })
+        .option('record-ticks', { type: 'string', default: 'all', describe: 'with --record: "all", or tick numbers separated by commas (0 = the first scoring), e.g. 0,6,12' })
         .example('xme run --scenario thesis-kernel-code', 'kernel code shareability across 3 guests (≈1 min)')
+        .example('xme run -s thesis-kernel-code --record', 'the same, recorded: then xme replay results/<run-id> --strategy hybrid')
         .example('xme run -s thesis-kernel-code --kaslr', 'the same with KASLR on')
         .example('xme run -s cow-faults', 'CoW faults over 5 minutes of a writing workload'),
     async (args) => {
@@ -40,9 +44,11 @@ export function registerRunCommand(cli: Argv): Argv {
         memoryMiB: args.memory,
         systemMap: args.systemMap,
       });
+      const record = args.record ? { ticks: parseTickChoice(args.recordTicks) } : undefined;
       const started = Date.now();
       const outcome = await runExperiment({
         scenario,
+        record,
         accelerator: args.accel,
         resultsRoot: args.results ?? resultsDir(),
         argv: process.argv.slice(2),
