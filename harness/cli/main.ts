@@ -4,6 +4,12 @@ import { commandNames, commandsWithSubcommands, createCli } from './cli.ts';
 import { UsageError, XmeError } from '../util/errors.ts';
 import { runAllCleanups } from '../util/cleanup.ts';
 
+// `xme suite list thesis | head`: a reader that closed the pipe is not an error worth a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(0);
+});
+
 const argv = hideBin(process.argv);
 try {
   await createCli(argv).parseAsync();

@@ -54,6 +54,7 @@ describe('suite validation', () => {
     const full = expandSuite(thesis);
     const quick = expandSuite(thesis, { quick: true });
     expect(full.variants.map((v) => v.id)).toContain('thesis-kernel-code.qemu.kaslr1');
+    expect(full.variants.map((v) => v.id)).toContain('thesis-kernel-code-cpu-models.qemu.kaslr0'); // figure 4: kernel code across CPU models
     expect(full.variants.some((v) => v.scenario.strategies.some((s) => s.name === 'ksm'))).toBe(true);
     expect(quick.variants.some((v) => v.scenario.strategies.some((s) => s.name === 'ksm'))).toBe(false);
     expect(quick.cells.length).toBeLessThan(full.cells.length);
