@@ -18,6 +18,7 @@ import type { Backend, BackendInfo, Guest, HypervisorCounters, ProvisionOptions,
 import { kernelCommandLine, perGuestWorkload } from '../guest-command-line.ts';
 import { ForeignMemory, XcInterface, XenCallError, type ForeignMapping } from './libxen.ts';
 import { XenGuest } from './xen-guest.ts';
+import { FrameDomains, shareGroup, type NominatedPage } from './share-plan.ts';
 
 /** Where xenconsoled writes guest consoles (xenconsoled --log=guest --log-dir=…). */
 export function consoleLogDir(): string {
@@ -53,6 +54,8 @@ export class XenBackend implements Backend {
   readonly enforcesSharing = true;
   private readonly guests: XenGuest[] = [];
   private readonly sharingRings = new Map<XenGuest, { mapping: ForeignMapping; ringGfn: number; port: number }>();
+  /** Which domains each shared frame may back, across ticks (share-plan.ts: keeps Xen's lock order safe). */
+  private readonly frameDomains = new FrameDomains();
   private dir: string | undefined;
   private closing: Promise<void> | undefined;
   private unregisterCleanup: (() => void) | undefined;
@@ -188,13 +191,16 @@ export class XenBackend implements Backend {
   ): ShareOutcome {
 
     // 1. Nominate.
-    const nominated: { ref: PageRef; handle: bigint }[][] = [];
+    const nominated: NominatedPage[][] = [];
     for (const group of groups) {
-      const members: { ref: PageRef; handle: bigint }[] = [];
+      const members: NominatedPage[] = [];
       for (const ref of group) {
         try {
           outcome.hypercalls++;
-          members.push({ ref, handle: this.xc.nominate(xenGuests[ref.guest]!.domid, ref.gfn) });
+          const domid = xenGuests[ref.guest]!.domid;
+          const page: NominatedPage = { ref, domid, handle: this.xc.nominate(domid, ref.gfn) };
+          this.frameDomains.nominated(page);
+          members.push(page);
         } catch (error) {
           outcome.failed.push({ pages: [ref], reason: errorText(error) });
         }
@@ -213,24 +219,14 @@ export class XenBackend implements Backend {
       return [source!, ...same];
     });
     for (const guest of xenGuests) guest.releaseMemory();
-    // 3. Share each client with its group's source.
-    for (const [source, ...clients] of confirmed) {
-      if (!source || clients.length === 0) continue;
-      const shared: PageRef[] = [source.ref];
-      for (const client of clients) {
-        if (client.handle === source.handle) {
-          shared.push(client.ref); // already backed by the same frame
-          continue;
-        }
-        try {
-          outcome.hypercalls++;
-          this.xc.share(xenGuests[source.ref.guest]!.domid, source.ref.gfn, source.handle, xenGuests[client.ref.guest]!.domid, client.ref.gfn, client.handle);
-          shared.push(client.ref);
-        } catch (error) {
-          outcome.failed.push({ pages: [client.ref], reason: errorText(error) });
-        }
-      }
-      if (shared.length > 1) outcome.shared.push(shared);
+    // 3. Share each group into one frame, only in pairs Xen can merge safely (share-plan.ts says why).
+    const share = (source: NominatedPage, client: NominatedPage) => this.xc.share(source.domid, source.ref.gfn, source.handle, client.domid, client.ref.gfn, client.handle);
+    for (const members of confirmed) {
+      if (members.length < 2) continue;
+      const result = shareGroup(members, this.frameDomains, share, errorText);
+      outcome.hypercalls += result.calls;
+      outcome.failed.push(...result.failed);
+      if (result.shared.length > 1) outcome.shared.push(result.shared);
     }
     return outcome;
   }
