@@ -1,15 +1,15 @@
 /**
  * One guest's memory at one tick, as a file of a recording (docs/recording.md): sparse (pages the host never
- * backed and all-zero pages are a class byte each, not stored) and compressed (raw deflate, in chunks of up to
+ * backed and all-zero pages are a class byte each, not stored) and compressed (Brotli, in chunks of up to
  * CHUNK_PAGES stored pages, so that neither writing nor reading needs one buffer of the whole guest).
  *
  *   "XMEPAGES" · u32 version · u32 header length H · header JSON (H bytes)
- *   u32 length · deflated class map (one byte per guest page: 0 hole, 1 zero, 2 stored)
- *   then per chunk: u32 length · deflated stored pages, in guest-frame order
+ *   u32 length · compressed class map (one byte per guest page: 0 hole, 1 zero, 2 stored)
+ *   then per chunk: u32 length · compressed stored pages, in guest-frame order
  *
  * Integers are little-endian. The recording's manifest keeps each file's size and sha256; decode() also checks
- * the structure (every length inside the file, every chunk inflating to exactly its pages, nothing after the
- * last one), so that a truncated or altered file is refused with a reason, never scored.
+ * the structure (every length inside the file, every chunk decompressing to exactly its pages, nothing after
+ * the last one), so that a truncated or altered file is refused with a reason, never scored.
  */
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
@@ -20,8 +20,13 @@ export const PAGE_FILE_MAGIC = 'XMEPAGES';
 export const PAGE_FILE_VERSION = 1;
 /** 1 MiB of stored pages per chunk. */
 export const CHUNK_PAGES = 256;
-/** deflate level 1: recording happens while the guests are paused, so speed beats size. */
-const DEFLATE = { level: 1 } as const;
+/**
+ * Brotli at quality 0: recording happens while the guests are paused, so speed beats size. Measured on memchurn
+ * guest pages (loaded 2-core host): Brotli q0 277 MiB/s at 2.65×, q1 172 MiB/s at 2.78×, deflate level 1
+ * 53 MiB/s at 2.85×.
+ */
+const BROTLI = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 0 } };
+export const PAGE_FILE_CODEC = 'brotli';
 
 export const PAGE_CLASS = { hole: 0, zero: 1, stored: 2 } as const;
 
@@ -36,13 +41,14 @@ export interface PageCounts {
 
 interface PageFileHeader {
   guest: string;
+  codec: typeof PAGE_FILE_CODEC;
   memoryPages: number;
   chunkPages: number;
   counts: PageCounts;
 }
 
 const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
-const deflateRaw = promisify(zlib.deflateRaw);
+const compress = promisify(zlib.brotliCompress);
 
 function u32(value: number): Buffer {
   const out = Buffer.alloc(4);
@@ -78,7 +84,7 @@ export async function encodePageFile(guest: Guest, residency: Uint8Array | undef
   let pending: Buffer[] = [];
   const flush = () => {
     if (pending.length === 0) return;
-    chunks.push(deflateRaw(Buffer.concat(pending), DEFLATE));
+    chunks.push(compress(Buffer.concat(pending), BROTLI));
     pending = [];
   };
   for (const run of readableRuns(memoryPages, residency)) {
@@ -98,9 +104,9 @@ export async function encodePageFile(guest: Guest, residency: Uint8Array | undef
   }
   flush();
   counts.holes = memoryPages - counts.zero - counts.stored;
-  const header: PageFileHeader = { guest: guest.id, memoryPages, chunkPages: CHUNK_PAGES, counts };
+  const header: PageFileHeader = { guest: guest.id, codec: PAGE_FILE_CODEC, memoryPages, chunkPages: CHUNK_PAGES, counts };
   const headerBytes = Buffer.from(JSON.stringify(header));
-  const classData = zlib.deflateRawSync(classes, DEFLATE);
+  const classData = zlib.brotliCompressSync(classes, BROTLI);
   const versionBytes = u32(PAGE_FILE_VERSION);
   const compressed = (await Promise.all(chunks)).flatMap((data) => [u32(data.length), data]);
   const file = Buffer.concat([Buffer.from(PAGE_FILE_MAGIC, 'latin1'), versionBytes, u32(headerBytes.length), headerBytes, u32(classData.length), classData, ...compressed]);
@@ -137,15 +143,15 @@ class Cursor {
     return this.at === this.data.length;
   }
 
-  inflate(what: string, expectedBytes: number): Buffer {
+  decompress(what: string, expectedBytes: number): Buffer {
     const data = this.take(this.u32(`the length of ${what}`), what);
     let out: Buffer;
     try {
-      out = zlib.inflateRawSync(data, { maxOutputLength: Math.max(1, expectedBytes) });
+      out = zlib.brotliDecompressSync(data, { maxOutputLength: Math.max(1, expectedBytes) });
     } catch (error) {
-      this.fail(`${what} does not inflate (${(error as Error).message})`);
+      this.fail(`${what} does not decompress (${(error as Error).message})`);
     }
-    if (out.length !== expectedBytes) this.fail(`${what} inflates to ${out.length} bytes, not ${expectedBytes}`);
+    if (out.length !== expectedBytes) this.fail(`${what} decompresses to ${out.length} bytes, not ${expectedBytes}`);
     return out;
   }
 }
@@ -172,9 +178,10 @@ export function decodePageFile(data: Buffer, name: string, expected: { guest: st
   if (header.guest !== expected.guest || header.memoryPages !== expected.memoryPages) {
     cursor.fail(`it holds guest ${header.guest} with ${header.memoryPages} pages, the manifest says ${expected.guest} with ${expected.memoryPages}`);
   }
+  if (header.codec !== PAGE_FILE_CODEC) cursor.fail(`codec ${JSON.stringify(header.codec)}; this xme reads ${PAGE_FILE_CODEC}`);
   if (!Number.isInteger(header.chunkPages) || header.chunkPages < 1) cursor.fail(`chunkPages ${header.chunkPages} is not a positive whole number`);
   if (target.length !== header.memoryPages * PAGE_SIZE) throw new RangeError(`target of ${target.length} bytes for ${header.memoryPages} pages`);
-  const classes = new Uint8Array(cursor.inflate('the class map', header.memoryPages));
+  const classes = new Uint8Array(cursor.decompress('the class map', header.memoryPages));
   const counts: PageCounts = { holes: 0, zero: 0, stored: 0 };
   const stored: number[] = [];
   for (let gfn = 0; gfn < classes.length; gfn++) {
@@ -190,7 +197,7 @@ export function decodePageFile(data: Buffer, name: string, expected: { guest: st
   target.fill(0);
   for (let first = 0; first < stored.length; first += header.chunkPages) {
     const count = Math.min(header.chunkPages, stored.length - first);
-    const chunk = cursor.inflate(`the chunk of stored pages ${first}–${first + count - 1}`, count * PAGE_SIZE);
+    const chunk = cursor.decompress(`the chunk of stored pages ${first}–${first + count - 1}`, count * PAGE_SIZE);
     for (let i = 0; i < count; i++) chunk.copy(target, stored[first + i]! * PAGE_SIZE, i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
   }
   if (!cursor.done) cursor.fail('it has bytes after its last chunk');
