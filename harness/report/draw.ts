@@ -76,14 +76,27 @@ function legendSvg(entries: readonly string[]): { svg: string; height: number } 
   return { svg: `<g class="xme-legend" font-size="12" transform="translate(8,6)">${items.join('')}</g>`, height: y + rowHeight + 10 };
 }
 
+/**
+ * Bar panels side by side get too narrow to read beyond a few (a suite's report has one per run): then the
+ * panels are stacked as rows instead, each with the figure's full width.
+ */
+const MOST_PANELS_ACROSS = 3;
+
+function stackedIfCrowded(figure: DrawnFigure): DrawnFigure {
+  const across = new Set(figure.points.map((p) => p.fx).filter((fx) => fx !== undefined)).size;
+  if (figure.kind !== 'bars' || across <= MOST_PANELS_ACROSS || figure.points.some((p) => p.fy !== undefined)) return figure;
+  return { ...figure, points: figure.points.map(({ fx, ...point }) => ({ ...point, fy: fx })), fyDomain: figure.fxDomain, fxDomain: [] };
+}
+
 /** The figure as standalone SVG markup (with xmlns: a file of its own as it is). */
-export function drawFigure(figure: DrawnFigure): string {
+export function drawFigure(given: DrawnFigure): string {
+  const figure = stackedIfCrowded(given);
   const { document } = parseHTML('<!doctype html><html><body></body></html>');
   const hasFy = figure.points.some((p) => p.fy !== undefined);
   const hasFx = figure.points.some((p) => p.fx !== undefined);
   const rows = hasFy ? new Set(figure.points.map((p) => p.fy)).size : 1;
   const longestFy = hasFy ? Math.max(...figure.points.map((p) => (p.fy ?? '').length)) : 0;
-  const height = figure.kind === 'bars' ? 360 : Math.max(300, rows * 190 + 70);
+  const height = figure.kind === 'bars' ? Math.max(360, rows * 150 + 70) : Math.max(300, rows * 190 + 70);
   const memories = [...new Set(figure.points.map((p) => p.x))].sort((a, b) => Number(a) - Number(b));
   // Bars carry their value above them: room for it above the highest bar (or CI).
   const top = Math.max(...figure.points.map((p) => Math.max(p.y, p.high ?? p.y)));
