@@ -376,22 +376,31 @@ export function kernelFigure(runs: readonly TaggedRun[]): FigureData {
 
 /** (5) guest throughput (workload_ops_per_s) per strategy, when the workload reports operations. */
 export function throughputFigure(runs: readonly TaggedRun[]): FigureData {
-  const rows = summaryRowsOf(runs, ['workload_ops_per_s']);
-  if (!rows.length) return omitted('throughput', noSummaryReason(runs, ['workload_ops_per_s']));
-  if (rows.every((x) => x.row.mean === 0)) {
+  const all = summaryRowsOf(runs, ['workload_ops_per_s']);
+  if (!all.length) return omitted('throughput', noSummaryReason(runs, ['workload_ops_per_s']));
+  if (all.every((x) => x.row.mean === 0)) {
     const workloads = distinct(runs.map((r) => r.run.info.workload ?? 'not recorded'));
     return omitted('throughput', `workload_ops_per_s is 0 in every row: the guests' workload (${workloads.join(', ')}) reported no operations`);
   }
+  // A run whose workload reports no operations (idle guests) has nothing to draw: it is named, not drawn as 0.
+  const silent = runs.filter((r) => all.some((x) => x.r === r) && all.filter((x) => x.r === r).every((x) => x.row.mean === 0));
+  const rows = all.filter((x) => !silent.includes(x.r));
   const memories = distinct(rows.map((x) => x.row.memoryMiB));
-  const points: FigurePoint[] = rows.map(({ r, row }) => ({
-    series: [r.tag, row.memoryMiB, row.strategy].join('|'),
-    legend: withTag(r.tag, row.strategy),
-    x: withTag(r.tag, row.strategy),
-    y: row.mean,
-    ...ci(row),
-    ...(memories.length > 1 ? { fx: mib(row.memoryMiB) } : {}),
-  }));
+  const several = distinct(rows.map((x) => x.r.tag)).length > 1;
+  // One panel per run (and memory size): strategies of one run side by side, runs apart (their workloads differ).
+  const points: FigurePoint[] = rows.map(({ r, row }) => {
+    const panel = [several ? r.tag : '', memories.length > 1 ? mib(row.memoryMiB) : ''].filter(Boolean).join(' · ');
+    return {
+      series: [r.tag, row.memoryMiB, row.strategy].join('|'),
+      legend: withTag(r.tag, row.strategy),
+      x: row.strategy,
+      y: row.mean,
+      ...ci(row),
+      ...(panel ? { fx: panel } : {}),
+    };
+  });
   const { n, notes } = summaryN(rows.map((x) => x.row));
+  if (silent.length) notes.push(`not drawn: ${silent.map((r) => r.tag).join(', ')} (its workload reported no operations: workload_ops_per_s is 0)`);
   const used = runs.filter((r) => rows.some((x) => x.r === r));
   return finish({
     id: 'throughput',
