@@ -163,7 +163,10 @@ describe('Xen backend: content-based sharing under a writing workload', () => {
     const again = await ledger.apply((await strategy.scan({ guests, image, kernel, hasher })).groups);
     await Promise.all(guests.map((g) => g.resume()));
     expect(again.pagesShared).toBeGreaterThan(1000);
-    expect(again.refused.filter((r) => !/bytes|third domain/.test(r.reason))).toEqual([]);
+    // Refusals besides changed bytes and unsafe merges: only pages Xen will not nominate (EINVAL: a page with
+    // extra references; the first apply meets a few of these too). A failed share call would show here.
+    const otherwise = again.refused.filter((r) => !/bytes|third domain/.test(r.reason));
+    expect(otherwise.filter((r) => !/nominate.*EINVAL/.test(r.reason))).toEqual([]);
     for (const guest of guests) expect(guest.alive()).toBe(true);
   }, 300_000);
 });
