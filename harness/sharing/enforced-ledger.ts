@@ -19,8 +19,9 @@ export class EnforcedLedger implements Ledger {
   readonly cowMethod = COW_METHOD_HYPERVISOR;
   readonly cowCount = 'exact';
   // Xen's __hvm_copy() looks pages up with P2M_UNSHARE, reads included: a shared page the hypervisor reads for
-  // the guest (e.g. the bytes of an instruction it emulates) is unshared too. Seen as semantic's 40–50 "faults" on
-  // kernel code per guest-overhead-xen run, where QEMU's re-read finds none.
+  // the guest (e.g. the bytes of an instruction it emulates) is unshared too. guest-overhead-xen shows 40–50
+  // unshares of kernel code per semantic set, where QEMU's re-read sees no write to it; whether those are such
+  // reads or a PVH kernel patching its own text is not known yet.
   readonly cowMethodDescription = `${COW_METHOD_HYPERVISOR}: decreases of each domain's shr_pages between ticks: every unshare, exactly (Xen unshares on every guest write to a shared page, identical bytes included, and also when the hypervisor itself reads a shared page for the guest, e.g. an instruction it emulates; the harness never unshares). Exact for writes to data pages (cowprobe); on code pages an upper bound of guest writes`;
   readonly declaredMetrics = {
     hypercalls_total: { unit: 'hypercalls', method: 'sharing hypercalls this ledger made since the repetition started: xc_memshr_nominate_gfn and xc_memshr_share_gfns, failed ones included (counter reads not counted)' },
