@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import type { BackendInfo, Guest } from '../backends/types.ts';
+import { PAGE_SIZE, type BackendInfo, type Guest } from '../backends/types.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import type { KernelInfo } from '../introspection/kernel-info.ts';
 import { locateKernelByHypervisor, locateKernelInMemory } from '../introspection/kernel-locator.ts';
@@ -124,7 +124,7 @@ export class Recorder {
         ticks++;
         tick.guests.forEach((file, g) => {
           pageFileBytes += file.bytes;
-          guestBytes += segment.guests[g]!.memoryPages * 4096;
+          guestBytes += segment.guests[g]!.memoryPages * PAGE_SIZE;
         });
       }
     }

@@ -7,12 +7,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { createHash } from 'node:crypto';
 import type { GuestImage, ImageFile } from '../images/manifest.ts';
 import type { KernelInfo } from '../introspection/kernel-info.ts';
 import { kernelLayout } from '../introspection/kernel-layout.ts';
 import { SystemMap } from '../introspection/system-map.ts';
 import { errorMessage } from '../util/errors.ts';
+import { sha256, sha256FileSync } from '../util/hash.ts';
 import { MANIFEST_FILE, parseManifest, RecordingError, type RecordedFile, type RecordingManifest } from './format.ts';
 
 export interface Recording {
@@ -30,33 +30,39 @@ export function recordingDir(given: string): string {
   throw new RecordingError(`no recording at ${given}: neither ${path.join(given, MANIFEST_FILE)} nor ${path.join(given, 'recording', MANIFEST_FILE)} exists`, 'make one with xme run --record (it goes to results/<run-id>/recording/)');
 }
 
-function sha256Of(file: string): string {
-  const hash = createHash('sha256');
-  const descriptor = fs.openSync(file, 'r');
+const DAMAGED = 'a damaged recording is never scored; record the run again';
+
+function fileSize(dir: string, entry: RecordedFile): number {
   try {
-    const buffer = Buffer.allocUnsafe(4 << 20);
-    for (let read; (read = fs.readSync(descriptor, buffer, 0, buffer.length, null)) > 0; ) hash.update(buffer.subarray(0, read));
-  } finally {
-    fs.closeSync(descriptor);
+    return fs.statSync(path.join(dir, entry.file)).size;
+  } catch (error) {
+    throw new RecordingError(`recording ${dir} is incomplete: ${entry.file} is missing (${errorMessage(error)})`, DAMAGED);
   }
-  return hash.digest('hex');
 }
 
-/** Throws unless the file exists with the recorded size and sha256. */
-export function checkRecordedFile(dir: string, entry: RecordedFile): void {
-  const file = path.join(dir, entry.file);
-  let bytes: number;
-  try {
-    bytes = fs.statSync(file).size;
-  } catch (error) {
-    throw new RecordingError(`recording ${dir} is incomplete: ${entry.file} is missing (${errorMessage(error)})`, 'a damaged recording is never scored; record the run again');
-  }
+function checkSize(dir: string, entry: RecordedFile, bytes: number): void {
   if (bytes !== entry.bytes) {
-    throw new RecordingError(`recording ${dir} is damaged: ${entry.file} has ${bytes} bytes, the manifest says ${entry.bytes}${bytes < entry.bytes ? ' (truncated)' : ''}`, 'a damaged recording is never scored; record the run again');
+    throw new RecordingError(`recording ${dir} is damaged: ${entry.file} has ${bytes} bytes, the manifest says ${entry.bytes}${bytes < entry.bytes ? ' (truncated)' : ''}`, DAMAGED);
   }
-  if (sha256Of(file) !== entry.sha256) {
-    throw new RecordingError(`recording ${dir} is damaged: ${entry.file} does not have the sha256 the manifest lists`, 'a damaged recording is never scored; record the run again');
-  }
+}
+
+function checkHash(dir: string, entry: RecordedFile, sha: string): void {
+  if (sha !== entry.sha256) throw new RecordingError(`recording ${dir} is damaged: ${entry.file} does not have the sha256 the manifest lists`, DAMAGED);
+}
+
+/** Throws unless the file exists with the recorded size and sha256 (streamed: nothing is kept in memory). */
+export function checkRecordedFile(dir: string, entry: RecordedFile): void {
+  checkSize(dir, entry, fileSize(dir, entry));
+  checkHash(dir, entry, sha256FileSync(path.join(dir, entry.file)));
+}
+
+/** The file's bytes, read once and checked against the manifest (size, sha256) before anyone uses them. */
+export function readRecordedFile(dir: string, entry: RecordedFile): Buffer {
+  fileSize(dir, entry); // a missing file says "incomplete", as in checkRecordedFile
+  const data = fs.readFileSync(path.join(dir, entry.file));
+  checkSize(dir, entry, data.length);
+  checkHash(dir, entry, sha256(data));
+  return data;
 }
 
 function imageOf(dir: string, manifest: RecordingManifest): GuestImage {
@@ -85,7 +91,7 @@ export function openRecording(given: string): Recording {
   checkRecordedFile(dir, systemMap);
   for (const segment of manifest.segments) for (const tick of segment.ticks) for (const file of tick.guests) checkRecordedFile(dir, file);
   const text = zlib.gunzipSync(fs.readFileSync(path.join(dir, systemMap.file)));
-  if (createHash('sha256').update(text).digest('hex') !== systemMap.textSha256) {
+  if (sha256(text) !== systemMap.textSha256) {
     throw new RecordingError(`recording ${dir} is damaged: ${systemMap.file} does not hold the System.map that was recorded`);
   }
   const map = SystemMap.parse(text.toString('latin1'), `${dir}/${systemMap.file}`);

@@ -4,8 +4,6 @@
  * before scoring each one, the guests load that tick's page files. Sharing is accounted, as on QEMU: nothing
  * can be enforced on a recording, so run.json says "accounted" even for a recording made on Xen.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { PAGE_SIZE, type Backend, type BackendInfo, type Guest, type ProvisionOptions, type ReplaySchedule, type WorkloadProgress } from '../backends/types.ts';
 import type { BackendFactory } from '../backends/registry.ts';
 import type { GuestImage } from '../images/manifest.ts';
@@ -13,7 +11,7 @@ import { locateKernelInMemory } from '../introspection/kernel-locator.ts';
 import { errorMessage } from '../util/errors.ts';
 import { RecordingError, type RecordedGuest, type RecordedSegment } from './format.ts';
 import { decodePageFile } from './page-file.ts';
-import { checkRecordedFile, type Recording } from './recording.ts';
+import { readRecordedFile, type Recording } from './recording.ts';
 
 const NO_VCPU = 'a replayed guest has no vCPU: its kernel is located by the memory route';
 
@@ -52,8 +50,7 @@ export class ReplayGuest implements Guest {
   /** Load recorded tick `tickIndex` of this segment into guest memory (checked again: the file may have changed). */
   enter(tickIndex: number): void {
     const entry = this.segment.ticks[tickIndex]!.guests[this.index]!;
-    checkRecordedFile(this.recording.dir, entry);
-    const data = fs.readFileSync(path.join(this.recording.dir, entry.file));
+    const data = readRecordedFile(this.recording.dir, entry);
     this.classes = decodePageFile(data, entry.file, { guest: this.id, memoryPages: this.memoryPages }, this.ram).classes;
     this.recordedProgress = entry.progress;
     if (!this.placementChecked) this.checkPlacement();
