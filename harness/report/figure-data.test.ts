@@ -146,7 +146,7 @@ describe('older and enforced results', () => {
     const rows = parse(fs.readFileSync(file), { columns: true }) as Record<string, string>[];
     fs.writeFileSync(file, stringify(rows.map(({ cow_count: _dropped, ...rest }) => rest), { header: true }));
     const f = figure(buildFigures([readReportRun(dir)]), 'cow');
-    expect(f.legend).toEqual(['semantic (hypervisor, exact)', 'content (hypervisor, exact)']);
+    expect(f.legend).toEqual(['semantic (hypervisor, upper bound)', 'content (hypervisor, upper bound)']);
     expect(f.notes[0]).toMatch(/no cow_count column/);
   });
 

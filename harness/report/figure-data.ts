@@ -226,9 +226,9 @@ function refusals(runs: readonly TaggedRun[]): string[] {
 }
 
 /** What a CoW method's count is when samples.csv predates the cow_count column. */
-const COUNT_OF_METHOD: Record<string, string> = { 'content-reread': 'lower bound', hypervisor: 'exact' };
+const COUNT_OF_METHOD: Record<string, string> = { 'content-reread': 'lower bound', hypervisor: 'upper bound' };
 
-/** (2) cumulative CoW faults over time per strategy, with the CoW method and whether the count is exact. */
+/** (2) cumulative CoW faults over time per strategy, with the CoW method and what its count bounds. */
 export function cowFigure(runs: readonly TaggedRun[]): FigureData {
   const withSamples = runs.filter((r) => r.run.samples?.some((s) => s.cowFaultsTotal !== undefined));
   if (!withSamples.length) return omitted('cow', noSamplesReason(runs) || 'samples.csv has no cow_faults_total values');
@@ -243,7 +243,7 @@ export function cowFigure(runs: readonly TaggedRun[]): FigureData {
   );
   const methods = distinct(withSamples.flatMap((r) => r.run.samples!.map((s) => `${s.cowMethod || 'not recorded'}: ${countOf(s)}`)));
   const descriptions = distinct(withSamples.map((r) => r.run.info.cowMethod).filter((m): m is string => !!m));
-  const notes = derived ? ['samples.csv has no cow_count column (written before it existed): exact or lower bound is taken from the CoW method.'] : [];
+  const notes = derived ? ['samples.csv has no cow_count column (written before it existed): lower or upper bound is taken from the CoW method.'] : [];
   return finish({
     id: 'cow',
     kind: 'lines',

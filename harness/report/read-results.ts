@@ -45,7 +45,7 @@ export interface TotalsSample {
   strategy: string;
   sharingMode: string;
   cowMethod: string;
-  /** 'exact' | 'lower bound'; undefined in a samples.csv written before the column existed. */
+  /** 'lower bound' | 'upper bound' | 'host-wide' ('exact' in runs written before Xen's own reads were known to unshare); undefined in a samples.csv written before the column existed. */
   cowCount: string | undefined;
   cpuMethod: string | undefined;
   sharedPages: number | undefined;

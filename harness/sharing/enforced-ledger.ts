@@ -17,12 +17,13 @@ type Enforcer = Required<Pick<Backend, 'share' | 'counters'>>;
 export class EnforcedLedger implements Ledger {
   readonly mode = 'enforced';
   readonly cowMethod = COW_METHOD_HYPERVISOR;
-  readonly cowCount = 'exact';
-  // Xen's __hvm_copy() looks pages up with P2M_UNSHARE, reads included: a shared page the hypervisor reads for
-  // the guest (e.g. the bytes of an instruction it emulates) is unshared too. guest-overhead-xen shows 40–50
-  // unshares of kernel code per semantic set, where QEMU's re-read sees no write to it; whether those are such
-  // reads or a PVH kernel patching its own text is not known yet.
-  readonly cowMethodDescription = `${COW_METHOD_HYPERVISOR}: decreases of each domain's shr_pages between ticks: every unshare, exactly (Xen unshares on every guest write to a shared page, identical bytes included, and also when the hypervisor itself reads a shared page for the guest, e.g. an instruction it emulates; the harness never unshares). Exact for writes to data pages (cowprobe); on code pages an upper bound of guest writes`;
+  // An upper bound, not exact: in Xen 4.17 every copy the hypervisor makes from or to an HVM guest's memory
+  // (__hvm_copy → hvm_translate_get_page) looks the page up with get_page_from_gfn(…, P2M_UNSHARE), reads
+  // included. Emulating an instruction (an MMIO access, say) fetches its bytes that way, so the kernel code page
+  // holding it is unshared without any write: guest-overhead-xen shows 40–50 such unshares of kernel code per
+  // semantic set, where QEMU's re-read of the same kernel sees no write. No guest write is ever missed.
+  readonly cowCount = 'upper bound';
+  readonly cowMethodDescription = `${COW_METHOD_HYPERVISOR}: decreases of each domain's shr_pages between ticks, i.e. every unshare (the harness never unshares). Xen unshares on every guest write to a shared page, identical bytes included, so no write is missed; it also unshares when the hypervisor itself reads a shared page for the guest (__hvm_copy with P2M_UNSHARE, e.g. fetching an instruction it emulates), so the count is an upper bound of guest writes: equal to them on data pages the hypervisor does not read (cowprobe: N + M exactly), above them on kernel code that does MMIO`;
   readonly declaredMetrics = {
     hypercalls_total: { unit: 'hypercalls', method: 'sharing hypercalls this ledger made since the repetition started: xc_memshr_nominate_gfn and xc_memshr_share_gfns, failed ones included (counter reads not counted)' },
   };

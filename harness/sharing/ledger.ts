@@ -77,10 +77,12 @@ export interface Ledger {
   /** Short name for the CSV's cow_method column. */
   readonly cowMethod: string;
   /**
-   * 'exact'; 'lower bound' where some writes cannot be seen (content re-read misses identical-bytes writes);
+   * 'lower bound' where some writes cannot be seen (content re-read misses identical-bytes writes);
+   * 'upper bound' where every write is counted and some events that are not writes too (Xen also unshares when
+   * the hypervisor itself reads a shared page for the guest);
    * 'host-wide' where the count is the host kernel's for every process (KSM's cow_ksm), not only the run's.
    */
-  readonly cowCount: 'exact' | 'lower bound' | 'host-wide';
+  readonly cowCount: 'lower bound' | 'upper bound' | 'host-wide';
   /** One sentence for run.json and summary.csv: how CoW faults were counted and what the count bounds. */
   readonly cowMethodDescription: string;
   apply(groups: ShareGroup[]): ApplyResult | Promise<ApplyResult>;

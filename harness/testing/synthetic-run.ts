@@ -29,7 +29,7 @@ export interface SyntheticRunSpec {
   kaslr?: boolean;
   /** The scenario's workload (default memchurn). */
   workload?: string;
-  /** content-reread (default: lower bound) or hypervisor (exact). */
+  /** content-reread (default: lower bound) or hypervisor (upper bound). */
   cowMethod?: 'content-reread' | 'hypervisor';
   /** Whether the backend reports host-resident pages (host_frames_saved); default true. */
   hostFrames?: boolean;
@@ -52,7 +52,7 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
   const ticks = spec.ticks ?? 4;
   const guests = spec.guests ?? 2;
   const cowMethod = spec.cowMethod ?? 'content-reread';
-  const cowCount = cowMethod === 'hypervisor' ? 'exact' : 'lower bound';
+  const cowCount = cowMethod === 'hypervisor' ? 'upper bound' : 'lower bound';
   const hostFrames = spec.hostFrames ?? true;
   const kernel = spec.kernel ?? true;
   const opsPerS = spec.opsPerS ?? 1000;
@@ -85,7 +85,7 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
         strategies.forEach((strategy, s) => {
           const shared = (isSemantic(strategy) ? 1000 : 20_000) * (1 + s) + tick * 10 + repetition;
           const origin = {
-            memoryMiB, repetition, tick, tS: tick * 2.5, strategy, sharingMode: 'accounted' as const, cowMethod, cowCount: cowCount as 'exact' | 'lower bound', status: 'ok',
+            memoryMiB, repetition, tick, tS: tick * 2.5, strategy, sharingMode: 'accounted' as const, cowMethod, cowCount: cowCount as 'upper bound' | 'lower bound', status: 'ok',
           };
           const total: TickSample = {
             ...origin, scope: 'all',
@@ -126,7 +126,7 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
     endedAt: '2026-11-27T13:45:00.000Z',
     backend: { name: 'fake', version: 'fake 1', accelerator: 'none', acceleratorReason: 'synthetic results', cpuModel: 'none' },
     sharingModes: ['accounted'],
-    cowMethods: [cowMethod === 'hypervisor' ? 'hypervisor: drops of each domain’s shr_pages (exact)' : 'content-reread: each tick every page in shared state is re-read (lower bound)'],
+    cowMethods: [cowMethod === 'hypervisor' ? 'hypervisor: drops of each domain’s shr_pages (upper bound: Xen also unshares on its own reads)' : 'content-reread: each tick every page in shared state is re-read (lower bound)'],
     repetitions: metrics,
     summary: summaryRows(header.scenario, metrics),
     warnings: [],

@@ -184,7 +184,7 @@ describe('xme run on Xen', () => {
     expect(header).toBe(SAMPLE_COLUMNS.join(','));
     for (const row of rows) {
       expect(row.cow_method).toBe('hypervisor');
-      expect(row.cow_count).toBe('exact');
+      expect(row.cow_count).toBe('upper bound');
       expect(row.sharing_mode).toBe('enforced');
     }
     const last = rows.filter((r) => r.guest === 'all').at(-1)!;

@@ -10,7 +10,7 @@ import { harnessInfo } from '../../experiment/run-record.ts';
 export const REPORT_FIGURES = [
   'Figures (each with its method, n, units and the runs it comes from; one whose data no run has is left out with a note):',
   '1 shared pages, frames saved and host frames saved over time, per strategy (samples.csv);',
-  '2 cumulative CoW faults over time per strategy, naming the CoW method and whether its count is exact or a lower bound (samples.csv);',
+  '2 cumulative CoW faults over time per strategy, naming the CoW method and whether its count is a lower or an upper bound (samples.csv);',
   '3 CPU per scan and per tick against guest memory, mean with 95% CI (summary.csv scan_cpu_ms, tick_cpu_ms);',
   '4 kernel code and rodata shareability per run, labelled by KASLR (summary.csv);',
   '5 guest throughput per strategy, when the workload reports operations (summary.csv workload_ops_per_s);',

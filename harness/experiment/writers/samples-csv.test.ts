@@ -50,14 +50,14 @@ describe('samples.csv writer', () => {
       strategy: 'semantic',
       sharingMode: 'enforced',
       cowMethod: 'hypervisor',
-      cowCount: 'exact',
+      cowCount: 'upper bound',
       metrics: { kernel_code_pages: 2048, kernel_code_identical_pages: 2040, hypercalls_total: 4088 },
     };
     const [row] = parse(write([xen]), { columns: true }) as Record<string, string>[];
     expect(row).toMatchObject({
       sharing_mode: 'enforced',
       cow_method: 'hypervisor',
-      cow_count: 'exact',
+      cow_count: 'upper bound',
       kernel_code_pages: '2048',
       kernel_code_identical_pages: '2040',
       kernel_rodata_pages: '',
