@@ -18,6 +18,7 @@ import type { Backend, BackendInfo, Guest, HypervisorCounters, ProvisionOptions,
 import { kernelCommandLine, perGuestWorkload } from '../guest-command-line.ts';
 import { ForeignMemory, XcInterface, XenCallError, type ForeignMapping } from './libxen.ts';
 import { XenGuest } from './xen-guest.ts';
+import { xlLogDir } from './domain-end.ts';
 import { FrameDomains, shareGroup, type NominatedPage } from './share-plan.ts';
 
 /** Where xenconsoled writes guest consoles (xenconsoled --log=guest --log-dir=…). */
@@ -127,14 +128,16 @@ export class XenBackend implements Backend {
     const cmdline = kernelCommandLine({ kaslr: options.kaslr, workload: perGuestWorkload(options.workload, index) }, 'hvc0');
     fs.writeFileSync(config, xlConfig({ name, kernel: image.path('vmlinuz'), ramdisk: image.path('initramfs'), cmdline, memoryMiB: options.memoryMiB }));
     const console = path.join(consoleLogDir(), `guest-${name}.log`);
+    const xlLog = path.join(xlLogDir(), `xl-${name}.log`);
     for (let attempt = 1; ; attempt++) {
       fs.rmSync(console, { force: true });
+      fs.rmSync(xlLog, { force: true }); // a re-created guest's log must not show the last attempt's end
       const startedAt = Date.now();
       const created = await execa('xl', ['create', config], { reject: false });
       if (created.exitCode !== 0) throw new XmeError(`xl create ${name} failed: ${created.stderr.trim().split('\n').pop()}`);
       const domid = await execa('xl', ['domid', name], { reject: false });
       const guest = Number.isInteger(Number(domid.stdout.trim())) && domid.exitCode === 0
-        ? new XenGuest(id, name, Number(domid.stdout.trim()), image, options.memoryMiB, { config, console }, this.xc, this.fmem, startedAt)
+        ? new XenGuest(id, name, Number(domid.stdout.trim()), image, options.memoryMiB, { config, console, xlLog }, this.xc, this.fmem, startedAt)
         : undefined;
       if (guest) this.guests.push(guest);
       try {

@@ -14,6 +14,8 @@ import { SerialConsole, waitForBootMarker } from '../qemu/serial-console.ts';
 import type { ForeignMapping, ForeignMemory, XcInterface } from './libxen.ts';
 import { readPhysical } from '../../introspection/kernel-locator.ts';
 import { readVirtualByWalk, walkPageTables } from '../../introspection/page-walk.ts';
+import { XmeError } from '../../util/errors.ts';
+import { describeDomainEnd } from './domain-end.ts';
 
 export class XenGuest implements Guest {
   /** vCPU 0's registers come from its HVM context; translation is a page walk over guest memory. */
@@ -43,7 +45,7 @@ export class XenGuest implements Guest {
       label: `guest ${this.id} (domain ${this.name})`,
       log: this.files.console!,
       alive: () => this.alive(),
-      whyGone: () => `the domain ended (${this.console.tail(1)[0]?.trim() ?? 'no console output'})`,
+      whyGone: () => `the domain ended (${this.whyGone()})`,
       startedAt: this.startedAt,
       deadline,
       expectedRelease: this.image.manifest.kernelRelease,
@@ -92,11 +94,26 @@ export class XenGuest implements Guest {
   }
 
   async pause(): Promise<void> {
-    await execa('xl', ['pause', this.name]);
+    await this.xl('pause');
   }
 
   async resume(): Promise<void> {
-    await execa('xl', ['unpause', this.name]);
+    await this.xl('unpause');
+  }
+
+  /** Run `xl <command> <name>`; if it fails because the domain is gone, say so and why, not xl's "invalid domain". */
+  private async xl(command: string): Promise<void> {
+    try {
+      await execa('xl', [command, this.name]);
+    } catch (error) {
+      if (this.alive()) throw error;
+      throw new XmeError(`guest ${this.id} (domain ${this.name}) is gone: it ended while the harness was using it (xl ${command} failed); ${this.whyGone()}`);
+    }
+  }
+
+  /** Why the domain ended: xl's shutdown reason and the console's last lines (domain-end.ts). */
+  whyGone(): string {
+    return describeDomainEnd(this.files, this.consoleTail(40));
   }
 
   alive(): boolean {
