@@ -22,6 +22,9 @@ export class EnforcedLedger implements Ledger {
   // included. Emulating an instruction (an MMIO access, say) fetches its bytes that way, so the kernel code page
   // holding it is unshared without any write: guest-overhead-xen shows 40–50 such unshares of kernel code per
   // semantic set, where QEMU's re-read of the same kernel sees no write. No guest write is ever missed.
+  // The Xen test host makes this more frequent than real hardware would: its emulated SVM has no DecodeAssists
+  // (the hypervisor console lists only NPT), so Xen 4.17 also emulates — and fetches — every intercepted
+  // control-register access and invlpg instead of reading the decoded operands from the VMCB.
   readonly cowCount = 'upper bound';
   readonly cowMethodDescription = `${COW_METHOD_HYPERVISOR}: decreases of each domain's shr_pages between ticks, i.e. every unshare (the harness never unshares). Xen unshares on every guest write to a shared page, identical bytes included, so no write is missed; it also unshares when the hypervisor itself reads a shared page for the guest (__hvm_copy with P2M_UNSHARE, e.g. fetching an instruction it emulates), so the count is an upper bound of guest writes: equal to them on data pages the hypervisor does not read (cowprobe: N + M exactly), above them on kernel code that does MMIO`;
   readonly declaredMetrics = {
