@@ -354,17 +354,18 @@ export class ForeignMemory {
   }
 
   /** Map gfns [0, pages) of a domain read-only. Fails (no partial mapping) if any page cannot be mapped. */
-  mapRange(domid: number, pages: number): ForeignMapping {
+  /** Read-only mapping of gfns [firstGfn, firstGfn + pages). */
+  mapRange(domid: number, pages: number, firstGfn = 0): ForeignMapping {
     if (this.pointer === undefined) throw new Error('xenforeignmemory handle is closed');
     const gfns = new BigUint64Array(pages);
-    for (let i = 0; i < pages; i++) gfns[i] = BigInt(i);
+    for (let i = 0; i < pages; i++) gfns[i] = BigInt(firstGfn + i);
     const errors = new Int32Array(pages);
     const pointer = this.lib.xenforeignmemory_map(this.pointer, domid, PROT_READ, pages, gfns, errors);
     if (isNull(pointer)) throw new XenCallError(`xenforeignmemory_map(dom ${domid}, ${pages} pages)`, koffi.errno());
     const failed = errors.findIndex((e) => e !== 0);
     if (failed >= 0) {
       this.lib.xenforeignmemory_unmap(this.pointer, pointer, pages);
-      throw new XenCallError(`xenforeignmemory_map(dom ${domid}): gfn ${failed}`, -errors[failed]!);
+      throw new XenCallError(`xenforeignmemory_map(dom ${domid}): gfn ${firstGfn + failed}`, -errors[failed]!);
     }
     return new ForeignMapping(this.lib, this.pointer, pointer, domid, pages);
   }

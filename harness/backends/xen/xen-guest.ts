@@ -2,10 +2,18 @@
  * One Xen PVH domU created with `xl create`: its memory mapped read-only through xenforeignmemory, its
  * console read from xenconsoled's guest log.
  *
- * The mapping is made on first use and dropped with releaseMemory(): a foreign mapping holds a reference on
- * every page, and Xen refuses to nominate a page that has one (E2BIG), so the backend releases all mappings
- * before it shares. Buffers from pages() are invalid after releaseMemory() — only the backend calls it, and
- * only between a strategy's scan and the next one.
+ * A foreign mapping is a snapshot of the domain's p2m: it maps the frames that backed the gfns when it was
+ * made. When Xen unshares a page (the guest wrote it, or Xen read it for the guest), the gfn moves to a new
+ * frame and the mapping keeps showing the old one — a re-read through it misses the write. So the one
+ * long-lived mapping of all of guest memory exists only while the guest is paused (made on first use, dropped
+ * when the last pause is lifted), and a read of a running guest copies its pages through a mapping made and
+ * dropped at once. (Before, a mapping made while the guest ran outlived its writes: the cowprobe test's
+ * content re-read saw those writes only because the pair's survivor had been written in place into the old
+ * frame, and missed them when Xen copied the survivor too — 7 of 8, seen once with 2 emulated CPUs.)
+ *
+ * A foreign mapping also holds a reference on every page, and Xen refuses to nominate a page that has one
+ * (E2BIG), so the backend releases the mapping before it shares. Buffers from pages() of a paused guest are
+ * invalid after releaseMemory() or resume() — only the backend and the tick loop call them, between scans.
  */
 import { execa } from 'execa';
 import type { GuestImage } from '../../images/manifest.ts';
@@ -23,6 +31,8 @@ export class XenGuest implements Guest {
   readonly memoryPages: number;
   bootMs = Number.NaN;
   private mapping: ForeignMapping | undefined;
+  /** xl pauses nest: the guest runs only when every pause has been lifted. */
+  private pauseDepth = 0;
   private readonly console: SerialConsole;
 
   constructor(
@@ -56,8 +66,21 @@ export class XenGuest implements Guest {
   }
 
   pages(firstGfn: number, count: number): Buffer {
-    this.mapping ??= this.fmem.mapRange(this.domid, this.memoryPages);
-    return this.mapping.bytes(firstGfn, count);
+    if (this.pauseDepth > 0) {
+      this.mapping ??= this.fmem.mapRange(this.domid, this.memoryPages);
+      return this.mapping.bytes(firstGfn, count);
+    }
+    // Running: any mapping kept would go stale at the next unshare (header), so copy through a fresh one.
+    if (!Number.isInteger(firstGfn) || firstGfn < 0 || count < 1 || firstGfn + count > this.memoryPages) {
+      throw new RangeError(`pages ${firstGfn}+${count} are outside guest ${this.id}'s ${this.memoryPages} pages`);
+    }
+    this.releaseMemory();
+    const mapping = this.fmem.mapRange(this.domid, count, firstGfn);
+    try {
+      return Buffer.from(mapping.bytes(0, count));
+    } finally {
+      mapping.unmap();
+    }
   }
 
   /** Drop the foreign mapping (so that pages can be nominated for sharing). */
@@ -71,6 +94,8 @@ export class XenGuest implements Guest {
       bytes.copy(mapping.bytes(0, 1), offset);
     } finally {
       mapping.unmap();
+      // A writable mapping unshares the page: its gfn now has a new frame, which a read mapping would not show.
+      this.releaseMemory();
     }
   }
 
@@ -95,10 +120,13 @@ export class XenGuest implements Guest {
 
   async pause(): Promise<void> {
     await this.xl('pause');
+    this.pauseDepth++;
   }
 
   async resume(): Promise<void> {
     await this.xl('unpause');
+    this.pauseDepth = Math.max(0, this.pauseDepth - 1);
+    if (this.pauseDepth === 0) this.releaseMemory(); // it runs again: the mapping would go stale (header)
   }
 
   /** Run `xl <command> <name>`; if it fails because the domain is gone, say so and why, not xl's "invalid domain". */
