@@ -2,8 +2,9 @@
  * Sharing enforced by the hypervisor (Xen): the same byte verification as the accounting ledger, then real
  * sharing calls. CoW write-faults follow the one definition in ledger.ts and are counted by the hypervisor:
  * Xen unshares a page on every write to it while it is shared (a lone survivor included) and lowers the
- * domain's shr_pages by one each time; the harness never unshares, so every decrease between ticks is a
- * guest write. Writes of identical bytes are counted too (the hypervisor traps the write, not the change).
+ * domain's shr_pages by one each time; the harness never unshares, so no guest write is missed. Writes of
+ * identical bytes are counted too (the hypervisor traps the write, not the change), and so are Xen's own reads
+ * of shared pages for the guest (below): the count is an upper bound of guest writes.
  */
 import type { Backend, Guest, HypervisorCounters } from '../backends/types.ts';
 import type { PageHasher } from '../hashing/page-hasher.ts';

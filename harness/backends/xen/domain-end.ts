@@ -32,7 +32,7 @@ const KERNEL_DEATH = /Kernel panic|BUG:|Oops|general protection|invalid opcode|R
  * One line for an error: xl's shutdown reason (if logged), the kernel's dying words among the console's last
  * lines (a panic, an oops, its RIP; at most 6) and the console's last 2 lines.
  */
-export function describeDomainEnd(files: { xlLog?: string; console?: string }, consoleTail: readonly string[]): string {
+export function describeDomainEnd(files: { xlLog?: string }, consoleTail: readonly string[]): string {
   const read = (file: string | undefined) => {
     try {
       return file ? fs.readFileSync(file, 'utf8') : '';

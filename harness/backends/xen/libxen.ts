@@ -353,8 +353,7 @@ export class ForeignMemory {
     return new ForeignMemory(pointer, lib);
   }
 
-  /** Map gfns [0, pages) of a domain read-only. Fails (no partial mapping) if any page cannot be mapped. */
-  /** Read-only mapping of gfns [firstGfn, firstGfn + pages). */
+  /** Map gfns [firstGfn, firstGfn + pages) of a domain read-only. Fails (no partial mapping) if any page cannot be mapped. */
   mapRange(domid: number, pages: number, firstGfn = 0): ForeignMapping {
     if (this.pointer === undefined) throw new Error('xenforeignmemory handle is closed');
     const gfns = new BigUint64Array(pages);

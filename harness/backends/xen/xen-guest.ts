@@ -83,7 +83,6 @@ export class XenGuest implements Guest {
     }
   }
 
-  /** Drop the foreign mapping (so that pages can be nominated for sharing). */
   /** Through a writable foreign mapping of that one frame, dropped right after. */
   async writeMemory(gfn: number, offset: number, bytes: Buffer): Promise<void> {
     if (!Number.isInteger(gfn) || gfn < 0 || gfn >= this.memoryPages || offset < 0 || offset + bytes.length > PAGE_SIZE) {
@@ -99,6 +98,7 @@ export class XenGuest implements Guest {
     }
   }
 
+  /** Drop the foreign mapping (so that pages can be nominated for sharing). */
   releaseMemory(): void {
     this.mapping?.unmap();
     this.mapping = undefined;
