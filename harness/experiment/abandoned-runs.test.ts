@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { markAbandonedRuns, ownerIdentity, type RunOwner } from './abandoned-runs.ts';
+import { ownerIdentity, type RunOwner } from '../util/process-identity.ts';
+import { markAbandonedRuns } from './abandoned-runs.ts';
 
 let root: string;
 beforeEach(() => {

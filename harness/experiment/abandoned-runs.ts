@@ -10,94 +10,15 @@
  * A run owned by another host is never touched: its process cannot be checked from here.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { processExists } from '../util/process.ts';
+import { ownerGone, type RunOwner } from '../util/process-identity.ts';
 import { writeJsonAtomically } from './run-record.ts';
-
-/** run.json's `owner`: the harness process writing the run. */
-export interface RunOwner {
-  pid: number;
-  hostname: string;
-  /** Field 22 of /proc/<pid>/stat: the process's start time, in clock ticks since boot (absent without /proc). */
-  pidStartTicks?: number;
-  /** /proc/sys/kernel/random/boot_id: tells a PID of an earlier boot from the same PID now (absent without /proc). */
-  bootId?: string;
-}
 
 export interface AbandonedRunsReport {
   /** Run ids (folder names) newly marked abandoned, sorted. */
   abandoned: string[];
   /** Run folders whose run.json could not be read, parsed or rewritten; left as they are. */
   unreadable: { runId: string; reason: string }[];
-}
-
-const STAT_START_TIME_FIELD = 22;
-const STAT_STATE_FIELD = 3;
-
-interface ProcStat {
-  state: string;
-  startTicks: number;
-}
-
-/** Fields of /proc/<pid>/stat, or undefined if the process is gone; throws if /proc cannot tell. */
-function procStat(pid: number): ProcStat | undefined {
-  let text: string;
-  try {
-    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ESRCH') return undefined;
-    throw error;
-  }
-  // Field 2 is the command name in parentheses and may hold spaces and ')': the fields after it start at the last ')'.
-  const after = text.slice(text.lastIndexOf(')') + 2).trim().split(' ');
-  const state = after[STAT_STATE_FIELD - 3];
-  const startTicks = Number(after[STAT_START_TIME_FIELD - 3]);
-  if (!state || !Number.isSafeInteger(startTicks)) throw new Error(`unexpected /proc/${pid}/stat: ${text.slice(0, 200)}`);
-  return { state, startTicks };
-}
-
-function currentBootId(): string | undefined {
-  try {
-    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The current process as a run's owner: put this in run.json as `owner`. */
-export function ownerIdentity(): RunOwner {
-  const owner: RunOwner = { pid: process.pid, hostname: os.hostname() };
-  try {
-    const stat = procStat(process.pid);
-    if (stat) owner.pidStartTicks = stat.startTicks;
-  } catch {
-    // no usable /proc: the PID alone will be checked
-  }
-  const bootId = currentBootId();
-  if (bootId) owner.bootId = bootId;
-  return owner;
-}
-
-/**
- * Why a run's owner is known to be gone, or undefined if it may still be running (or cannot be checked).
- * Also used for the owner of the host's KSM state (harness/host/ksm-state.ts).
- */
-export function ownerGone(owner: RunOwner): string | undefined {
-  if (owner.hostname !== os.hostname()) return undefined; // not ours to judge
-  const bootId = currentBootId();
-  if (owner.bootId && bootId && owner.bootId !== bootId) return 'the machine was rebooted since';
-  if (!processExists(owner.pid)) return 'no such process';
-  let stat: ProcStat | undefined;
-  try {
-    stat = procStat(owner.pid);
-  } catch {
-    return undefined; // /proc hidden or unusual: the PID exists, so assume it is the owner
-  }
-  if (!stat) return 'no such process';
-  if (stat.state === 'Z') return 'a zombie';
-  if (owner.pidStartTicks !== undefined && stat.startTicks !== owner.pidStartTicks) return 'the PID belongs to another process now';
-  return undefined;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -9,7 +9,7 @@
  */
 import { onCleanup } from '../util/cleanup.ts';
 import { XmeError } from '../util/errors.ts';
-import type { RunOwner } from '../experiment/abandoned-runs.ts';
+import type { ProcessIdentity } from '../util/process-identity.ts';
 import { applySettings, checkSettingsSupported, describeKnobs, restoreKnobs } from './ksm-apply.ts';
 import { CHANGED_KNOBS, ksmAvailable, readKnobs, RECORDED_KNOBS } from './ksm-knobs.ts';
 import { isHeldHere, recoverAbandonedKsmState, setHeldHere } from './ksm-recover.ts';
@@ -29,7 +29,7 @@ export class KsmSession {
     readonly saved: Readonly<Record<string, string>>,
     /** Knobs recorded but never changed (max_page_sharing, merge_across_nodes), for the run's record. */
     readonly unchanged: Readonly<Record<string, string>>,
-    private readonly owner: RunOwner,
+    private readonly owner: ProcessIdentity,
   ) {}
 
   /**

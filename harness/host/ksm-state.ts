@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ownerGone, ownerIdentity, type RunOwner } from '../experiment/abandoned-runs.ts';
+import { ownerGone, ownerIdentity, type ProcessIdentity } from '../util/process-identity.ts';
 import { XmeError } from '../util/errors.ts';
 import type { KsmSettings } from './ksm-settings.ts';
 
@@ -22,7 +22,7 @@ const CLAIM_INFIX = '.recovering-';
 export interface KsmStateRecord {
   version: 1;
   /** The xme process that changed KSM: pid, its start time (clock ticks since boot), boot id. */
-  owner: RunOwner;
+  owner: ProcessIdentity;
   createdAt: string;
   settings?: KsmSettings;
   /** The host's values before the owner changed anything, by knob; null while the owner is still reading them (nothing changed yet). */
@@ -144,14 +144,14 @@ export function readStateFile(file = ksmStateFile()): KsmStateRecord | undefined
 }
 
 /** 'alive': another process holds KSM; 'self': this process (same PID and start time); else why the owner is gone. */
-export function ownerStatus(owner: RunOwner): 'alive' | 'self' | { gone: string } {
+export function ownerStatus(owner: ProcessIdentity): 'alive' | 'self' | { gone: string } {
   // The file is host-local (/run), so the host name it records does not matter: a renamed host is still this one.
   const gone = ownerGone({ ...owner, hostname: os.hostname() });
   if (gone !== undefined) return { gone };
   return owner.pid === process.pid ? 'self' : 'alive';
 }
 
-function sameOwner(a: RunOwner, b: RunOwner): boolean {
+function sameOwner(a: ProcessIdentity, b: ProcessIdentity): boolean {
   return a.pid === b.pid && a.pidStartTicks === b.pidStartTicks && a.bootId === b.bootId;
 }
 
@@ -211,7 +211,7 @@ export function abandonedClaims(): string[] {
 }
 
 /** Remove the state file if it is still the one `owner` wrote. */
-export function removeStateFileOf(owner: RunOwner): void {
+export function removeStateFileOf(owner: ProcessIdentity): void {
   const file = ksmStateFile();
   let record: KsmStateRecord | undefined;
   try {

@@ -9,7 +9,7 @@ import type { BackendInfo } from '../../backends/types.ts';
 import type { GuestImage } from '../../images/manifest.ts';
 import type { KernelInfo } from '../../introspection/kernel-info.ts';
 import type { Ledger } from '../../sharing/ledger.ts';
-import type { RunOwner } from '../abandoned-runs.ts';
+import type { RunOwner } from '../../util/process-identity.ts';
 import type { HarnessInfo, HostInfo } from '../run-record.ts';
 import type { Scenario } from '../scenario.ts';
 import type { RepetitionMetrics, SummaryRow } from '../summary.ts';
