@@ -13,7 +13,7 @@ import type { AcceleratorChoice } from './accelerator.ts';
 import { ProcessRam, SharedFileRam, type GuestRam } from './guest-ram.ts';
 import { QmpClient } from './qmp.ts';
 import { qemuArguments } from './qemu-args.ts';
-import { SerialConsole, waitForBootMarker } from './serial-console.ts';
+import { SerialConsole, waitForBootMarker } from '../serial-console.ts';
 
 export interface GuestStart {
   id: string;

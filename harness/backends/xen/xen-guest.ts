@@ -18,7 +18,7 @@
 import { execa } from 'execa';
 import type { GuestImage } from '../../images/manifest.ts';
 import { PAGE_SIZE, type Guest, type WorkloadProgress } from '../types.ts';
-import { SerialConsole, waitForBootMarker } from '../qemu/serial-console.ts';
+import { SerialConsole, waitForBootMarker } from '../serial-console.ts';
 import type { ForeignMapping, ForeignMemory, XcInterface } from './libxen.ts';
 import { readPhysical } from '../../introspection/kernel-locator.ts';
 import { readVirtualByWalk, walkPageTables } from '../../introspection/page-walk.ts';

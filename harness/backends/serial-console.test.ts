@@ -2,23 +2,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { SerialConsole, parseBootLine, parseProgressLine } from './serial-console.ts';
+import { SerialConsole } from './serial-console.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-serial-test-'));
 afterEach(() => fs.rmSync(path.join(dir, 'log'), { force: true }));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('serial console', () => {
-  it('parses the boot marker and progress lines', () => {
-    expect(parseBootLine('XME-BOOTED release=6.1.0-56-cloud-amd64 workload=idle uptime=1.44')).toEqual({
-      release: '6.1.0-56-cloud-amd64',
-      workload: 'idle',
-      uptimeS: 1.44,
-    });
-    expect(parseProgressLine('XME-PROGRESS t_ms=2004 ops=970 workload=memchurn')).toEqual({ tMs: 2004, ops: 970 });
-    expect(parseProgressLine('[    1.2] random kernel line')).toBeUndefined();
-  });
-
   it('follows a growing file, joining lines split across reads', () => {
     const file = path.join(dir, 'log');
     const console = new SerialConsole(file);

@@ -1,0 +1,94 @@
+/**
+ * Follows a guest's console log file as the hypervisor writes it (QEMU: -serial file:; Xen: xenconsoled's
+ * guest log) into a ConsoleTranscript, which understands what the guest prints (harness/workloads/
+ * console-protocol.ts), and waits for the boot marker. Shared by the QEMU and Xen backends.
+ */
+import fs from 'node:fs';
+import { XmeError } from '../util/errors.ts';
+import { ConsoleTranscript, type BootInfo } from '../workloads/console-protocol.ts';
+
+export class SerialConsole extends ConsoleTranscript {
+  private offset = 0;
+  private watcher: NodeJS.Timeout | undefined;
+
+  constructor(readonly file: string) {
+    super();
+  }
+
+  /**
+   * Poll every `intervalMs` from now on, so that each progress line is stamped with the host time it arrived
+   * (±intervalMs), not the time somebody asked. Guest time stops while a guest is paused; host time does not,
+   * so a throughput over host time counts the pauses as time the guest lost. The timer never keeps Node alive.
+   */
+  watch(intervalMs = 100): void {
+    this.watcher ??= setInterval(() => this.poll(), intervalMs);
+    this.watcher.unref();
+  }
+
+  unwatch(): void {
+    clearInterval(this.watcher);
+    this.watcher = undefined;
+  }
+
+  /** Read what the guest printed since the last poll. */
+  poll(): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, 'r');
+    } catch {
+      return; // the hypervisor has not created it yet
+    }
+    try {
+      const chunk = Buffer.alloc(64 * 1024);
+      for (;;) {
+        const read = fs.readSync(fd, chunk, 0, chunk.length, this.offset);
+        if (read <= 0) break;
+        this.offset += read;
+        this.consume(chunk.toString('utf8', 0, read));
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+export interface BootWait {
+  /** How the guest is named in messages, e.g. "guest g0" or "guest g0 (domain xme-1-g0)". */
+  label: string;
+  /** Where its console log is, for the hint. */
+  log: string;
+  alive(): boolean;
+  /** Why it is gone, once alive() is false. */
+  whyGone(): string;
+  startedAt: number;
+  deadline: number;
+  /** `uname -r` the guest must report: the image's kernel. */
+  expectedRelease: string;
+  pollMs: number;
+}
+
+/**
+ * Wait for the boot marker; fail at once, with the reason, if the guest ends, its console shows a failure
+ * (kernel panic, XME-ERROR), the deadline passes, or it booted another kernel than the image's.
+ */
+export async function waitForBootMarker(console: SerialConsole, wait: BootWait): Promise<BootInfo> {
+  const hint = `console log: ${wait.log}`;
+  for (;;) {
+    console.poll();
+    if (console.boot) break;
+    if (!wait.alive()) throw new XmeError(`${wait.label} did not boot: ${wait.whyGone()}`, hint);
+    if (console.failure) throw new XmeError(`${wait.label} failed while booting: ${console.failure}`, hint);
+    if (Date.now() > wait.deadline) {
+      const last = console.tail(1)[0]?.trim();
+      throw new XmeError(
+        `${wait.label} printed no boot marker within ${Math.round((wait.deadline - wait.startedAt) / 1000)} s${last ? ` (last line: ${last})` : ''}`,
+        `the machine may be overloaded: boot fewer guests or raise --boot-timeout; ${hint}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait.pollMs));
+  }
+  if (console.boot.release !== wait.expectedRelease) {
+    throw new XmeError(`${wait.label} booted kernel ${console.boot.release}, but the image's kernel is ${wait.expectedRelease}`, hint);
+  }
+  return console.boot;
+}
