@@ -80,13 +80,13 @@ async function withGuests<T>(guestRam: GuestRamKind, work: (guests: Guest[], con
  */
 async function contentPasses(guests: Guest[], context: Omit<StrategyContext, 'residency'>, times: number) {
   await Promise.all(guests.map((g) => g.pause()));
-  const residency = guests.map((g) => g.hostResidentPages?.());
+  const residency = guests.map((g) => g.hostResidency?.residentPages());
   // The first copy also faults in the copy's buffer (kept between ticks in a run): time the copies after it.
   const copyTimes: number[] = [];
-  if (guests.some((g) => g.copyForTick)) {
+  if (guests.some((g) => g.tickCopy)) {
     for (let i = 0; i < 4; i++) {
-      guests.forEach((g) => g.dropTickCopy?.());
-      const copy = await measureThreadCpu(() => guests.forEach((g, k) => g.copyForTick?.(residency[k])));
+      guests.forEach((g) => g.tickCopy?.dropTickCopy());
+      const copy = await measureThreadCpu(() => guests.forEach((g, k) => g.tickCopy?.copyForTick(residency[k])));
       if (i > 0) copyTimes.push(copy.cpuMs);
     }
   }
@@ -138,7 +138,7 @@ const shared = await withGuests('shared-file', async (guests, context) => {
 
 const anonymous = await withGuests('anonymous-mergeable', async (guests, context) => {
   const pass = await contentPasses(guests, context, 5);
-  for (const guest of guests) guest.dropTickCopy?.();
+  for (const guest of guests) guest.tickCopy?.dropTickCopy();
   await Promise.all(guests.map((g) => g.resume()));
   say('ksmd: KSM on (pages_to_scan 5000, sleep 20 ms): its first two full scans (merging), then 20 s (steady) …');
   const ksmd = await measureKsmd(20, say);

@@ -25,7 +25,7 @@ export async function steadyTicks(strategy: Strategy, context: Omit<StrategyCont
     await Promise.all(guests.map((g) => g.resume()));
     await new Promise((resolve) => setTimeout(resolve, betweenMs));
     await Promise.all(guests.map((g) => g.pause()));
-    const residency = guests.map((g) => g.hostResidentPages?.());
+    const residency = guests.map((g) => g.hostResidency?.residentPages());
     ledger.setHostResidency(residency);
     const start = threadCpuNs();
     if (tick > 0) ledger.detectCow();

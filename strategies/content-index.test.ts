@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MemoryGuest } from '../harness/testing/memory-guest.ts';
+import type { MemoryView, TickCopy } from '../harness/backends/types.ts';
 import { loadWasmHasher } from '../harness/hashing/page-hasher.ts';
 import { nativeScanKernel } from '../harness/hashing/native-scan-kernel.ts';
 import { PAGE_PAIR, PAGE_ZERO, pageIndex, PortableScanKernel, type ScanKernel } from '../harness/hashing/scan-kernel.ts';
@@ -33,15 +34,17 @@ function guests(): { guests: MemoryGuest[]; residency: Uint8Array[] } {
 
 /** A guest whose pages() copies (as anonymous RAM read from outside QEMU): no memory view. */
 class CopyingGuest extends MemoryGuest {
-  override memoryView(): Buffer {
-    return undefined as unknown as Buffer;
-  }
+  override readonly memoryView: MemoryView = { all: () => undefined };
   override pages(firstGfn: number, count: number): Buffer {
     return Buffer.from(super.pages(firstGfn, count));
   }
-  readPagesInto(firstGfn: number, count: number, target: Buffer, offset: number): void {
-    super.pages(firstGfn, count).copy(target, offset);
-  }
+  readonly tickCopy: TickCopy = {
+    copyForTick: () => undefined,
+    dropTickCopy: () => undefined,
+    readPagesInto: (firstGfn, count, target, offset) => {
+      super.pages(firstGfn, count).copy(target, offset);
+    },
+  };
 }
 
 const sortedGroups = (groups: { pages: { guest: number; gfn: number }[] }[]) =>

@@ -106,7 +106,7 @@ export function* backedRuns(start: number, end: number, residency: Uint8Array | 
  */
 export function hashAllPages(kernel: ScanKernel, index: KeyIndex, guests: readonly Guest[], residency: Residency | undefined, stats: Float64Array): { n: number; pagesRead: number } {
   index.reserve(guests);
-  const views = guests.map((g) => g.memoryView?.());
+  const views = guests.map((g) => g.memoryView?.all());
   if (kernel.hashGuests && views.every((v) => v !== undefined)) {
     // One native call for the whole pass; on entry the flags are the residency (0 = hole, never read).
     guests.forEach((guest, g) => {
@@ -138,9 +138,9 @@ export function hashAllPages(kernel: ScanKernel, index: KeyIndex, guests: readon
       const flags = index.guestFlags(g, guest.memoryPages);
       for (const run of backedRuns(window, end, residency?.[g])) {
         let pages: Buffer;
-        if (guest.readPagesInto) {
+        if (guest.tickCopy) {
           const offset = (run.first - window) * PAGE_SIZE;
-          guest.readPagesInto(run.first, run.count, buffers[parity]!, offset);
+          guest.tickCopy.readPagesInto(run.first, run.count, buffers[parity]!, offset);
           pages = buffers[parity]!.subarray(offset, offset + run.count * PAGE_SIZE);
         } else {
           pages = guest.pages(run.first, run.count);
@@ -167,7 +167,7 @@ export interface Confirmed {
  * class of identical bytes is contiguous and index.bounds lists the classes of two or more pages.
  */
 export function confirmRuns(kernel: ScanKernel, index: KeyIndex, n: number, guests: readonly Guest[], residency: Residency | undefined): Confirmed {
-  const views = guests.map((g) => g.memoryView?.());
+  const views = guests.map((g) => g.memoryView?.all());
   if (kernel.confirmInPlace && views.every((v) => v !== undefined)) {
     // Only backed pages have keys when residency is known (holes are zero pages), so no hole is read.
     const compared = new Float64Array(1);

@@ -38,7 +38,7 @@ export class KsmStrategy implements Strategy {
     lifecycle.note(`ksm: ${this.describe()}; host settings before the run: ${saved}`);
     lifecycle.say(`KSM on: ${this.describe()}; the host's settings (${saved}) are restored when the run ends`);
     // KSM is host-wide: say which other processes it scans too, and so counts in cow_ksm and ksmd's CPU.
-    const own = new Set(lifecycle.guests.map((g) => g.hostProcessMemory?.()?.pid).filter((pid): pid is number => pid !== undefined));
+    const own = new Set(lifecycle.guests.map((g) => g.hostProcess?.memory()?.pid).filter((pid): pid is number => pid !== undefined));
     const others = mergeableProcesses(own);
     if (others.length) {
       lifecycle.notice(

@@ -62,14 +62,14 @@ export class SemanticStrategy implements Strategy {
       return known;
     }
     let placement: KernelPlacement;
-    if (this.options.route === 'hypervisor' && !guest.canIntrospectVcpu) {
+    if (this.options.route === 'hypervisor' && !guest.vcpu) {
       throw new XmeError(`guest ${guest.id}: the hypervisor route was asked for, but this backend cannot read vCPU state (use route "memory")`);
     }
     if (this.options.route === 'hypervisor') {
       placement = await locateKernelByHypervisor(guest, context.kernel);
     } else {
       placement = locateKernelInMemory(guest, context.kernel);
-      if (this.options.route === 'both' && guest.canIntrospectVcpu) {
+      if (this.options.route === 'both' && guest.vcpu) {
         const other = await locateKernelByHypervisor(guest, context.kernel);
         if (other.physicalBase !== placement.physicalBase || other.virtualOffset !== placement.virtualOffset) {
           throw new KernelMismatchError(guest.id,
@@ -78,7 +78,7 @@ export class SemanticStrategy implements Strategy {
         }
       }
     }
-    const route = this.options.route === 'both' && !guest.canIntrospectVcpu ? 'memory route; this backend has no vCPU introspection' : `${this.options.route} route`;
+    const route = this.options.route === 'both' && !guest.vcpu ? 'memory route; this backend has no vCPU introspection' : `${this.options.route} route`;
     notes.push(`${guest.id}: kernel at physical 0x${placement.physicalBase.toString(16)}, KASLR offset 0x${placement.virtualOffset.toString(16)} (${route})`);
     this.placements.set(guest, placement);
     return placement;

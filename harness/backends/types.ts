@@ -50,6 +50,13 @@ export interface WorkloadProgress {
   hostMs?: number;
 }
 
+/**
+ * A guest as every backend gives it: its memory by guest-physical page, pause/resume/alive, and the few facts
+ * a run records. What a backend can do beyond that is an ability (below): a typed object that is present only
+ * where the backend has it — as LibVMI's driver table leaves a driver's missing functions empty. Callers test
+ * for the ability (`guest.vcpu`, `guest.console?.…`) and never for the backend; a stand-in implements only
+ * what it has.
+ */
 export interface Guest {
   /** Stable within a run: "g0", "g1", … */
   readonly id: string;
@@ -57,39 +64,45 @@ export interface Guest {
   readonly image: GuestImage;
   /** A view of guest-physical pages [firstGfn, firstGfn+count). Zero-copy where the backend can. */
   pages(firstGfn: number, count: number): Buffer;
-  /**
-   * All of guest RAM as one live, zero-copy view whose address does not move until teardown, where the backend
-   * maps it (QEMU shared-file RAM, test guests); undefined or absent where pages() copies. Lets native code
-   * compare pages in place. Like pages(), it must not be read at a page the residency marks 0.
-   */
-  memoryView?(): Buffer | undefined;
-  /**
-   * Where pages() copies (anonymous RAM): read pages [firstGfn, firstGfn+count) into `target` at `offset`
-   * instead of a fresh Buffer, so that a scan reuses one buffer (a fresh one costs a page fault per page).
-   * Same rule: never at a page the residency marks 0.
-   */
-  readPagesInto?(firstGfn: number, count: number, target: Buffer, offset: number): void;
-  /**
-   * Whether the hypervisor can tell this guest's vCPU state (registers, page-table walks): the "hypervisor
-   * route" to the kernel's placement. When false, translate/idtBase/readVirtual reject and strategies use
-   * the memory-only route.
-   */
-  readonly canIntrospectVcpu: boolean;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  alive(): boolean;
+  /** Files a person may want to look at (serial log, memory file, monitor socket). */
+  readonly files: Readonly<Record<string, string>>;
+  /** How long from process start to the boot marker. */
+  readonly bootMs: number;
+
+  // Abilities: present where the backend has them.
+  /** The hypervisor's view of vCPU state (registers, page-table walks): the "hypervisor route" to the kernel. */
+  readonly vcpu?: VcpuAccess;
+  /** What the guest's workload printed on its console (harness/workloads/console-protocol.ts). */
+  readonly console?: GuestConsole;
+  /** Which pages the host really backs; absent where every page is backed (Xen populates all of a domain). */
+  readonly hostResidency?: HostResidency;
+  /** All of guest RAM as one zero-copy view, where the backend maps it. */
+  readonly memoryView?: MemoryView;
+  /** For RAM that is read by copying: one copy per tick, and reads into the caller's buffer. */
+  readonly tickCopy?: TickCopy;
+  /** Guest RAM as anonymous memory of a host process that the host kernel may merge (KSM). */
+  readonly hostProcess?: HostProcess;
+  /** Writes into guest memory as a device would (test workloads only; never strategies or ledgers). */
+  readonly deviceWrite?: DeviceWrite;
+  // Reserved: `agent?: GuestAgent` — the QEMU guest agent (guest-ping, guest-exec), added by its own issue.
+}
+
+/** vCPU 0's state as the hypervisor sees it (QEMU: QMP/HMP; Xen: the HVM context and a page walk). */
+export interface VcpuAccess {
   /** Guest-physical address of a kernel virtual address, asked of the hypervisor. */
   translate(kernelVirtual: bigint): Promise<bigint>;
   /** vCPU 0's IDT base (a kernel virtual address), asked of the hypervisor. */
   idtBase(): Promise<bigint>;
   /** Bytes at a kernel virtual address, through the hypervisor's view of the vCPU's page tables. */
   readVirtual(address: bigint, length: number): Promise<Buffer>;
-  /**
-   * Store bytes into one guest page (within it), as a device would: for test workloads that wait to be told
-   * (the cowprobe doorbell). Never used by strategies or ledgers. Absent where the backend cannot write.
-   */
-  writeMemory?(gfn: number, offset: number, bytes: Buffer): Promise<void>;
-  pause(): Promise<void>;
-  resume(): Promise<void>;
-  alive(): boolean;
-  /** Workload progress lines seen so far on the serial console. */
+}
+
+/** The guest's console as the workload protocol reads it (progress lines, XME- markers). */
+export interface GuestConsole {
+  /** Workload progress lines seen so far. */
   progress(): WorkloadProgress[];
   /**
    * Every console line seen so far that contains `prefix`, in order, each from the prefix on (a timestamp,
@@ -97,27 +110,54 @@ export interface Guest {
    * so an XME-* prefix (e.g. "XME-COWPROBE", "XME-ERROR") gives the full list; other prefixes only see the
    * recent lines.
    */
-  consoleLines(prefix: string): string[];
+  lines(prefix: string): string[];
+}
+
+export interface HostResidency {
   /**
    * Which guest pages the host really backs right now (1) and which cost it nothing (0: never touched, a
-   * hole in the RAM file; such a page is all zeros). Undefined / absent where every page is backed (Xen
-   * populates a domain's whole memory). Callers must not read a 0 page through pages(): on tmpfs a read
-   * fault allocates it, so the harness itself would make the host back it.
+   * hole in the RAM file; such a page is all zeros). Callers must not read a 0 page through pages(): on tmpfs
+   * a read fault allocates it, so the harness itself would make the host back it.
    */
-  hostResidentPages?(): Uint8Array;
+  residentPages(): Uint8Array;
+}
+
+export interface MemoryView {
   /**
-   * Backends that can only read guest RAM by copying it (QEMU's anonymous RAM, from outside the process) take
-   * one copy of the resident pages here, once per tick while the guests are paused; pages() then serves views
-   * of it until dropTickCopy(). Absent where pages() is already a view of guest memory.
+   * All of guest RAM as one live, zero-copy view whose address does not move until teardown; undefined while
+   * the backend has none (QEMU anonymous RAM outside a tick copy). Lets native code compare pages in place.
+   * Like pages(), it must not be read at a page the residency marks 0.
    */
-  copyForTick?(residency: Uint8Array | undefined): void;
-  dropTickCopy?(): void;
-  /** Set where guest RAM is anonymous memory of a host process that the host kernel may merge (KSM). */
-  hostProcessMemory?(): HostProcessMemory | undefined;
-  /** Files a person may want to look at (serial log, memory file, monitor socket). */
-  readonly files: Readonly<Record<string, string>>;
-  /** How long from process start to the boot marker. */
-  readonly bootMs: number;
+  all(): Buffer | undefined;
+}
+
+/**
+ * Backends that can only read guest RAM by copying it (QEMU's anonymous RAM, from outside the process) take
+ * one copy of the resident pages once per tick while the guests are paused; pages() then serves views of it
+ * until dropTickCopy(). QEMU guests have it for both RAM kinds (on shared-file RAM the copy does nothing);
+ * absent where pages() is always a view of guest memory (Xen, replayed and in-memory guests).
+ */
+export interface TickCopy {
+  copyForTick(residency: Uint8Array | undefined): void;
+  dropTickCopy(): void;
+  /**
+   * Read pages [firstGfn, firstGfn+count) into `target` at `offset` instead of a fresh Buffer, so that a scan
+   * reuses one buffer (a fresh one costs a page fault per page). Never at a page the residency marks 0.
+   */
+  readPagesInto(firstGfn: number, count: number, target: Buffer, offset: number): void;
+}
+
+export interface HostProcess {
+  /** Where the RAM is; undefined until the backend knows (QEMU: after the boot). */
+  memory(): HostProcessMemory | undefined;
+}
+
+export interface DeviceWrite {
+  /**
+   * Store bytes into one guest page (within it), as a device would: for test workloads that wait to be told
+   * (the cowprobe doorbell).
+   */
+  writeMemory(gfn: number, offset: number, bytes: Buffer): Promise<void>;
 }
 
 export interface BackendInfo {

@@ -158,8 +158,8 @@ describe('tick loop: edges', () => {
           boot(guest, index);
           if (index === 0) {
             guest.pages(6, 2).fill(0);
-            guest.hostResidentPages = () => Uint8Array.from({ length: PAGES }, (_, gfn) => (gfn < 6 ? 1 : 0));
-          } else guest.hostResidentPages = () => new Uint8Array(PAGES).fill(1);
+            guest.hostResidency = { residentPages: () => Uint8Array.from({ length: PAGES }, (_, gfn) => (gfn < 6 ? 1 : 0)) };
+          } else guest.hostResidency = { residentPages: () => new Uint8Array(PAGES).fill(1) };
         },
       },
     });

@@ -79,7 +79,7 @@ export class ThroughputMeter {
   private lastIndex = new Map<Guest, number>();
 
   sample(guest: Guest): number | undefined {
-    const progress = guest.progress();
+    const progress = guest.console?.progress() ?? [];
     const previous = this.lastIndex.get(guest);
     this.lastIndex.set(guest, progress.length - 1);
     if (previous === undefined || previous < 0 || progress.length - 1 <= previous) return undefined;
@@ -178,13 +178,13 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
     try {
       // Which pages the host really backs (QEMU: allocated in the RAM file); read once per tick, same for all.
       // Nobody reads a hole (resident-pages.ts), so this snapshot stays true while guests are paused.
-      const residency = guests.map((g) => g.hostResidentPages?.());
+      const residency = guests.map((g) => g.hostResidency?.residentPages());
       // Guest RAM that can only be read by copying (KSM runs) is copied once here, for every strategy alike,
       // and its cost is recorded apart: no strategy pays for how the harness reaches memory.
       const copy = tracks.some((t) => t.strategy.readsGuestMemory !== false) || input.recorder
-        ? await measureThreadCpu(() => guests.forEach((g, i) => g.copyForTick?.(residency[i])))
+        ? await measureThreadCpu(() => guests.forEach((g, i) => g.tickCopy?.copyForTick(residency[i])))
         : undefined;
-      const context = { ...baseContext, residency, memoryCopyCpuMs: guests.some((g) => g.copyForTick) ? copy?.cpuMs : undefined };
+      const context = { ...baseContext, residency, memoryCopyCpuMs: guests.some((g) => g.tickCopy) ? copy?.cpuMs : undefined };
       for (const track of strategyOrder(tracks, tick)) {
         const samples = await scoreTick(track, tick, tS, context, throughput, input);
         totals.set(track, samples[0]);
@@ -194,7 +194,7 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       // After every strategy, so that recording costs none of them CPU or cache; the guests are still paused.
       await input.recorder?.record(tick, tS, guests, residency);
     } finally {
-      for (const guest of guests) guest.dropTickCopy?.();
+      for (const guest of guests) guest.tickCopy?.dropTickCopy();
       if (scenario.pauseDuringScan) await Promise.all(guests.filter((g) => g.alive()).map((g) => g.resume()));
     }
     previousEnd = Date.now();

@@ -84,11 +84,11 @@ describe('x86-64 page walk on real guests', () => {
           kernel.layout.text + placement.virtualOffset,
           kernel.layout.linuxBanner + placement.virtualOffset,
           kernel.layout.idtTable + placement.virtualOffset,
-          await guest.idtBase(), // the CPU entry area: mapped separately from the kernel image
+          await guest.vcpu.idtBase(), // the CPU entry area: mapped separately from the kernel image
         ];
-        for (const address of addresses) expect(walkPageTables(read, cr3, address)).toBe(await guest.translate(address));
-        const idt = await guest.idtBase();
-        expect(readVirtualByWalk(read, cr3, idt, 16).equals(await guest.readVirtual(idt, 16))).toBe(true);
+        for (const address of addresses) expect(walkPageTables(read, cr3, address)).toBe(await guest.vcpu.translate(address));
+        const idt = await guest.vcpu.idtBase();
+        expect(readVirtualByWalk(read, cr3, idt, 16).equals(await guest.vcpu.readVirtual(idt, 16))).toBe(true);
       } finally {
         await guest.resume();
       }

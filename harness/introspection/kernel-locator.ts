@@ -95,15 +95,17 @@ export function locateKernelInMemory(guest: Guest, kernel: KernelInfo): KernelPl
   throw new KernelMismatchError(guest.id, `no 2 MiB-aligned placement has "Linux version ${version.release}" at linux_banner's offset from _text`);
 }
 
-/** Hypervisor route: registers, virtual reads and translation asked of the backend (QMP on QEMU). */
+/** Hypervisor route: registers, virtual reads and translation asked of the backend (Guest.vcpu; QMP on QEMU). */
 export async function locateKernelByHypervisor(guest: Guest, kernel: KernelInfo): Promise<KernelPlacement> {
   const { layout } = kernel;
-  const idt = await guest.idtBase();
-  const descriptor = await guest.readVirtual(idt, 16);
+  const { vcpu } = guest;
+  if (!vcpu) throw new XmeError(`guest ${guest.id}: this backend cannot read vCPU state, so the hypervisor route cannot locate its kernel`);
+  const idt = await vcpu.idtBase();
+  const descriptor = await vcpu.readVirtual(idt, 16);
   const virtualOffset = virtualOffsetFromGate(guest.id, layout, descriptor);
   let physicalBase: bigint;
   try {
-    physicalBase = await guest.translate(layout.text + virtualOffset);
+    physicalBase = await vcpu.translate(layout.text + virtualOffset);
   } catch (error) {
     throw new KernelMismatchError(guest.id, `_text + offset does not translate: ${(error as Error).message}`);
   }

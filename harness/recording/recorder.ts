@@ -138,7 +138,7 @@ export class Recorder {
       id: `m${memoryMiB}-r${repetition}`,
       memoryMiB,
       repetition,
-      residencyKnown: guests.every((g) => g.hostResidentPages !== undefined),
+      residencyKnown: guests.every((g) => g.hostResidency !== undefined),
       guests: guests.map((g): RecordedGuest => ({ id: g.id, memoryPages: g.memoryPages, bootMs: g.bootMs, placements: [], placementErrors: [] })),
       ticks: [],
     };
@@ -159,7 +159,7 @@ export class Recorder {
         const { file, counts } = await encodePageFile(guest, segment.residencyKnown ? residency[g] : undefined);
         const name = path.join(segment.id, `t${String(tick).padStart(4, '0')}-${guest.id}.xmp`);
         fs.writeFileSync(path.join(this.dir, name), file);
-        return { guest: guest.id, file: name, bytes: file.length, sha256: sha256(file), counts, progress: guest.progress() };
+        return { guest: guest.id, file: name, bytes: file.length, sha256: sha256(file), counts, progress: guest.console?.progress() ?? [] };
       })),
     );
     segment.ticks.push({ tick, tS, recordedAt: new Date(start).toISOString(), recordCpuMs: measured.cpuMs, recordWallMs: Date.now() - start, guests: measured.value });
@@ -175,7 +175,7 @@ export class Recorder {
       } catch (error) {
         entry.placementErrors.push(`memory route: ${errorMessage(error)}`);
       }
-      if (!guest.canIntrospectVcpu) continue;
+      if (!guest.vcpu) continue;
       try {
         entry.placements.push(recorded(await locateKernelByHypervisor(guest, this.kernel)));
       } catch (error) {

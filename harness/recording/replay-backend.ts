@@ -4,7 +4,7 @@
  * before scoring each one, the guests load that tick's page files. Sharing is accounted, as on QEMU: nothing
  * can be enforced on a recording, so run.json says "accounted" even for a recording made on Xen.
  */
-import { PAGE_SIZE, type Backend, type BackendInfo, type Guest, type ProvisionOptions, type ReplaySchedule, type WorkloadProgress } from '../backends/types.ts';
+import { PAGE_SIZE, type Backend, type BackendInfo, type Guest, type GuestConsole, type HostResidency, type MemoryView, type ProvisionOptions, type ReplaySchedule, type WorkloadProgress } from '../backends/types.ts';
 import type { BackendFactory } from '../backends/registry.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import { locateKernelInMemory } from '../introspection/kernel-locator.ts';
@@ -13,10 +13,8 @@ import { RecordingError, type RecordedGuest, type RecordedSegment } from './form
 import { decodePageFile } from './page-file.ts';
 import { readRecordedFile, type Recording } from './recording.ts';
 
-const NO_VCPU = 'a replayed guest has no vCPU: its kernel is located by the memory route';
-
+/** A recording's memory and progress lines; it has no vCPU (its kernel is located by the memory route). */
 export class ReplayGuest implements Guest {
-  readonly canIntrospectVcpu = false;
   readonly files: Readonly<Record<string, string>>;
   readonly bootMs: number;
   private readonly ram: Buffer;
@@ -24,7 +22,10 @@ export class ReplayGuest implements Guest {
   private recordedProgress: WorkloadProgress[] = [];
   private placementChecked = false;
   /** As live: which pages the host backed at this tick; absent where it backed all (a recording made on Xen). */
-  readonly hostResidentPages?: () => Uint8Array;
+  readonly hostResidency?: HostResidency;
+  /** The recorded progress lines of the current tick; a recording keeps no other console lines. */
+  readonly console: GuestConsole = { progress: () => this.recordedProgress, lines: () => [] };
+  readonly memoryView: MemoryView = { all: () => this.ram };
 
   constructor(
     private readonly recording: Recording,
@@ -36,7 +37,7 @@ export class ReplayGuest implements Guest {
     this.bootMs = recorded.bootMs;
     this.ram = Buffer.alloc(recorded.memoryPages * PAGE_SIZE);
     this.files = { recording: recording.dir };
-    if (segment.residencyKnown) this.hostResidentPages = () => this.residency();
+    if (segment.residencyKnown) this.hostResidency = { residentPages: () => this.residency() };
   }
 
   get id(): string {
@@ -78,25 +79,9 @@ export class ReplayGuest implements Guest {
     return this.ram.subarray(firstGfn * PAGE_SIZE, (firstGfn + count) * PAGE_SIZE);
   }
 
-  memoryView(): Buffer {
-    return this.ram;
-  }
-
   private residency(): Uint8Array {
     if (!this.classes) throw new Error(`guest ${this.id}: no tick loaded yet`);
     return this.classes.map((kind) => (kind === 0 ? 0 : 1));
-  }
-
-  translate(): Promise<bigint> {
-    return Promise.reject(new RecordingError(NO_VCPU));
-  }
-
-  idtBase(): Promise<bigint> {
-    return Promise.reject(new RecordingError(NO_VCPU));
-  }
-
-  readVirtual(): Promise<Buffer> {
-    return Promise.reject(new RecordingError(NO_VCPU));
   }
 
   pause(): Promise<void> {
@@ -109,14 +94,6 @@ export class ReplayGuest implements Guest {
 
   alive(): boolean {
     return true;
-  }
-
-  progress(): WorkloadProgress[] {
-    return this.recordedProgress;
-  }
-
-  consoleLines(): string[] {
-    return [];
   }
 }
 

@@ -63,7 +63,7 @@ describe('CoW faults against a known answer (cowprobe, QEMU, content-reread)', (
     const context = { guests, image, kernel: kernelInfo(image), hasher };
     const tick = async (first: boolean) =>
       paused(async () => {
-        const residency = guests.map((g) => g.hostResidentPages?.());
+        const residency = guests.map((g) => g.hostResidency?.residentPages());
         wholeMemory.setHostResidency(residency);
         const events = first ? [] : wholeMemory.detectCow();
         wholeMemory.apply((await strategy.scan({ ...context, residency })).groups);
@@ -89,7 +89,7 @@ describe('CoW faults against a known answer (cowprobe, QEMU, content-reread)', (
     let done = false;
     while (!done) {
       expect(Date.now()).toBeLessThan(deadline);
-      done = guests.every((g) => g.consoleLines('XME-COWPROBE written').length > 0);
+      done = guests.every((g) => g.console!.lines('XME-COWPROBE written').length > 0);
       await new Promise((resolve) => setTimeout(resolve, 250));
       const { events, probeEvents } = await tick(false);
       const probeFaults = events.filter(isProbe);

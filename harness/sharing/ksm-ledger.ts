@@ -71,7 +71,7 @@ export class KsmLedger implements Ledger {
     guests: readonly Guest[],
   ) {
     this.memories = guests.map((guest) => {
-      const memory = guest.hostProcessMemory?.();
+      const memory = guest.hostProcess?.memory();
       if (!memory) {
         throw new XmeError(`guest ${guest.id}'s RAM is not anonymous memory of a host process, so KSM cannot merge it`, 'the ksm strategy needs the qemu backend with guestRam anonymous-mergeable (the runner sets it)');
       }

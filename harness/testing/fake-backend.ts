@@ -5,7 +5,7 @@
  * be tested in milliseconds; everything it stands in for runs on real QEMU guests in the *.e2e.test.ts files.
  * It accounts (enforcesSharing = false): an enforcing backend's share()/counters() are not modelled.
  */
-import { PAGE_SIZE, type Backend, type BackendInfo, type ProvisionOptions, type WorkloadProgress } from '../backends/types.ts';
+import { PAGE_SIZE, type Backend, type BackendInfo, type HostResidency, type ProvisionOptions } from '../backends/types.ts';
 import type { BackendFactory, BackendOptions } from '../backends/registry.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import type { KernelInfo } from '../introspection/kernel-info.ts';
@@ -21,10 +21,8 @@ export class FakeGuest extends MemoryGuest {
   paused = false;
   /** Times the runner resumed this guest, i.e. ticks scored so far (with pauseDuringScan). */
   resumes = 0;
-  /** What progress() returns: a workload hook may push lines to test throughput. */
-  readonly workloadProgress: WorkloadProgress[] = [];
   /** Which pages the host backs (1) or not (0); set it to model QEMU's RAM-file holes. */
-  hostResidentPages?: () => Uint8Array;
+  hostResidency?: HostResidency;
 
   constructor(
     id: string,
@@ -49,10 +47,6 @@ export class FakeGuest extends MemoryGuest {
 
   override alive(): boolean {
     return this.running;
-  }
-
-  override progress(): WorkloadProgress[] {
-    return this.workloadProgress;
   }
 
   stop(): void {

@@ -3,16 +3,24 @@
  * guest RAM so that tests can construct exact cases (equal hashes with different bytes, a write to a shared
  * page). Everything it stands in for is also tested against real QEMU guests in the *.e2e.test.ts files.
  */
-import { PAGE_SIZE, type Guest, type WorkloadProgress } from '../backends/types.ts';
+import { PAGE_SIZE, type Guest, type GuestConsole, type MemoryView, type WorkloadProgress } from '../backends/types.ts';
 import type { GuestImage } from '../images/manifest.ts';
+import { linesWith } from '../workloads/console-protocol.ts';
 
 export class MemoryGuest implements Guest {
   readonly ram: Buffer;
   readonly files = {};
   readonly bootMs = 0;
-  readonly canIntrospectVcpu = false;
-  /** What consoleLines() searches: set by the test. */
-  console: string[] = [];
+  /** What console.lines() searches: set by the test. */
+  printed: string[] = [];
+  /** What console.progress() returns: a test (or a FakeGuest's workload hook) may push lines to it. */
+  readonly workloadProgress: WorkloadProgress[] = [];
+  /** No vCPU, no residency (every page backed), no host process: only memory and a console the test writes. */
+  readonly console: GuestConsole = {
+    progress: () => this.workloadProgress,
+    lines: (prefix) => linesWith(this.printed, prefix),
+  };
+  readonly memoryView: MemoryView = { all: () => this.ram };
 
   constructor(
     readonly id: string,
@@ -36,22 +44,6 @@ export class MemoryGuest implements Guest {
     return this.ram.subarray(firstGfn * PAGE_SIZE, (firstGfn + count) * PAGE_SIZE);
   }
 
-  memoryView(): Buffer {
-    return this.ram;
-  }
-
-  translate(): Promise<bigint> {
-    return Promise.reject(new Error('MemoryGuest has no page tables'));
-  }
-
-  idtBase(): Promise<bigint> {
-    return Promise.reject(new Error('MemoryGuest has no vCPU'));
-  }
-
-  readVirtual(): Promise<Buffer> {
-    return Promise.reject(new Error('MemoryGuest has no vCPU'));
-  }
-
   pause(): Promise<void> {
     return Promise.resolve();
   }
@@ -62,16 +54,5 @@ export class MemoryGuest implements Guest {
 
   alive(): boolean {
     return true;
-  }
-
-  progress(): WorkloadProgress[] {
-    return [];
-  }
-
-  consoleLines(prefix: string): string[] {
-    return this.console.flatMap((line) => {
-      const at = line.indexOf(prefix);
-      return at >= 0 ? [line.slice(at)] : [];
-    });
   }
 }

@@ -51,10 +51,10 @@ function hint(guest: QemuGuest): string {
 async function runningProgress(guest: QemuGuest, count: number, timeoutMs: number): Promise<WorkloadProgress[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const errors = guest.consoleLines('XME-ERROR');
+    const errors = guest.console.lines('XME-ERROR');
     if (errors.length) throw new Error(`${errors.join('\n')}\n${hint(guest)}`);
     if (!guest.alive()) throw new Error(`guest ended\n${hint(guest)}`);
-    const all = guest.progress();
+    const all = guest.console.progress();
     const first = all.findIndex((line) => line.ops > 0);
     if (first >= 0 && all.length - first >= count) return all.slice(first, first + count);
     if (Date.now() > deadline) throw new Error(`fewer than ${count} running progress lines within ${timeoutMs / 1000} s (${all.length} lines)\n${hint(guest)}`);
@@ -86,7 +86,7 @@ describe('application workloads on real guests', () => {
       expect(perSecond).toBeGreaterThan(0);
       // Each request forks a server process and moves 4–64 KiB: thousands per second would mean nothing was served.
       expect(perSecond).toBeLessThan(5000);
-      const serving = httpd.consoleLines('XME-HTTPD serving');
+      const serving = httpd.console.lines('XME-HTTPD serving');
       expect(serving).toHaveLength(1);
       // mib=4 by default: files of 4–64 KiB adding up to 4 MiB (the last one may round it up by < 4 KiB).
       const match = /files=(\d+) bytes=(\d+) at http:\/\/127\.0\.0\.1:8080\//.exec(serving[0]!);
@@ -96,7 +96,7 @@ describe('application workloads on real guests', () => {
       expect(bytes).toBeLessThan((4 << 20) + 4096);
       expect(files).toBeGreaterThanOrEqual(Math.ceil((4 << 20) / (64 << 10)));
       expect(files).toBeLessThanOrEqual((4 << 20) / (4 << 10) + 1);
-      expect(httpd.consoleLines('XME-ERROR')).toEqual([]);
+      expect(httpd.console.lines('XME-ERROR')).toEqual([]);
       console.info(`[e2e] httpd: ${perSecond.toFixed(1)} requests/s (${files} files)`);
     }), 180_000);
 
@@ -109,9 +109,9 @@ describe('application workloads on real guests', () => {
       expect(rate(lines)).toBeGreaterThan(0);
       // After one pass over the 8 MiB (32 files), it tells how much gzip's output was.
       const deadline = Date.now() + 120_000;
-      const done = () => gzip.consoleLines('XME-GZIP first pass').length > 0 || gzip.consoleLines('XME-ERROR').length > 0;
+      const done = () => gzip.console.lines('XME-GZIP first pass').length > 0 || gzip.console.lines('XME-ERROR').length > 0;
       while (!done() && Date.now() < deadline) await sleep(500);
-      const pass = gzip.consoleLines('XME-GZIP first pass');
+      const pass = gzip.console.lines('XME-GZIP first pass');
       expect(pass, hint(gzip)).toHaveLength(1);
       const match = /files=(\d+) in=(\d+) out=(\d+)/.exec(pass[0]!);
       expect(match, pass[0]).not.toBeNull();
@@ -120,23 +120,23 @@ describe('application workloads on real guests', () => {
       expect(input).toBe(8 << 20);
       expect(output / input).toBeGreaterThan(0.2);
       expect(output / input).toBeLessThan(0.6);
-      expect(gzip.consoleLines('XME-ERROR')).toEqual([]);
+      expect(gzip.console.lines('XME-ERROR')).toEqual([]);
       console.info(`[e2e] gzip: ${rate(lines).toFixed(1)} blocks/s, ratio ${(output / input).toFixed(3)}`);
     }), 320_000);
 
   it('httpd with fail_after: the wrong request stops the workload loudly', () =>
     withGuest({ name: 'httpd', params: { interval_ms: INTERVAL_MS, fail_after: FAIL_AFTER } }, async (failing) => {
       const deadline = Date.now() + 90_000;
-      while (failing.consoleLines('XME-ERROR').length < 2 && Date.now() < deadline) await sleep(200);
-      const errors = failing.consoleLines('XME-ERROR');
+      while (failing.console.lines('XME-ERROR').length < 2 && Date.now() < deadline) await sleep(200);
+      const errors = failing.console.lines('XME-ERROR');
       expect(errors, hint(failing)).toEqual([
         `XME-ERROR httpd: GET /xme-missing.html after ${FAIL_AFTER} requests: status 404 (HTTP/1.1 404 Not Found)`,
         'XME-ERROR workload httpd exited with status 1',
       ]);
       // The workload is gone: no more progress lines (init.sh sleeps), though the guest still runs.
-      const seen = failing.progress().length;
+      const seen = failing.console.progress().length;
       await sleep(2.5 * INTERVAL_MS);
-      expect(failing.progress().length).toBe(seen);
+      expect(failing.console.progress().length).toBe(seen);
       expect(failing.alive()).toBe(true);
     }), 180_000);
 });

@@ -84,9 +84,9 @@ describe('cowprobe workload on real guests', () => {
     // The workload counts every write (changing and same-bytes) as one op.
     for (const guest of guests) {
       const until = Date.now() + 5000;
-      while ((guest.progress().at(-1)?.ops ?? 0) < WRITES + SAME && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(guest.progress().at(-1)?.ops).toBe(WRITES + SAME);
-      expect(guest.consoleLines('XME-ERROR')).toEqual([]);
+      while ((guest.console.progress().at(-1)?.ops ?? 0) < WRITES + SAME && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(guest.console.progress().at(-1)?.ops).toBe(WRITES + SAME);
+      expect(guest.console.lines('XME-ERROR')).toEqual([]);
     }
   }, 60_000);
 });

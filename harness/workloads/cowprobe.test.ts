@@ -70,17 +70,17 @@ describe('parseCowprobe', () => {
 describe('waitForCowprobe', () => {
   it('returns once the guest reports the state', async () => {
     const guest = new MemoryGuest('g0', 16);
-    guest.console = [...ready];
-    setTimeout(() => guest.console.push('XME-COWPROBE written writes=2 same=1'), 50);
+    guest.printed = [...ready];
+    setTimeout(() => guest.printed.push('XME-COWPROBE written writes=2 same=1'), 50);
     expect((await waitForCowprobe(guest, 'ready', 1000, 10)).gfns).toHaveLength(4);
     expect((await waitForCowprobe(guest, 'written', 1000, 10)).written).toBe(true);
   });
 
   it('fails on an XME-ERROR line and on the timeout', async () => {
     const guest = new MemoryGuest('g1', 16);
-    guest.console = ['XME-COWPROBE gfns from=0 list=1'];
+    guest.printed = ['XME-COWPROBE gfns from=0 list=1'];
     await expect(waitForCowprobe(guest, 'ready', 50, 10)).rejects.toThrow(/guest g1: cowprobe not ready within 0 s \(1 frame numbers, not ready\)/);
-    guest.console.push('XME-ERROR cowprobe: page 1: pagemap gives no frame number (needs CAP_SYS_ADMIN)');
+    guest.printed.push('XME-ERROR cowprobe: page 1: pagemap gives no frame number (needs CAP_SYS_ADMIN)');
     await expect(waitForCowprobe(guest, 'ready', 1000, 10)).rejects.toThrow(/guest g1: cowprobe failed: XME-ERROR cowprobe: page 1/);
   });
 

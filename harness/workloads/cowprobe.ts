@@ -76,10 +76,10 @@ const DOORBELL = /^XME-COWPROBE doorbell gfn=([0-9a-f]+)\s*$/;
 /** Start the writes of a cowprobe run with doorbell=1: store the ring value into its doorbell page. */
 export async function ringCowprobe(guest: Guest, probe: CowprobeState): Promise<void> {
   if (probe.doorbellGfn === undefined) throw new XmeError(`guest ${guest.id}: its cowprobe has no doorbell (start it with doorbell=1)`);
-  if (!guest.writeMemory) throw new XmeError(`guest ${guest.id}: this backend cannot write guest memory, so it cannot ring the cowprobe doorbell`);
+  if (!guest.deviceWrite) throw new XmeError(`guest ${guest.id}: this backend cannot write guest memory, so it cannot ring the cowprobe doorbell`);
   const word = Buffer.alloc(8);
   word.writeBigUInt64LE(COWPROBE_RING);
-  await guest.writeMemory(probe.doorbellGfn, 0, word);
+  await guest.deviceWrite.writeMemory(probe.doorbellGfn, 0, word);
 }
 
 const GFNS = /^XME-COWPROBE gfns from=(\d+) list=([0-9a-f]+(?:,[0-9a-f]+)*)\s*$/;
@@ -150,12 +150,14 @@ export async function waitForCowprobe(guest: Guest, state: 'ready' | 'written', 
   const deadline = Date.now() + timeoutMs;
   const log = guest.files.serialLog ?? guest.files.console;
   const hint = log ? `console log: ${log}` : undefined;
+  const guestConsole = guest.console;
+  if (!guestConsole) throw new XmeError(`guest ${guest.id}: this backend gives no console, so the cowprobe's lines cannot be read`);
   for (;;) {
-    const error = guest.consoleLines('XME-ERROR')[0];
+    const error = guestConsole.lines('XME-ERROR')[0];
     if (error) throw new XmeError(`guest ${guest.id}: cowprobe failed: ${error}`, hint);
     let current: CowprobeState;
     try {
-      current = parseCowprobe(guest.consoleLines(COWPROBE_PREFIX));
+      current = parseCowprobe(guestConsole.lines(COWPROBE_PREFIX));
     } catch (e) {
       throw new XmeError(`guest ${guest.id}: ${(e as Error).message}`, hint);
     }

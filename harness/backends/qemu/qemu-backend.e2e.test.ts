@@ -57,19 +57,19 @@ describe('QEMU backend with real guests', () => {
 
   it('agrees with QEMU on the translation of a kernel address (QMP gva2gpa)', async () => {
     const banner = symbol(image, 'linux_banner');
-    for (const guest of guests) expect(await guest.translate(banner)).toBe(banner - START_KERNEL_MAP);
+    for (const guest of guests) expect(await guest.vcpu.translate(banner)).toBe(banner - START_KERNEL_MAP);
   });
 
   it('pauses and resumes a guest: no progress while paused', async () => {
     const guest = guests[0]!;
     await guest.pause();
-    const before = guest.progress().length;
+    const before = guest.console.progress().length;
     await new Promise((resolve) => setTimeout(resolve, 2500));
-    const whilePaused = guest.progress().length;
+    const whilePaused = guest.console.progress().length;
     await guest.resume();
     await new Promise((resolve) => setTimeout(resolve, 2500));
     expect(whilePaused - before).toBeLessThanOrEqual(1); // at most a line already in flight
-    expect(guest.progress().length).toBeGreaterThan(whilePaused);
+    expect(guest.console.progress().length).toBeGreaterThan(whilePaused);
   }, 15_000);
 
   it('close() kills every QEMU by PID and removes the RAM files and their directory; a second close is harmless', async () => {

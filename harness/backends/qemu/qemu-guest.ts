@@ -8,7 +8,7 @@ import { execa, type ResultPromise } from 'execa';
 import { XmeError } from '../../util/errors.ts';
 import { findOnPath } from '../../util/tools.ts';
 import type { GuestImage } from '../../images/manifest.ts';
-import { PAGE_SIZE, type Guest, type GuestRamKind, type HostProcessMemory, type ProvisionOptions, type WorkloadProgress } from '../types.ts';
+import { PAGE_SIZE, type DeviceWrite, type Guest, type GuestConsole, type GuestRamKind, type HostProcess, type HostResidency, type MemoryView, type ProvisionOptions, type TickCopy, type VcpuAccess } from '../types.ts';
 import type { AcceleratorChoice } from './accelerator.ts';
 import { ProcessRam, SharedFileRam, type GuestRam } from './guest-ram.ts';
 import { QmpClient } from './qmp.ts';
@@ -28,10 +28,9 @@ export interface GuestStart {
 
 export class QemuGuest implements Guest {
   readonly memoryPages: number;
-  readonly canIntrospectVcpu = true;
   readonly files: Readonly<Partial<Record<'memory', string>> & Record<'serialLog' | 'qmpSocket', string>>;
   bootMs = Number.NaN;
-  private readonly console: SerialConsole;
+  private readonly serial: SerialConsole;
   /** Set at start (shared file) or once QEMU answers where its RAM is (anonymous: after the boot). */
   private memory: GuestRam | undefined;
   private qmp: QmpClient | undefined;
@@ -54,7 +53,11 @@ export class QemuGuest implements Guest {
     this.memory = memory;
     this.memoryPages = ramBytes / PAGE_SIZE;
     this.files = files;
-    this.console = new SerialConsole(files.serialLog);
+    this.serial = new SerialConsole(files.serialLog);
+    // Set only where RAM is anonymous memory of QEMU (its place is known after the boot: waitForBoot).
+    this.hostProcess = ramKind === 'anonymous-mergeable'
+      ? { memory: () => (this.memory instanceof ProcessRam ? { pid: this.pid, address: this.memory.address, bytes: this.memory.bytes } : undefined) }
+      : undefined;
     this.argv = argv;
     if (subprocess.pid === undefined) throw new XmeError(`QEMU for guest ${id} did not start`);
     this.pid = subprocess.pid;
@@ -112,6 +115,64 @@ export class QemuGuest implements Guest {
     return new QemuGuest(start.id, start.image, subprocess, ram, bytes, memory, files, [start.qemuBinary, ...argv]);
   }
 
+  /** Registers, virtual reads and translation through QMP/HMP (info registers, x, gva2gpa). */
+  readonly vcpu: VcpuAccess = {
+    translate: (kernelVirtual) => this.translate(kernelVirtual),
+    idtBase: () => this.idtBase(),
+    readVirtual: (address, length) => this.readVirtual(address, length),
+  };
+
+  /** The serial log (-serial file:), followed by SerialConsole. */
+  readonly console: GuestConsole = {
+    progress: () => {
+      this.serial.poll();
+      return this.serial.progress;
+    },
+    lines: (prefix) => {
+      this.serial.poll();
+      return this.serial.matching(prefix);
+    },
+  };
+
+  /** Pages that cost the host a frame of their own (guest-ram.ts: file holes and zero-page mappings do not). */
+  readonly hostResidency: HostResidency = { residentPages: () => this.ram().residentPages() };
+
+  /** One view of all guest RAM: the mapped file, or, during a tick, the copy of anonymous RAM; else none. */
+  readonly memoryView: MemoryView = {
+    all: () => {
+      const ram = this.ram();
+      return ram.kind === 'shared-file' || (ram instanceof ProcessRam && ram.hasTickCopy) ? ram.pages(0, this.memoryPages) : undefined;
+    },
+  };
+
+  /**
+   * Anonymous RAM is copied once per tick (ProcessRam). Shared-file RAM needs no copy, but it keeps the ability
+   * (a copy that does nothing, as before the seam had abilities), so that runs report memory_copy_cpu_ms as
+   * they did.
+   */
+  readonly tickCopy: TickCopy = {
+    copyForTick: (residency) => this.ram().copyForTick?.(residency ?? this.ram().residentPages()),
+    dropTickCopy: () => this.memory?.dropTickCopy?.(),
+    readPagesInto: (firstGfn, count, target, offset) => {
+      const ram = this.ram();
+      // During a tick, anonymous RAM is served from its one copy (copyForTick); otherwise read it.
+      if (ram instanceof ProcessRam && !ram.hasTickCopy) ram.readInto(firstGfn, count, target, offset);
+      else ram.pages(firstGfn, count).copy(target, offset);
+    },
+  };
+
+  readonly hostProcess: HostProcess | undefined;
+
+  /** pwrite into guest RAM (the file shared with QEMU, or QEMU's memory): the guest sees the bytes at once. */
+  readonly deviceWrite: DeviceWrite = {
+    writeMemory: async (gfn, offset, bytes) => {
+      if (!Number.isInteger(gfn) || gfn < 0 || gfn >= this.memoryPages || offset < 0 || offset + bytes.length > PAGE_SIZE) {
+        throw new RangeError(`write of ${bytes.length} bytes at gfn ${gfn}+${offset} is outside guest ${this.id}'s memory`);
+      }
+      await this.ram().write(gfn, offset, bytes);
+    },
+  };
+
   alive(): boolean {
     return this.exit === undefined;
   }
@@ -120,7 +181,7 @@ export class QemuGuest implements Guest {
   private exitDescription(): string {
     const how = this.exit?.signal ? `killed by ${this.exit.signal}` : `exit status ${this.exit?.code}`;
     const stderr = this.stderrTail.trim().split('\n').filter(Boolean).pop();
-    const consoleTail = this.console.failure ?? this.console.tail(1)[0];
+    const consoleTail = this.serial.failure ?? this.serial.tail(1)[0];
     return [`QEMU ended (${how})`, stderr && `qemu: ${stderr}`, consoleTail && `console: ${consoleTail.trim()}`]
       .filter(Boolean)
       .join('; ');
@@ -128,7 +189,7 @@ export class QemuGuest implements Guest {
 
   /** Wait for the boot marker on the serial console, then connect QMP. */
   async waitForBoot(deadline: number): Promise<void> {
-    await waitForBootMarker(this.console, {
+    await waitForBootMarker(this.serial, {
       label: `guest ${this.id}`,
       log: this.files.serialLog,
       alive: () => this.alive(),
@@ -139,7 +200,7 @@ export class QemuGuest implements Guest {
       pollMs: 50,
     });
     this.bootMs = Date.now() - this.startedAt;
-    this.console.watch();
+    this.serial.watch();
     this.qmp = await QmpClient.connect(this.files.qmpSocket, Math.max(2000, deadline - Date.now()), () => this.alive());
     if (this.ramKind === 'anonymous-mergeable') this.memory = new ProcessRam(this.pid, await this.ramAddress(), this.ramBytes);
   }
@@ -161,52 +222,27 @@ export class QemuGuest implements Guest {
     return this.ram().pages(firstGfn, count);
   }
 
-  copyForTick(residency: Uint8Array | undefined): void {
-    this.ram().copyForTick?.(residency ?? this.ram().residentPages());
-  }
-
-  dropTickCopy(): void {
-    this.memory?.dropTickCopy?.();
-  }
-
-  readPagesInto(firstGfn: number, count: number, target: Buffer, offset: number): void {
-    const ram = this.ram();
-    // During a tick, anonymous RAM is served from its one copy (copyForTick); otherwise read it.
-    if (ram instanceof ProcessRam && !ram.hasTickCopy) ram.readInto(firstGfn, count, target, offset);
-    else ram.pages(firstGfn, count).copy(target, offset);
-  }
-
-  /** One view of all guest RAM: the mapped file, or, during a tick, the copy of anonymous RAM; else none. */
-  memoryView(): Buffer | undefined {
-    const ram = this.ram();
-    return ram.kind === 'shared-file' || (ram instanceof ProcessRam && ram.hasTickCopy) ? ram.pages(0, this.memoryPages) : undefined;
-  }
-
-  hostProcessMemory(): HostProcessMemory | undefined {
-    return this.memory instanceof ProcessRam ? { pid: this.pid, address: this.memory.address, bytes: this.memory.bytes } : undefined;
-  }
-
 
   private monitor(): QmpClient {
     if (!this.qmp?.isOpen) throw new XmeError(`guest ${this.id} has no monitor connection (${this.alive() ? 'not booted' : this.exitDescription()})`);
     return this.qmp;
   }
 
-  async translate(kernelVirtual: bigint): Promise<bigint> {
+  private async translate(kernelVirtual: bigint): Promise<bigint> {
     const reply = await this.monitor().hmp(`gva2gpa 0x${kernelVirtual.toString(16)}`);
     const match = /gpa:\s*(0x[0-9a-f]+)/i.exec(reply);
     if (!match) throw new XmeError(`guest ${this.id}: cannot translate 0x${kernelVirtual.toString(16)}: ${reply.trim()}`);
     return BigInt(match[1]!);
   }
 
-  async idtBase(): Promise<bigint> {
+  private async idtBase(): Promise<bigint> {
     const registers = await this.monitor().hmp('info registers');
     const match = /^IDT=\s*([0-9a-f]+)\s/m.exec(registers);
     if (!match) throw new XmeError(`guest ${this.id}: no IDT in 'info registers'`);
     return BigInt(`0x${match[1]}`);
   }
 
-  async readVirtual(address: bigint, length: number): Promise<Buffer> {
+  private async readVirtual(address: bigint, length: number): Promise<Buffer> {
     const quads = Math.ceil(length / 8);
     const reply = await this.monitor().hmp(`x /${quads}gx 0x${address.toString(16)}`);
     const values = [...reply.matchAll(/0x([0-9a-f]{16})/g)].map((m) => BigInt(`0x${m[1]}`));
@@ -231,38 +267,15 @@ export class QemuGuest implements Guest {
     await this.monitor().resume();
   }
 
-  progress(): WorkloadProgress[] {
-    this.console.poll();
-    return this.console.progress;
-  }
-
-  /** pwrite into guest RAM (the file shared with QEMU, or QEMU's memory): the guest sees the bytes at once. */
-  async writeMemory(gfn: number, offset: number, bytes: Buffer): Promise<void> {
-    if (!Number.isInteger(gfn) || gfn < 0 || gfn >= this.memoryPages || offset < 0 || offset + bytes.length > PAGE_SIZE) {
-      throw new RangeError(`write of ${bytes.length} bytes at gfn ${gfn}+${offset} is outside guest ${this.id}'s memory`);
-    }
-    await this.ram().write(gfn, offset, bytes);
-  }
-
-  /** Pages that cost the host a frame of their own (guest-ram.ts: file holes and zero-page mappings do not). */
-  hostResidentPages(): Uint8Array {
-    return this.ram().residentPages();
-  }
-
-  consoleLines(prefix: string): string[] {
-    this.console.poll();
-    return this.console.matching(prefix);
-  }
-
   /** Lines the guest printed last (for diagnostics). */
   consoleTail(n = 5): string[] {
-    this.console.poll();
-    return this.console.tail(n);
+    this.serial.poll();
+    return this.serial.tail(n);
   }
 
   /** Graceful stop (QMP quit), then SIGKILL by PID if QEMU is still there; unmaps guest memory. */
   async stop(graceMs = 3000): Promise<void> {
-    this.console.unwatch();
+    this.serial.unwatch();
     if (this.alive() && this.qmp?.isOpen) await this.qmp.quit(graceMs).catch(() => undefined);
     this.qmp?.close();
     if (this.alive()) {

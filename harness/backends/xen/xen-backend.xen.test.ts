@@ -120,9 +120,9 @@ describe('Xen backend: semantic sharing of kernel code', () => {
     await new Promise((resolve) => setTimeout(resolve, 3000));
     for (const guest of guests) {
       expect(guest.alive()).toBe(true);
-      const before = guest.progress().length;
+      const before = guest.console!.progress().length;
       await new Promise((resolve) => setTimeout(resolve, 2500));
-      expect(guest.progress().length).toBeGreaterThan(before); // still printing progress: alive and running
+      expect(guest.console!.progress().length).toBeGreaterThan(before); // still printing progress: alive and running
     }
     const cow = await ledger.detectCow();
     process.stdout.write(`XEN-FIGURES semantic ${JSON.stringify({ pages_shared: applied.pagesShared, shr_pages: stats.perGuest.map((g) => g.sharedPages), frames_freed: stats.framesSaved, cow_faults_5s: cow.length, hypercalls: ledger.hypercalls })}\n`);

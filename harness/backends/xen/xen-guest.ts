@@ -17,7 +17,7 @@
  */
 import { execa } from 'execa';
 import type { GuestImage } from '../../images/manifest.ts';
-import { PAGE_SIZE, type Guest, type WorkloadProgress } from '../types.ts';
+import { PAGE_SIZE, type DeviceWrite, type Guest, type GuestConsole, type VcpuAccess } from '../types.ts';
 import { SerialConsole, waitForBootMarker } from '../serial-console.ts';
 import type { ForeignMapping, ForeignMemory, XcInterface } from './libxen.ts';
 import { readPhysical } from '../../introspection/kernel-locator.ts';
@@ -26,14 +26,12 @@ import { XmeError } from '../../util/errors.ts';
 import { describeDomainEnd } from './domain-end.ts';
 
 export class XenGuest implements Guest {
-  /** vCPU 0's registers come from its HVM context; translation is a page walk over guest memory. */
-  readonly canIntrospectVcpu = true;
   readonly memoryPages: number;
   bootMs = Number.NaN;
   private mapping: ForeignMapping | undefined;
   /** xl pauses nest: the guest runs only when every pause has been lifted. */
   private pauseDepth = 0;
-  private readonly console: SerialConsole;
+  private readonly serial: SerialConsole;
 
   constructor(
     readonly id: string,
@@ -47,11 +45,11 @@ export class XenGuest implements Guest {
     private readonly startedAt: number,
   ) {
     this.memoryPages = memoryMiB * 256;
-    this.console = new SerialConsole(files.console!);
+    this.serial = new SerialConsole(files.console!);
   }
 
   async waitForBoot(deadline: number): Promise<void> {
-    await waitForBootMarker(this.console, {
+    await waitForBootMarker(this.serial, {
       label: `guest ${this.id} (domain ${this.name})`,
       log: this.files.console!,
       alive: () => this.alive(),
@@ -62,7 +60,7 @@ export class XenGuest implements Guest {
       pollMs: 200,
     });
     this.bootMs = Date.now() - this.startedAt;
-    this.console.watch(); // progress lines stamped with host time as they arrive (serial-console.ts)
+    this.serial.watch(); // progress lines stamped with host time as they arrive (serial-console.ts)
   }
 
   pages(firstGfn: number, count: number): Buffer {
@@ -84,19 +82,21 @@ export class XenGuest implements Guest {
   }
 
   /** Through a writable foreign mapping of that one frame, dropped right after. */
-  async writeMemory(gfn: number, offset: number, bytes: Buffer): Promise<void> {
-    if (!Number.isInteger(gfn) || gfn < 0 || gfn >= this.memoryPages || offset < 0 || offset + bytes.length > PAGE_SIZE) {
-      throw new RangeError(`write of ${bytes.length} bytes at gfn ${gfn}+${offset} is outside guest ${this.id}'s memory`);
-    }
-    const mapping = this.fmem.mapGfn(this.domid, gfn, { writable: true });
-    try {
-      bytes.copy(mapping.bytes(0, 1), offset);
-    } finally {
-      mapping.unmap();
-      // A writable mapping unshares the page: its gfn now has a new frame, which a read mapping would not show.
-      this.releaseMemory();
-    }
-  }
+  readonly deviceWrite: DeviceWrite = {
+    writeMemory: async (gfn, offset, bytes) => {
+      if (!Number.isInteger(gfn) || gfn < 0 || gfn >= this.memoryPages || offset < 0 || offset + bytes.length > PAGE_SIZE) {
+        throw new RangeError(`write of ${bytes.length} bytes at gfn ${gfn}+${offset} is outside guest ${this.id}'s memory`);
+      }
+      const mapping = this.fmem.mapGfn(this.domid, gfn, { writable: true });
+      try {
+        bytes.copy(mapping.bytes(0, 1), offset);
+      } finally {
+        mapping.unmap();
+        // A writable mapping unshares the page: its gfn now has a new frame, which a read mapping would not show.
+        this.releaseMemory();
+      }
+    },
+  };
 
   /** Drop the foreign mapping (so that pages can be nominated for sharing). */
   releaseMemory(): void {
@@ -106,17 +106,12 @@ export class XenGuest implements Guest {
 
   private readPhysical = (address: bigint, length: number): Buffer => readPhysical(this, address, length);
 
-  async translate(kernelVirtual: bigint): Promise<bigint> {
-    return walkPageTables(this.readPhysical, this.xc.vcpuRegisters(this.domid).cr3, kernelVirtual);
-  }
-
-  async idtBase(): Promise<bigint> {
-    return this.xc.vcpuRegisters(this.domid).idtBase;
-  }
-
-  async readVirtual(address: bigint, length: number): Promise<Buffer> {
-    return readVirtualByWalk(this.readPhysical, this.xc.vcpuRegisters(this.domid).cr3, address, length);
-  }
+  /** vCPU 0's registers come from its HVM context; translation is a page walk over guest memory. */
+  readonly vcpu: VcpuAccess = {
+    translate: async (kernelVirtual) => walkPageTables(this.readPhysical, this.xc.vcpuRegisters(this.domid).cr3, kernelVirtual),
+    idtBase: async () => this.xc.vcpuRegisters(this.domid).idtBase,
+    readVirtual: async (address, length) => readVirtualByWalk(this.readPhysical, this.xc.vcpuRegisters(this.domid).cr3, address, length),
+  };
 
   async pause(): Promise<void> {
     await this.xl('pause');
@@ -155,22 +150,24 @@ export class XenGuest implements Guest {
 
   /** Stop watching the console (the backend's teardown). */
   stopConsole(): void {
-    this.console.unwatch();
+    this.serial.unwatch();
   }
 
-  progress(): WorkloadProgress[] {
-    this.console.poll();
-    return this.console.progress;
-  }
-
-  consoleLines(prefix: string): string[] {
-    this.console.poll();
-    return this.console.matching(prefix);
-  }
+  /** xenconsoled's guest log, followed by SerialConsole. */
+  readonly console: GuestConsole = {
+    progress: () => {
+      this.serial.poll();
+      return this.serial.progress;
+    },
+    lines: (prefix) => {
+      this.serial.poll();
+      return this.serial.matching(prefix);
+    },
+  };
 
   consoleTail(n = 5): string[] {
-    this.console.poll();
-    return this.console.tail(n);
+    this.serial.poll();
+    return this.serial.tail(n);
   }
 
 }

@@ -6,7 +6,7 @@ import { guestOptions, workloadFromArgs } from '../options.ts';
 import { terminationRequested } from '../../util/cleanup.ts';
 
 function opsPerSecond(guest: QemuGuest): string {
-  const progress = guest.progress();
+  const progress = guest.console.progress();
   const last = progress.at(-1);
   const earlier = progress.at(-6) ?? progress.at(0);
   if (!last || !earlier || last.tMs === earlier.tMs) return 'no progress yet';
