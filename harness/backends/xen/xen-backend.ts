@@ -170,8 +170,9 @@ export class XenBackend implements Backend {
   async share(guests: readonly Guest[], groups: PageRef[][]): Promise<ShareOutcome> {
     const outcome: ShareOutcome = { shared: [], failed: [], hypercalls: 0 };
     const xenGuests = guests.map((guest) => {
-      if (!(guest instanceof XenGuest)) throw new Error(`guest ${guest.id} is not a Xen guest`);
-      return guest;
+      const own = this.own(guest);
+      if (!own) throw new Error(`guest ${guest.id} is not a Xen guest`);
+      return own;
     });
     for (const guest of xenGuests) guest.releaseMemory();
     const errorText = (error: unknown) => (error instanceof XenCallError ? error.message : String(error));
@@ -256,6 +257,11 @@ export class XenBackend implements Backend {
     return ring ? ring.mapping.bytes(0, 1).readUInt32LE(0) : 0;
   }
 
+  /** This backend's own guest behind a seam Guest (the runner hands back the guests provision() gave it). */
+  private own(guest: Guest): XenGuest | undefined {
+    return this.guests.find((mine) => mine === guest);
+  }
+
   private notice(message: string): void {
     if (this.options.onNotice) this.options.onNotice(message);
     // Printed too: tests and CI logs must show every recreation and missing safety net, not only run.json.
@@ -263,8 +269,8 @@ export class XenBackend implements Backend {
   }
 
   async counters(guests: readonly Guest[]): Promise<HypervisorCounters> {
-    for (const guest of guests) {
-      if (!(guest instanceof XenGuest)) continue;
+    for (const guest of guests.map((g) => this.own(g))) {
+      if (!guest) continue;
       const requests = this.enomemRequests(guest);
       if (requests > 0) {
         throw new XmeError(`${guest.name} ran out of memory while unsharing a page (${requests} ENOMEM request(s) on its sharing ring; its vCPU is paused)`,
@@ -273,7 +279,10 @@ export class XenBackend implements Backend {
     }
     const { freedPages, usedFrames } = this.xc.sharingCounters();
     return {
-      sharedPagesPerGuest: guests.map((guest) => (guest instanceof XenGuest ? this.xc.domain(guest.domid).shrPages : 0)),
+      sharedPagesPerGuest: guests.map((guest) => {
+        const own = this.own(guest);
+        return own ? this.xc.domain(own.domid).shrPages : 0;
+      }),
       freedFrames: freedPages,
       usedFrames,
     };
