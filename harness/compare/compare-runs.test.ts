@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { XmeError } from '../util/errors.ts';
 import { writeResultsFolder, type SyntheticRow } from '../testing/results-folder.ts';
-import { compareRuns, readResultsRun, resolveRunDir, type ComparedRow } from './compare-runs.ts';
+import { compareRuns, readResultsRun, type ComparedRow } from './compare-runs.ts';
+import { resolveRunDir } from '../results/run-folder.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-compare-test-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -40,8 +41,8 @@ describe('reading a results folder', () => {
     const run = readResultsRun(dir);
     expect(run).toMatchObject({ dir, runId: 'run-a', scenario: 'scan-overhead', status: 'interrupted' });
     expect(run.rows).toEqual([
-      { scenario: 'scan-overhead', memoryMiB: 256, strategy: 'semantic', metric: 'shared_pages', unit: 'pages', n: 5, mean: 10, sd: 2, ci95Low: 7.51669, ci95High: 12.4833, method: 'synthetic, for a test' },
-      { scenario: 'scan-overhead', memoryMiB: 256, strategy: 'semantic', metric: 'scan_cpu_ms', unit: 'ms per scan', n: 1, mean: 3.25, sd: undefined, ci95Low: undefined, ci95High: undefined, method: 'synthetic, for a test' },
+      { scenario: 'scan-overhead', memory_mib: 256, strategy: 'semantic', metric: 'shared_pages', unit: 'pages', n: 5, mean: 10, sd: 2, ci95_low: 7.51669, ci95_high: 12.4833, method: 'synthetic, for a test' },
+      { scenario: 'scan-overhead', memory_mib: 256, strategy: 'semantic', metric: 'scan_cpu_ms', unit: 'ms per scan', n: 1, mean: 3.25, sd: undefined, ci95_low: undefined, ci95_high: undefined, method: 'synthetic, for a test' },
     ]);
   });
 

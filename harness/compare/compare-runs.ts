@@ -5,26 +5,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parse } from 'csv-parse/sync';
 import { XmeError } from '../util/errors.ts';
+import { requireFolder, resolveRunDir } from '../results/run-folder.ts';
+import { readRunRecord, type StoredRunRecord } from '../results/run-record.ts';
+import { readSummary, type SummaryRow } from '../results/summary.ts';
+import { differingSettings, type SettingDifference } from '../results/run-settings.ts';
 import { judge, percentChange, type Judgement } from './welch.ts';
-
-/** One row of a run's summary.csv. */
-export interface RunSummaryRow {
-  scenario: string;
-  memoryMiB: number;
-  strategy: string;
-  metric: string;
-  unit: string;
-  /** repetitions that measured the metric */
-  n: number;
-  mean: number;
-  /** undefined with n = 1 */
-  sd: number | undefined;
-  ci95Low: number | undefined;
-  ci95High: number | undefined;
-  method: string;
-}
 
 /** A results folder as `xme compare` reads it. */
 export interface ResultsRun {
@@ -35,7 +21,9 @@ export interface ResultsRun {
   scenario: string;
   /** run.json status: 'completed', 'interrupted', 'failed', 'abandoned', 'running' */
   status: string;
-  rows: RunSummaryRow[];
+  /** run.json as read: what the header compares (settings that differ between runs). */
+  record: StoredRunRecord;
+  rows: SummaryRow[];
 }
 
 export interface ComparedRow {
@@ -46,9 +34,9 @@ export interface ComparedRow {
   metric: string;
   unit: string;
   /** The baseline's row; undefined: missing in the baseline. */
-  a: RunSummaryRow | undefined;
+  a: SummaryRow | undefined;
   /** The compared run's row; undefined: missing in it. */
-  b: RunSummaryRow | undefined;
+  b: SummaryRow | undefined;
   /** (B − A) / |A| × 100; undefined when a side is missing or A is 0 and B is not. */
   changePct: number | undefined;
   /** Welch's test at 95%; undefined when a side is missing. */
@@ -68,6 +56,8 @@ export interface CompareReport {
   comparisons: Comparison[];
   /** Lines to show beside the numbers: runs not completed, scenarios that differ. */
   warnings: string[];
+  /** Settings in which the runs differ (KASLR, image, guests, memory, workload, backend, …): not like for like. */
+  differences: SettingDifference[];
 }
 
 export interface CompareOptions {
@@ -79,113 +69,36 @@ export interface CompareOptions {
   resultsRoot?: string;
 }
 
-const REQUIRED_COLUMNS = ['scenario', 'memory_mib', 'strategy', 'metric', 'unit', 'n', 'mean', 'sd', 'ci95_low', 'ci95_high'] as const;
 const RESULTS_HINT = 'give results folders written by xme run (results/<run-id>/, with summary.csv and run.json)';
-
-/** A command-line argument as a results folder: the path itself, or else <resultsRoot>/<argument> when that exists. */
-export function resolveRunDir(argument: string, resultsRoot?: string): string {
-  if (fs.existsSync(argument) || resultsRoot === undefined) return path.resolve(argument);
-  const underRoot = path.join(resultsRoot, argument);
-  return fs.existsSync(underRoot) ? underRoot : path.resolve(argument);
-}
-
-/** The first check of every reader of results: the path exists and is a folder (else a one-line XmeError). */
-export function requireFolder(dir: string, hint: string): void {
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(dir);
-  } catch {
-    throw new XmeError(`results folder ${dir} does not exist`, hint);
-  }
-  if (!stat.isDirectory()) throw new XmeError(`${dir} is not a results folder: it is not a directory`, hint);
-}
 
 /** Reads a results folder; a folder that is not one is a one-line XmeError naming the path and what is missing. */
 export function readResultsRun(dir: string): ResultsRun {
   requireFolder(dir, RESULTS_HINT);
-  const runJsonFile = path.join(dir, 'run.json');
   const summaryFile = path.join(dir, 'summary.csv');
-  const hasRunJson = fs.existsSync(runJsonFile);
+  const hasRunJson = fs.existsSync(path.join(dir, 'run.json'));
   const hasSummary = fs.existsSync(summaryFile);
   if (!hasRunJson && !hasSummary) throw new XmeError(`${dir} is not a results folder: it has no summary.csv and no run.json`, RESULTS_HINT);
-  if (!hasRunJson) throw new XmeError(`${dir} is not a results folder: it has no run.json`, RESULTS_HINT);
-  const record = readRunJson(runJsonFile);
+  const record = readRunRecord(dir, RESULTS_HINT);
   if (!hasSummary) {
     throw new XmeError(
       `${dir} is not a complete results folder: it has no summary.csv (run.json says status '${record.status}')`,
       'summary.csv is written when a run ends; a run killed or still running has none',
     );
   }
-  return { dir, ...record, runId: record.runId ?? path.basename(dir), rows: readSummaryCsv(summaryFile) };
+  return { dir, runId: record.runId, scenario: record.scenarioName, status: record.status, record, rows: readSummary(summaryFile) };
 }
 
-function readRunJson(file: string): { runId: string | undefined; scenario: string; status: string } {
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (error) {
-    throw new XmeError(`${file} is not readable JSON: ${(error as Error).message}`);
-  }
-  if (typeof json !== 'object' || json === null) throw new XmeError(`${file} is not a run record: not a JSON object`);
-  const record = json as { runId?: unknown; scenario?: unknown; status?: unknown };
-  const scenario = typeof record.scenario === 'string' ? record.scenario : (record.scenario as { name?: unknown } | undefined)?.name;
-  return {
-    runId: typeof record.runId === 'string' ? record.runId : undefined,
-    scenario: typeof scenario === 'string' ? scenario : 'unknown',
-    status: typeof record.status === 'string' ? record.status : 'unknown',
-  };
+function rowKey(row: SummaryRow, withScenario: boolean): string {
+  return [withScenario ? row.scenario : '', row.memory_mib, row.strategy, row.metric].join('\u0000');
 }
 
-/** Parses a summary.csv (by column name); a file that is not one is an XmeError naming it. */
-export function readSummaryCsv(file: string): RunSummaryRow[] {
-  let table: string[][];
-  try {
-    table = parse(fs.readFileSync(file, 'utf8'), { skip_empty_lines: true }) as string[][];
-  } catch (error) {
-    throw new XmeError(`${file} is not readable CSV: ${(error as Error).message}`);
-  }
-  const header = table[0] ?? [];
-  const missing = REQUIRED_COLUMNS.filter((column) => !header.includes(column));
-  if (missing.length > 0) throw new XmeError(`${file} is not a summary.csv: it has no column ${missing.join(', ')}`, RESULTS_HINT);
-  const records = table.slice(1).map((cells) => Object.fromEntries(header.map((column, i) => [column, cells[i] ?? ''])));
-  return records.map((record, i) => {
-    const line = i + 2;
-    const number = (column: string, optional: boolean): number | undefined => {
-      const text = record[column] ?? '';
-      if (text === '' && optional) return undefined;
-      const value = Number(text);
-      if (text === '' || !Number.isFinite(value)) throw new XmeError(`${file} line ${line}: ${column} is not a number: '${text}'`);
-      return value;
-    };
-    const n = number('n', false)!;
-    if (!Number.isInteger(n) || n < 1) throw new XmeError(`${file} line ${line}: n must be a whole number ≥ 1, got ${n}`);
-    return {
-      scenario: record.scenario!,
-      memoryMiB: number('memory_mib', false)!,
-      strategy: record.strategy!,
-      metric: record.metric!,
-      unit: record.unit!,
-      n,
-      mean: number('mean', false)!,
-      sd: number('sd', true),
-      ci95Low: number('ci95_low', true),
-      ci95High: number('ci95_high', true),
-      method: record.method ?? '',
-    };
-  });
-}
-
-function rowKey(row: RunSummaryRow, withScenario: boolean): string {
-  return [withScenario ? row.scenario : '', row.memoryMiB, row.strategy, row.metric].join('\u0000');
-}
-
-function indexRows(run: ResultsRun, withScenario: boolean): Map<string, RunSummaryRow> {
-  const index = new Map<string, RunSummaryRow>();
+function indexRows(run: ResultsRun, withScenario: boolean): Map<string, SummaryRow> {
+  const index = new Map<string, SummaryRow>();
   for (const row of run.rows) {
     const key = rowKey(row, withScenario);
     if (index.has(key)) {
       throw new XmeError(
-        `${path.join(run.dir, 'summary.csv')} has two rows for ${withScenario ? `${row.scenario}, ` : ''}${row.memoryMiB} MiB, ${row.strategy}, ${row.metric}`,
+        `${path.join(run.dir, 'summary.csv')} has two rows for ${withScenario ? `${row.scenario}, ` : ''}${row.memory_mib} MiB, ${row.strategy}, ${row.metric}`,
         withScenario ? 'summary.csv is written by xme run with one row each' : 'without --ignore-scenario the rows of different scenarios are told apart',
       );
     }
@@ -200,7 +113,7 @@ function indexRows(run: ResultsRun, withScenario: boolean): Map<string, RunSumma
  * whose unit differs between the two runs.
  */
 export function compareTwo(a: ResultsRun, b: ResultsRun, options: Pick<CompareOptions, 'ignoreScenario' | 'metrics'> = {}): Comparison {
-  const keep = (row: RunSummaryRow) => !options.metrics?.length || options.metrics.includes(row.metric);
+  const keep = (row: SummaryRow) => !options.metrics?.length || options.metrics.includes(row.metric);
   const withScenario = !options.ignoreScenario;
   const aRows = { ...a, rows: a.rows.filter(keep) };
   const bRows = { ...b, rows: b.rows.filter(keep) };
@@ -221,13 +134,13 @@ export function compareTwo(a: ResultsRun, b: ResultsRun, options: Pick<CompareOp
   return { baseline: a, run: b, rows };
 }
 
-function pairRow(a: RunSummaryRow | undefined, b: RunSummaryRow | undefined): ComparedRow {
+function pairRow(a: SummaryRow | undefined, b: SummaryRow | undefined): ComparedRow {
   const some = (a ?? b)!;
   const scenario = a && b && a.scenario !== b.scenario ? `${a.scenario} → ${b.scenario}` : some.scenario;
   const both = a !== undefined && b !== undefined;
   return {
     scenario,
-    memoryMiB: some.memoryMiB,
+    memoryMiB: some.memory_mib,
     strategy: some.strategy,
     metric: some.metric,
     unit: some.unit,
@@ -266,5 +179,5 @@ export function compareRuns(dirs: readonly string[], options: CompareOptions = {
     }
   }
   const comparisons = runs.slice(1).map((run) => compareTwo(baseline, run, options));
-  return { runs, comparisons, warnings };
+  return { runs, comparisons, warnings, differences: differingSettings(runs.map((run) => run.record)) };
 }

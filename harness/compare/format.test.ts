@@ -1,38 +1,40 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'csv-parse/sync';
-import { compareTwo, type CompareReport, type ResultsRun, type RunSummaryRow } from './compare-runs.ts';
+import { compareTwo, type CompareReport, type ResultsRun } from './compare-runs.ts';
+import type { SummaryRow } from '../results/summary.ts';
+import { storedRunRecord } from '../results/run-record.ts';
 import { CSV_COLUMNS, formatCsv, formatMarkdown, formatNumber, formatReport, formatTable, METHOD_LINE } from './format.ts';
 
-function row(values: Partial<RunSummaryRow> & Pick<RunSummaryRow, 'metric' | 'n' | 'mean'>): RunSummaryRow {
-  return { scenario: 'smoke', memoryMiB: 256, strategy: 'semantic', unit: 'pages', sd: undefined, ci95Low: undefined, ci95High: undefined, method: '', ...values };
+function row(values: Partial<SummaryRow> & Pick<SummaryRow, 'metric' | 'n' | 'mean'>): SummaryRow {
+  return { scenario: 'smoke', memory_mib: 256, strategy: 'semantic', unit: 'pages', sd: undefined, ci95_low: undefined, ci95_high: undefined, method: '', ...values };
 }
 
-function run(runId: string, rows: RunSummaryRow[], status = 'completed'): ResultsRun {
-  return { dir: `/results/${runId}`, runId, scenario: 'smoke', status, rows };
+function run(runId: string, rows: SummaryRow[], status = 'completed'): ResultsRun {
+  return { dir: `/results/${runId}`, runId, scenario: 'smoke', status, record: storedRunRecord({ runId, status, scenario: { name: 'smoke' } }, runId), rows };
 }
 
 function report(a: ResultsRun, b: ResultsRun, warnings: string[] = []): CompareReport {
-  return { runs: [a, b], comparisons: [compareTwo(a, b)], warnings };
+  return { runs: [a, b], comparisons: [compareTwo(a, b)], warnings, differences: [] };
 }
 
 // 10 ± 2 (n 5) → 12 ± 3 (n 6): +20%, Welch t 1.31876, df 8.67213, p 0.221010 (SciPy ttest_ind_from_stats)
 const small = report(
-  run('run-a', [row({ metric: 'shared_pages', n: 5, mean: 10, sd: 2, ci95Low: 7.517, ci95High: 12.48 })]),
-  run('run-b', [row({ metric: 'shared_pages', n: 6, mean: 12, sd: 3, ci95Low: 8.852, ci95High: 15.15 })]),
+  run('run-a', [row({ metric: 'shared_pages', n: 5, mean: 10, sd: 2, ci95_low: 7.517, ci95_high: 12.48 })]),
+  run('run-b', [row({ metric: 'shared_pages', n: 6, mean: 12, sd: 3, ci95_low: 8.852, ci95_high: 15.15 })]),
 );
 
 const rich = report(
   run('run-a', [
-    row({ metric: 'shared_pages', n: 5, mean: 10, sd: 2, ci95Low: 7.517, ci95High: 12.48 }),
-    row({ metric: 'scan_cpu_ms', unit: 'ms per scan', n: 10, mean: 100, sd: 1, ci95Low: 99.28, ci95High: 100.7 }),
+    row({ metric: 'shared_pages', n: 5, mean: 10, sd: 2, ci95_low: 7.517, ci95_high: 12.48 }),
+    row({ metric: 'scan_cpu_ms', unit: 'ms per scan', n: 10, mean: 100, sd: 1, ci95_low: 99.28, ci95_high: 100.7 }),
     row({ strategy: 'content', metric: 'shared_pages', n: 1, mean: 185142 }),
-    row({ memoryMiB: 512, metric: 'shared_pages', n: 3, mean: 20, sd: 1, ci95Low: 17.52, ci95High: 22.48 }),
+    row({ memory_mib: 512, metric: 'shared_pages', n: 3, mean: 20, sd: 1, ci95_low: 17.52, ci95_high: 22.48 }),
   ]),
   run('run-b', [
-    row({ metric: 'shared_pages', n: 6, mean: 12, sd: 3, ci95Low: 8.852, ci95High: 15.15 }),
-    row({ metric: 'scan_cpu_ms', unit: 'ms per scan', n: 10, mean: 110, sd: 2, ci95Low: 108.6, ci95High: 111.4 }),
-    row({ strategy: 'content', metric: 'shared_pages', n: 3, mean: 185000, sd: 10, ci95Low: 184975, ci95High: 185025 }),
-    row({ strategy: 'content', metric: 'scan_cpu_ms', unit: 'ms per scan', n: 3, mean: 360.7, sd: 5, ci95Low: 348.3, ci95High: 373.1 }),
+    row({ metric: 'shared_pages', n: 6, mean: 12, sd: 3, ci95_low: 8.852, ci95_high: 15.15 }),
+    row({ metric: 'scan_cpu_ms', unit: 'ms per scan', n: 10, mean: 110, sd: 2, ci95_low: 108.6, ci95_high: 111.4 }),
+    row({ strategy: 'content', metric: 'shared_pages', n: 3, mean: 185000, sd: 10, ci95_low: 184975, ci95_high: 185025 }),
+    row({ strategy: 'content', metric: 'scan_cpu_ms', unit: 'ms per scan', n: 3, mean: 360.7, sd: 5, ci95_low: 348.3, ci95_high: 373.1 }),
   ], 'interrupted'),
   ["run run-b is 'interrupted', not completed"],
 );
@@ -71,7 +73,7 @@ describe('console table', () => {
     const a = { ...run('a', [row({ metric: 'cow_faults', unit: 'faults', n: 3, mean: 100, sd: 5 })]), scenario: 'cow-faults' };
     const b = { ...run('b', [row({ scenario: 'cow-faults-own-data', metric: 'cow_faults', unit: 'faults', n: 3, mean: 40, sd: 5 })]), scenario: 'cow-faults-own-data' };
     a.rows[0]!.scenario = 'cow-faults';
-    const paired: CompareReport = { runs: [a, b], comparisons: [compareTwo(a, b, { ignoreScenario: true })], warnings: [] };
+    const paired: CompareReport = { runs: [a, b], comparisons: [compareTwo(a, b, { ignoreScenario: true })], warnings: [], differences: [] };
     const lines = formatTable(paired).split('\n');
     expect(lines[1]!.startsWith('scenario  ')).toBe(true);
     expect(lines[3]!.startsWith('cow-faults → cow-faults-own-data  256 MiB')).toBe(true);

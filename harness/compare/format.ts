@@ -1,6 +1,7 @@
 /** `xme compare` output: a console table, markdown, or CSV. */
 import { stringify } from 'csv-stringify/sync';
-import type { CompareReport, ComparedRow, Comparison, ResultsRun, RunSummaryRow } from './compare-runs.ts';
+import type { SummaryRow } from '../results/summary.ts';
+import type { CompareReport, ComparedRow, Comparison, ResultsRun } from './compare-runs.ts';
 
 export const FORMATS = ['table', 'md', 'csv'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -28,11 +29,11 @@ export function formatNumber(value: number): string {
   return String(Number(value.toPrecision(4)));
 }
 
-function meanCell(row: RunSummaryRow | undefined): string {
+function meanCell(row: SummaryRow | undefined): string {
   if (!row) return '–';
   const mean = formatNumber(row.mean);
-  if (row.ci95Low === undefined || row.ci95High === undefined) return mean;
-  return `${mean} [${formatNumber(row.ci95Low)}, ${formatNumber(row.ci95High)}]`;
+  if (row.ci95_low === undefined || row.ci95_high === undefined) return mean;
+  return `${mean} [${formatNumber(row.ci95_low)}, ${formatNumber(row.ci95_high)}]`;
 }
 
 function changeCell(row: ComparedRow): string {
@@ -85,9 +86,22 @@ function needsScenarioColumn(comparison: Comparison): boolean {
   return scenarios.size > 1;
 }
 
-/** The console table: warnings, then per compared run a heading and an aligned table, then how to read it. */
+/**
+ * The settings in which the runs differ, one line each ("KASLR: R1 off (nokaslr), R2 on"), runs tagged in
+ * the order given (R1 = the baseline); empty when they were made alike.
+ */
+export function differenceLines(report: CompareReport): string[] {
+  if (report.differences.length === 0) return [];
+  const tags = report.runs.map((run, i) => `R${i + 1} = ${run.runId}`).join(', ');
+  return [
+    `the runs differ in ${report.differences.map((d) => d.name).join(', ')} (${tags}):`,
+    ...report.differences.map((d) => `  ${d.name}: ${d.values.map((v, i) => `R${i + 1} ${v}`).join('; ')}`),
+  ];
+}
+
+/** The console table: warnings and differing settings, then per compared run a heading and an aligned table, then how to read it. */
 export function formatTable(report: CompareReport): string {
-  const out: string[] = report.warnings.map((warning) => `warning: ${warning}`);
+  const out: string[] = [...report.warnings.map((warning) => `warning: ${warning}`), ...differenceLines(report)];
   for (const comparison of report.comparisons) {
     if (out.length > 0) out.push('');
     out.push(heading(comparison));
@@ -118,6 +132,8 @@ function markdownCell(text: string): string {
 export function formatMarkdown(report: CompareReport): string {
   const out: string[] = [];
   if (report.warnings.length > 0) out.push(...report.warnings.map((warning) => `> **warning:** ${markdownCell(warning)}`), '');
+  const differences = differenceLines(report);
+  if (differences.length > 0) out.push(...differences.map((line) => `> ${markdownCell(line.trim())}`), '');
   for (const comparison of report.comparisons) {
     out.push(`### ${markdownCell(heading(comparison))}`, '');
     const withScenario = needsScenarioColumn(comparison);
@@ -159,7 +175,7 @@ export function formatCsv(report: CompareReport): string {
   for (const comparison of report.comparisons) {
     for (const row of comparison.rows) {
       const welch = row.judgement?.welch;
-      const side = (r: RunSummaryRow | undefined) => [csvNumber(r?.n), csvNumber(r?.mean), csvNumber(r?.sd), csvNumber(r?.ci95Low), csvNumber(r?.ci95High)];
+      const side = (r: SummaryRow | undefined) => [csvNumber(r?.n), csvNumber(r?.mean), csvNumber(r?.sd), csvNumber(r?.ci95_low), csvNumber(r?.ci95_high)];
       rows.push([
         comparison.baseline.runId,
         comparison.baseline.status,

@@ -20,7 +20,7 @@ import { tCdf } from '../experiment/statistics.ts';
 export interface SampleSummary {
   mean: number;
   /** Sample standard deviation; undefined with a single repetition. */
-  sd: number | undefined;
+  sd?: number | undefined;
   /** Number of repetitions. */
   n: number;
 }

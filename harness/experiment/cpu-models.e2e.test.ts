@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultImage } from '../testing/e2e.ts';
-import { parseScenario } from './scenario.ts';
-import { runExperiment } from './runner.ts';
+import { parseScenario } from '../scenario/scenario.ts';
+import { runWithOutputs } from '../cli/run-outputs.ts';
 
 const resultsRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-cpu-models-test-'));
 beforeAll(async () => {
@@ -24,10 +24,10 @@ describe('guests on different CPU models', () => {
         name: 'cpu-models', guests: 2, memoryMiB: 128, workload: { name: 'idle' }, durationS: 1, tickS: 1,
         strategies: ['semantic'], ...(cpuModels ? { cpuModels } : {}),
       });
-    const shareability = (outcome: Awaited<ReturnType<typeof runExperiment>>) =>
+    const shareability = (outcome: Awaited<ReturnType<typeof runWithOutputs>>) =>
       outcome.summary.find((r) => r.strategy === 'semantic' && r.metric === 'kernel_code_shareability_pct')!.mean;
-    const same = await runExperiment({ scenario: scenario(), resultsRoot });
-    const mixed = await runExperiment({ scenario: scenario(['qemu64', 'max']), resultsRoot });
+    const same = await runWithOutputs({ scenario: scenario(), resultsRoot });
+    const mixed = await runWithOutputs({ scenario: scenario(['qemu64', 'max']), resultsRoot });
     expect(shareability(same)).toBeGreaterThan(99);
     expect(shareability(mixed)).toBeLessThan(95);
     expect(shareability(mixed)).toBeGreaterThan(5);

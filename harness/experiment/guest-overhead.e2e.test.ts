@@ -10,8 +10,8 @@ import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultImage } from '../testing/e2e.ts';
 import { takeKsmTestLock } from '../testing/ksm-test-lock.ts';
-import { parseScenario, scenariosDir } from './scenario.ts';
-import { runExperiment } from './runner.ts';
+import { parseScenario, scenariosDir } from '../scenario/scenario.ts';
+import { runWithOutputs } from '../cli/run-outputs.ts';
 
 const resultsRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-overhead-test-'));
 let releaseLock: () => void = () => undefined;
@@ -28,7 +28,7 @@ describe('guest-overhead on real guests', () => {
   it('boots guests per strategy in rotated order and reports the slowdown against the baseline', async () => {
     const shipped = JSON.parse(fs.readFileSync(path.join(scenariosDir, 'guest-overhead.json'), 'utf8'));
     const scenario = parseScenario({ ...shipped, guests: 1, warmupS: 2, durationS: 10, tickS: 5, repetitions: 2 });
-    const outcome = await runExperiment({ scenario, resultsRoot });
+    const outcome = await runWithOutputs({ scenario, resultsRoot });
     expect(outcome.status).toBe('completed');
 
     // Each strategy's guests were booted for it (a log folder per repetition × strategy).

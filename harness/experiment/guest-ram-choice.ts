@@ -5,7 +5,7 @@
  */
 import type { GuestRamKind } from '../backends/types.ts';
 import { createStrategy } from '../../strategies/registry.ts';
-import type { StrategySpec } from './scenario.ts';
+import type { StrategySpec } from '../scenario/scenario.ts';
 
 export function guestRamFor(strategies: readonly StrategySpec[]): GuestRamKind {
   const needs = strategies.map((spec) => createStrategy(spec.name, spec.options).guestRam);

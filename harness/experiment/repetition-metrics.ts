@@ -6,8 +6,8 @@ import { PAGE_SIZE } from '../backends/types.ts';
 import type { LedgerStats } from '../sharing/ledger.ts';
 import type { MetricDeclarations } from '../sharing/types.ts';
 import { XmeError } from '../util/errors.ts';
-import { METRICS } from './metrics.ts';
-import type { RepetitionMetrics } from './summary.ts';
+import { METRICS } from '../results/metrics.ts';
+import type { RepetitionMetrics } from '../results/summary.ts';
 
 /** What the tick loop kept of one strategy over one repetition. */
 export interface StrategyRecord {

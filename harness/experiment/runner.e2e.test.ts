@@ -8,8 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExperiment, type RunOutcome } from './runner.ts';
-import { loadScenario, withOverrides } from './scenario.ts';
+import type { RunOutcome } from './runner.ts';
+import { runWithOutputs } from '../cli/run-outputs.ts';
+import { loadScenario, withOverrides } from '../scenario/scenario.ts';
 import { defaultImage } from '../testing/e2e.ts';
 import { otherSystemMap } from '../images/other-kernels.ts';
 import type { GuestImage } from '../images/manifest.ts';
@@ -40,7 +41,7 @@ describe('xme run — smoke scenario', () => {
   let summary: Row[];
 
   beforeAll(async () => {
-    outcome = await runExperiment({ scenario: loadScenario('smoke'), resultsRoot });
+    outcome = await runWithOutputs({ scenario: loadScenario('smoke'), resultsRoot });
     samples = readCsv(path.join(outcome.dir, 'samples.csv'));
     summary = readCsv(path.join(outcome.dir, 'summary.csv'));
   }, 180_000);
@@ -119,7 +120,7 @@ describe('xme run — a System.map of another kernel build', () => {
   it('is refused with a clear reason and the semantic strategy shares nothing', async () => {
     const other = await otherSystemMap('cloud-amd64', image.manifest.kernel.package);
     const scenario = withOverrides(loadScenario('smoke'), { durationS: 5, tickS: 5, systemMap: other.file });
-    const outcome = await runExperiment({ scenario, resultsRoot });
+    const outcome = await runWithOutputs({ scenario, resultsRoot });
     const samples = readCsv(path.join(outcome.dir, 'samples.csv'));
     const semantic = samples.filter((r) => r.strategy === 'semantic');
     expect(semantic.length).toBeGreaterThan(0);
@@ -136,7 +137,7 @@ describe('xme run — a System.map of another kernel build', () => {
 describe('xme run — KASLR on', () => {
   it('computes a lower kernel-code shareability, from both guests’ own placements', async () => {
     const scenario = withOverrides(loadScenario('thesis-kernel-code'), { kaslr: true, guests: 2, memoryMiB: [128], durationS: 2, tickS: 2 });
-    const outcome = await runExperiment({ scenario, resultsRoot });
+    const outcome = await runWithOutputs({ scenario, resultsRoot });
     const record = JSON.parse(fs.readFileSync(path.join(outcome.dir, 'run.json'), 'utf8'));
     const offsets = (record.notes as string[])
       .filter((n) => n.startsWith('semantic (') && /KASLR offset/.test(n))
@@ -153,7 +154,7 @@ describe('xme run — KASLR on', () => {
 describe('xme run — CPU is the scan’s own', () => {
   it('bills a scan that reads more pages more CPU, in one run (semantic code only vs code + rodata)', async () => {
     const scenario = withOverrides(loadScenario('thesis-kernel-code'), { guests: 2, memoryMiB: [128], durationS: 12, tickS: 1 });
-    const outcome = await runExperiment({ scenario, resultsRoot });
+    const outcome = await runWithOutputs({ scenario, resultsRoot });
     const samples = readCsv(path.join(outcome.dir, 'samples.csv'));
     const totals = samples.filter((r) => r.guest === 'all' && r.tick !== '0'); // steady state: the first scan locates kernels
     const at = (strategy: string, tick: string) => totals.find((r) => r.strategy === strategy && r.tick === tick)!;

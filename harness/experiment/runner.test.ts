@@ -9,11 +9,12 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fakeBackendFactory, fakeImage, fakeKernel, type FakeBackendOptions, type FakeGuest } from '../testing/fake-backend.ts';
-import { runExperiment, type RunOptions } from './runner.ts';
-import { parseScenario } from './scenario.ts';
-import { SAMPLE_COLUMNS, SUMMARY_COLUMNS } from './samples.ts';
-import type { TickSample } from './tick-sample.ts';
-import type { RunEnd } from './writers/result-writer.ts';
+import { runWithOutputs, type RunWithOutputsOptions } from '../cli/run-outputs.ts';
+import { parseScenario } from '../scenario/scenario.ts';
+import { SAMPLE_COLUMNS } from '../results/samples.ts';
+import { SUMMARY_COLUMNS } from '../results/summary.ts';
+import type { TickSample } from '../results/tick-sample.ts';
+import type { RunEnd } from '../results/result-writer.ts';
 
 type Row = Record<string, string>;
 
@@ -41,16 +42,16 @@ function scenario(overrides: Record<string, unknown> = {}) {
   });
 }
 
-function options(fake: FakeBackendOptions, more: Partial<RunOptions> = {}) {
+function options(fake: FakeBackendOptions, more: Partial<RunWithOutputsOptions> = {}) {
   const factory = fakeBackendFactory(fake);
   const seen: TickSample[] = [];
   const ends: RunEnd[] = [];
-  const run: RunOptions = {
+  const run: RunWithOutputsOptions = {
     scenario: scenario(),
     resultsRoot,
     backendFactory: factory,
     image: { image: fakeImage(), kernel: fakeKernel() },
-    writers: [{ sample: (s) => seen.push(s), end: (e) => ends.push(e) }],
+    writers: [{ sample: (s) => seen.push(s), end: (e) => void ends.push(e) }],
     stopRequested: () => false,
     ...more,
   };
@@ -60,7 +61,7 @@ function options(fake: FakeBackendOptions, more: Partial<RunOptions> = {}) {
 describe('runner on fake guests', () => {
   it('completes a sweep: samples.csv, summary.csv and run.json as on real guests, every backend closed', async () => {
     const { run, factory, seen, ends } = options(guests, { argv: ['run', '-s', 'fake'] });
-    const outcome = await runExperiment(run);
+    const outcome = await runWithOutputs(run);
     expect(outcome.status).toBe('completed');
 
     const samples = readCsv(path.join(outcome.dir, 'samples.csv'));
@@ -114,7 +115,7 @@ describe('runner on fake guests', () => {
     let stop = false;
     const { run, factory, ends } = options(guests, { stopRequested: () => stop });
     run.writers!.push({ sample: (s) => (stop ||= s.tick === 1), end: () => undefined });
-    const outcome = await runExperiment(run);
+    const outcome = await runWithOutputs(run);
     expect(outcome.status).toBe('interrupted');
     const samples = readCsv(path.join(outcome.dir, 'samples.csv'));
     expect([...new Set(samples.map((r) => `${r.memory_mib}/${r.repetition}/${r.tick}`))]).toEqual(['64/1/0', '64/1/1']);
@@ -130,10 +131,11 @@ describe('runner on fake guests', () => {
 
   it('fails a run whose guest stopped: the error is thrown, run.json says failed and why, the backend is closed', async () => {
     const { run, factory, ends } = options({ ...guests, workload: (guest) => guest.id === 'g0' && guest.stop() });
-    await expect(runExperiment(run)).rejects.toThrow('guest g0 stopped during the run');
+    await expect(runWithOutputs(run)).rejects.toThrow('guest g0 stopped during the run');
     const [dir] = fs.readdirSync(resultsRoot).filter((d) => readJson(path.join(resultsRoot, d, 'run.json')).status === 'failed');
     const record = readJson(path.join(resultsRoot, dir!, 'run.json'));
-    expect(record.warnings).toEqual(['run failed: guest g0 stopped during the run']);
+    // The error's hint is kept (errorMessage), not only its message.
+    expect(record.warnings).toEqual(["run failed: guest g0 stopped during the run — its serial log is kept in the results' logs/ folder"]);
     expect(readCsv(path.join(resultsRoot, dir!, 'samples.csv')).every((r) => r.tick === '0')).toBe(true);
     expect(factory.made[0]!.closed).toBe(true);
     expect(ends.map((e) => e.status)).toEqual(['failed']);
@@ -143,7 +145,7 @@ describe('runner on fake guests', () => {
     const before = fs.readdirSync(resultsRoot).length;
     const { run } = options(guests);
     const refusing = { ...run, backendFactory: { check: () => Promise.reject(new Error('no Xen here')), create: run.backendFactory!.create } };
-    await expect(runExperiment(refusing)).rejects.toThrow('no Xen here');
+    await expect(runWithOutputs(refusing)).rejects.toThrow('no Xen here');
     expect(fs.readdirSync(resultsRoot)).toHaveLength(before);
   });
 });

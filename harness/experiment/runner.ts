@@ -1,8 +1,10 @@
 /**
  * Runs a scenario: for each memory size and repetition, boot identical guests, run the tick loop on them
- * (tick-loop.ts), and hand every sample to the writers as it comes (writers/: samples.csv, summary.csv,
- * run.json, and whatever the caller adds, e.g. the console table). At the end the summary over repetitions
- * goes to the writers too. On Ctrl-C the guests are stopped and the results sealed as "interrupted".
+ * (tick-loop.ts), and hand every sample to the writers the caller chose as it comes (the command line's
+ * choice: harness/cli/run-outputs.ts). At the end the summary over repetitions goes to the writers too,
+ * then the folder outputs (the report) are made from the finished files, and run.json, which the runner
+ * always writes, is sealed with every warning. On Ctrl-C the guests are stopped and the results sealed as
+ * "interrupted".
  *
  * Where guests and the image come from is injectable (RunOptions.backendFactory, .image), so that the whole
  * run can be tested on in-memory stand-ins (harness/testing/fake-backend.ts); by default it is the scenario's
@@ -20,23 +22,17 @@ import type { GuestImage } from '../images/manifest.ts';
 import { kernelInfo, type KernelInfo } from '../introspection/kernel-info.ts';
 import { defaultHasher } from '../hashing/page-hasher.ts';
 import type { Ledger } from '../sharing/ledger.ts';
-import type { Scenario } from './scenario.ts';
-import { harnessInfo, hostInfo } from './run-record.ts';
-import { markAbandonedRuns } from './abandoned-runs.ts';
+import type { Scenario } from '../scenario/scenario.ts';
+import { harnessInfo, hostInfo } from '../results/provenance.ts';
+import { runRecord, writeRunRecord } from '../results/run-record.ts';
+import type { RepetitionMetrics, SummaryRow } from '../results/summary.ts';
+import type { SlowdownRow } from '../results/overhead.ts';
+import type { FolderOutput, ResultWriter, RunEnd, RunHeader, RunStatus, TickObserver } from '../results/result-writer.ts';
 import { ownerIdentity } from '../util/process-identity.ts';
-import { summaryRows, type RepetitionMetrics, type SummaryRow } from './summary.ts';
+import { summaryRows } from './summary.ts';
+import { slowdownRows } from './slowdown.ts';
 import { runRepetition, strategyOrder } from './tick-loop.ts';
 import { guestRamFor } from './guest-ram-choice.ts';
-import type { ResultWriter, RunEnd, RunHeader, RunStatus } from './writers/result-writer.ts';
-import { SamplesCsvWriter } from './writers/samples-csv.ts';
-import { SummaryCsvWriter } from './writers/summary-csv.ts';
-import { RunJsonWriter } from './writers/run-json.ts';
-import { OverheadCsvWriter } from './writers/overhead-csv.ts';
-import { recoverAbandonedKsmState } from '../host/ksm.ts';
-import { ReportWriter } from '../report/report-writer.ts';
-import { checkRecordable, Recorder, type TickChoice } from '../recording/recorder.ts';
-
-export type { RunStatus } from './writers/result-writer.ts';
 
 /** The image to boot and what the harness knows of its kernel (System.map, layout, build version). */
 export interface PreparedImage {
@@ -56,8 +52,12 @@ export interface RunOptions {
   backendFactory?: BackendFactory;
   /** The image and kernel to boot; default: the scenario's image, built on first use, with the scenario's System.map if it names one. */
   image?: PreparedImage;
-  /** Writers besides samples.csv, summary.csv, report.html and run.json, which are always written (e.g. the console table). */
-  writers?: ResultWriter[];
+  /** What to write besides run.json (which the runner always writes): samples.csv, summary.csv, the console table, … */
+  writers?: readonly ResultWriter[];
+  /** Outputs made from the folder's files once the writers have ended (the report). */
+  folderOutputs?: readonly FolderOutput[];
+  /** Warnings the caller already has for this run's run.json (e.g. host state it repaired before the run). */
+  warnings?: readonly string[];
   /** Asked before every tick and repetition; default: a termination signal arrived (util/cleanup.ts). */
   stopRequested?: () => boolean;
   /** The run's folder name under resultsRoot (default: time stamp + scenario); must not exist yet. A suite names each cell's run by its cell id. */
@@ -68,8 +68,6 @@ export interface RunOptions {
    * order (rotated by repetition) what an unsharded run would have.
    */
   firstRepetition?: number;
-  /** `xme run --record`: keep guest memory at these ticks in results/<run-id>/recording/ (harness/recording/). */
-  record?: { ticks: TickChoice };
 }
 
 export interface RunOutcome {
@@ -77,6 +75,7 @@ export interface RunOutcome {
   dir: string;
   status: RunStatus;
   summary: SummaryRow[];
+  overhead: SlowdownRow[] | undefined;
   repetitions: RepetitionMetrics[];
   warnings: string[];
 }
@@ -95,29 +94,38 @@ export async function prepareImage(scenario: Scenario, say: (line: string) => vo
   return { image, kernel: kernelInfo(image, scenario.systemMap) };
 }
 
+/** overhead.csv's rows where the scenario names a baseline; undefined otherwise. */
+function overheadRows(scenario: Scenario, repetitions: readonly RepetitionMetrics[]): SlowdownRow[] | undefined {
+  return scenario.baseline ? slowdownRows(scenario.name, scenario.baseline, repetitions) : undefined;
+}
+
+/** One observer for the tick loop from every writer's (none: undefined). */
+function combinedObserver(observers: readonly TickObserver[]): TickObserver | undefined {
+  if (observers.length === 0) return undefined;
+  return {
+    async afterTick(tick, tS, guests, residency) {
+      for (const observer of observers) await observer.afterTick(tick, tS, guests, residency);
+    },
+  };
+}
+
 export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   const { scenario } = options;
   const say = options.onProgress ?? (() => undefined);
   const stopRequested = options.stopRequested ?? terminationRequested;
   const backends = options.backendFactory ?? backendFactory(scenario.backend);
-  const warnings: string[] = [];
+  const writers = options.writers ?? [];
+  const folderOutputs = options.folderOutputs ?? [];
+  const warnings: string[] = [...(options.warnings ?? [])];
   const notes = new Set<string>();
   const ledgerModes = new Set<Ledger['mode']>();
   const cowMethods = new Set<string>();
 
-  if (options.record) checkRecordable(scenario);
   await backends.check();
   const { image, kernel } = options.image ?? (await prepareImage(scenario, say));
   const hasher = await defaultHasher();
 
   fs.mkdirSync(options.resultsRoot, { recursive: true });
-  // Runs whose harness was killed (SIGKILL, a crash) still say "running": say what really happened to them.
-  const found = markAbandonedRuns(options.resultsRoot);
-  for (const id of found.abandoned) say(`notice: run ${id} was left 'running' by a harness that is gone; marked 'abandoned' in its run.json`);
-  for (const { runId: id, reason } of found.unreadable) say(`warning: results/${id}/run.json could not be checked: ${reason}`);
-  // A harness killed with SIGKILL during a KSM run left the host's KSM knobs changed: put them back first.
-  const restoredKsm = recoverAbandonedKsmState((message) => say(`notice: ${message}`));
-  if (restoredKsm) warnings.push(`restored the host's KSM settings left by an earlier xme run that was killed: ${Object.entries(restoredKsm).map(([k, v]) => `${k}=${v}`).join(', ')}`);
   const runId = options.runId ?? newRunId(options.resultsRoot, scenario.name);
   const dir = path.join(options.resultsRoot, runId);
   if (options.runId !== undefined && fs.existsSync(dir)) throw new XmeError(`results folder ${dir} exists already`, 'remove it, or give another results folder');
@@ -136,23 +144,25 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
     systemMap: scenario.systemMap ?? image.path('systemMap'),
     hasher: hasher.name,
   };
-  // In this order: the report reads the two CSVs, complete by then, and comes before run.json so that a
-  // report that cannot be made is a warning run.json records (the CSVs are never lost to it).
-  const recorder = options.record ? Recorder.create(path.join(dir, 'recording'), options.record.ticks, { runId, scenario, image, kernel, systemMapFile: header.systemMap }) : undefined;
-  const writers: ResultWriter[] = [new SamplesCsvWriter(), new SummaryCsvWriter(), new OverheadCsvWriter(), new ReportWriter(), new RunJsonWriter(), ...(options.writers ?? [])];
-  const prepareEnd = () => Promise.all(writers.map((writer) => writer.prepareEnd?.()));
+  const prepareEnd = () => Promise.all([...writers, ...folderOutputs].map((output) => output.prepareEnd?.()));
   const repetitions: RepetitionMetrics[] = [];
   let backendInfo: BackendInfo | undefined;
   let status: RunStatus = 'running';
   let summary: SummaryRow[] = [];
+  let overhead: SlowdownRow[] | undefined;
 
-  /** Seals the run once, whatever ended it; throws only if a completed run's summary cannot be made. */
+  /**
+   * Seals the run once, whatever ended it, in three steps that each need the one before: the writers finish
+   * their files; the folder outputs are made from those files; run.json records the ending with every warning.
+   * Throws only if a completed run's summary cannot be made.
+   */
   const finish = (final: Exclude<RunStatus, 'running' | 'abandoned'>) => {
     if (status !== 'running') return;
     let sealed = final;
     let summaryError: unknown;
     try {
       summary = summaryRows(scenario, repetitions);
+      overhead = overheadRows(scenario, repetitions);
     } catch (error) {
       // A summary that cannot be computed (e.g. a non-finite metric) must not leave run.json at 'running'.
       warnings.push(`summary.csv not written: ${errorMessage(error)}`);
@@ -160,7 +170,6 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
       summaryError = error;
     }
     status = sealed;
-    recorder?.finish(sealed);
     const end: RunEnd = {
       status: sealed,
       endedAt: new Date().toISOString(),
@@ -169,13 +178,18 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
       cowMethods: [...cowMethods],
       repetitions,
       summary: summaryError === undefined ? summary : undefined,
-      warnings,
+      overhead: summaryError === undefined ? overhead : undefined,
+      warnings: [...warnings],
       notes: [...notes],
     };
-    for (const writer of writers) writer.end(end);
+    for (const writer of writers) warnings.push(...(writer.end?.(end) ?? []));
+    const record = runRecord(header, { ...end, warnings: [...warnings] });
+    for (const output of folderOutputs) warnings.push(...output.make(dir, record));
+    writeRunRecord(dir, { ...record, warnings: [...warnings] });
     if (summaryError !== undefined && final === 'completed') throw summaryError; // otherwise the original error is the one to report
   };
-  for (const writer of writers) writer.begin?.(header);
+  writeRunRecord(dir, runRecord(header, undefined));
+  for (const output of [...writers, ...folderOutputs]) output.begin?.(header);
   // On Ctrl-C: the backend's own cleanup stops the guests; this one seals the results as interrupted.
   const unregister = onCleanup({ name: `results of ${runId}`, run: async () => finish('interrupted'), runSync: () => finish('interrupted') });
   say(`results: ${dir}`);
@@ -210,6 +224,8 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
               ...(scenario.cpuModels ? { cpuModels: scenario.cpuModels } : {}),
             });
             say(`${setLabel} booted in ${(Math.max(...guests.map((g) => g.bootMs)) / 1000).toFixed(1)} s; scoring ${strategies.map((s) => s.label).join(', ')} every ${scenario.tickS} s for ${scenario.durationS} s`);
+            const start = { memoryMiB, repetition, guests, backend: backendInfo };
+            const observers = writers.flatMap((writer) => writer.repetition?.(start) ?? []);
             const metrics = await runRepetition({
               scenario: setScenario, backend, guests, image, kernel, hasher, memoryMiB, repetition, stopRequested,
               emit: (sample) => {
@@ -218,7 +234,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
               say: (line) => say(`${setLabel} ${line}`),
               note: (text) => notes.add(text),
               warn: (text) => warnings.push(text),
-              recorder: recorder?.segment(memoryMiB, repetition, guests, backend.info()),
+              tickObserver: combinedObserver(observers),
               onLedger: (ledger) => {
                 ledgerModes.add(ledger.mode);
                 cowMethods.add(ledger.cowMethodDescription);
@@ -233,18 +249,13 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
     }
     await prepareEnd();
     finish(stopRequested() ? 'interrupted' : 'completed');
-    if (recorder) {
-      const size = recorder.size();
-      const perGiB = size.guestBytes > 0 ? ` (${((size.pageFileBytes / size.guestBytes) * 1024).toFixed(1)} MiB per GiB of guest memory)` : '';
-      say(`recording: ${recorder.dir}: ${size.ticks} tick(s), ${(size.pageFileBytes / 2 ** 20).toFixed(1)} MiB of page files for ${(size.guestBytes / 2 ** 30).toFixed(2)} GiB of guest memory${perGiB}; replay it with: xme replay ${recorder.dir}`);
-    }
   } catch (error) {
-    warnings.push(`run failed: ${(error as Error).message}`);
+    warnings.push(`run failed: ${errorMessage(error)}`);
     await prepareEnd();
     finish('failed');
     throw error;
   } finally {
     unregister();
   }
-  return { runId, dir, status, summary, repetitions, warnings };
+  return { runId, dir, status, summary, overhead, repetitions, warnings };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { slowdownRows } from './slowdown.ts';
-import type { RepetitionMetrics } from './summary.ts';
+import type { RepetitionMetrics } from '../results/summary.ts';
 
 const rep = (strategy: string, repetition: number, ops: number | undefined, memoryMiB = 256): RepetitionMetrics => ({
   memoryMiB,

@@ -7,28 +7,8 @@
  * a 95% confidence interval from Student's t (statistics.ts). Positive = the guests ran slower.
  */
 import { summarize } from './statistics.ts';
-import type { RepetitionMetrics } from './summary.ts';
-
-export const SLOWDOWN_COLUMNS = [
-  'scenario', 'memory_mib', 'strategy', 'baseline', 'n', 'baseline_ops_per_s', 'ops_per_s',
-  'slowdown_pct', 'sd', 'ci95_low', 'ci95_high', 'method',
-] as const;
-
-export interface SlowdownRow {
-  scenario: string;
-  memory_mib: number;
-  strategy: string;
-  baseline: string;
-  /** Pairs of repetitions with a throughput under both. */
-  n: number;
-  baseline_ops_per_s: number;
-  ops_per_s: number;
-  slowdown_pct: number;
-  sd: number | undefined;
-  ci95_low: number | undefined;
-  ci95_high: number | undefined;
-  method: string;
-}
+import type { SlowdownRow } from '../results/overhead.ts';
+import type { RepetitionMetrics } from '../results/summary.ts';
 
 export const SLOWDOWN_METHOD =
   'per repetition pair (same memory size and repetition, guests booted for each strategy): 100 × (1 − workload_ops_per_s / baseline\'s); mean over pairs, 95% CI from Student\'s t; ' +

@@ -1,42 +1,9 @@
 /** summary.csv: per scenario × memory size × strategy × metric, mean / sd / 95% CI over repetitions. */
-import type { Scenario } from './scenario.ts';
-import { METRICS, type MetricDefinition, type MetricName } from './metrics.ts';
+import type { Scenario } from '../scenario/scenario.ts';
+import { METRICS, type MetricName } from '../results/metrics.ts';
+import type { DeclaredValue, RepetitionMetrics, SummaryRow } from '../results/summary.ts';
 import { summarize } from './statistics.ts';
 import { XmeError } from '../util/errors.ts';
-
-export interface RepetitionMetrics {
-  memoryMiB: number;
-  repetition: number;
-  strategy: string;
-  /** A metric not measured in this repetition is left out (undefined); NaN and ±Infinity are refused. */
-  values: Partial<Record<MetricName, number>>;
-  /** How a metric was measured in this repetition, where that differs from METRICS[metric].method. */
-  methods?: Partial<Record<MetricName, string>>;
-  /**
-   * Figures the strategy or its ledger declared (Strategy/Ledger.declaredMetrics), e.g. distinct_hashes or
-   * hypercalls_total, with the unit and method they declared: summarised after the runner's own metrics.
-   */
-  declared?: Record<string, DeclaredValue>;
-}
-
-export interface DeclaredValue extends MetricDefinition {
-  value: number;
-}
-
-export interface SummaryRow {
-  scenario: string;
-  memory_mib: number;
-  strategy: string;
-  /** One of METRICS, or a figure a strategy or ledger declared. */
-  metric: string;
-  unit: string;
-  n: number;
-  mean: number;
-  sd: number | undefined;
-  ci95_low: number | undefined;
-  ci95_high: number | undefined;
-  method: string;
-}
 
 /** A metric came out NaN or ±Infinity in a repetition: a measurement went wrong, so no summary is made up. */
 export class NonFiniteMetricError extends XmeError {

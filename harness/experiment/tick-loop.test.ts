@@ -7,9 +7,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultHasher, type PageHasher } from '../hashing/page-hasher.ts';
 import { FakeBackend, fakeImage, fakeKernel, type FakeBackendOptions, type FakeGuest } from '../testing/fake-backend.ts';
 import { XmeError } from '../util/errors.ts';
-import { parseScenario } from './scenario.ts';
-import { summaryRows, type RepetitionMetrics } from './summary.ts';
-import type { StrategySample, TickSample } from './tick-sample.ts';
+import { parseScenario } from '../scenario/scenario.ts';
+import { summaryRows } from './summary.ts';
+import type { RepetitionMetrics } from '../results/summary.ts';
+import type { StrategySample, TickSample } from '../results/tick-sample.ts';
 import { runRepetition, strategyOrder } from './tick-loop.ts';
 
 let hasher: PageHasher;

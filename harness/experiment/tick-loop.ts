@@ -15,11 +15,11 @@ import { ledgerFor } from '../sharing/ledger-for-backend.ts';
 import { measureThreadCpu, THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import { createStrategy } from '../../strategies/registry.ts';
 import type { ScanResult, Strategy, StrategyContext } from '../../strategies/types.ts';
-import type { Scenario } from './scenario.ts';
-import type { RepetitionMetrics } from './summary.ts';
-import type { SampleOrigin, StrategySample, TickSample } from './tick-sample.ts';
+import type { Scenario } from '../scenario/scenario.ts';
+import type { RepetitionMetrics } from '../results/summary.ts';
+import type { SampleOrigin, StrategySample, TickSample } from '../results/tick-sample.ts';
 import { checkDeclarations, repetitionMetrics, undeclaredMetrics, type StrategyRecord } from './repetition-metrics.ts';
-import type { TickRecorder } from '../recording/recorder.ts';
+import type { TickObserver } from '../results/result-writer.ts';
 
 export interface RepetitionInput {
   scenario: Scenario;
@@ -43,7 +43,7 @@ export interface RepetitionInput {
   /** Asked before every tick and while waiting for one: true ends the repetition early. */
   stopRequested: () => boolean;
   /** `xme run --record`: told about every scored tick while the guests are still paused (harness/recording/). */
-  recorder?: TickRecorder;
+  tickObserver?: TickObserver;
 }
 
 interface StrategyTrack {
@@ -181,7 +181,7 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       const residency = guests.map((g) => g.hostResidency?.residentPages());
       // Guest RAM that can only be read by copying (KSM runs) is copied once here, for every strategy alike,
       // and its cost is recorded apart: no strategy pays for how the harness reaches memory.
-      const copy = tracks.some((t) => t.strategy.readsGuestMemory !== false) || input.recorder
+      const copy = tracks.some((t) => t.strategy.readsGuestMemory !== false) || input.tickObserver
         ? await measureThreadCpu(() => guests.forEach((g, i) => g.tickCopy?.copyForTick(residency[i])))
         : undefined;
       const context = { ...baseContext, residency, memoryCopyCpuMs: guests.some((g) => g.tickCopy) ? copy?.cpuMs : undefined };
@@ -192,7 +192,7 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
         if (track.lastScan?.refused && tick === 0) input.say(`${track.label} refused: ${track.lastScan.refused}`);
       }
       // After every strategy, so that recording costs none of them CPU or cache; the guests are still paused.
-      await input.recorder?.record(tick, tS, guests, residency);
+      await input.tickObserver?.afterTick(tick, tS, guests, residency);
     } finally {
       for (const guest of guests) guest.tickCopy?.dropTickCopy();
       if (scenario.pauseDuringScan) await Promise.all(guests.filter((g) => g.alive()).map((g) => g.resume()));

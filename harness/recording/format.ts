@@ -8,7 +8,7 @@ import type { BackendInfo, WorkloadProgress } from '../backends/types.ts';
 import type { ImageManifest } from '../images/manifest.ts';
 import type { KernelVersion } from '../introspection/bzimage.ts';
 import type { PlacementRoute } from '../introspection/kernel-placement.ts';
-import type { HarnessInfo, HostInfo } from '../experiment/run-record.ts';
+import type { HarnessInfo, HostInfo } from '../results/provenance.ts';
 import { XmeError } from '../util/errors.ts';
 import type { PageCounts } from './page-file.ts';
 

@@ -10,11 +10,11 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExperiment, type RunOutcome } from '../experiment/runner.ts';
-import { loadScenario, parseScenario } from '../experiment/scenario.ts';
+import type { RunOutcome } from '../experiment/runner.ts';
+import { loadScenario, parseScenario } from '../scenario/scenario.ts';
 import { defaultImage } from '../testing/e2e.ts';
 import { projectRoot } from '../util/paths.ts';
-import { replayRecording } from './replay.ts';
+import { replayRecording, runWithOutputs } from '../cli/run-outputs.ts';
 import type { RecordingManifest } from './format.ts';
 
 type Row = Record<string, string>;
@@ -34,7 +34,7 @@ describe('xme run --record, then xme replay', () => {
       ...loadScenario('cow-faults'), guests: 2, memoryMiB: [128], warmupS: 2, durationS: 15, tickS: 5,
       strategies: ['semantic', { name: 'semantic', label: 'semantic+rodata', options: { rodata: true } }, 'content'],
     });
-    live = await runExperiment({ scenario, resultsRoot, record: { ticks: 'all' } });
+    live = await runWithOutputs({ scenario, resultsRoot, record: { ticks: 'all' } });
     manifest = JSON.parse(fs.readFileSync(path.join(live.dir, 'recording', 'recording.json'), 'utf8')) as RecordingManifest;
   }, 240_000);
 

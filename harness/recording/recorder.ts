@@ -13,8 +13,10 @@ import type { GuestImage } from '../images/manifest.ts';
 import type { KernelInfo } from '../introspection/kernel-info.ts';
 import { locateKernelByHypervisor, locateKernelInMemory } from '../introspection/kernel-locator.ts';
 import type { KernelPlacement } from '../introspection/kernel-placement.ts';
-import { harnessInfo, hostInfo, writeJsonAtomically } from '../experiment/run-record.ts';
-import type { Scenario } from '../experiment/scenario.ts';
+import { harnessInfo, hostInfo } from '../results/provenance.ts';
+import { writeJsonAtomically } from '../results/run-record.ts';
+import type { RepetitionStart, ResultWriter, RunEnd, RunHeader, TickObserver } from '../results/result-writer.ts';
+import type { Scenario } from '../scenario/scenario.ts';
 import { measureThreadCpu } from '../util/thread-cpu.ts';
 import { sha256 } from '../util/hash.ts';
 import { errorMessage, XmeError } from '../util/errors.ts';
@@ -26,11 +28,6 @@ import {
 
 /** Which ticks of each repetition to keep: every tick, or these tick numbers (0 = the first scoring). */
 export type TickChoice = 'all' | number[];
-
-/** What the tick loop calls after a tick is scored, guests still paused (harness/experiment/tick-loop.ts). */
-export interface TickRecorder {
-  record(tick: number, tS: number, guests: readonly Guest[], residency: readonly (Uint8Array | undefined)[]): Promise<void>;
-}
 
 /** Parse --record-ticks: "all", or tick numbers separated by commas ("0,6,12"). */
 export function parseTickChoice(text: string): TickChoice {
@@ -132,7 +129,7 @@ export class Recorder {
   }
 
   /** The recorder of one repetition's guests. */
-  segment(memoryMiB: number, repetition: number, guests: readonly Guest[], backend: BackendInfo): TickRecorder {
+  segment(memoryMiB: number, repetition: number, guests: readonly Guest[], backend: BackendInfo): TickObserver {
     this.manifest.backend = backend;
     const segment: RecordedSegment = {
       id: `m${memoryMiB}-r${repetition}`,
@@ -145,7 +142,7 @@ export class Recorder {
     this.manifest.segments.push(segment);
     fs.mkdirSync(path.join(this.dir, segment.id));
     this.save();
-    return { record: (tick, tS, tickGuests, residency) => this.recordTick(segment, tick, tS, tickGuests, residency) };
+    return { afterTick: (tick, tS, tickGuests, residency) => this.recordTick(segment, tick, tS, tickGuests, residency) };
   }
 
   private async recordTick(segment: RecordedSegment, tick: number, tS: number, guests: readonly Guest[], residency: readonly (Uint8Array | undefined)[]): Promise<void> {
@@ -192,5 +189,42 @@ export class Recorder {
     } catch {
       // The manifest of the last complete tick is on disk already (written atomically after every tick).
     }
+  }
+}
+
+/**
+ * `xme run --record` as one of the run's writers: the recording folder is made when the run begins, each
+ * repetition's guests are recorded at the chosen ticks, and the manifest is sealed with the run's ending.
+ */
+export class RecordingWriter implements ResultWriter {
+  private recorderOf: Recorder | undefined;
+
+  constructor(private readonly ticks: TickChoice) {}
+
+  /** The recorder, once the run has begun. */
+  get recorder(): Recorder | undefined {
+    return this.recorderOf;
+  }
+
+  begin(run: RunHeader): void {
+    this.recorderOf = Recorder.create(path.join(run.dir, 'recording'), this.ticks, {
+      runId: run.runId, scenario: run.scenario, image: run.image, kernel: run.kernel, systemMapFile: run.systemMap,
+    });
+  }
+
+  repetition(start: RepetitionStart): TickObserver | undefined {
+    return this.recorderOf?.segment(start.memoryMiB, start.repetition, start.guests, start.backend);
+  }
+
+  end(end: RunEnd): void {
+    this.recorderOf?.finish(end.status);
+  }
+
+  /** One line for a person: what was kept and how to replay it. */
+  summaryLine(): string | undefined {
+    if (!this.recorderOf) return undefined;
+    const size = this.recorderOf.size();
+    const perGiB = size.guestBytes > 0 ? ` (${((size.pageFileBytes / size.guestBytes) * 1024).toFixed(1)} MiB per GiB of guest memory)` : '';
+    return `recording: ${this.recorderOf.dir}: ${size.ticks} tick(s), ${(size.pageFileBytes / 2 ** 20).toFixed(1)} MiB of page files for ${(size.guestBytes / 2 ** 30).toFixed(2)} GiB of guest memory${perGiB}; replay it with: xme replay ${this.recorderOf.dir}`;
   }
 }

@@ -11,12 +11,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PAGE_SIZE } from '../backends/types.ts';
 import { MemoryGuest } from '../testing/memory-guest.ts';
 import { FAKE_SYSTEM_MAP, fakeBackendFactory, fakeImage, fakeKernel, type FakeBackendOptions, type FakeGuest } from '../testing/fake-backend.ts';
-import { runExperiment } from '../experiment/runner.ts';
-import { parseScenario } from '../experiment/scenario.ts';
+import { parseScenario } from '../scenario/scenario.ts';
 import { decodePageFile, encodePageFile, PAGE_CLASS } from './page-file.ts';
 import { checkRecordable, parseTickChoice } from './recorder.ts';
 import { openRecording } from './recording.ts';
-import { replayRecording } from './replay.ts';
+import { replayRecording, runWithOutputs } from '../cli/run-outputs.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-recording-test-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -104,7 +103,7 @@ const image = { ...fakeImage(), path: (file: string) => (file === 'systemMap' ? 
 async function recordFakeRun(ticks: 'all' | number[] = 'all') {
   const scenario = parseScenario({ name: 'fake', guests: 2, memoryMiB: [64], repetitions: 2, durationS: 0.03, tickS: 0.01, strategies: ['content', 'semantic'] });
   const results = fs.mkdtempSync(path.join(root, 'run-'));
-  const outcome = await runExperiment({ scenario, resultsRoot: results, backendFactory: fakeBackendFactory(fake), image: { image, kernel: fakeKernel() }, stopRequested: () => false, record: { ticks } });
+  const outcome = await runWithOutputs({ scenario, resultsRoot: results, backendFactory: fakeBackendFactory(fake), image: { image, kernel: fakeKernel() }, stopRequested: () => false, record: { ticks } });
   return outcome;
 }
 

@@ -1,17 +1,21 @@
 /**
- * `xme replay RECORDING`: score strategies on a recording with no VM and no hypervisor, through the same runner
- * and writers as a live run (samples.csv, summary.csv, run.json, report.html), so that the CSVs compare.
- * The replayed scenario is the recorded one with the strategies asked for; every recorded repetition is
- * replayed, at its recorded ticks and times.
+ * `xme replay RECORDING`: score strategies on a recording with no VM and no hypervisor. This module turns a
+ * recording into what the runner needs (scenario, backend, image, first repetition); the command line runs
+ * it through the same runner and writers as a live run (harness/cli/run-outputs.ts), so that the CSVs
+ * compare. The replayed scenario is the recorded one with the strategies asked for; every recorded
+ * repetition is replayed, at its recorded ticks and times.
  */
 import { createStrategy } from '../../strategies/registry.ts';
-import { parseScenario, type Scenario } from '../experiment/scenario.ts';
-import { runExperiment, type RunOptions, type RunOutcome } from '../experiment/runner.ts';
+import { parseScenario, type Scenario } from '../scenario/scenario.ts';
+import type { RunOptions } from '../experiment/runner.ts';
+import type { ResultWriter } from '../results/result-writer.ts';
 import { RecordingError, type RecordedSegment } from './format.ts';
 import { openRecording, type Recording } from './recording.ts';
 import { replayBackendFactory } from './replay-backend.ts';
 
-export interface ReplayOptions extends Pick<RunOptions, 'resultsRoot' | 'onProgress' | 'argv' | 'writers' | 'stopRequested'> {
+export interface ReplayOptions extends Pick<RunOptions, 'resultsRoot' | 'onProgress' | 'argv' | 'stopRequested'> {
+  /** Writers besides the standard ones (e.g. the console table). */
+  writers?: ResultWriter[];
   /** A recording folder, or a run's results folder with a recording/ inside. */
   recording: string;
   /** Strategy names to score (default: the recorded run's). */
@@ -66,17 +70,18 @@ function replayScenario(recording: Recording, strategies: string[] | undefined, 
   return { ...parsed, backend: recorded.backend === 'xen' ? 'xen' : 'qemu' };
 }
 
-export async function replayRecording(options: ReplayOptions): Promise<RunOutcome> {
+/** What the runner needs to score a recording: the recorded scenario with these strategies, and the recording as its backend. */
+export type ReplayPlan = Pick<RunOptions, 'scenario' | 'backendFactory' | 'image' | 'firstRepetition'>;
+
+export function prepareReplay(options: Pick<ReplayOptions, 'recording' | 'strategies' | 'onProgress'>): Required<ReplayPlan> {
   const say = options.onProgress ?? (() => undefined);
   const recording = openRecording(options.recording);
   say(`recording ${recording.dir}: run ${recording.manifest.runId}, ${recording.manifest.segments.length} repetition(s), every file checked (size, sha256)`);
   const grid = replayableSegments(recording, say);
-  const scenario = replayScenario(recording, options.strategies, grid);
-  return runExperiment({
-    ...options,
-    scenario,
+  return {
+    scenario: replayScenario(recording, options.strategies, grid),
     backendFactory: replayBackendFactory(recording, grid.segments),
     image: { image: recording.image, kernel: recording.kernel },
     firstRepetition: grid.firstRepetition,
-  });
+  };
 }

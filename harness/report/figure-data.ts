@@ -4,8 +4,9 @@
  * the CSVs, and run.json), over how many repetitions (n) and from which runs. A figure whose data is absent
  * from every run is not drawn: it comes back `drawn: false` with the reason.
  */
-import { METRICS, type MetricName } from '../experiment/metrics.ts';
-import type { ReportRun, RunSummaryRow, TotalsSample } from './read-results.ts';
+import { METRICS, type MetricName } from '../results/metrics.ts';
+import type { ReportRun, TotalsSample } from './read-results.ts';
+import type { SummaryRow } from '../results/summary.ts';
 
 export const FIGURE_IDS = ['sharing', 'cow', 'cpu', 'kernel', 'throughput'] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
@@ -140,8 +141,8 @@ function timeSeriesN(runs: readonly TaggedRun[], pick: (s: TotalsSample) => numb
   return runs
     .map((r) => {
       const samples = (r.run.samples ?? []).filter((s) => pick(s) !== undefined);
-      const reps = Math.max(...distinct(samples.map((s) => s.memoryMiB)).map((m) => distinct(samples.filter((s) => s.memoryMiB === m).map((s) => s.repetition)).length));
-      const ticks = Math.max(...distinct(samples.map((s) => `${s.memoryMiB}/${s.repetition}/${s.strategy}`)).map((k) => samples.filter((s) => `${s.memoryMiB}/${s.repetition}/${s.strategy}` === k).length));
+      const reps = Math.max(...distinct(samples.map((s) => s.memory_mib)).map((m) => distinct(samples.filter((s) => s.memory_mib === m).map((s) => s.repetition)).length));
+      const ticks = Math.max(...distinct(samples.map((s) => `${s.memory_mib}/${s.repetition}/${s.strategy}`)).map((k) => samples.filter((s) => `${s.memory_mib}/${s.repetition}/${s.strategy}` === k).length));
       return withTag(r.tag, `${plural(reps, 'repetition')} per memory size × ${plural(ticks, 'tick')}`);
     })
     .join('; ');
@@ -154,18 +155,18 @@ function timeFigure(
   legendOf: (r: TaggedRun, s: TotalsSample) => string,
 ): FigurePoint[] {
   const points: FigurePoint[] = [];
-  const memories = distinct(runs.flatMap((r) => (r.run.samples ?? []).map((s) => s.memoryMiB)));
+  const memories = distinct(runs.flatMap((r) => (r.run.samples ?? []).map((s) => s.memory_mib)));
   for (const quantity of quantities) {
     for (const r of runs) {
       for (const s of r.run.samples ?? []) {
         const y = quantity.pick(s);
         if (y === undefined) continue;
         points.push({
-          series: [r.tag, s.memoryMiB, s.strategy, s.repetition, quantity.label].join('|'),
+          series: [r.tag, s.memory_mib, s.strategy, s.repetition, quantity.label].join('|'),
           legend: legendOf(r, s),
-          x: s.tS,
+          x: s.t_s,
           y,
-          ...(memories.length > 1 ? { fx: mib(s.memoryMiB) } : {}),
+          ...(memories.length > 1 ? { fx: mib(s.memory_mib) } : {}),
           ...(quantities.length > 1 ? { fy: quantity.label } : {}),
         });
       }
@@ -179,14 +180,14 @@ export function sharingFigure(runs: readonly TaggedRun[]): FigureData {
   const withSamples = runs.filter((r) => r.run.samples?.length);
   if (!withSamples.length) return omitted('sharing', noSamplesReason(runs));
   const candidates: { metric: MetricName; label: string; pick: (s: TotalsSample) => number | undefined }[] = [
-    { metric: 'shared_pages', label: 'shared pages', pick: (s) => s.sharedPages },
-    { metric: 'frames_saved', label: 'frames saved', pick: (s) => s.framesSaved },
-    { metric: 'host_frames_saved', label: 'host frames saved', pick: (s) => s.hostFramesSaved },
+    { metric: 'shared_pages', label: 'shared pages', pick: (s) => s.shared_pages },
+    { metric: 'frames_saved', label: 'frames saved', pick: (s) => s.frames_saved },
+    { metric: 'host_frames_saved', label: 'host frames saved', pick: (s) => s.host_frames_saved },
   ];
   const quantities = candidates.filter((q) => withSamples.some((r) => r.run.samples!.some((s) => q.pick(s) !== undefined)));
   const points = timeFigure(withSamples, quantities, (r, s) => withTag(r.tag, s.strategy));
   if (!points.length) return omitted('sharing', 'samples.csv has no shared_pages, frames_saved or host_frames_saved values');
-  const modes = distinct(withSamples.flatMap((r) => r.run.samples!.map((s) => s.sharingMode)).filter(Boolean));
+  const modes = distinct(withSamples.flatMap((r) => r.run.samples!.map((s) => s.sharing_mode)).filter(Boolean));
   const modeTexts = distinct(withSamples.map((r) => r.run.info.sharingMode).filter((m): m is string => !!m));
   const notes = [];
   if (!quantities.some((q) => q.metric === 'host_frames_saved')) notes.push('host_frames_saved is not in these samples (the backend cannot tell which pages the host backs): not drawn.');
@@ -201,7 +202,7 @@ export function sharingFigure(runs: readonly TaggedRun[]): FigureData {
     caption: {
       measures: `${quantities.map((q) => q.label).join(', ')} of all guests, per strategy, at each tick; one line per strategy and repetition`,
       units: 'pages (4 KiB guest pages)',
-      n: timeSeriesN(withSamples, (s) => s.sharedPages),
+      n: timeSeriesN(withSamples, (s) => s.shared_pages),
       method: [
         ...quantities.map((q) => `${q.label} (${q.metric}): ${summaryMethod(withSamples, q.metric)}`),
         `sharing mode (sharing_mode): ${modes.join(', ') || 'not recorded'}${modeTexts.length ? ` — ${modeTexts.join(' | ')}` : ''}`,
@@ -230,18 +231,18 @@ const COUNT_OF_METHOD: Record<string, string> = { 'content-reread': 'lower bound
 
 /** (2) cumulative CoW faults over time per strategy, with the CoW method and what its count bounds. */
 export function cowFigure(runs: readonly TaggedRun[]): FigureData {
-  const withSamples = runs.filter((r) => r.run.samples?.some((s) => s.cowFaultsTotal !== undefined));
+  const withSamples = runs.filter((r) => r.run.samples?.some((s) => s.cow_faults_total !== undefined));
   if (!withSamples.length) return omitted('cow', noSamplesReason(runs) || 'samples.csv has no cow_faults_total values');
   let derived = false;
   const countOf = (s: TotalsSample) => {
-    if (s.cowCount) return s.cowCount;
+    if (s.cow_count) return s.cow_count;
     derived = true;
-    return COUNT_OF_METHOD[s.cowMethod] ?? 'count kind not recorded';
+    return COUNT_OF_METHOD[s.cow_method ?? ''] ?? 'count kind not recorded';
   };
-  const points = timeFigure(withSamples, [{ label: 'CoW faults', pick: (s) => s.cowFaultsTotal }], (r, s) =>
-    withTag(r.tag, `${s.strategy} (${s.cowMethod || 'method not recorded'}, ${countOf(s)})`),
+  const points = timeFigure(withSamples, [{ label: 'CoW faults', pick: (s) => s.cow_faults_total }], (r, s) =>
+    withTag(r.tag, `${s.strategy} (${s.cow_method || 'method not recorded'}, ${countOf(s)})`),
   );
-  const methods = distinct(withSamples.flatMap((r) => r.run.samples!.map((s) => `${s.cowMethod || 'not recorded'}: ${countOf(s)}`)));
+  const methods = distinct(withSamples.flatMap((r) => r.run.samples!.map((s) => `${s.cow_method || 'not recorded'}: ${countOf(s)}`)));
   const descriptions = distinct(withSamples.map((r) => r.run.info.cowMethod).filter((m): m is string => !!m));
   const notes = derived ? ['samples.csv has no cow_count column (written before it existed): lower or upper bound is taken from the CoW method.'] : [];
   return finish({
@@ -254,7 +255,7 @@ export function cowFigure(runs: readonly TaggedRun[]): FigureData {
     caption: {
       measures: 'copy-on-write faults of all guests since the repetition began (cow_faults_total): writes by a guest to a page in shared state (run.json cowDefinition); one line per strategy and repetition',
       units: 'faults',
-      n: timeSeriesN(withSamples, (s) => s.cowFaultsTotal),
+      n: timeSeriesN(withSamples, (s) => s.cow_faults_total),
       method: [`CoW method (cow_method) and count (cow_count): ${methods.join('; ')}`, ...descriptions.map((d) => `run.json cowMethod: ${d}`)],
       runs: withSamples.map(runName),
     },
@@ -263,7 +264,7 @@ export function cowFigure(runs: readonly TaggedRun[]): FigureData {
 }
 
 /** Summary rows of some metrics, with their run. */
-function summaryRowsOf(runs: readonly TaggedRun[], metrics: readonly string[]): { r: TaggedRun; row: RunSummaryRow }[] {
+function summaryRowsOf(runs: readonly TaggedRun[], metrics: readonly string[]): { r: TaggedRun; row: SummaryRow }[] {
   return runs.flatMap((r) => (r.run.summary ?? []).filter((row) => metrics.includes(row.metric)).map((row) => ({ r, row })));
 }
 
@@ -275,32 +276,32 @@ function noSummaryReason(runs: readonly TaggedRun[], metrics: readonly string[])
   return parts.join('; ');
 }
 
-function ci(row: RunSummaryRow): Pick<FigurePoint, 'low' | 'high'> {
-  return row.ci95Low !== undefined && row.ci95High !== undefined ? { low: row.ci95Low, high: row.ci95High } : {};
+function ci(row: SummaryRow): Pick<FigurePoint, 'low' | 'high'> {
+  return row.ci95_low !== undefined && row.ci95_high !== undefined ? { low: row.ci95_low, high: row.ci95_high } : {};
 }
 
 /** "n = 3 repetitions per mean; bars: 95% CI" and a note when some means have no CI. */
-function summaryN(rows: readonly RunSummaryRow[]): { n: string; notes: string[] } {
+function summaryN(rows: readonly SummaryRow[]): { n: string; notes: string[] } {
   const ns = distinct(rows.map((row) => row.n)).sort((a, b) => a - b);
-  const noCi = rows.filter((row) => row.ci95Low === undefined || row.ci95High === undefined).length;
+  const noCi = rows.filter((row) => row.ci95_low === undefined || row.ci95_high === undefined).length;
   return {
     n: `n = ${ns.join(', ')} ${ns.length === 1 && ns[0] === 1 ? 'repetition' : 'repetitions'} per mean (each repetition boots fresh guests); error bars: 95% CI (Student t)`,
     notes: noCi ? [`${plural(noCi, 'mean')} without a CI: n = 1 gives no spread (more repetitions: --repetitions).`] : [],
   };
 }
 
-const methodsOf = (rows: readonly { row: RunSummaryRow }[], metric: string) => distinct(rows.filter((x) => x.row.metric === metric).map((x) => x.row.method)).join(' | ');
+const methodsOf = (rows: readonly { row: SummaryRow }[], metric: string) => distinct(rows.filter((x) => x.row.metric === metric).map((x) => x.row.method)).join(' | ');
 
 /** (3) steady-state CPU per scan and per tick against guest memory size, mean with 95% CI. */
 export function cpuFigure(runs: readonly TaggedRun[]): FigureData {
   const metrics = ['scan_cpu_ms', 'tick_cpu_ms'];
   const rows = summaryRowsOf(runs, metrics);
   if (!rows.length) return omitted('cpu', noSummaryReason(runs, metrics));
-  const panel = (row: RunSummaryRow) => `${row.metric === 'scan_cpu_ms' ? 'scan' : 'whole tick'} (${row.unit})`;
+  const panel = (row: SummaryRow) => `${row.metric === 'scan_cpu_ms' ? 'scan' : 'whole tick'} (${row.unit})`;
   const points: FigurePoint[] = rows.map(({ r, row }) => ({
     series: [r.tag, row.strategy, row.metric].join('|'),
     legend: withTag(r.tag, row.strategy),
-    x: row.memoryMiB,
+    x: row.memory_mib,
     y: row.mean,
     ...ci(row),
     fy: panel(row),
@@ -309,7 +310,7 @@ export function cpuFigure(runs: readonly TaggedRun[]): FigureData {
   const log = values.every((v) => v > 0) && Math.max(...values) / Math.min(...values) >= 20;
   const { n, notes } = summaryN(rows.map((x) => x.row));
   const cpuMethods = distinct([
-    ...runs.flatMap((r) => (r.run.samples ?? []).map((s) => s.cpuMethod).filter((m): m is string => !!m)),
+    ...runs.flatMap((r) => (r.run.samples ?? []).map((s) => s.cpu_method).filter((m): m is string => !!m)),
     ...runs.map((r) => r.run.info.cpuMethod).filter((m): m is string => !!m),
   ]);
   const used = runs.filter((r) => rows.some((x) => x.r === r));
@@ -343,15 +344,15 @@ export function kernelFigure(runs: readonly TaggedRun[]): FigureData {
   const metrics = ['kernel_code_shareability_pct', 'kernel_rodata_shareability_pct'];
   const rows = summaryRowsOf(runs, metrics);
   if (!rows.length) return omitted('kernel', `${noSummaryReason(runs, metrics)} (measured by the semantic strategy; it refused or did not run)`);
-  const memories = distinct(rows.map((x) => x.row.memoryMiB));
-  const part = (row: RunSummaryRow) => (row.metric === 'kernel_code_shareability_pct' ? 'kernel code' : 'kernel rodata');
+  const memories = distinct(rows.map((x) => x.row.memory_mib));
+  const part = (row: SummaryRow) => (row.metric === 'kernel_code_shareability_pct' ? 'kernel code' : 'kernel rodata');
   const points: FigurePoint[] = rows.map(({ r, row }) => ({
-    series: [r.tag, row.memoryMiB, row.strategy, row.metric].join('|'),
+    series: [r.tag, row.memory_mib, row.strategy, row.metric].join('|'),
     legend: part(row),
     x: `${part(row).replace('kernel ', '')}\n${row.strategy}`,
     y: row.mean,
     ...ci(row),
-    fx: [r.tag, KASLR(r.run.info.kaslr), memories.length > 1 ? mib(row.memoryMiB) : ''].filter(Boolean).join(' · '),
+    fx: [r.tag, KASLR(r.run.info.kaslr), memories.length > 1 ? mib(row.memory_mib) : ''].filter(Boolean).join(' · '),
   }));
   const { n, notes } = summaryN(rows.map((x) => x.row));
   const used = runs.filter((r) => rows.some((x) => x.r === r));
@@ -385,13 +386,13 @@ export function throughputFigure(runs: readonly TaggedRun[]): FigureData {
   // A run whose workload reports no operations (idle guests) has nothing to draw: it is named, not drawn as 0.
   const silent = runs.filter((r) => all.some((x) => x.r === r) && all.filter((x) => x.r === r).every((x) => x.row.mean === 0));
   const rows = all.filter((x) => !silent.includes(x.r));
-  const memories = distinct(rows.map((x) => x.row.memoryMiB));
+  const memories = distinct(rows.map((x) => x.row.memory_mib));
   const several = distinct(rows.map((x) => x.r.tag)).length > 1;
   // One panel per run (and memory size): strategies of one run side by side, runs apart (their workloads differ).
   const points: FigurePoint[] = rows.map(({ r, row }) => {
-    const panel = [several ? r.tag : '', memories.length > 1 ? mib(row.memoryMiB) : ''].filter(Boolean).join(' · ');
+    const panel = [several ? r.tag : '', memories.length > 1 ? mib(row.memory_mib) : ''].filter(Boolean).join(' · ');
     return {
-      series: [r.tag, row.memoryMiB, row.strategy].join('|'),
+      series: [r.tag, row.memory_mib, row.strategy].join('|'),
       legend: withTag(r.tag, row.strategy),
       x: row.strategy,
       y: row.mean,
@@ -421,6 +422,6 @@ export function throughputFigure(runs: readonly TaggedRun[]): FigureData {
 }
 
 /** Every summary.csv row of every run, for the report's table. */
-export function summaryTable(runs: readonly ReportRun[]): { tag: string; runId: string; row: RunSummaryRow }[] {
+export function summaryTable(runs: readonly ReportRun[]): { tag: string; runId: string; row: SummaryRow }[] {
   return tagRuns(runs).flatMap(({ run, tag }) => (run.summary ?? []).map((row) => ({ tag, runId: run.info.runId, row })));
 }

@@ -58,7 +58,7 @@ function runsTable(runs: readonly ReportRun[]): string {
   const several = runs.length > 1;
   const rows = tagged.map(({ run, tag }) => {
     const i = run.info;
-    const memories = [...new Set([...(run.samples ?? []).map((s) => s.memoryMiB), ...(run.summary ?? []).map((r) => r.memoryMiB)])].sort((a, b) => a - b);
+    const memories = [...new Set([...(run.samples ?? []).map((s) => s.memory_mib), ...(run.summary ?? []).map((r) => r.memory_mib)])].sort((a, b) => a - b);
     const strategies = [...new Set([...(run.samples ?? []).map((s) => s.strategy), ...(run.summary ?? []).map((r) => r.strategy)])];
     const files = [run.samples ? 'samples.csv' : 'no samples.csv', run.summary ? 'summary.csv' : 'no summary.csv'].join(', ');
     const text = (value: string) => `<td>${escape(value)}</td>`;
@@ -118,10 +118,10 @@ function summaryHtml(runs: readonly ReportRun[]): string {
   const several = runs.length > 1;
   const header = [...(several ? ['run'] : []), 'memory', 'strategy', 'metric', 'n', 'mean', 'sd', '95% CI', 'unit', 'method'];
   const body = rows.map(({ tag, row }) => {
-    const ciText = row.ci95Low !== undefined && row.ci95High !== undefined ? `${fmt(row.ci95Low)} – ${fmt(row.ci95High)}` : '–';
+    const ciText = row.ci95_low !== undefined && row.ci95_high !== undefined ? `${fmt(row.ci95_low)} – ${fmt(row.ci95_high)}` : '–';
     return `<tr>${[
       ...(several ? [`<td>${escape(tag)}</td>`] : []),
-      `<td class="num">${row.memoryMiB} MiB</td>`,
+      `<td class="num">${row.memory_mib} MiB</td>`,
       `<td>${escape(row.strategy)}</td>`,
       `<td>${escape(row.metric)}</td>`,
       `<td class="num">${row.n}</td>`,
@@ -129,7 +129,7 @@ function summaryHtml(runs: readonly ReportRun[]): string {
       `<td class="num">${fmt(row.sd)}</td>`,
       `<td class="num">${ciText}</td>`,
       `<td>${escape(row.unit)}</td>`,
-      `<td class="method">${escape(row.method)}</td>`,
+      `<td class="method">${escape(row.method ?? "")}</td>`,
     ].join('')}</tr>`;
   });
   return [

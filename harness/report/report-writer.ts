@@ -1,20 +1,20 @@
 /**
- * report.html and figures/ at the end of every `xme run`, behind the ResultWriter interface. The drawing code
- * (Observable Plot, linkedom) is loaded when the run begins, not when xme starts: every other command stays
- * quick to start. The report is made from the files the CSV writers closed before it, with the run record
- * run.json is about to get; a report that cannot be made is a warning in run.json, never a lost run.
+ * report.html and figures/ at the end of every `xme run`, as a FolderOutput: made from the files the writers
+ * finished, with the record run.json is about to get. The drawing code (Observable Plot, linkedom) is loaded
+ * when the run begins, not when xme starts: every other command stays quick to start. A report that cannot
+ * be made is a warning in run.json, never a lost run.
  */
 import { errorMessage } from '../util/errors.ts';
-import type { ResultWriter, RunEnd, RunHeader } from '../experiment/writers/result-writer.ts';
-import { runRecord } from '../experiment/writers/run-json.ts';
+import type { FolderOutput, RunHeader } from '../results/result-writer.ts';
+import type { RunRecord } from '../results/run-record.ts';
 import type { reportFolders } from './report.ts';
 
 export interface ReportModule {
   reportFolders: typeof reportFolders;
 }
 
-export class ReportWriter implements ResultWriter {
-  private run: RunHeader | undefined;
+export class ReportWriter implements FolderOutput {
+  private harnessCommit: string | undefined;
   private module: ReportModule | undefined;
   private loadError: unknown;
   private loading: Promise<void> | undefined;
@@ -23,7 +23,7 @@ export class ReportWriter implements ResultWriter {
   constructor(private readonly load: () => Promise<ReportModule> = () => import('./report.ts')) {}
 
   begin(run: RunHeader): void {
-    this.run = run;
+    this.harnessCommit = run.harness.gitCommit;
     this.loading = this.load().then(
       (module) => {
         this.module = module;
@@ -38,13 +38,13 @@ export class ReportWriter implements ResultWriter {
     return this.loading ?? Promise.resolve();
   }
 
-  end(end: RunEnd): void {
-    if (!this.run) return;
+  make(dir: string, record: RunRecord): readonly string[] {
     try {
       if (!this.module) throw this.loadError ?? new Error('the report code had not loaded yet');
-      this.module.reportFolders([this.run.dir], undefined, { record: runRecord(this.run, end), harnessCommit: this.run.harness.gitCommit });
+      this.module.reportFolders([dir], undefined, { record, harnessCommit: this.harnessCommit });
+      return [];
     } catch (error) {
-      end.warnings.push(`report.html not written: ${errorMessage(error)} (samples.csv and summary.csv are complete; to retry: xme report ${this.run.dir})`);
+      return [`report.html not written: ${errorMessage(error)} (samples.csv and summary.csv are complete; to retry: xme report ${dir})`];
     }
   }
 }

@@ -12,8 +12,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExperiment } from '../experiment/runner.ts';
-import { parseScenario } from '../experiment/scenario.ts';
+import { runWithOutputs } from '../cli/run-outputs.ts';
+import { parseScenario } from '../scenario/scenario.ts';
 import { fakeBackendFactory, fakeImage, fakeKernel, type FakeGuest } from '../testing/fake-backend.ts';
 import { writeSyntheticRun } from '../testing/synthetic-run.ts';
 import { reportFolders } from './report.ts';
@@ -50,7 +50,7 @@ beforeAll(async () => {
       guest.workloadProgress.push({ tMs: resumes * 1000, ops: resumes * 200 });
     },
   });
-  const outcome = await runExperiment({
+  const outcome = await runWithOutputs({
     scenario: parseScenario({ name: 'browser', guests: 2, memoryMiB: [64, 128], repetitions: 2, durationS: 0.03, tickS: 0.01, strategies: ['content', 'semantic'] }),
     resultsRoot: path.join(temp, 'results'),
     backendFactory: factory,

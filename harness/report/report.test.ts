@@ -8,7 +8,8 @@ import { createCli } from '../cli/cli.ts';
 import { UsageError } from '../util/errors.ts';
 import { writeSyntheticRun } from '../testing/synthetic-run.ts';
 import { recordedHeader } from '../testing/recorded-samples.ts';
-import type { RunEnd } from '../experiment/writers/result-writer.ts';
+import type { RunEnd } from '../results/result-writer.ts';
+import { runRecord } from '../results/run-record.ts';
 import { FIGURE_IDS } from './figure-data.ts';
 import { buildReport, reportFolders } from './report.ts';
 import { readReportRun } from './read-results.ts';
@@ -175,18 +176,18 @@ describe('xme report', () => {
 describe('ReportWriter (the report at the end of xme run)', () => {
   const endOf = (warnings: string[] = []): RunEnd => ({
     status: 'completed', endedAt: '2026-11-27T13:45:00.000Z', backend: undefined, sharingModes: ['accounted'], cowMethods: [],
-    repetitions: [], summary: [], warnings, notes: [],
+    repetitions: [], summary: [], overhead: undefined, warnings, notes: [],
   });
 
   it('writes report.html from the folder’s CSVs and the run record it is given', async () => {
     const dir = writeSyntheticRun(root, { runId: 'writer-ok' });
     fs.rmSync(path.join(dir, 'run.json')); // at the end of a run, run.json is written after the report
     const writer = new ReportWriter();
-    writer.begin({ ...recordedHeader(dir), runId: 'writer-ok' });
+    const header = { ...recordedHeader(dir), runId: 'writer-ok' };
+    writer.begin(header);
     await writer.prepareEnd();
-    const end = endOf();
-    writer.end(end);
-    expect(end.warnings).toEqual([]);
+    const warnings = writer.make(dir, runRecord(header, endOf()));
+    expect(warnings).toEqual([]);
     const html = fs.readFileSync(path.join(dir, 'report.html'), 'utf8');
     expect(html).toContain('writer-ok');
     expect(html).toContain('data-figure="sharing" data-drawn="true"');
@@ -198,17 +199,16 @@ describe('ReportWriter (the report at the end of xme run)', () => {
     const writer = new ReportWriter(() => Promise.reject(new Error('no drawing library')));
     writer.begin(recordedHeader(dir));
     await writer.prepareEnd();
-    const end = endOf();
-    expect(() => writer.end(end)).not.toThrow();
-    expect(end.warnings).toEqual([`report.html not written: no drawing library (samples.csv and summary.csv are complete; to retry: xme report ${dir})`]);
+    let warnings: readonly string[] = [];
+    expect(() => (warnings = writer.make(dir, runRecord(recordedHeader(dir), endOf())))).not.toThrow();
+    expect(warnings).toEqual([`report.html not written: no drawing library (samples.csv and summary.csv are complete; to retry: xme report ${dir})`]);
     expect(['samples.csv', 'summary.csv'].map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))).toEqual(before);
     expect(fs.existsSync(path.join(dir, 'report.html'))).toBe(false);
 
     const throwing = new ReportWriter(() => Promise.resolve({ reportFolders: () => { throw new Error('disk full'); } }));
     throwing.begin(recordedHeader(dir));
     await throwing.prepareEnd();
-    const second = endOf();
-    throwing.end(second);
-    expect(second.warnings[0]).toMatch(/^report.html not written: disk full/);
+    const second = throwing.make(dir, runRecord(recordedHeader(dir), endOf()));
+    expect(second[0]).toMatch(/^report.html not written: disk full/);
   });
 });

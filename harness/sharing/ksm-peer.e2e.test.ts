@@ -12,8 +12,8 @@ import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot, runtimeBaseDir } from '../util/paths.ts';
 import { defaultImage, processRunning, qemuPids } from '../testing/e2e.ts';
-import { loadScenario, withOverrides } from '../experiment/scenario.ts';
-import { runExperiment } from '../experiment/runner.ts';
+import { loadScenario, withOverrides } from '../scenario/scenario.ts';
+import { runWithOutputs } from '../cli/run-outputs.ts';
 import { takeKsmTestLock } from '../testing/ksm-test-lock.ts';
 
 const KNOBS = ['run', 'pages_to_scan', 'sleep_millisecs', 'use_zero_pages', 'smart_scan', 'advisor_mode', 'max_page_sharing', 'merge_across_nodes'];
@@ -59,7 +59,7 @@ function xme(args: string[]) {
 describe('ksm-peer on real guests', () => {
   it('KSM merges for real beside the accounted strategies, and the host settings come back', async () => {
     const scenario = withOverrides(loadScenario('ksm-peer'), { guests: 2, durationS: 30, tickS: 10 });
-    const outcome = await runExperiment({ scenario, resultsRoot });
+    const outcome = await runWithOutputs({ scenario, resultsRoot });
     expect(outcome.status).toBe('completed');
     expect(knobs()).toEqual(before);
 

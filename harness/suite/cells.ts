@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { XmeError, errorMessage } from '../util/errors.ts';
-import { loadScenario, scenariosDir, withOverrides, type Scenario } from '../experiment/scenario.ts';
+import { loadScenario, scenariosDir, withOverrides, type Scenario } from '../scenario/scenario.ts';
 import type { EntryOverrides, Suite } from './suite.ts';
 
 /** One entry of a suite with its overrides applied: the scenario an unsharded run of the entry would run. */

@@ -2,6 +2,7 @@
  * Shards run on in-memory guests (fake-backend.ts: whole runs in milliseconds), then merged: what merge
  * refuses, and that a merged folder says what an unsharded run of the same suite says.
  */
+import { runWithOutputs } from '../cli/run-outputs.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,7 +47,7 @@ const suite = suiteOf('s'); // 4 + 1 cells
 const run = (expanded: ExpandedSuite, index: number, count: number, resultsRoot: string) =>
   runShard({
     suite: expanded, shard: { index, count }, resultsRoot, backendFactory: fakeBackendFactory(guests),
-    image: { image: fakeImage(), kernel: fakeKernel() }, stopRequested: () => false,
+    image: { image: fakeImage(), kernel: fakeKernel() }, stopRequested: () => false, runCell: runWithOutputs,
   });
 
 let shards: string[] = [];
@@ -94,7 +95,7 @@ describe('suite shards on fake guests', () => {
   it('a shard stopped before its cells ran says so, and merge counts its cells missing', async () => {
     const stopped = await runShard({
       suite, shard: { index: 0, count: 2 }, resultsRoot: path.join(root, 'stopped'), backendFactory: fakeBackendFactory(guests),
-      image: { image: fakeImage(), kernel: fakeKernel() }, stopRequested: () => true,
+      image: { image: fakeImage(), kernel: fakeKernel() }, stopRequested: () => true, runCell: runWithOutputs,
     });
     expect(stopped.record).toMatchObject({ status: 'interrupted', cells: [] });
     expect(readJson(path.join(stopped.dir, 'shard.json')).status).toBe('interrupted');

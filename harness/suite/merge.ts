@@ -18,12 +18,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { XmeError } from '../util/errors.ts';
-import { writeJsonAtomically, type HarnessInfo } from '../experiment/run-record.ts';
-import { summaryRows, type RepetitionMetrics } from '../experiment/summary.ts';
-import { CsvAppender } from '../experiment/csv-writer.ts';
-import { SUMMARY_COLUMNS } from '../experiment/samples.ts';
-import { SLOWDOWN_COLUMNS, slowdownRows } from '../experiment/slowdown.ts';
-import type { Scenario } from '../experiment/scenario.ts';
+import type { HarnessInfo } from '../results/provenance.ts';
+import { writeJsonAtomically } from '../results/run-record.ts';
+import { summaryRows } from '../experiment/summary.ts';
+import type { RepetitionMetrics } from '../results/summary.ts';
+import { writeCsv } from '../results/csv.ts';
+import { SUMMARY_SCHEMA } from '../results/summary.ts';
+import { SLOWDOWN_SCHEMA } from '../results/overhead.ts';
+import { readRunRecord, runRecordOfThisVersion, writeRunRecord, type RunRecord, type StoredRunRecord } from '../results/run-record.ts';
+import { slowdownRows } from '../experiment/slowdown.ts';
+import type { Scenario } from '../scenario/scenario.ts';
 import { readJson, readShardRecord, CELL_KIND, type CellRecord, type ShardRecord } from './shard-folder.ts';
 
 export const MERGE_KIND = 'xme-suite-merge';
@@ -47,28 +51,23 @@ interface FoundCell {
   shardDir: string;
   shard: ShardRecord;
   record: CellRecord;
-  run: RunJson;
+  run: RunRecord;
 }
-
-type RunJson = Record<string, unknown> & {
-  status?: unknown;
-  scenario?: Scenario;
-  harness?: HarnessInfo;
-  image?: { name?: string; files?: Record<string, { sha256?: string }> };
-  startedAt?: string;
-  endedAt?: string;
-  warnings?: unknown;
-  notes?: unknown;
-};
 
 const HINT = 'merge the shard folders of one `xme suite run` (same suite, same --quick, same xme commit and image)';
 
 const version = (h: HarnessInfo | undefined) => (h ? `${h.version} (${h.gitCommit}${h.gitDirty ? ', uncommitted changes' : ''})` : 'unknown');
 
 /** The sha256s of an image's files, one string per image: equal strings, same bytes booted. */
-function imageFingerprint(run: RunJson): string {
-  const files = run.image?.files ?? {};
+function imageFingerprint(run: RunRecord): string {
+  const files: Record<string, { sha256?: string } | undefined> = run.image.files;
   return Object.keys(files).sort().map((k) => `${k}=${files[k]?.sha256 ?? '?'}`).join(' ');
+}
+
+/** The harness of a stored record, when it says (for the version check: a record of another version may have another shape). */
+function harnessOf(run: StoredRunRecord): HarnessInfo | undefined {
+  const harness = run.harness as Partial<HarnessInfo> | undefined;
+  return typeof harness?.gitCommit === 'string' && typeof harness.version === 'string' ? (harness as HarnessInfo) : undefined;
 }
 
 function list(ids: readonly string[], max = 20): string {
@@ -106,10 +105,12 @@ export function mergeShards(shardDirs: readonly string[], options: MergeOptions)
       const record = readJson(path.join(dir, 'cell.json'), 'a cell folder of xme suite run') as CellRecord;
       if (record.kind !== CELL_KIND) throw new XmeError(`${dir}/cell.json is not a cell record`, HINT);
       if (record.digest !== first.record.digest) throw new XmeError(`${dir} is a cell of another suite (digest ${record.digest.slice(0, 12)}, not ${first.record.digest.slice(0, 12)})`, HINT);
-      const run = readJson(path.join(dir, 'run.json'), 'every cell folder has the run.json of its run') as RunJson;
-      if (run.harness?.gitCommit !== first.record.harness.gitCommit || run.harness?.version !== first.record.harness.version) {
-        throw new XmeError(`shard folders from different xme versions: ${dir} ran xme ${version(run.harness)}, ${first.dir} ran xme ${version(first.record.harness)}`, HINT);
+      const stored = readRunRecord(dir, 'every cell folder has the run.json of its run');
+      const harness = harnessOf(stored);
+      if (harness?.gitCommit !== first.record.harness.gitCommit || harness?.version !== first.record.harness.version) {
+        throw new XmeError(`shard folders from different xme versions: ${dir} ran xme ${version(harness)}, ${first.dir} ran xme ${version(first.record.harness)}`, HINT);
       }
+      const run = runRecordOfThisVersion(stored, path.join(dir, 'run.json'));
       const seen = cells.get(record.cell.id);
       if (seen) throw new XmeError(`cell ${record.cell.id} is in two shard folders: ${seen.dir} and ${dir}`, 'merge each shard once; remove the copy you do not want');
       cells.set(record.cell.id, { id: record.cell.id, dir, shardDir: shard.dir, shard: shard.record, record, run });
@@ -119,7 +120,7 @@ export function mergeShards(shardDirs: readonly string[], options: MergeOptions)
   // One image per image name: the same bytes booted in every cell.
   const images = new Map<string, FoundCell>();
   for (const cell of cells.values()) {
-    const name = cell.run.image?.name ?? 'unknown';
+    const name = cell.run.image.name;
     const seen = images.get(name);
     if (!seen) images.set(name, cell);
     else if (imageFingerprint(seen.run) !== imageFingerprint(cell.run)) {
@@ -175,7 +176,7 @@ export function mergeShards(shardDirs: readonly string[], options: MergeOptions)
 
 function writeVariant(dir: string, variant: string, cells: FoundCell[], shards: unknown[], missing: string[]): void {
   const base = cells[0]!.run;
-  const scenarioBase = base.scenario!;
+  const scenarioBase = base.scenario;
   const repetitions: RepetitionMetrics[] = cells.flatMap((c) => c.record.repetitions);
   const memories = [...new Set(cells.map((c) => c.record.cell.memoryMiB))];
   const scenario: Scenario = { ...scenarioBase, memoryMiB: memories, repetitions: Math.max(...memories.map((m) => cells.filter((c) => c.record.cell.memoryMiB === m).length)) };
@@ -200,24 +201,11 @@ function writeVariant(dir: string, variant: string, cells: FoundCell[], shards: 
     fs.closeSync(samples);
   }
 
-  const summary = new CsvAppender(path.join(dir, 'summary.csv'), SUMMARY_COLUMNS);
-  try {
-    for (const row of summaryRows(scenario, repetitions)) summary.append(row);
-  } finally {
-    summary.close();
-  }
-  if (scenario.baseline) {
-    const overhead = new CsvAppender(path.join(dir, 'overhead.csv'), SLOWDOWN_COLUMNS);
-    try {
-      for (const row of slowdownRows(scenario.name, scenario.baseline, repetitions)) overhead.append(row);
-    } finally {
-      overhead.close();
-    }
-  }
+  writeCsv(path.join(dir, 'summary.csv'), SUMMARY_SCHEMA, summaryRows(scenario, repetitions));
+  if (scenario.baseline) writeCsv(path.join(dir, 'overhead.csv'), SLOWDOWN_SCHEMA, slowdownRows(scenario.name, scenario.baseline, repetitions));
 
-  const strings = (value: unknown) => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
   const times = (key: 'startedAt' | 'endedAt') => cells.map((c) => c.run[key]).filter((t): t is string => typeof t === 'string').sort();
-  writeJsonAtomically(path.join(dir, 'run.json'), {
+  writeRunRecord(dir, {
     ...base,
     runId: variant,
     status: 'completed',
@@ -229,9 +217,9 @@ function writeVariant(dir: string, variant: string, cells: FoundCell[], shards: 
     repetitionsCompleted: repetitions.length,
     warnings: [
       ...(missing.length ? [`merged without ${missing.length} missing cells (--allow-missing): ${missing.join(', ')}`] : []),
-      ...cells.flatMap((c) => strings(c.run.warnings).map((w) => `${c.id}: ${w}`)),
+      ...cells.flatMap((c) => c.run.warnings.map((w) => `${c.id}: ${w}`)),
     ],
-    notes: [...new Set(cells.flatMap((c) => strings(c.run.notes)))],
+    notes: [...new Set(cells.flatMap((c) => c.run.notes))],
     merged: {
       suite: cells[0]!.record.suite,
       digest: cells[0]!.record.digest,

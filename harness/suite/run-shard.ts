@@ -10,15 +10,20 @@ import type { BackendFactory } from '../backends/registry.ts';
 import type { AcceleratorRequest } from '../backends/qemu/accelerator.ts';
 import { errorMessage, XmeError } from '../util/errors.ts';
 import { onCleanup, terminationRequested } from '../util/cleanup.ts';
-import { harnessInfo, hostInfo, type HarnessInfo } from '../experiment/run-record.ts';
-import { prepareImage, runExperiment, type PreparedImage } from '../experiment/runner.ts';
-import type { ResultWriter } from '../experiment/writers/result-writer.ts';
+import { harnessInfo, hostInfo, type HarnessInfo } from '../results/provenance.ts';
+import { prepareImage, type PreparedImage, type RunOptions, type RunOutcome } from '../experiment/runner.ts';
+import type { ResultWriter } from '../results/result-writer.ts';
 import { cellScenario, type ExpandedSuite } from './cells.ts';
 import { cellsOfShard, shardOf, type Shard } from './shard.ts';
 import { CellWriter, shardFolderName, writeShardRecord, type CellRecord, type ShardCellResult, type ShardRecord } from './shard-folder.ts';
 
+/** Runs one cell as an ordinary run: the command line's composition (harness/cli/run-outputs.ts runWithOutputs). */
+export type CellRunner = (options: Omit<RunOptions, 'writers' | 'folderOutputs' | 'warnings'> & { writers: ResultWriter[] }) => Promise<RunOutcome>;
+
 export interface ShardRunOptions {
   suite: ExpandedSuite;
+  /** How each cell runs (the same composition as `xme run`, so a cell folder is what `xme run` writes). */
+  runCell: CellRunner;
   shard: Shard;
   /** Parent of the shard's folder. */
   resultsRoot: string;
@@ -118,7 +123,7 @@ export async function runShard(options: ShardRunOptions): Promise<ShardOutcome> 
           images.set(imageKey, image);
         }
         say(`cell ${cell.id} (${mine.indexOf(cell) + 1}/${mine.length}, seed ${cell.seed})`);
-        const outcome = await runExperiment({
+        const outcome = await options.runCell({
           scenario,
           accelerator: options.accelerator,
           resultsRoot: dir,

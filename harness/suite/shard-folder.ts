@@ -11,10 +11,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { XmeError } from '../util/errors.ts';
-import type { HarnessInfo, HostInfo } from '../experiment/run-record.ts';
-import type { RepetitionMetrics } from '../experiment/summary.ts';
-import type { ResultWriter, RunEnd, RunHeader } from '../experiment/writers/result-writer.ts';
-import { writeJsonAtomically } from '../experiment/run-record.ts';
+import type { HarnessInfo, HostInfo } from '../results/provenance.ts';
+import type { RepetitionMetrics } from '../results/summary.ts';
+import type { ResultWriter, RunEnd, RunHeader } from '../results/result-writer.ts';
+import { writeJsonAtomically } from '../results/run-record.ts';
 import type { Cell } from './cells.ts';
 
 export const SHARD_KIND = 'xme-suite-shard';

@@ -6,9 +6,9 @@
  * not measure time, with what the runner wrote before the reporting seam existed, on the same fake run.
  */
 import { THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
-import type { TickSample } from '../experiment/tick-sample.ts';
-import type { RunHeader } from '../experiment/writers/result-writer.ts';
-import { parseScenario } from '../experiment/scenario.ts';
+import type { TickSample } from '../results/tick-sample.ts';
+import type { RunHeader } from '../results/result-writer.ts';
+import { parseScenario } from '../scenario/scenario.ts';
 import { fakeImage, fakeKernel } from './fake-backend.ts';
 
 export const RECORDED_RUN = { runId: '20261127-134455-golden', scenario: { name: 'golden' } };

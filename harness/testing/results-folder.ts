@@ -4,9 +4,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { CsvAppender } from '../experiment/csv-writer.ts';
-import { SUMMARY_COLUMNS, type SummaryColumn } from '../experiment/samples.ts';
-import { writeJsonAtomically } from '../experiment/run-record.ts';
+import { CsvAppender } from '../results/csv.ts';
+import { SUMMARY_SCHEMA } from '../results/summary.ts';
+import { writeJsonAtomically } from '../results/run-record.ts';
 
 export interface SyntheticRow {
   memory_mib?: number;
@@ -33,7 +33,7 @@ export function writeResultsFolder(root: string, run: SyntheticRun): string {
   const dir = path.join(root, run.runId);
   fs.mkdirSync(dir, { recursive: true });
   const scenario = run.scenario ?? 'smoke';
-  const summary = new CsvAppender<SummaryColumn>(path.join(dir, 'summary.csv'), SUMMARY_COLUMNS);
+  const summary = new CsvAppender(path.join(dir, 'summary.csv'), SUMMARY_SCHEMA);
   for (const row of run.rows) {
     summary.append({
       scenario: row.scenario ?? scenario,

@@ -7,13 +7,14 @@
 import { THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { StrategySpec } from '../experiment/scenario.ts';
-import { summaryRows, type RepetitionMetrics } from '../experiment/summary.ts';
-import type { TickSample } from '../experiment/tick-sample.ts';
-import type { ResultWriter, RunEnd, RunHeader } from '../experiment/writers/result-writer.ts';
-import { RunJsonWriter } from '../experiment/writers/run-json.ts';
-import { SamplesCsvWriter } from '../experiment/writers/samples-csv.ts';
-import { SummaryCsvWriter } from '../experiment/writers/summary-csv.ts';
+import type { StrategySpec } from '../scenario/scenario.ts';
+import { summaryRows } from '../experiment/summary.ts';
+import type { RepetitionMetrics } from '../results/summary.ts';
+import type { TickSample } from '../results/tick-sample.ts';
+import type { ResultWriter, RunEnd, RunHeader } from '../results/result-writer.ts';
+import { runRecord, writeRunRecord } from '../results/run-record.ts';
+import { SamplesCsvWriter } from '../results/writers/samples-csv.ts';
+import { SummaryCsvWriter } from '../results/writers/summary-csv.ts';
 import { recordedHeader } from './recorded-samples.ts';
 
 export interface SyntheticRunSpec {
@@ -74,7 +75,7 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
       strategies: strategies.map((label): StrategySpec => ({ name: isSemantic(label) ? 'semantic' : 'content', label, options: label.includes('rodata') ? { rodata: true } : {} })),
     },
   };
-  const writers: ResultWriter[] = [new SamplesCsvWriter(), new SummaryCsvWriter(), new RunJsonWriter()];
+  const writers: ResultWriter[] = [new SamplesCsvWriter(), new SummaryCsvWriter()];
   for (const writer of writers) writer.begin?.(header);
 
   const metrics: RepetitionMetrics[] = [];
@@ -129,10 +130,12 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
     cowMethods: [cowMethod === 'hypervisor' ? 'hypervisor: drops of each domain’s shr_pages (upper bound: Xen also unshares on its own reads)' : 'content-reread: each tick every page in shared state is re-read (lower bound)'],
     repetitions: metrics,
     summary: summaryRows(header.scenario, metrics),
+    overhead: undefined,
     warnings: [],
     notes: [],
   };
-  for (const writer of writers) writer.end(end);
+  for (const writer of writers) writer.end?.(end);
+  writeRunRecord(dir, runRecord(header, end));
   for (const file of spec.without ?? []) fs.rmSync(path.join(dir, file));
   return dir;
 }

@@ -19,8 +19,8 @@ import { SharingLedger, type CowEvent } from '../../sharing/ledger.ts';
 import { ringCowprobe, waitForCowprobe, type CowprobeState } from '../../workloads/cowprobe.ts';
 import { SemanticStrategy } from '../../../strategies/semantic.ts';
 import { ContentStrategy } from '../../../strategies/content.ts';
-import { runExperiment } from '../../experiment/runner.ts';
-import { loadScenario, withOverrides } from '../../experiment/scenario.ts';
+import { runWithOutputs } from '../../cli/run-outputs.ts';
+import { loadScenario, withOverrides } from '../../scenario/scenario.ts';
 
 const MEMORY_MIB = 96;
 const PROBE = { pages: 64, writes: 8, same: 4, doorbell: 1, gap_ms: 100, interval_ms: 1000 };
@@ -191,11 +191,11 @@ describe('xme run on Xen', () => {
 
   it('writes the same CSV schema as on QEMU, with cow_method = hypervisor', async () => {
     const scenario = withOverrides(loadScenario('smoke'), { backend: 'xen', strategies: ['semantic'], memoryMiB: [MEMORY_MIB], durationS: 10, tickS: 5 });
-    const outcome = await runExperiment({ scenario, resultsRoot });
+    const outcome = await runWithOutputs({ scenario, resultsRoot });
     expect(outcome.status).toBe('completed');
     const rows = parse(fs.readFileSync(path.join(outcome.dir, 'samples.csv')), { columns: true }) as Record<string, string>[];
     const header = fs.readFileSync(path.join(outcome.dir, 'samples.csv'), 'utf8').split('\n')[0];
-    const { SAMPLE_COLUMNS } = await import('../../experiment/samples.ts');
+    const { SAMPLE_COLUMNS } = await import('../../results/samples.ts');
     expect(header).toBe(SAMPLE_COLUMNS.join(','));
     for (const row of rows) {
       expect(row.cow_method).toBe('hypervisor');

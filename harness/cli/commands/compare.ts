@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { compareRuns } from '../../compare/compare-runs.ts';
-import { FORMATS, formatReport } from '../../compare/format.ts';
+import { differenceLines, FORMATS, formatReport } from '../../compare/format.ts';
 import { resultsDir } from '../../util/paths.ts';
 import { UsageError } from '../../util/errors.ts';
 
@@ -49,7 +49,7 @@ export function registerCompareCommand(cli: Argv): Argv {
         resultsRoot: args.results ?? resultsDir(),
       });
       // CSV stays machine-readable: its warnings go to stderr. Table and markdown carry them in the output.
-      if (args.format === 'csv') for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
+      if (args.format === 'csv') for (const line of [...report.warnings.map((w) => `warning: ${w}`), ...differenceLines(report)]) process.stderr.write(`${line}\n`);
       process.stdout.write(formatReport(report, args.format));
     },
   );

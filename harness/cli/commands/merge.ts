@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { mergeShards } from '../../suite/merge.ts';
-import { harnessInfo } from '../../experiment/run-record.ts';
+import { harnessInfo } from '../../results/provenance.ts';
 
 export function registerMergeCommand(cli: Argv): Argv {
   return cli.command(

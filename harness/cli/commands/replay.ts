@@ -1,9 +1,9 @@
 import type { Argv } from 'yargs';
 import { strategyFactories } from '../../../strategies/registry.ts';
-import { replayRecording } from '../../recording/replay.ts';
+import { replayRecording } from '../run-outputs.ts';
 import { resultsDir } from '../../util/paths.ts';
 import { XmeError } from '../../util/errors.ts';
-import { ConsoleTableWriter } from '../../experiment/writers/console-table.ts';
+import { ConsoleTableWriter } from '../console-table.ts';
 
 export function registerReplayCommand(cli: Argv): Argv {
   return cli.command(

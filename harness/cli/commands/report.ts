@@ -1,10 +1,10 @@
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { resolveRunDir } from '../../compare/compare-runs.ts';
+import { resolveRunDir } from '../../results/run-folder.ts';
 import { mergedRunDirs } from '../../suite/merge.ts';
 import { resultsDir } from '../../util/paths.ts';
 import { UsageError } from '../../util/errors.ts';
-import { harnessInfo } from '../../experiment/run-record.ts';
+import { harnessInfo } from '../../results/provenance.ts';
 
 /** What --help says about the figures. */
 export const REPORT_FIGURES = [

@@ -1,12 +1,13 @@
 import { strategyFactories } from '../../../strategies/registry.ts';
 import type { Argv } from 'yargs';
-import { listScenarios, loadScenario, withOverrides } from '../../experiment/scenario.ts';
-import { runExperiment } from '../../experiment/runner.ts';
+import { listScenarios, loadScenario, withOverrides } from '../../scenario/scenario.ts';
+import { runWithOutputs } from '../run-outputs.ts';
 import { resultsDir } from '../../util/paths.ts';
 import { XmeError } from '../../util/errors.ts';
-import { ConsoleTableWriter } from '../../experiment/writers/console-table.ts';
+
 import { BACKENDS } from '../../backends/registry.ts';
 import { parseTickChoice } from '../../recording/recorder.ts';
+import { ConsoleTableWriter } from '../console-table.ts';
 
 export function registerRunCommand(cli: Argv): Argv {
   return cli.command(
@@ -46,7 +47,7 @@ export function registerRunCommand(cli: Argv): Argv {
       });
       const record = args.record ? { ticks: parseTickChoice(args.recordTicks) } : undefined;
       const started = Date.now();
-      const outcome = await runExperiment({
+      const outcome = await runWithOutputs({
         scenario,
         record,
         accelerator: args.accel,

@@ -1,3 +1,4 @@
+import { runWithOutputs } from '../run-outputs.ts';
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { listSuites, loadSuite } from '../../suite/suite.ts';
@@ -59,6 +60,7 @@ export function registerSuiteCommands(cli: Argv): Argv {
             accelerator: args.accel,
             argv: process.argv.slice(2),
             onProgress: (line) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`),
+            runCell: runWithOutputs,
           });
           const counts = outcome.record.cells.reduce<Record<string, number>>((acc, c) => ({ ...acc, [c.status]: (acc[c.status] ?? 0) + 1 }), {});
           process.stdout.write(`\nshard ${shard.index}/${shard.count} ${outcome.record.status} in ${((Date.now() - started) / 1000).toFixed(0)} s (${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ') || 'no cells'}) — ${outcome.dir}\n`);

@@ -1,4 +1,4 @@
-/** run.json: everything needed to reproduce and to judge a run. */
+/** Where a run ran: the host and the harness build, recorded in run.json and in a suite's shard records. */
 import fs from 'node:fs';
 import os from 'node:os';
 import { execaSync } from 'execa';
@@ -49,11 +49,4 @@ export function harnessInfo(): HarnessInfo {
     gitCommit: commit.exitCode === 0 ? commit.stdout.trim() : 'unknown (not a git checkout)',
     gitDirty: status.exitCode === 0 ? status.stdout.trim().length > 0 : undefined,
   };
-}
-
-/** Writes run.json atomically (write then rename), so a reader never sees half a file. */
-export function writeJsonAtomically(file: string, value: unknown): void {
-  const temporary = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(temporary, `${JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`);
-  fs.renameSync(temporary, file);
 }

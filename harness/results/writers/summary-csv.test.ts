@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { recordedHeader } from '../../testing/recorded-samples.ts';
-import { SUMMARY_COLUMNS } from '../samples.ts';
-import { summaryRows, type RepetitionMetrics } from '../summary.ts';
-import type { RunEnd } from './result-writer.ts';
+import { SUMMARY_COLUMNS, type RepetitionMetrics } from '../summary.ts';
+import { summaryRows } from '../../experiment/summary.ts';
+import type { RunEnd } from '../result-writer.ts';
 import { SummaryCsvWriter } from './summary-csv.ts';
 
 let dir: string;
@@ -25,7 +25,7 @@ const repetitions: RepetitionMetrics[] = [1, 2].map((repetition) => ({
 }));
 
 function end(summary: RunEnd['summary']): RunEnd {
-  return { status: 'completed', endedAt: '2026-11-27T13:45:00.000Z', backend: undefined, sharingModes: ['accounted'], cowMethods: [], repetitions, summary, warnings: [], notes: [] };
+  return { status: 'completed', endedAt: '2026-11-27T13:45:00.000Z', backend: undefined, sharingModes: ['accounted'], cowMethods: [], repetitions, summary, overhead: undefined, warnings: [], notes: [] };
 }
 
 function written(summary: RunEnd['summary']): string | undefined {

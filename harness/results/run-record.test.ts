@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { recordedHeader } from '../../testing/recorded-samples.ts';
-import { COW_DEFINITION } from '../../sharing/ledger.ts';
-import { CPU_METHOD } from '../samples.ts';
+import { recordedHeader } from '../testing/recorded-samples.ts';
+import { COW_DEFINITION } from '../sharing/ledger.ts';
+import { CPU_METHOD } from './samples.ts';
 import type { RunEnd } from './result-writer.ts';
-import { RunJsonWriter } from './run-json.ts';
+import { runRecord, writeRunRecord } from './run-record.ts';
 
 let dir: string;
 beforeEach(() => {
@@ -34,14 +34,14 @@ const ending: RunEnd = {
     { memoryMiB: 64, repetition: 1, strategy: 'semantic', values: {} },
   ],
   summary: [],
+  overhead: undefined,
   warnings: ['a warning'],
   notes: ['semantic (64 MiB, rep 1): g0: kernel at physical 0x1000000'],
 };
 
-describe('run.json writer', () => {
+describe('run.json (runRecord, writeRunRecord)', () => {
   it('writes a running record when the run begins: nothing known of backend, ledgers or ending yet', () => {
-    const writer = new RunJsonWriter();
-    writer.begin(recordedHeader(dir));
+    writeRunRecord(dir, runRecord(recordedHeader(dir), undefined));
     const record = read();
     expect(Object.keys(record)).toEqual(KEYS.filter((key) => key !== 'endedAt')); // undefined: left out
     expect(record).toMatchObject({
@@ -65,9 +65,8 @@ describe('run.json writer', () => {
   });
 
   it('seals the record at the end with what the run learnt', () => {
-    const writer = new RunJsonWriter();
-    writer.begin(recordedHeader(dir));
-    writer.end(ending);
+    writeRunRecord(dir, runRecord(recordedHeader(dir), undefined));
+    writeRunRecord(dir, runRecord(recordedHeader(dir), ending));
     const record = read();
     expect(Object.keys(record)).toEqual(KEYS);
     expect(record).toMatchObject({
@@ -85,9 +84,8 @@ describe('run.json writer', () => {
   });
 
   it('names both modes when ledgers of both kinds were made', () => {
-    const writer = new RunJsonWriter();
-    writer.begin(recordedHeader(dir));
-    writer.end({ ...ending, status: 'failed', sharingModes: ['accounted', 'enforced'], cowMethods: ['a', 'b'] });
+    writeRunRecord(dir, runRecord(recordedHeader(dir), undefined));
+    writeRunRecord(dir, runRecord(recordedHeader(dir), { ...ending, status: 'failed', sharingModes: ['accounted', 'enforced'], cowMethods: ['a', 'b'] }));
     expect(read()).toMatchObject({ status: 'failed', sharingMode: expect.stringMatching(/^accounted .*; enforced /), cowMethod: 'a; b' });
   });
 });

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RECORDED_RUN, RECORDED_SAMPLES, RECORDED_SAMPLES_CSV, recordedHeader } from '../../testing/recorded-samples.ts';
-import { SAMPLE_COLUMNS } from '../samples.ts';
+import { metricsCell, SAMPLE_COLUMNS, sampleRow } from '../samples.ts';
 import type { StrategySample } from '../tick-sample.ts';
-import { metricsCell, sampleRow, SamplesCsvWriter } from './samples-csv.ts';
+import { SamplesCsvWriter } from './samples-csv.ts';
 
 let dir: string;
 beforeEach(() => {

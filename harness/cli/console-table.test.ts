@@ -1,7 +1,7 @@
 /** The console table from a recorded summary. */
 import { describe, expect, it } from 'vitest';
-import type { SummaryRow } from '../summary.ts';
-import type { RunEnd } from './result-writer.ts';
+import type { SummaryRow } from '../results/summary.ts';
+import type { RunEnd } from '../results/result-writer.ts';
 import { consoleTable, ConsoleTableWriter } from './console-table.ts';
 
 function row(strategy: string, metric: string, mean: number): SummaryRow {
@@ -18,7 +18,7 @@ const summary = [
 ];
 
 function end(rows: SummaryRow[] | undefined): RunEnd {
-  return { status: 'completed', endedAt: '', backend: undefined, sharingModes: [], cowMethods: [], repetitions: [], summary: rows, warnings: [], notes: [] };
+  return { status: 'completed', endedAt: '', backend: undefined, sharingModes: [], cowMethods: [], repetitions: [], summary: rows, overhead: undefined, warnings: [], notes: [] };
 }
 
 describe('console table', () => {

@@ -1,8 +1,8 @@
 /** The table printed at the end of a run: the key figures per memory size and strategy (means). */
-import type { SummaryRow } from '../summary.ts';
-import type { MetricName } from '../metrics.ts';
-import type { ResultWriter, RunEnd, RunHeader } from './result-writer.ts';
-import { slowdownRows, type SlowdownRow } from '../slowdown.ts';
+import type { SummaryRow } from '../results/summary.ts';
+import type { MetricName } from '../results/metrics.ts';
+import type { ResultWriter, RunEnd } from '../results/result-writer.ts';
+import type { SlowdownRow } from '../results/overhead.ts';
 
 const COLUMNS: [MetricName, string, (v: number) => string][] = [
   ['shared_pages', 'shared pages', (v) => Math.round(v).toLocaleString('en')],
@@ -45,21 +45,10 @@ export function slowdownLines(rows: readonly SlowdownRow[]): string {
 
 /** Prints the table once the run has a summary with figures (an interrupted run's too; a failed one has none). */
 export class ConsoleTableWriter implements ResultWriter {
-  private baseline: string | undefined;
-  private scenario = '';
-
   constructor(private readonly write: (text: string) => void) {}
-
-  begin(run: RunHeader): void {
-    this.baseline = run.scenario.baseline;
-    this.scenario = run.scenario.name;
-  }
 
   end(run: RunEnd): void {
     if (run.summary?.length) this.write(`\n${consoleTable(run.summary)}\n`);
-    if (this.baseline) {
-      const rows = slowdownRows(this.scenario, this.baseline, run.repetitions);
-      if (rows.length) this.write(`\n${slowdownLines(rows)}\n(overhead.csv has the figures and how they were measured)\n`);
-    }
+    if (run.overhead?.length) this.write(`\n${slowdownLines(run.overhead)}\n(overhead.csv has the figures and how they were measured)\n`);
   }
 }

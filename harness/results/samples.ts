@@ -1,0 +1,143 @@
+/**
+ * samples.csv: one row per tick × strategy × guest ("all" = the strategy's totals over all guests). The
+ * schema below is the file's one description: the writer (writers/samples-csv.ts) fills it from TickSamples
+ * through sampleRow(), the report reads it back through readSamples().
+ */
+import { THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
+import { numberColumn, readCsv, requiredNumber, requiredText, textColumn, type CsvValue, type RowOf } from './csv.ts';
+import type { TickSample } from './tick-sample.ts';
+
+export const SAMPLE_SCHEMA = {
+  run_id: textColumn,
+  scenario: textColumn,
+  repetition: requiredNumber,
+  memory_mib: requiredNumber,
+  tick: requiredNumber,
+  t_s: requiredNumber,
+  strategy: requiredText,
+  guest: requiredText,
+  sharing_mode: textColumn,
+  guest_pages: numberColumn,
+  shared_pages: numberColumn,
+  frames_saved: numberColumn,
+  host_frames_saved: numberColumn,
+  host_resident_pages: numberColumn,
+  zero_pages_shared: numberColumn,
+  cow_faults_tick: numberColumn,
+  cow_faults_total: numberColumn,
+  cow_copies_total: numberColumn,
+  cow_method: textColumn,
+  cow_count: textColumn,
+  scan_cpu_ms: numberColumn,
+  scan_wall_ms: numberColumn,
+  verify_cpu_ms: numberColumn,
+  cow_cpu_ms: numberColumn,
+  tick_cpu_ms: numberColumn,
+  cpu_method: textColumn,
+  observer_cpu_ms: numberColumn,
+  memory_copy_cpu_ms: numberColumn,
+  pages_read: numberColumn,
+  bytes_hashed: numberColumn,
+  bytes_compared: numberColumn,
+  refused_pages: numberColumn,
+  kernel_code_pages: numberColumn,
+  kernel_code_identical_pages: numberColumn,
+  kernel_rodata_pages: numberColumn,
+  kernel_rodata_identical_pages: numberColumn,
+  strategy_metrics: textColumn,
+  workload_ops_per_s: numberColumn,
+  status: requiredText,
+} as const;
+
+export type SampleColumn = keyof typeof SAMPLE_SCHEMA;
+export const SAMPLE_COLUMNS = Object.keys(SAMPLE_SCHEMA) as SampleColumn[];
+/** A row of samples.csv as read back. */
+export type SampleRow = RowOf<typeof SAMPLE_SCHEMA>;
+/** A row of samples.csv as written (every cell may be left empty). */
+export type SampleCells = Partial<Record<SampleColumn, CsvValue>>;
+
+/** How every *_cpu_ms figure is measured (the same for all strategies; strategies run in rotated order). */
+export const CPU_METHOD = `${THREAD_CPU_METHOD}; strategy order rotated every tick`;
+
+/** The samples.csv row of a sample; run-wide cells (run id, scenario) come from the run's header. */
+export function sampleRow(run: { runId: string; scenario: { name: string } }, sample: TickSample): SampleCells {
+  const common: SampleCells = {
+    run_id: run.runId,
+    scenario: run.scenario.name,
+    repetition: sample.repetition,
+    memory_mib: sample.memoryMiB,
+    tick: sample.tick,
+    t_s: sample.tS,
+    strategy: sample.strategy,
+    sharing_mode: sample.sharingMode,
+    cow_method: sample.cowMethod,
+    // content-reread cannot see a write that stores the bytes already there: its count is a lower bound.
+    cow_count: sample.cowCount,
+  };
+  if (sample.scope === 'guest') {
+    return {
+      ...common,
+      guest: sample.guest,
+      guest_pages: sample.guestPages,
+      shared_pages: sample.sharedPages,
+      host_resident_pages: sample.hostResidentPages,
+      cow_faults_tick: sample.cowFaultsTick,
+      cow_faults_total: sample.cowFaultsTotal,
+      workload_ops_per_s: sample.workloadOpsPerS,
+      status: sample.status,
+    };
+  }
+  const { cost, metrics } = sample;
+  return {
+    ...common,
+    guest: 'all',
+    guest_pages: sample.guestPages,
+    shared_pages: sample.sharedPages,
+    frames_saved: sample.framesSaved,
+    host_frames_saved: sample.hostFramesSaved,
+    host_resident_pages: sample.hostResidentPages,
+    zero_pages_shared: sample.zeroPagesShared,
+    cow_faults_tick: sample.cowFaultsTick,
+    cow_faults_total: sample.cowFaultsTotal,
+    cow_copies_total: sample.cowCopiesTotal,
+    scan_cpu_ms: cost.scanCpuMs,
+    scan_wall_ms: cost.scanWallMs,
+    verify_cpu_ms: cost.verifyCpuMs,
+    cow_cpu_ms: cost.cowCpuMs,
+    tick_cpu_ms: cost.tickCpuMs,
+    // The harness thread's clock, or the mechanism's own (ksmd) where sharing is done outside the harness.
+    cpu_method: cost.cpuMethod === THREAD_CPU_METHOD ? CPU_METHOD : cost.cpuMethod,
+    observer_cpu_ms: cost.observerCpuMs,
+    memory_copy_cpu_ms: cost.memoryCopyCpuMs,
+    pages_read: cost.pagesRead,
+    bytes_hashed: cost.bytesHashed,
+    bytes_compared: cost.bytesCompared,
+    refused_pages: sample.refusedPages,
+    // The semantic strategy's figures have columns of their own (the thesis's headline numbers)…
+    kernel_code_pages: metrics.kernel_code_pages,
+    kernel_code_identical_pages: metrics.kernel_code_identical_pages,
+    kernel_rodata_pages: metrics.kernel_rodata_pages,
+    kernel_rodata_identical_pages: metrics.kernel_rodata_identical_pages,
+    // …and every strategy's and ledger's figures are in one cell, whatever the strategy.
+    strategy_metrics: metricsCell(metrics),
+    status: sample.status,
+  };
+}
+
+/** Strategy- and ledger-specific figures (names carry their unit) as one `name=value;…` cell. */
+export function metricsCell(metrics: Record<string, number>): string | undefined {
+  const entries = Object.entries(metrics).filter(([, value]) => Number.isFinite(value));
+  return entries.length ? entries.map(([name, value]) => `${name}=${value}`).join(';') : undefined;
+}
+
+export const RESULTS_HINT = 'give results folders written by xme run (results/<run-id>/, with run.json, samples.csv, summary.csv)';
+
+/** The rows of a samples.csv; `guest` 'all' keeps only the strategies' totals. */
+export function readSamples(file: string, options: { guest?: string } = {}): SampleRow[] {
+  const { guest } = options;
+  return readCsv(file, SAMPLE_SCHEMA, {
+    kind: 'a samples.csv',
+    hint: RESULTS_HINT,
+    ...(guest !== undefined ? { where: (cell: (column: string) => string) => cell('guest') === guest } : {}),
+  });
+}
