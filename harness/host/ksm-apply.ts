@@ -46,6 +46,16 @@ export function applySettings(settings: KsmSettings): void {
   if (wrong.length > 0) throw new XmeError(`KSM: settings did not take: ${wrong.join('; ')}`, 'another program may be changing /sys/kernel/mm/ksm at the same time');
 }
 
+/** With the advisor on in the saved values, pages_to_scan is the advisor's: neither written back nor compared. */
+export function advisorOwnsPagesToScan(saved: Readonly<Record<string, string>>): boolean {
+  return (saved.advisor_mode ?? 'none') !== 'none';
+}
+
+/** The saved knobs that restoreKnobs writes back (all but an advisor-owned pages_to_scan). */
+export function knobsToRestore(saved: Readonly<Record<string, string>>): string[] {
+  return Object.keys(saved).filter((knob) => !(knob === 'pages_to_scan' && advisorOwnsPagesToScan(saved)));
+}
+
 /**
  * Write saved values back (see the order above). Never stops half-way: every knob is tried, and the
  * problems are returned (empty: every restored knob reads back as saved).
@@ -68,12 +78,11 @@ export function restoreKnobs(saved: Readonly<Record<string, string>>): string[] 
   };
   if (saved.run !== undefined && current('run') !== '0') attempt('run', '0');
   if (saved.advisor_mode !== undefined && current('advisor_mode') !== saved.advisor_mode) attempt('advisor_mode', saved.advisor_mode);
-  const advisorOwnsPagesToScan = (saved.advisor_mode ?? 'none') !== 'none';
   const restored: string[] = [];
   for (const knob of CHANGED_KNOBS) {
     const value = saved[knob];
     if (value === undefined || knob === 'run' || knob === 'advisor_mode') continue;
-    if (knob === 'pages_to_scan' && advisorOwnsPagesToScan) continue;
+    if (knob === 'pages_to_scan' && advisorOwnsPagesToScan(saved)) continue;
     attempt(knob, value);
     restored.push(knob);
   }

@@ -1,7 +1,8 @@
 /**
  * KsmSession against the real /sys/kernel/mm/ksm (root; the fake-directory tests are ksm-session.test.ts).
  * A child process holds KSM with settings unlike the host's; after SIGINT, SIGTERM or SIGHUP every knob is
- * back as it was, and after SIGKILL the knobs stay changed until recoverAbandonedKsmState() puts them back.
+ * back as it was, and after SIGKILL of a holder without a guard process (as if the guard died too) the knobs
+ * stay changed until recoverAbandonedKsmState() puts them back. The guard itself: ksm-guard.e2e.test.ts.
  * Every case reads all knobs before and compares after; afterAll puts the host's values back whatever
  * happened. KSM is on for a second or two per case: ksmd scans every mergeable process on the host.
  */
@@ -46,7 +47,7 @@ function settingsUnlike(current: Record<string, string>): KsmSettings {
 }
 
 /** Start the fixture holding KSM with `settings`; resolves once it printed READY. */
-async function startHolder(settings: KsmSettings, mode: 'wait' | 'throw' = 'wait'): Promise<{ child: ChildProcess; stderr: () => string }> {
+async function startHolder(settings: KsmSettings, mode: 'wait' | 'throw' | 'no-guard' = 'wait'): Promise<{ child: ChildProcess; stderr: () => string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(settings), mode], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -170,10 +171,10 @@ describe('KSM session on the real kernel', () => {
     expect(knobs()).toEqual(host);
   }, 90_000);
 
-  it('after SIGKILL the knobs stay changed, and recoverAbandonedKsmState puts them back', async () => {
+  it('after SIGKILL (with no guard process) the knobs stay changed, and recoverAbandonedKsmState puts them back', async () => {
     const before = knobs();
     const settings = settingsUnlike(before);
-    const { child } = await startHolder(settings);
+    const { child } = await startHolder(settings, 'no-guard');
     const pid = child.pid!;
     child.kill('SIGKILL');
     expect(await exitOf(child)).toEqual({ code: null, signal: 'SIGKILL' });

@@ -2,7 +2,8 @@
  * The host's KSM state file: /run/xme/ksm-state.json (a tmpfs that a reboot clears, as it resets KSM;
  * XME_KSM_STATE_DIR overrides the directory). It is both the lock — only one xme process changes KSM at a
  * time — and the record of the host's values before the owner changed anything, so that whoever finds it
- * after the owner died (SIGKILL, crash) can put them back.
+ * after the owner died (SIGKILL, crash) can put them back: the owner's guard process at once (ksm-guard.ts),
+ * else the next run (ksm-recover.ts).
  *
  * The file is never seen half-written: it is written whole to a private temporary file and fsynced, then
  * linked to its name (link() fails if the name exists: an exclusive create, like O_EXCL) or renamed over it
@@ -29,6 +30,8 @@ export interface KsmStateRecord {
   saved: Record<string, string> | null;
   /** Knobs recorded but never changed (max_page_sharing, merge_across_nodes). */
   unchanged?: Record<string, string>;
+  /** The guard process that restores the saved values if the owner dies without doing so (ksm-guard.ts), once it watches. */
+  guard?: { pid: number };
 }
 
 export function ksmStateDir(): string {

@@ -1,5 +1,5 @@
 /**
- * The libc functions xme calls through koffi (Node has no mmap, mincore, SEEK_DATA or thread clocks), loaded
+ * The libc functions xme calls through koffi (Node has no mmap, mincore, SEEK_DATA, thread clocks or pipe), loaded
  * once for the whole process. Each binding is declared where its C signature is written down, here.
  */
 import koffi from 'koffi';
@@ -11,6 +11,8 @@ export const MAP_ANONYMOUS = 0x20;
 export const MAP_FAILED = 0xffffffffffffffffn;
 export const PROT_WRITE = 0x2;
 export const MADV_MERGEABLE = 12;
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
 
 export interface Libc {
   lseek: (fd: number, offset: number, whence: number) => number | bigint;
@@ -18,6 +20,7 @@ export interface Libc {
   munmap: (addr: unknown, length: number) => number;
   mincore: (addr: unknown, length: number, vec: Uint8Array) => number;
   madvise: (addr: unknown, length: number, advice: number) => number;
+  pipe2: (fds: Int32Array, flags: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -32,6 +35,7 @@ export function loadLibc(): Libc {
     munmap: lib.func('int munmap(void *addr, size_t length)') as Libc['munmap'],
     mincore: lib.func('int mincore(void *addr, size_t length, _Out_ uint8_t *vec)') as Libc['mincore'],
     madvise: lib.func('int madvise(void *addr, size_t length, int advice)') as Libc['madvise'],
+    pipe2: lib.func('int pipe2(_Out_ int *pipefd, int flags)') as Libc['pipe2'],
   };
   return libc;
 }
@@ -43,4 +47,11 @@ export function mapOrThrow(length: number, prot: number, flags: number, fd: numb
     throw new Error(`mmap of ${what} failed (errno ${koffi.errno()})`);
   }
   return pointer;
+}
+
+/** A pipe, [read end, write end], as plain file descriptors (Node has no pipe()): flags O_CLOEXEC, O_NONBLOCK. */
+export function pipeOrThrow(flags: number, what: string): [number, number] {
+  const fds = new Int32Array(2);
+  if (loadLibc().pipe2(fds, flags) !== 0) throw new Error(`pipe2 for ${what} failed (errno ${koffi.errno()})`);
+  return [fds[0]!, fds[1]!];
 }
