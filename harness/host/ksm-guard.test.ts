@@ -37,9 +37,12 @@ async function within(timeoutMs: number, check: () => boolean): Promise<number> 
   }
 }
 
-/** The fixture holding KSM (on the fake directory: it inherits XME_KSM_SYSFS and XME_KSM_STATE_DIR); resolves at READY. */
-async function startHolder(mode: 'wait' | 'no-guard' = 'wait'): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(settings), mode], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * The fixture holding KSM (on the fake directory: it inherits XME_KSM_SYSFS and XME_KSM_STATE_DIR); resolves at
+ * READY. `ownGroup`: it leads a process group, as a shell's foreground job does, so that the group can be signalled.
+ */
+async function startHolder(ownGroup = false): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(settings)], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'], detached: ownGroup });
   children.add(child);
   child.once('exit', () => children.delete(child));
   let stdout = '';
@@ -142,10 +145,10 @@ describe('KSM guard (fake sysfs, real processes)', () => {
     expect(recoverAbandonedKsmState(() => expect.fail('nothing is left for the next run to recover'))).toBeUndefined();
   }, 90_000);
 
-  it('stands down when the holder restores itself (SIGINT): ends, touches nothing, leaves no report', async () => {
-    const holder = await startHolder();
+  it('stands down when the holder restores itself (Ctrl-C: SIGINT to its process group): ends, touches nothing, leaves no report', async () => {
+    const holder = await startHolder(true);
     const guardPid = guardPidInStateFile();
-    holder.kill('SIGINT');
+    process.kill(-holder.pid!, 'SIGINT'); // as the terminal does: the guard, in a session of its own, gets none
     expect(await exitOf(holder)).toEqual({ code: 130, signal: null });
     expect(fake.snapshot()).toEqual(original);
     expect(await within(2000, () => !processExists(guardPid))).toBeLessThan(2000); // does not outlive the session
@@ -165,6 +168,28 @@ describe('KSM guard (fake sysfs, real processes)', () => {
     await sleep(300);
     expect(fake.snapshot()).toEqual({ ...original, run: '1' });
     expect(takeKsmGuardReports()).toEqual([]);
+  });
+
+  it('no program started while the session holds KSM inherits the lifeline (its end-of-file would wait for it)', async () => {
+    const session = KsmSession.acquire(settings, { onNotice: (message) => expect.fail(`unexpected notice: ${message}`) });
+    sessions.push(session);
+    const lifeline = fs.readlinkSync(`/proc/${session.guardPid}/fd/0`);
+    expect(lifeline).toMatch(/^pipe:\[\d+\]$/);
+    const holdersOf = (pid: number | string): string[] => fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === lifeline;
+      } catch {
+        return false; // closed meanwhile
+      }
+    });
+    expect(holdersOf(process.pid)).toHaveLength(1); // this process: the write end
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    children.add(other);
+    await once(other, 'spawn');
+    expect(holdersOf(other.pid!)).toEqual([]);
+    expect(holdersOf(session.guardPid!)).toEqual(['0']); // the guard: its read end only
+    other.kill('SIGKILL');
+    await exitOf(other);
   });
 
   it('if the guard dies, the session says so and starts another', async () => {
