@@ -2,6 +2,11 @@
  * The manifest of a built guest image (manifest.json beside its files): what it was built from (exact Debian
  * package versions) and the sha256 of every file, so that a run can say exactly what it booted and a
  * corrupted cache entry is detected before it is used.
+ *
+ * One format for both kinds of image: a kernel image (kernel + busybox initramfs; `kind` absent, as every
+ * manifest written before system images existed) and a system image (`kind: 'system'`: a real Debian system on
+ * one qcow2 base disk, booted with the tree's own kernel and initrd). Both share schema, name, recipeHash,
+ * builtAt, the kernel and its -dbg package, and `files` (each with its sha256); each reader checks its kind.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -49,6 +54,55 @@ export interface GuestImage {
   path(file: ImageFile): string;
 }
 
+export const SYSTEM_IMAGE_FILES = ['baseDisk', 'vmlinuz', 'initrd', 'systemMap', 'config'] as const;
+export type SystemImageFile = (typeof SYSTEM_IMAGE_FILES)[number];
+
+/** A package installed in a system image's tree (dpkg-query inside it). */
+export interface InstalledPackage extends PackageRecord {
+  architecture: string;
+}
+
+export interface SystemImageManifest {
+  schema: typeof MANIFEST_SCHEMA;
+  kind: 'system';
+  name: string;
+  /** Hash of the package list, the build script, the kernel package and the apt sources: a change rebuilds. */
+  recipeHash: string;
+  builtAt: string;
+  kernelRelease: string;
+  /** The kernel installed in the tree (its vmlinuz and initrd are files.vmlinuz and files.initrd). */
+  kernel: PackageRecord;
+  /** The -dbg package the real System.map came from. */
+  debugPackage: PackageRecord;
+  /** Debian release bootstrapped, and the apt source lines it came from (the host's own archive). */
+  suite: string;
+  sources: string[];
+  /** What mmdebstrap was asked to include (the package list, the kernel as package=version). */
+  requested: string[];
+  /** Every package installed in the tree, sorted by name. */
+  packages: InstalledPackage[];
+  /** The C code base of the build workload: a Debian source package's upstream tree, and how to build it. */
+  buildSource: { package: string; version: string; dir: string; build: string; clean: string };
+  /** pgbench tables created at build time: `pgbench -T … <database>` runs without `pgbench -i`. */
+  pgbench: { database: string; scale: number };
+  /** Kernel command line that mounts the base disk as / (append console, KASLR and quiet options to it). */
+  kernelCommandLine: string;
+  /** Bytes of the tree (apparent size) and the ext4 file system's size (the qcow2 holds only used blocks). */
+  treeBytes: number;
+  fileSystemBytes: number;
+  files: Record<SystemImageFile, FileRecord>;
+}
+
+export type AnyImageManifest = ImageManifest | SystemImageManifest;
+
+/** A verified system image: boot files.vmlinuz + files.initrd on an overlay of files.baseDisk (read-only). */
+export interface SystemImage {
+  name: string;
+  dir: string;
+  manifest: SystemImageManifest;
+  path(file: SystemImageFile): string;
+}
+
 function fail(field: string, problem: string): never {
   throw new XmeError(`invalid image manifest: field '${field}' ${problem}`, 'rebuild the image: xme image build --force');
 }
@@ -64,18 +118,22 @@ function requirePackage(value: unknown, field: string): PackageRecord {
   return { package: requireString(record.package, `${field}.package`), version: requireString(record.version, `${field}.version`) };
 }
 
-/** Validate parsed JSON as a manifest; an error names the offending field. */
-export function parseManifest(json: unknown): ImageManifest {
-  if (typeof json !== 'object' || json === null) fail('(root)', 'must be an object');
-  const raw = json as Record<string, unknown>;
-  if (raw.schema !== MANIFEST_SCHEMA) fail('schema', `must be ${MANIFEST_SCHEMA} (this xme reads schema ${MANIFEST_SCHEMA})`);
-  if (!Array.isArray(raw.workloads) || raw.workloads.some((w) => !(WORKLOADS as readonly unknown[]).includes(w))) {
-    fail('workloads', `must be a list of ${WORKLOADS.join('/')}`);
-  }
-  if (typeof raw.files !== 'object' || raw.files === null) fail('files', 'must be an object');
-  const rawFiles = raw.files as Record<string, unknown>;
-  const files = {} as Record<ImageFile, FileRecord>;
-  for (const key of IMAGE_FILES) {
+function requireCount(value: unknown, field: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) fail(field, 'must be a non-negative integer');
+  return value;
+}
+
+function requireStringList(value: unknown, field: string): string[] {
+  if (!Array.isArray(value) || value.length === 0) fail(field, 'must be a non-empty list');
+  return value.map((item, index) => requireString(item, `${field}[${index}]`));
+}
+
+/** files.<key> for every key: a plain file name, its sha256 and size. */
+function requireFiles<K extends string>(value: unknown, keys: readonly K[]): Record<K, FileRecord> {
+  if (typeof value !== 'object' || value === null) fail('files', 'must be an object');
+  const rawFiles = value as Record<string, unknown>;
+  const files = {} as Record<K, FileRecord>;
+  for (const key of keys) {
     const record = rawFiles[key] as Record<string, unknown> | undefined;
     if (typeof record !== 'object' || record === null) fail(`files.${key}`, 'is missing');
     const file = requireString(record.file, `files.${key}.file`);
@@ -87,6 +145,26 @@ export function parseManifest(json: unknown): ImageManifest {
     }
     files[key] = { file, sha256: sha, bytes: record.bytes };
   }
+  return files;
+}
+
+function requireObject(json: unknown): Record<string, unknown> {
+  if (typeof json !== 'object' || json === null) fail('(root)', 'must be an object');
+  const raw = json as Record<string, unknown>;
+  if (raw.schema !== MANIFEST_SCHEMA) fail('schema', `must be ${MANIFEST_SCHEMA} (this xme reads schema ${MANIFEST_SCHEMA})`);
+  return raw;
+}
+
+/** Validate parsed JSON as a kernel image's manifest; an error names the offending field. */
+export function parseManifest(json: unknown): ImageManifest {
+  const raw = requireObject(json);
+  if (raw.kind !== undefined && raw.kind !== 'kernel') {
+    fail('kind', `is ${JSON.stringify(raw.kind)}: not a kernel + initramfs image (those have no kind, or 'kernel')`);
+  }
+  if (!Array.isArray(raw.workloads) || raw.workloads.some((w) => !(WORKLOADS as readonly unknown[]).includes(w))) {
+    fail('workloads', `must be a list of ${WORKLOADS.join('/')}`);
+  }
+  const files = requireFiles(raw.files, IMAGE_FILES);
   return {
     schema: MANIFEST_SCHEMA,
     name: requireString(raw.name, 'name'),
@@ -101,25 +179,87 @@ export function parseManifest(json: unknown): ImageManifest {
   };
 }
 
+/** Validate parsed JSON as a system image's manifest; an error names the offending field. */
+export function parseSystemManifest(json: unknown): SystemImageManifest {
+  const raw = requireObject(json);
+  if (raw.kind !== 'system') fail('kind', `must be 'system' for a system image (is ${JSON.stringify(raw.kind)})`);
+  const files = requireFiles(raw.files, SYSTEM_IMAGE_FILES);
+  if (!Array.isArray(raw.packages) || raw.packages.length === 0) fail('packages', 'must be a non-empty list');
+  const packages = raw.packages.map((value, index): InstalledPackage => {
+    const record = requirePackage(value, `packages[${index}]`);
+    return { ...record, architecture: requireString((value as Record<string, unknown>).architecture, `packages[${index}].architecture`) };
+  });
+  const seen = new Set<string>();
+  for (const [index, record] of packages.entries()) {
+    const key = `${record.package}:${record.architecture}`;
+    if (seen.has(key)) fail(`packages[${index}]`, `lists ${key} a second time`);
+    seen.add(key);
+  }
+  if (typeof raw.buildSource !== 'object' || raw.buildSource === null) fail('buildSource', 'must be an object');
+  const buildSource = raw.buildSource as Record<string, unknown>;
+  if (typeof raw.pgbench !== 'object' || raw.pgbench === null) fail('pgbench', 'must be an object');
+  const pgbench = raw.pgbench as Record<string, unknown>;
+  const scale = requireCount(pgbench.scale, 'pgbench.scale');
+  if (scale < 1) fail('pgbench.scale', 'must be at least 1');
+  return {
+    schema: MANIFEST_SCHEMA,
+    kind: 'system',
+    name: requireString(raw.name, 'name'),
+    recipeHash: requireString(raw.recipeHash, 'recipeHash'),
+    builtAt: requireString(raw.builtAt, 'builtAt'),
+    kernelRelease: requireString(raw.kernelRelease, 'kernelRelease'),
+    kernel: requirePackage(raw.kernel, 'kernel'),
+    debugPackage: requirePackage(raw.debugPackage, 'debugPackage'),
+    suite: requireString(raw.suite, 'suite'),
+    sources: requireStringList(raw.sources, 'sources'),
+    requested: requireStringList(raw.requested, 'requested'),
+    packages,
+    buildSource: {
+      package: requireString(buildSource.package, 'buildSource.package'),
+      version: requireString(buildSource.version, 'buildSource.version'),
+      dir: requireString(buildSource.dir, 'buildSource.dir'),
+      build: requireString(buildSource.build, 'buildSource.build'),
+      clean: requireString(buildSource.clean, 'buildSource.clean'),
+    },
+    pgbench: { database: requireString(pgbench.database, 'pgbench.database'), scale },
+    kernelCommandLine: requireString(raw.kernelCommandLine, 'kernelCommandLine'),
+    treeBytes: requireCount(raw.treeBytes, 'treeBytes'),
+    fileSystemBytes: requireCount(raw.fileSystemBytes, 'fileSystemBytes'),
+    files,
+  };
+}
+
+/** Either kind, told apart by `kind` (absent: a kernel image, as every manifest before system images). */
+export function parseAnyManifest(json: unknown): AnyImageManifest {
+  const kind = typeof json === 'object' && json !== null ? (json as Record<string, unknown>).kind : undefined;
+  return kind === 'system' ? parseSystemManifest(json) : parseManifest(json);
+}
+
 export async function fileRecord(dir: string, file: string): Promise<FileRecord> {
   const full = path.join(dir, file);
   return { file, sha256: await sha256File(full), bytes: fs.statSync(full).size };
 }
 
 export type ImageCheck = { ok: true; image: GuestImage } | { ok: false; reason: string };
+export type SystemImageCheck = { ok: true; image: SystemImage } | { ok: false; reason: string };
 
-/** Read and verify the image in dir: manifest valid, every file present with its recorded size and sha256. */
-export async function checkImage(dir: string): Promise<ImageCheck> {
+/**
+ * Read the manifest in dir with `parse`, then verify every file it lists: present, with its recorded size and
+ * sha256. Returns the manifest, or why the image is not usable.
+ */
+async function verifyImage<M extends AnyImageManifest>(
+  dir: string,
+  parse: (json: unknown) => M,
+): Promise<{ ok: true; manifest: M } | { ok: false; reason: string }> {
   const manifestPath = path.join(dir, 'manifest.json');
   if (!fs.existsSync(manifestPath)) return { ok: false, reason: 'not built' };
-  let manifest: ImageManifest;
+  let manifest: M;
   try {
-    manifest = parseManifest(JSON.parse(fs.readFileSync(manifestPath, 'utf8')));
+    manifest = parse(JSON.parse(fs.readFileSync(manifestPath, 'utf8')));
   } catch (error) {
     return { ok: false, reason: error instanceof XmeError ? error.message : `manifest.json is not valid JSON` };
   }
-  for (const key of IMAGE_FILES) {
-    const record = manifest.files[key];
+  for (const record of Object.values(manifest.files) as FileRecord[]) {
     const full = path.join(dir, record.file);
     if (!fs.existsSync(full)) return { ok: false, reason: `${record.file} is missing` };
     const bytes = fs.statSync(full).size;
@@ -127,6 +267,25 @@ export async function checkImage(dir: string): Promise<ImageCheck> {
     const sha = await sha256File(full);
     if (sha !== record.sha256) return { ok: false, reason: `${record.file} sha256 ${sha.slice(0, 12)}… ≠ manifest ${record.sha256.slice(0, 12)}…` };
   }
+  return { ok: true, manifest };
+}
+
+/** Read and verify the kernel image in dir: manifest valid, every file present with its recorded size and sha256. */
+export async function checkImage(dir: string): Promise<ImageCheck> {
+  const check = await verifyImage(dir, parseManifest);
+  if (!check.ok) return check;
+  const manifest = check.manifest;
+  return {
+    ok: true,
+    image: { name: manifest.name, dir, manifest, path: (file) => path.join(dir, manifest.files[file].file) },
+  };
+}
+
+/** Read and verify the system image in dir, as checkImage does for a kernel image. */
+export async function checkSystemImage(dir: string): Promise<SystemImageCheck> {
+  const check = await verifyImage(dir, parseSystemManifest);
+  if (!check.ok) return check;
+  const manifest = check.manifest;
   return {
     ok: true,
     image: { name: manifest.name, dir, manifest, path: (file) => path.join(dir, manifest.files[file].file) },
