@@ -30,3 +30,15 @@ export interface WorkloadSpec {
   /** Passed to xme-load as k=v words (see WORKLOAD_PARAMS). */
   params?: Partial<Record<WorkloadParam, number>>;
 }
+
+/** One progress line of the guest's workload: cumulative ops at a guest time. */
+export interface WorkloadProgress {
+  /** Guest time (CLOCK_MONOTONIC in the guest): it stops while the guest is paused. */
+  tMs: number;
+  ops: number;
+  /** Host time (Date.now()) when the harness read the line, where the console is watched (±100 ms). */
+  hostMs?: number;
+}
+
+/** 4 KiB of zeros; shared, never written: a hole of guest RAM (never touched) reads as this. */
+export const ZERO_PAGE: Buffer = Buffer.alloc(PAGE_SIZE);

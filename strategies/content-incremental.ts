@@ -10,11 +10,13 @@
  * Holes (pages the host does not back) are visited without being read: they are zero pages.
  * The stored hashes are a tick or more old: they only propose; every proposed page is compared now.
  */
-import { PAGE_SIZE, type Guest } from '../harness/backends/types.ts';
+import { type Guest } from '../harness/backends/types.ts';
+import { PAGE_SIZE } from '../harness/vocabulary.ts';
 import { XmeError } from '../harness/util/errors.ts';
 import { pageIndex, gfnOfIndex, guestOfIndex, type ScanKernel } from '../harness/hashing/scan-kernel.ts';
 import { PackedGroup } from '../harness/sharing/packed-group.ts';
-import { pageBytes, ZERO_PAGE, type Residency } from '../harness/sharing/resident-pages.ts';
+import { pageBytes, type Residency } from '../harness/sharing/resident-pages.ts';
+import { ZERO_PAGE } from '../harness/vocabulary.ts';
 import type { MetricDeclarations, ScanCost } from '../harness/sharing/types.ts';
 import { backedRuns, checkGuestsFit } from './content-index.ts';
 import { scanKernelFor } from './scan-kernel-choice.ts';

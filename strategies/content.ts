@@ -10,7 +10,8 @@
  * also one that stopped at the first difference (an upper bound).
  * The incremental scanner a real system would run is content-incremental.ts.
  */
-import { PAGE_SIZE, type Guest } from '../harness/backends/types.ts';
+import { type Guest } from '../harness/backends/types.ts';
+import { PAGE_SIZE } from '../harness/vocabulary.ts';
 import { XmeError } from '../harness/util/errors.ts';
 import { PAGE_ZERO } from '../harness/hashing/scan-kernel.ts';
 import type { ScanCost, ShareGroup } from '../harness/sharing/types.ts';

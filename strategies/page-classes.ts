@@ -1,4 +1,4 @@
-import type { PageRef } from '../harness/sharing/types.ts';
+import type { PageRef } from '../harness/vocabulary.ts';
 
 /**
  * Partition pages into classes of identical bytes (each class compared against its first page).

@@ -7,7 +7,7 @@
  * nothing. Page k of [_text, _etext) is proposed for sharing among the guests whose page k is byte-identical.
  * Option rodata adds [__start_rodata, __end_rodata).
  */
-import { PAGE_SIZE } from '../harness/backends/types.ts';
+import { PAGE_SIZE } from '../harness/vocabulary.ts';
 import { XmeError } from '../harness/util/errors.ts';
 import { pageSpan, type AddressRange } from '../harness/introspection/kernel-layout.ts';
 import {

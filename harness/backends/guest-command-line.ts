@@ -2,7 +2,7 @@
  * What every backend tells a guest kernel, whatever the hypervisor: console, KASLR, and the workload that the
  * guest's /init starts (guest-images/init/init.sh reads xme.workload and xme.args).
  */
-import type { WorkloadSpec } from './types.ts';
+import type { WorkloadSpec } from '../vocabulary.ts';
 
 /**
  * Each guest's workload gets its own random seed (1, 2, …) unless the scenario fixes one: identical guests run

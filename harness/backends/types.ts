@@ -3,11 +3,8 @@
  * reach their memory; it knows nothing about sharing strategies (see docs/architecture.md).
  */
 import type { GuestImage } from '../images/manifest.ts';
-import { PAGE_SIZE, WORKLOAD_PARAMS, WORKLOADS, type PageRef, type WorkloadName, type WorkloadParam, type WorkloadSpec } from '../vocabulary.ts';
-
-// The basic words live in harness/vocabulary.ts; handed on here for the rooms that already import them from the seam.
-export { PAGE_SIZE, WORKLOAD_PARAMS, WORKLOADS };
-export type { PageRef, WorkloadName, WorkloadParam, WorkloadSpec };
+import type { PageRef, WorkloadSpec } from '../vocabulary.ts';
+import type { GuestConsole } from '../workloads/console-protocol.ts';
 
 /**
  * Where guest RAM lives on the host: 'shared-file' (default; a tmpfs file the harness maps, never merged by
@@ -39,15 +36,6 @@ export interface ProvisionOptions {
   bootTimeoutMs?: number;
   /** Told about each guest as it boots (for progress output). */
   onGuestBooted?: (guest: Guest, bootMs: number) => void;
-}
-
-/** One progress line of the guest's workload: cumulative ops at a guest time. */
-export interface WorkloadProgress {
-  /** Guest time (CLOCK_MONOTONIC in the guest): it stops while the guest is paused. */
-  tMs: number;
-  ops: number;
-  /** Host time (Date.now()) when the harness read the line, where the console is watched (±100 ms). */
-  hostMs?: number;
 }
 
 /**
@@ -98,19 +86,6 @@ export interface VcpuAccess {
   idtBase(): Promise<bigint>;
   /** Bytes at a kernel virtual address, through the hypervisor's view of the vCPU's page tables. */
   readVirtual(address: bigint, length: number): Promise<Buffer>;
-}
-
-/** The guest's console as the workload protocol reads it (progress lines, XME- markers). */
-export interface GuestConsole {
-  /** Workload progress lines seen so far. */
-  progress(): WorkloadProgress[];
-  /**
-   * Every console line seen so far that contains `prefix`, in order, each from the prefix on (a timestamp,
-   * kernel text or CR before it is dropped). Lines with an "XME-" marker are all kept (not only the last 200),
-   * so an XME-* prefix (e.g. "XME-COWPROBE", "XME-ERROR") gives the full list; other prefixes only see the
-   * recent lines.
-   */
-  lines(prefix: string): string[];
 }
 
 export interface HostResidency {

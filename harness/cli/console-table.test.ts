@@ -1,7 +1,7 @@
 /** The console table from a recorded summary. */
 import { describe, expect, it } from 'vitest';
 import type { SummaryRow } from '../results/summary.ts';
-import type { RunEnd } from '../results/result-writer.ts';
+import type { RunEnd } from '../results/run.ts';
 import { consoleTable, ConsoleTableWriter } from './console-table.ts';
 
 function row(strategy: string, metric: string, mean: number): SummaryRow {

@@ -1,7 +1,8 @@
 /** The table printed at the end of a run: the key figures per memory size and strategy (means). */
 import type { SummaryRow } from '../results/summary.ts';
 import type { MetricName } from '../results/metrics.ts';
-import type { ResultWriter, RunEnd } from '../results/result-writer.ts';
+import type { ResultWriter } from '../results/result-writer.ts';
+import type { RunEnd } from '../results/run.ts';
 import type { SlowdownRow } from '../results/overhead.ts';
 
 const COLUMNS: [MetricName, string, (v: number) => string][] = [

@@ -1,7 +1,7 @@
 /** Options shared by the commands that boot guests. */
 import type { Argv } from 'yargs';
 import { UsageError } from '../util/errors.ts';
-import { WORKLOADS, type WorkloadSpec } from '../backends/types.ts';
+import { WORKLOADS, type WorkloadSpec } from '../vocabulary.ts';
 import { defaultImageName } from '../images/recipes.ts';
 
 export function guestOptions<T>(y: Argv<T>) {

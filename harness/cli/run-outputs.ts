@@ -3,7 +3,7 @@
  * housekeeping before it, the writers of its files, the report made from them, and the recorder when asked.
  * The runner (experiment/runner.ts) only calls what it is given; what a run writes is decided here, once.
  */
-import { recoverAbandonedKsmState } from '../host/ksm.ts';
+import { recoverAbandonedKsmState, takeKsmGuardReports } from '../host/ksm.ts';
 import { markAbandonedRuns } from '../results/abandoned-runs.ts';
 import { runExperiment, type RunOptions, type RunOutcome } from '../experiment/runner.ts';
 import { ReportWriter } from '../report/report-writer.ts';
@@ -28,13 +28,19 @@ export interface RunWithOutputsOutcome extends RunOutcome {
 
 /**
  * What earlier, killed runs left behind, put right before a new run: results folders still saying 'running'
- * are marked 'abandoned'; KSM knobs a killed KSM run changed are restored. Returns the warnings for run.json.
+ * are marked 'abandoned'; what a killed KSM run's guard restored is reported, and KSM knobs left changed (a
+ * guard that died with it) are restored. Returns the warnings for run.json.
  */
 export function hostHousekeeping(resultsRoot: string, say: (line: string) => void): string[] {
   const warnings: string[] = [];
   const found = markAbandonedRuns(resultsRoot);
   for (const id of found.abandoned) say(`notice: run ${id} was left 'running' by a harness that is gone; marked 'abandoned' in its run.json`);
   for (const { runId, reason } of found.unreadable) say(`warning: results/${runId}/run.json could not be checked: ${reason}`);
+  // A KSM guard that restored the settings of a killed run left a report: the first run after says so.
+  for (const report of takeKsmGuardReports()) {
+    say(`notice: ${report.warning}`);
+    warnings.push(report.warning);
+  }
   const restored = recoverAbandonedKsmState((message) => say(`notice: ${message}`));
   if (restored) warnings.push(`restored the host's KSM settings left by an earlier xme run that was killed: ${Object.entries(restored).map(([k, v]) => `${k}=${v}`).join(', ')}`);
   return warnings;

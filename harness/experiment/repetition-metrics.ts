@@ -2,7 +2,7 @@
  * The figures of one repetition per strategy (what summary.csv averages over repetitions), from what the tick
  * loop kept of each strategy. Pure: tested from recorded numbers (repetition-metrics.test.ts).
  */
-import { PAGE_SIZE } from '../backends/types.ts';
+import { PAGE_SIZE } from '../vocabulary.ts';
 import type { LedgerStats } from '../sharing/ledger.ts';
 import type { MetricDeclarations } from '../sharing/types.ts';
 import { XmeError } from '../util/errors.ts';

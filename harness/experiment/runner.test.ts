@@ -14,7 +14,7 @@ import { parseScenario } from '../scenario/scenario.ts';
 import { SAMPLE_COLUMNS } from '../results/samples.ts';
 import { SUMMARY_COLUMNS } from '../results/summary.ts';
 import type { TickSample } from '../results/tick-sample.ts';
-import type { RunEnd } from '../results/result-writer.ts';
+import type { RunEnd } from '../results/run.ts';
 
 type Row = Record<string, string>;
 

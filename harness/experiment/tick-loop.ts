@@ -6,7 +6,8 @@
  * itself, so that it runs on stand-ins in unit tests (tick-loop.test.ts, harness/testing/fake-backend.ts).
  */
 import { XmeError } from '../util/errors.ts';
-import type { Backend, Guest, WorkloadProgress } from '../backends/types.ts';
+import type { Backend, Guest } from '../backends/types.ts';
+import type { WorkloadProgress } from '../vocabulary.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import type { KernelInfo } from '../introspection/kernel-info.ts';
 import type { PageHasher } from '../hashing/page-hasher.ts';

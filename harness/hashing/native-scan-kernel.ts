@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import koffi from 'koffi';
-import { PAGE_SIZE } from '../backends/types.ts';
+import { PAGE_SIZE } from '../vocabulary.ts';
 import { cacheDir } from '../util/paths.ts';
 import { findOnPath } from '../util/tools.ts';
 import type { PageFlags, PairSlots, ScanKernel } from './scan-kernel.ts';

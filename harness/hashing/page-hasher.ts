@@ -5,7 +5,7 @@
  */
 import koffi from 'koffi';
 import xxhashWasm from 'xxhash-wasm';
-import { PAGE_SIZE } from '../backends/types.ts';
+import { PAGE_SIZE } from '../vocabulary.ts';
 
 export interface PageHasher {
   /** Recorded in run.json and in the CSV method columns, e.g. "xxh3-64 (libxxhash 0.8.1)". */

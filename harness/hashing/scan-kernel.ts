@@ -7,8 +7,8 @@
  * (guest << 24 | gfn, see pageIndex). Sorting keys groups pages by truncated hash; a truncated hash proposes
  * more candidates, never fewer, and every candidate is confirmed byte by byte before it is proposed.
  */
-import { PAGE_SIZE } from '../backends/types.ts';
-import { ZERO_PAGE } from '../sharing/resident-pages.ts';
+import { PAGE_SIZE } from '../vocabulary.ts';
+import { ZERO_PAGE } from '../vocabulary.ts';
 import type { PageHasher } from './page-hasher.ts';
 
 /** Guest pages addressable by a 32-bit global index: 2^24 pages (64 GiB) per guest, 256 guests. */

@@ -10,8 +10,9 @@ import type { GuestImage } from '../images/manifest.ts';
 import { otherSystemMap } from '../images/other-kernels.ts';
 import { defaultImage } from '../testing/e2e.ts';
 import { kernelInfo, type KernelInfo } from './kernel-info.ts';
-import { KernelMismatchError, locateKernelByHypervisor, locateKernelInMemory, readBanner, readPhysical } from './kernel-locator.ts';
-import { readVirtualByWalk, walkPageTables } from './page-walk.ts';
+import { KernelMismatchError, locateKernelByHypervisor, locateKernelInMemory, readBanner } from './kernel-locator.ts';
+import { readPhysical } from '../backends/guest-memory.ts';
+import { readVirtualByWalk, walkPageTables } from '../arch/page-walk.ts';
 import type { QemuGuest } from '../backends/qemu/qemu-guest.ts';
 
 let image: GuestImage;

@@ -18,10 +18,10 @@ import { bannerMatches, type KernelVersion } from './bzimage.ts';
 import type { KernelLayout } from './kernel-layout.ts';
 import type { KernelInfo } from './kernel-info.ts';
 import { compareWithSystemMap, readKallsyms } from './kallsyms.ts';
-import { readPhysical, type KernelPlacement, type PlacementRoute } from './kernel-placement.ts';
+import { type KernelPlacement, type PlacementRoute } from './kernel-placement.ts';
+import { readPhysical } from '../backends/guest-memory.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
 
-export { readPhysical };
 export type { KernelPlacement, PlacementRoute };
 
 /** The System.map (or the placement) does not fit the running guest. */

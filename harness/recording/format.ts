@@ -4,7 +4,8 @@
  * rewritten (atomically) after every recorded tick, so that the recording of an interrupted run is valid up to
  * its last complete tick. parseManifest() checks every field a replay relies on and names the one that is wrong.
  */
-import type { BackendInfo, WorkloadProgress } from '../backends/types.ts';
+import type { BackendInfo } from '../backends/types.ts';
+import type { WorkloadProgress } from '../vocabulary.ts';
 import type { ImageManifest } from '../images/manifest.ts';
 import type { KernelVersion } from '../introspection/bzimage.ts';
 import type { PlacementRoute } from '../introspection/kernel-placement.ts';

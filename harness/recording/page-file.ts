@@ -13,7 +13,8 @@
  */
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
-import { PAGE_SIZE, type Guest } from '../backends/types.ts';
+import { type Guest } from '../backends/types.ts';
+import { PAGE_SIZE } from '../vocabulary.ts';
 import { XmeError } from '../util/errors.ts';
 
 export const PAGE_FILE_MAGIC = 'XMEPAGES';

@@ -8,14 +8,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { PAGE_SIZE, type BackendInfo, type Guest } from '../backends/types.ts';
+import { type BackendInfo, type Guest } from '../backends/types.ts';
+import { PAGE_SIZE } from '../vocabulary.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import type { KernelInfo } from '../introspection/kernel-info.ts';
 import { locateKernelByHypervisor, locateKernelInMemory } from '../introspection/kernel-locator.ts';
 import type { KernelPlacement } from '../introspection/kernel-placement.ts';
 import { harnessInfo, hostInfo } from '../results/provenance.ts';
 import { writeJsonAtomically } from '../results/run-record.ts';
-import type { RepetitionStart, ResultWriter, RunEnd, RunHeader, TickObserver } from '../results/result-writer.ts';
+import type { RepetitionStart, ResultWriter, TickObserver } from '../results/result-writer.ts';
+import type { RunEnd, RunHeader } from '../results/run.ts';
 import type { Scenario } from '../scenario/scenario.ts';
 import { measureThreadCpu } from '../util/thread-cpu.ts';
 import { sha256 } from '../util/hash.ts';

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PAGE_SIZE } from '../backends/types.ts';
+import { PAGE_SIZE } from '../vocabulary.ts';
 import { MemoryGuest } from '../testing/memory-guest.ts';
 import { FAKE_SYSTEM_MAP, fakeBackendFactory, fakeImage, fakeKernel, type FakeBackendOptions, type FakeGuest } from '../testing/fake-backend.ts';
 import { parseScenario } from '../scenario/scenario.ts';

@@ -5,7 +5,8 @@
  * be made is a warning in run.json, never a lost run.
  */
 import { errorMessage } from '../util/errors.ts';
-import type { FolderOutput, RunHeader } from '../results/result-writer.ts';
+import type { FolderOutput } from '../results/result-writer.ts';
+import type { RunHeader } from '../results/run.ts';
 import type { RunRecord } from '../results/run-record.ts';
 import type { reportFolders } from './report.ts';
 

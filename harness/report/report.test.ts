@@ -8,7 +8,7 @@ import { createCli } from '../cli/cli.ts';
 import { UsageError } from '../util/errors.ts';
 import { writeSyntheticRun } from '../testing/synthetic-run.ts';
 import { recordedHeader } from '../testing/recorded-samples.ts';
-import type { RunEnd } from '../results/result-writer.ts';
+import type { RunEnd } from '../results/run.ts';
 import { runRecord } from '../results/run-record.ts';
 import { FIGURE_IDS } from './figure-data.ts';
 import { buildReport, reportFolders } from './report.ts';

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { recordedHeader } from '../testing/recorded-samples.ts';
 import { COW_DEFINITION } from '../sharing/ledger.ts';
 import { CPU_METHOD } from './samples.ts';
-import type { RunEnd } from './result-writer.ts';
+import type { RunEnd } from './run.ts';
 import { runRecord, writeRunRecord } from './run-record.ts';
 
 let dir: string;

@@ -15,7 +15,7 @@ import type { Scenario } from '../scenario/scenario.ts';
 import type { RunOwner } from '../util/process-identity.ts';
 import { errorMessage, XmeError } from '../util/errors.ts';
 import type { HarnessInfo, HostInfo } from './provenance.ts';
-import type { RunEnd, RunHeader, RunStatus } from './result-writer.ts';
+import type { RunEnd, RunHeader, RunStatus } from './run.ts';
 import { CPU_METHOD } from './samples.ts';
 
 export const RUN_RECORD_FILE = 'run.json';

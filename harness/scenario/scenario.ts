@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { XmeError } from '../util/errors.ts';
 import { projectRoot } from '../util/paths.ts';
-import { WORKLOAD_PARAMS, WORKLOADS, type WorkloadSpec } from '../backends/types.ts';
+import { WORKLOAD_PARAMS, WORKLOADS, type WorkloadSpec } from '../vocabulary.ts';
 import { recipes } from '../images/recipes.ts';
 import { strategyFactories } from '../../strategies/registry.ts';
 import { BACKENDS, type BackendName } from '../backends/registry.ts';

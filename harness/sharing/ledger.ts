@@ -20,10 +20,13 @@
  * whose bytes changed was written while shared. A lower bound — a write that stores the bytes already there
  * is invisible to it (a hypervisor sees it) — and hash-based (a 64-bit collision would hide a write).
  */
-import { PAGE_SIZE, type Guest } from '../backends/types.ts';
+import { type Guest } from '../backends/types.ts';
+import { PAGE_SIZE } from '../vocabulary.ts';
 import type { PageHasher } from '../hashing/page-hasher.ts';
-import type { MetricDeclarations, PageRef, ShareGroup } from './types.ts';
-import { pageBytes, ZERO_PAGE, type Residency } from './resident-pages.ts';
+import type { MetricDeclarations, ShareGroup } from './types.ts';
+import type { PageRef } from '../vocabulary.ts';
+import { pageBytes, type Residency } from './resident-pages.ts';
+import { ZERO_PAGE } from '../vocabulary.ts';
 import { PackedGroup } from './packed-group.ts';
 import { gfnOfIndex, guestOfIndex } from '../hashing/scan-kernel.ts';
 

@@ -6,7 +6,8 @@
  * to it (tick_cpu_ms), not to the scan.
  */
 import { gfnOfIndex, guestOfIndex } from '../hashing/scan-kernel.ts';
-import type { PageRef, ShareGroup } from './types.ts';
+import type { ShareGroup } from './types.ts';
+import type { PageRef } from '../vocabulary.ts';
 
 export class PackedGroup implements ShareGroup {
   private refs: PageRef[] | undefined;

@@ -6,10 +6,8 @@
  * harness. Holes are all zeros by definition: callers that know the residency snapshot use these helpers
  * and never read a hole.
  */
-import { PAGE_SIZE, type Guest } from '../backends/types.ts';
-
-/** 4 KiB of zeros; shared, never written. */
-export const ZERO_PAGE: Buffer = Buffer.alloc(PAGE_SIZE);
+import type { Guest } from '../backends/types.ts';
+import { ZERO_PAGE } from '../vocabulary.ts';
 
 /** Per guest (same order as the guests): 1 = backed by the host, 0 = hole; undefined = all backed / unknown. */
 export type Residency = readonly (Uint8Array | undefined)[];

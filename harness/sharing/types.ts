@@ -2,7 +2,6 @@
 
 import type { PageRef } from '../vocabulary.ts';
 
-export type { PageRef };
 
 export interface ShareGroup {
   pages: PageRef[];

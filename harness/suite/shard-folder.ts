@@ -13,7 +13,8 @@ import path from 'node:path';
 import { XmeError } from '../util/errors.ts';
 import type { HarnessInfo, HostInfo } from '../results/provenance.ts';
 import type { RepetitionMetrics } from '../results/summary.ts';
-import type { ResultWriter, RunEnd, RunHeader } from '../results/result-writer.ts';
+import type { ResultWriter } from '../results/result-writer.ts';
+import type { RunEnd, RunHeader } from '../results/run.ts';
 import { writeJsonAtomically } from '../results/run-record.ts';
 import type { Cell } from './cells.ts';
 

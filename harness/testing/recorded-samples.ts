@@ -7,7 +7,7 @@
  */
 import { THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import type { TickSample } from '../results/tick-sample.ts';
-import type { RunHeader } from '../results/result-writer.ts';
+import type { RunHeader } from '../results/run.ts';
 import { parseScenario } from '../scenario/scenario.ts';
 import { fakeImage, fakeKernel } from './fake-backend.ts';
 

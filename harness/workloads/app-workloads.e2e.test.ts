@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QemuBackend } from '../backends/qemu/qemu-backend.ts';
 import type { QemuGuest } from '../backends/qemu/qemu-guest.ts';
-import type { WorkloadProgress, WorkloadSpec } from '../backends/types.ts';
+import type { WorkloadProgress } from '../vocabulary.ts';
+import type { WorkloadSpec } from '../vocabulary.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import { defaultImage } from '../testing/e2e.ts';
 

@@ -3,7 +3,7 @@
  * workload progress, XME-* markers and failures. Backend-neutral: a backend follows its own console (QEMU's
  * -serial file, xenconsoled's log; harness/backends/serial-console.ts) and feeds the text to a ConsoleTranscript.
  */
-import type { WorkloadProgress } from '../backends/types.ts';
+import type { WorkloadProgress } from '../vocabulary.ts';
 
 export const BOOT_MARKER = 'XME-BOOTED';
 
@@ -81,4 +81,17 @@ export function linesWith(lines: readonly string[], prefix: string): string[] {
     if (at >= 0) found.push(line.slice(at));
   }
   return found;
+}
+
+/** The guest's console as the workload protocol reads it (progress lines, XME- markers): an ability of a guest (backends/types.ts). */
+export interface GuestConsole {
+  /** Workload progress lines seen so far. */
+  progress(): WorkloadProgress[];
+  /**
+   * Every console line seen so far that contains `prefix`, in order, each from the prefix on (a timestamp,
+   * kernel text or CR before it is dropped). Lines with an "XME-" marker are all kept (not only the last 200),
+   * so an XME-* prefix (e.g. "XME-COWPROBE", "XME-ERROR") gives the full list; other prefixes only see the
+   * recent lines.
+   */
+  lines(prefix: string): string[];
 }

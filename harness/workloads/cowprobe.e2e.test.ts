@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QemuBackend } from '../backends/qemu/qemu-backend.ts';
 import type { QemuGuest } from '../backends/qemu/qemu-guest.ts';
-import { PAGE_SIZE } from '../backends/types.ts';
+import { PAGE_SIZE } from '../vocabulary.ts';
 import { defaultImage } from '../testing/e2e.ts';
 import { cowprobePageBytes, waitForCowprobe, type CowprobeState } from './cowprobe.ts';
 

@@ -20,7 +20,20 @@
  * moved to another frame since "ready".
  */
 import { XmeError } from '../util/errors.ts';
-import { PAGE_SIZE, type Guest } from '../backends/types.ts';
+import type { GuestConsole } from './console-protocol.ts';
+
+/**
+ * What the probe's driver needs of a guest (a backends/types.ts Guest has it): its console, a way to write the
+ * doorbell as a device would, and whether it still runs. Narrow, so that workloads need no backend.
+ */
+export interface CowprobeGuest {
+  readonly id: string;
+  readonly files: Readonly<Record<string, string>>;
+  readonly console?: GuestConsole;
+  readonly deviceWrite?: { writeMemory(gfn: number, offset: number, bytes: Buffer): Promise<void> };
+  alive(): boolean;
+}
+import { PAGE_SIZE } from '../vocabulary.ts';
 
 export const COWPROBE_PREFIX = 'XME-COWPROBE';
 
@@ -74,7 +87,7 @@ export const COWPROBE_RING = 0x00212147454d58n;
 const DOORBELL = /^XME-COWPROBE doorbell gfn=([0-9a-f]+)\s*$/;
 
 /** Start the writes of a cowprobe run with doorbell=1: store the ring value into its doorbell page. */
-export async function ringCowprobe(guest: Guest, probe: CowprobeState): Promise<void> {
+export async function ringCowprobe(guest: CowprobeGuest, probe: CowprobeState): Promise<void> {
   if (probe.doorbellGfn === undefined) throw new XmeError(`guest ${guest.id}: its cowprobe has no doorbell (start it with doorbell=1)`);
   if (!guest.deviceWrite) throw new XmeError(`guest ${guest.id}: this backend cannot write guest memory, so it cannot ring the cowprobe doorbell`);
   const word = Buffer.alloc(8);
@@ -146,7 +159,7 @@ export function parseCowprobe(lines: readonly string[]): CowprobeState {
  * (all writes done). Throws, with the guest and the reason, on an XME-ERROR line, a garbled probe line, a guest
  * that ended, or the timeout.
  */
-export async function waitForCowprobe(guest: Guest, state: 'ready' | 'written', timeoutMs: number, pollMs = 100): Promise<CowprobeState> {
+export async function waitForCowprobe(guest: CowprobeGuest, state: 'ready' | 'written', timeoutMs: number, pollMs = 100): Promise<CowprobeState> {
   const deadline = Date.now() + timeoutMs;
   const log = guest.files.serialLog ?? guest.files.console;
   const hint = log ? `console log: ${log}` : undefined;

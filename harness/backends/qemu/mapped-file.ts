@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import koffi from 'koffi';
 import { loadLibc, mapOrThrow, MAP_SHARED, PROT_READ } from '../../util/libc.ts';
-import { PAGE_SIZE } from '../types.ts';
+import { PAGE_SIZE } from '../../vocabulary.ts';
 
 export class MappedFile {
   private pointer: unknown;

@@ -5,7 +5,8 @@
  * or anonymous memory of QEMU marked mergeable for Linux KSM (memory-backend-ram, merge=on).
  */
 import type { AcceleratorChoice } from './accelerator.ts';
-import type { GuestRamKind, WorkloadSpec } from '../types.ts';
+import type { GuestRamKind } from '../types.ts';
+import type { WorkloadSpec } from '../../vocabulary.ts';
 import { kernelCommandLine } from '../guest-command-line.ts';
 
 export interface GuestLaunch {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PAGE_SIZE } from '../types.ts';
+import { PAGE_SIZE } from '../../vocabulary.ts';
 import { MappedFile } from './mapped-file.ts';
 import { residentPages, type ResidencyMethod } from './residency.ts';
 

@@ -21,7 +21,7 @@
  */
 import fs from 'node:fs';
 import koffi from 'koffi';
-import { PAGE_SIZE } from '../types.ts';
+import { PAGE_SIZE } from '../../vocabulary.ts';
 import { loadLibc, mapOrThrow, MAP_SHARED, PROT_READ } from '../../util/libc.ts';
 
 const SEEK_SET = 0;

@@ -11,7 +11,7 @@
  * with the reason. FrameDomains remembers which domains each frame may back (a superset: unsharing is not
  * tracked, which only makes the check stricter).
  */
-import type { PageRef } from '../../sharing/types.ts';
+import type { PageRef } from '../../vocabulary.ts';
 
 export interface NominatedPage {
   ref: PageRef;

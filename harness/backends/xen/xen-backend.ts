@@ -13,7 +13,7 @@ import { XmeError } from '../../util/errors.ts';
 import { requireTool } from '../../util/tools.ts';
 import { onCleanup } from '../../util/cleanup.ts';
 import type { GuestImage } from '../../images/manifest.ts';
-import type { PageRef } from '../../sharing/types.ts';
+import type { PageRef } from '../../vocabulary.ts';
 import type { Backend, BackendInfo, Guest, HypervisorCounters, ProvisionOptions, ShareOutcome } from '../types.ts';
 import { kernelCommandLine, perGuestWorkload } from '../guest-command-line.ts';
 import { ForeignMemory, XcInterface, XenCallError, type ForeignMapping } from './libxen.ts';

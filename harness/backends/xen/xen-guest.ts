@@ -17,11 +17,13 @@
  */
 import { execa } from 'execa';
 import type { GuestImage } from '../../images/manifest.ts';
-import { PAGE_SIZE, type DeviceWrite, type Guest, type GuestConsole, type VcpuAccess } from '../types.ts';
+import { type DeviceWrite, type Guest, type VcpuAccess } from '../types.ts';
+import { type GuestConsole } from '../../workloads/console-protocol.ts';
+import { PAGE_SIZE } from '../../vocabulary.ts';
 import { SerialConsole, waitForBootMarker } from '../serial-console.ts';
 import type { ForeignMapping, ForeignMemory, XcInterface } from './libxen.ts';
-import { readPhysical } from '../../introspection/kernel-locator.ts';
-import { readVirtualByWalk, walkPageTables } from '../../introspection/page-walk.ts';
+import { readPhysical } from '../guest-memory.ts';
+import { readVirtualByWalk, walkPageTables } from '../../arch/page-walk.ts';
 import { XmeError } from '../../util/errors.ts';
 import { describeDomainEnd } from './domain-end.ts';
 

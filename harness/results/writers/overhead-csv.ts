@@ -6,7 +6,8 @@
 import path from 'node:path';
 import { writeCsv } from '../csv.ts';
 import { SLOWDOWN_SCHEMA } from '../overhead.ts';
-import type { ResultWriter, RunEnd, RunHeader } from '../result-writer.ts';
+import type { ResultWriter } from '../result-writer.ts';
+import type { RunEnd, RunHeader } from '../run.ts';
 
 export class OverheadCsvWriter implements ResultWriter {
   private dir: string | undefined;

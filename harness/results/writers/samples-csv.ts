@@ -6,7 +6,8 @@ import path from 'node:path';
 import { CsvAppender } from '../csv.ts';
 import { SAMPLE_SCHEMA, sampleRow } from '../samples.ts';
 import type { TickSample } from '../tick-sample.ts';
-import type { ResultWriter, RunHeader } from '../result-writer.ts';
+import type { ResultWriter } from '../result-writer.ts';
+import type { RunHeader } from '../run.ts';
 
 export class SamplesCsvWriter implements ResultWriter {
   private csv: CsvAppender<typeof SAMPLE_SCHEMA> | undefined;

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { recordedHeader } from '../../testing/recorded-samples.ts';
 import { SUMMARY_COLUMNS, type RepetitionMetrics } from '../summary.ts';
 import { summaryRows } from '../../experiment/summary.ts';
-import type { RunEnd } from '../result-writer.ts';
+import type { RunEnd } from '../run.ts';
 import { SummaryCsvWriter } from './summary-csv.ts';
 
 let dir: string;

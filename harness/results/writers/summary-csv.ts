@@ -7,7 +7,8 @@
 import path from 'node:path';
 import { writeCsv } from '../csv.ts';
 import { SUMMARY_SCHEMA } from '../summary.ts';
-import type { ResultWriter, RunEnd, RunHeader } from '../result-writer.ts';
+import type { ResultWriter } from '../result-writer.ts';
+import type { RunEnd, RunHeader } from '../run.ts';
 
 export class SummaryCsvWriter implements ResultWriter {
   private dir: string | undefined;
