@@ -23,7 +23,7 @@ import { buildImage } from '../harness/images/build.ts';
 import { kernelInfo } from '../harness/introspection/kernel-info.ts';
 import { ContentStrategy } from '../strategies/content.ts';
 import { SemanticStrategy } from '../strategies/semantic.ts';
-import { scanKernelFor } from '../strategies/scan-kernel-choice.ts';
+import { scanEngineFor } from '../strategies/scan-engine-choice.ts';
 import type { StrategyContext } from '../strategies/types.ts';
 import { bufferCeiling, guestFilesCeiling } from './ceiling.ts';
 import { best, median, timeRepeated } from './measure.ts';
@@ -117,7 +117,7 @@ async function contentPasses(guests: Guest[], context: Omit<StrategyContext, 're
   };
 }
 
-say(`scan kernel: ${scanKernelFor(await defaultHasher()).name}`);
+say(`scan engine: ${scanEngineFor(await defaultHasher()).name}`);
 const hashingResults = await hashing();
 say('page hashing, one core (GB/s):');
 for (const [name, rate] of Object.entries(hashingResults)) say(`  ${name.padEnd(22)} ${rate.toFixed(2)}`);

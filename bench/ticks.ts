@@ -4,7 +4,7 @@
  * running between ticks. The first tick (one-off work: locating kernels) is left out.
  */
 import type { Guest } from '../harness/backends/types.ts';
-import { SharingLedger } from '../harness/sharing/ledger.ts';
+import { AccountingLedger } from '../harness/sharing/ledger.ts';
 import type { Strategy, StrategyContext } from '../strategies/types.ts';
 import { threadCpuNs } from '../harness/util/thread-cpu.ts';
 import { median } from './measure.ts';
@@ -18,7 +18,7 @@ export interface TickFigures {
 
 export async function steadyTicks(strategy: Strategy, context: Omit<StrategyContext, 'residency'>, ticks: number, betweenMs: number): Promise<TickFigures> {
   const guests: readonly Guest[] = context.guests;
-  const ledger = new SharingLedger(strategy.name, guests, context.hasher);
+  const ledger = new AccountingLedger(strategy.name, guests, context.hasher);
   const tickCpu: number[] = [];
   const scanCpu: number[] = [];
   for (let tick = 0; tick <= ticks; tick++) {

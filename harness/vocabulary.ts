@@ -1,6 +1,7 @@
 /**
- * The house's basic words, defined once: the page size, a reference to a guest page, and the workloads a guest
- * can run. Every room may import this one; it imports nothing, so no two rooms need each other for these.
+ * The project's basic words, defined once: the page size and the zero page, a reference to a guest page, and the
+ * workloads a guest can run with the progress they report. Every folder may import this file; it imports nothing,
+ * so no two folders need each other for these.
  */
 
 /** x86-64 base page: the unit of sharing, of guest frame numbers and of every page count in the CSVs. */

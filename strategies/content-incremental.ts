@@ -13,13 +13,13 @@
 import { type Guest } from '../harness/backends/types.ts';
 import { PAGE_SIZE } from '../harness/vocabulary.ts';
 import { XmeError } from '../harness/util/errors.ts';
-import { pageIndex, gfnOfIndex, guestOfIndex, type ScanKernel } from '../harness/hashing/scan-kernel.ts';
+import { pageIndex, gfnOfIndex, guestOfIndex, type ScanEngine } from '../harness/hashing/scan-engine.ts';
 import { PackedGroup } from '../harness/sharing/packed-group.ts';
 import { pageBytes, type Residency } from '../harness/sharing/resident-pages.ts';
 import { ZERO_PAGE } from '../harness/vocabulary.ts';
 import type { MetricDeclarations, ScanCost } from '../harness/sharing/types.ts';
 import { backedRuns, checkGuestsFit } from './content-index.ts';
-import { scanKernelFor } from './scan-kernel-choice.ts';
+import { scanEngineFor } from './scan-engine-choice.ts';
 import type { ScanResult, Strategy, StrategyContext, StrategyFactory } from './types.ts';
 
 export interface IncrementalOptions {
@@ -89,15 +89,15 @@ export class IncrementalContentStrategy implements Strategy {
   async scan(context: StrategyContext): Promise<ScanResult> {
     const { guests } = context;
     this.prepare(guests);
-    const kernel = scanKernelFor(context.hasher);
-    this.zeroHash ??= zeroHashOf(kernel);
+    const engine = scanEngineFor(context.hasher);
+    this.zeroHash ??= zeroHashOf(engine);
     const cost: ScanCost = { pagesRead: 0, bytesHashed: 0, bytesCompared: 0 };
     const window = this.nextWindow(guests);
     let volatile = 0;
-    for (const span of window) volatile += this.visit(kernel, guests[span.guest]!, span.guest, span.first, span.count, context.residency?.[span.guest], cost);
+    for (const span of window) volatile += this.visit(engine, guests[span.guest]!, span.guest, span.first, span.count, context.residency?.[span.guest], cost);
 
     const inWindow = windowTest(window);
-    const { groups, proposed, stable } = this.propose(kernel, guests, context.residency, inWindow, cost);
+    const { groups, proposed, stable } = this.propose(engine, guests, context.residency, inWindow, cost);
     return {
       groups,
       cost,
@@ -134,7 +134,7 @@ export class IncrementalContentStrategy implements Strategy {
   }
 
   /** Visit pages [first, first + count) of guest g: hash (holes: the zero page's hash, unread), update states. */
-  private visit(kernel: ScanKernel, guest: Guest, g: number, first: number, count: number, residency: Uint8Array | undefined, cost: ScanCost): number {
+  private visit(engine: ScanEngine, guest: Guest, g: number, first: number, count: number, residency: Uint8Array | undefined, cost: ScanCost): number {
     const hashes = this.hashes[g]!;
     const state = this.state[g]!;
     const fresh = new BigUint64Array(Math.min(count, CHUNK_PAGES));
@@ -159,7 +159,7 @@ export class IncrementalContentStrategy implements Strategy {
         }
         let n = 1;
         while (n < CHUNK_PAGES && at + n < end && state[at + n] !== EXCLUDED) n++;
-        kernel.hashPages(guest.pages(at, n), fresh);
+        engine.hashPages(guest.pages(at, n), fresh);
         cost.pagesRead += n;
         cost.bytesHashed += n * PAGE_SIZE;
         for (let i = 0; i < n; i++) record(at + i, fresh[i]!);
@@ -173,15 +173,15 @@ export class IncrementalContentStrategy implements Strategy {
    * Groups of this tick: runs of equal (truncated) hash among stable pages that include a page of this
    * window; each such run's window pages plus one earlier page (the anchor) are compared byte by byte.
    */
-  private propose(kernel: ScanKernel, guests: readonly Guest[], residency: Residency | undefined, inWindow: (g: number, gfn: number) => boolean, cost: ScanCost) {
+  private propose(engine: ScanEngine, guests: readonly Guest[], residency: Residency | undefined, inWindow: (g: number, gfn: number) => boolean, cost: ScanCost) {
     let n = 0;
     let stable = 0;
     guests.forEach((_, g) => {
       const before = n;
-      n = kernel.keysFromHashes(this.hashes[g]!, this.state[g]!, STABLE, pageIndex(g, 0), this.keys, n);
+      n = engine.keysFromHashes(this.hashes[g]!, this.state[g]!, STABLE, pageIndex(g, 0), this.keys, n);
       stable += n - before;
     });
-    kernel.sortKeys(this.keys, n, this.scratch);
+    engine.sortKeys(this.keys, n, this.scratch);
     const words = new Uint32Array(this.keys.buffer);
     const groups: PackedGroup[] = [];
     let proposed = 0;
@@ -233,9 +233,9 @@ function windowTest(spans: { guest: number; first: number; count: number }[]): (
   return (g, gfn) => spans.some((s) => s.guest === g && gfn >= s.first && gfn < s.first + s.count);
 }
 
-function zeroHashOf(kernel: ScanKernel): bigint {
+function zeroHashOf(engine: ScanEngine): bigint {
   const out = new BigUint64Array(1);
-  kernel.hashPages(ZERO_PAGE, out);
+  engine.hashPages(ZERO_PAGE, out);
   return out[0]!;
 }
 

@@ -1,5 +1,5 @@
 /**
- * The content strategies' index: keys (scan-kernel.ts: truncated hash ‖ global page index) in typed arrays,
+ * The content strategies' index: keys (scan-engine.ts: truncated hash ‖ global page index) in typed arrays,
  * sorted (radix, in C) so that equal hashes are neighbours, then byte-confirmed run by run. No per-page JS
  * object or bigint until the confirmed groups are handed to the ledger. Memory, reused from scan to scan:
  * keys and scratch (8 + 8 bytes per guest page), class bounds (4), flags (1): 21 bytes per guest page, plus a
@@ -7,7 +7,7 @@
  */
 import { type Guest } from '../harness/backends/types.ts';
 import { PAGE_SIZE } from '../harness/vocabulary.ts';
-import { gfnOfIndex, guestOfIndex, MAX_GUEST_PAGES, MAX_GUESTS, PAGE_PAIR, PAGE_ZERO, pageIndex, type PageFlags, type PairSlots, type ScanKernel } from '../harness/hashing/scan-kernel.ts';
+import { gfnOfIndex, guestOfIndex, MAX_GUEST_PAGES, MAX_GUESTS, PAGE_PAIR, PAGE_ZERO, pageIndex, type PageFlags, type PairSlots, type ScanEngine } from '../harness/hashing/scan-engine.ts';
 import { pageBytes, type Residency } from '../harness/sharing/resident-pages.ts';
 import { PackedGroup } from '../harness/sharing/packed-group.ts';
 import { XmeError } from '../harness/util/errors.ts';
@@ -102,13 +102,13 @@ export function* backedRuns(start: number, end: number, residency: Uint8Array | 
 
 /**
  * Hash every backed page of every guest into keys, window by window in lockstep: returns the number of keys
- * and how many pages were read. Holes are zero pages (flag PAGE_ZERO), never read. stats as ScanKernel's
+ * and how many pages were read. Holes are zero pages (flag PAGE_ZERO), never read. stats as ScanEngine's
  * (stats[0] bytes compared, stats[1] bytes hashed; 3 entries).
  */
-export function hashAllPages(kernel: ScanKernel, index: KeyIndex, guests: readonly Guest[], residency: Residency | undefined, stats: Float64Array): { n: number; pagesRead: number } {
+export function hashAllPages(engine: ScanEngine, index: KeyIndex, guests: readonly Guest[], residency: Residency | undefined, stats: Float64Array): { n: number; pagesRead: number } {
   index.reserve(guests);
   const views = guests.map((g) => g.memoryView?.all());
-  if (kernel.hashGuests && views.every((v) => v !== undefined)) {
+  if (engine.hashGuests && views.every((v) => v !== undefined)) {
     // One native call for the whole pass; on entry the flags are the residency (0 = hole, never read).
     guests.forEach((guest, g) => {
       const flags = index.guestFlags(g, guest.memoryPages);
@@ -117,7 +117,7 @@ export function hashAllPages(kernel: ScanKernel, index: KeyIndex, guests: readon
       else flags.fill(1);
     });
     const before = stats[2] ?? 0;
-    const n = kernel.hashGuests(views as Buffer[], index.flags, index.keys, stats);
+    const n = engine.hashGuests(views as Buffer[], index.flags, index.keys, stats);
     return { n, pagesRead: stats[2]! - before };
   }
   index.flags.bytes.fill(PAGE_ZERO); // what a hole is; read pages get their own flag
@@ -148,7 +148,7 @@ export function hashAllPages(kernel: ScanKernel, index: KeyIndex, guests: readon
         }
         held[parity]!.push(pages);
         const slots = index.pairSlots(run.first - window, run.count, parity);
-        n = kernel.hashKeys(pages, pageIndex(g, run.first), index.keys, n, flags.subarray(run.first, run.first + run.count), slots, stats);
+        n = engine.hashKeys(pages, pageIndex(g, run.first), index.keys, n, flags.subarray(run.first, run.first + run.count), slots, stats);
         pagesRead += run.count;
       }
     });
@@ -167,18 +167,18 @@ export interface Confirmed {
  * page through pageBytes (a hole is the zero page, never read). Either way each run is rewritten so that each
  * class of identical bytes is contiguous and index.bounds lists the classes of two or more pages.
  */
-export function confirmRuns(kernel: ScanKernel, index: KeyIndex, n: number, guests: readonly Guest[], residency: Residency | undefined): Confirmed {
+export function confirmRuns(engine: ScanEngine, index: KeyIndex, n: number, guests: readonly Guest[], residency: Residency | undefined): Confirmed {
   const views = guests.map((g) => g.memoryView?.all());
-  if (kernel.confirmInPlace && views.every((v) => v !== undefined)) {
+  if (engine.confirmInPlace && views.every((v) => v !== undefined)) {
     // Only backed pages have keys when residency is known (holes are zero pages), so no hole is read.
     const compared = new Float64Array(1);
-    const classes = kernel.confirmInPlace(index.keys, n, views as Buffer[], index.flags, index.bounds, index.scratch, compared);
+    const classes = engine.confirmInPlace(index.keys, n, views as Buffer[], index.flags, index.bounds, index.scratch, compared);
     return { classes, bytesCompared: compared[0]! };
   }
   return confirmByCopies(index, n, (i) => pageBytes(guests[guestOfIndex(i)]!, gfnOfIndex(i), residency?.[guestOfIndex(i)]));
 }
 
-/** The same partition as the C kernel, reading each page through `page` (a copy where the backend copies). */
+/** The same partition as the C engine, reading each page through `page` (a copy where the backend copies). */
 export function confirmByCopies(index: KeyIndex, n: number, page: (i: number) => Buffer): Confirmed {
   const words = new Uint32Array(index.keys.buffer, 0, 2 * n);
   const pending = new Uint32Array(index.scratch.buffer);
@@ -246,8 +246,8 @@ export function classGroups(index: KeyIndex, confirmed: Confirmed): PackedGroup[
 }
 
 /** Every page flagged `flag` in these guests' flags, as packed indices. */
-export function flaggedPages(index: KeyIndex, guests: readonly Guest[], flag: number, kernel?: ScanKernel): Uint32Array {
-  if (kernel?.collectFlag) return kernel.collectFlag(index.flags, new Uint32Array(guests.map((g) => g.memoryPages)), flag);
+export function flaggedPages(index: KeyIndex, guests: readonly Guest[], flag: number, engine?: ScanEngine): Uint32Array {
+  if (engine?.collectFlag) return engine.collectFlag(index.flags, new Uint32Array(guests.map((g) => g.memoryPages)), flag);
   const bytes = index.flags.bytes;
   let count = 0;
   for (let i = 0; i < bytes.length; i++) if (bytes[i] === flag) count++;

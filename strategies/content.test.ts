@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ContentStrategy } from './content.ts';
 import { MemoryGuest } from '../harness/testing/memory-guest.ts';
 import { defaultHasher, type PageHasher } from '../harness/hashing/page-hasher.ts';
-import { SharingLedger } from '../harness/sharing/ledger.ts';
+import { AccountingLedger } from '../harness/sharing/ledger.ts';
 import type { StrategyContext } from './types.ts';
 
 let hasher: PageHasher;
@@ -70,7 +70,7 @@ describe('content-based strategy', () => {
     const result = await new ContentStrategy({ zeroPages: true }).scan(context([a, b], collidingHasher));
     expect(result.groups.map((g) => g.pages)).toEqual([[{ guest: 0, gfn: 2 }, { guest: 1, gfn: 2 }]]);
     // And the ledger, given a group that lies, still refuses it.
-    const ledger = new SharingLedger('content', [a, b], collidingHasher);
+    const ledger = new AccountingLedger('content', [a, b], collidingHasher);
     const applied = ledger.apply([{ pages: [{ guest: 0, gfn: 0 }, { guest: 1, gfn: 0 }] }]);
     expect(applied.pagesShared).toBe(0);
     expect(applied.refused[0]!.reason).toMatch(/bytes differ/);

@@ -13,11 +13,11 @@
 import { type Guest } from '../harness/backends/types.ts';
 import { PAGE_SIZE } from '../harness/vocabulary.ts';
 import { XmeError } from '../harness/util/errors.ts';
-import { PAGE_ZERO } from '../harness/hashing/scan-kernel.ts';
+import { PAGE_ZERO } from '../harness/hashing/scan-engine.ts';
 import type { ScanCost, ShareGroup } from '../harness/sharing/types.ts';
 import { PackedGroup } from '../harness/sharing/packed-group.ts';
 import { classGroups, confirmRuns, distinctHashes, flaggedPages, hashAllPages, KeyIndex } from './content-index.ts';
-import { scanKernelFor } from './scan-kernel-choice.ts';
+import { scanEngineFor } from './scan-engine-choice.ts';
 import type { ScanResult, Strategy, StrategyContext, StrategyFactory } from './types.ts';
 
 export interface ContentOptions {
@@ -47,15 +47,15 @@ export class ContentStrategy implements Strategy {
 
   async scan(context: StrategyContext): Promise<ScanResult> {
     const { guests } = context;
-    const kernel = scanKernelFor(context.hasher);
+    const engine = scanEngineFor(context.hasher);
     const stats = new Float64Array(3);
-    const { n, pagesRead } = hashAllPages(kernel, this.index, guests, context.residency, stats);
-    kernel.sortKeys(this.index.keys, n, this.index.scratch);
-    const confirmed = confirmRuns(kernel, this.index, n, guests, context.residency);
+    const { n, pagesRead } = hashAllPages(engine, this.index, guests, context.residency, stats);
+    engine.sortKeys(this.index.keys, n, this.index.scratch);
+    const confirmed = confirmRuns(engine, this.index, n, guests, context.residency);
     // bytesHashed counts what XXH3 read: a page confirmed equal to its partner by memcmp is not hashed.
     const cost: ScanCost = { pagesRead, bytesHashed: stats[1]!, bytesCompared: stats[0]! + confirmed.bytesCompared };
     const groups: ShareGroup[] = classGroups(this.index, confirmed);
-    const zeroPages = flaggedPages(this.index, guests, PAGE_ZERO, kernel);
+    const zeroPages = flaggedPages(this.index, guests, PAGE_ZERO, engine);
     if (this.options.zeroPages && zeroPages.length >= 2) groups.push(new PackedGroup(zeroPages, true));
     return {
       groups,

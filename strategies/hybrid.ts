@@ -9,7 +9,7 @@
 import type { Guest } from '../harness/backends/types.ts';
 import type { MetricDeclarations } from '../harness/sharing/types.ts';
 import { PackedGroup } from '../harness/sharing/packed-group.ts';
-import { gfnOfIndex, guestOfIndex } from '../harness/hashing/scan-kernel.ts';
+import { gfnOfIndex, guestOfIndex } from '../harness/hashing/scan-engine.ts';
 import { XmeError } from '../harness/util/errors.ts';
 import { INCREMENTAL_OPTION_DOCS, IncrementalContentStrategy, parseIncrementalOptions, type IncrementalOptions } from './content-incremental.ts';
 import { SemanticStrategy } from './semantic.ts';

@@ -9,6 +9,7 @@ import type { ProcessIdentity } from '../util/process-identity.ts';
 import { describeKnobs } from './ksm-apply.ts';
 import type { KsmSettings } from './ksm-settings.ts';
 import { ksmStateDir } from './ksm-state.ts';
+import { errorMessage } from '../util/errors.ts';
 
 const PREFIX = 'ksm-guard-report.';
 const SUFFIX = '.json';
@@ -124,7 +125,7 @@ function unreadableReport(file: string, error: unknown): KsmGuardReport {
     saved: {},
     found: {},
     restored: {},
-    problems: [`unreadable report: ${(error as Error).message}`],
-    warning: `a KSM guard left a report that cannot be read (${file}: ${(error as Error).message}); check /sys/kernel/mm/ksm by hand`,
+    problems: [`unreadable report: ${errorMessage(error)}`],
+    warning: `a KSM guard left a report that cannot be read (${file}: ${errorMessage(error)}); check /sys/kernel/mm/ksm by hand`,
   };
 }

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { XmeError } from '../util/errors.ts';
+import { XmeError, errorMessage } from '../util/errors.ts';
 
 export const KSM_SYSFS_DIR = '/sys/kernel/mm/ksm';
 
@@ -71,7 +71,7 @@ export function writeKnob(name: string, value: string): void {
     const why =
       code === 'EINVAL' ? 'the kernel refused the value (EINVAL)'
       : code === 'EBUSY' ? 'the kernel refused it while pages are merged (EBUSY)'
-      : (error as Error).message;
+      : errorMessage(error);
     throw new XmeError(`KSM: cannot set ${name}=${value}: ${why}`, code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? notWritableFix(code) : undefined);
   }
 }

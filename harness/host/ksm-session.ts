@@ -10,7 +10,7 @@
  * counters (pages_sharing, full_scans, ksmd's CPU) would mix both runs' guests.
  */
 import { onCleanup } from '../util/cleanup.ts';
-import { XmeError } from '../util/errors.ts';
+import { XmeError, errorMessage } from '../util/errors.ts';
 import type { ProcessIdentity } from '../util/process-identity.ts';
 import { applySettings, checkSettingsSupported, describeKnobs, restoreKnobs } from './ksm-apply.ts';
 import { KsmGuard } from './ksm-guard.ts';
@@ -90,7 +90,7 @@ export class KsmSession {
         try {
           session.release();
         } catch (releaseError) {
-          throw new XmeError(`${(error as Error).message}; then restoring failed too: ${(releaseError as Error).message}`, (releaseError as XmeError).hint);
+          throw new XmeError(`${errorMessage(error)}; then restoring failed too: ${(releaseError as Error).message}`, (releaseError as XmeError).hint);
         }
       } else {
         removeStateFileOf(lock.owner);

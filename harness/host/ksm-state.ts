@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ownerGone, ownerIdentity, type ProcessIdentity } from '../util/process-identity.ts';
-import { XmeError } from '../util/errors.ts';
+import { XmeError, errorMessage } from '../util/errors.ts';
 import type { KsmSettings } from './ksm-settings.ts';
 
 export const KSM_STATE_DIR = '/run/xme';
@@ -52,7 +52,7 @@ export function ensureStateDir(): void {
     fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
     fs.accessSync(dir, fs.constants.W_OK);
   } catch (error) {
-    throw new XmeError(`KSM: cannot use ${dir} for the host's KSM state: ${(error as Error).message}`, 'run xme as root (sudo), or set XME_KSM_STATE_DIR to a writable directory that a reboot clears');
+    throw new XmeError(`KSM: cannot use ${dir} for the host's KSM state: ${errorMessage(error)}`, 'run xme as root (sudo), or set XME_KSM_STATE_DIR to a writable directory that a reboot clears');
   }
 }
 
@@ -136,7 +136,7 @@ export function readStateFile(file = ksmStateFile()): KsmStateRecord | undefined
   try {
     value = JSON.parse(text);
   } catch (error) {
-    return unreadable((error as Error).message);
+    return unreadable(errorMessage(error));
   }
   const record = value as Partial<KsmStateRecord> | null;
   if (typeof record !== 'object' || record === null) return unreadable('not an object');

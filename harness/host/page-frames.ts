@@ -7,7 +7,7 @@
  * (CAP_SYS_ADMIN): without it the kernel reports every PFN as 0, which we refuse rather than misread.
  */
 import fs from 'node:fs';
-import { XmeError } from '../util/errors.ts';
+import { XmeError, errorMessage } from '../util/errors.ts';
 
 const PAGE_SIZE = 4096;
 const PRESENT = 1n << 63n;
@@ -69,7 +69,7 @@ export function openProc(file: string): number {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') throw new XmeError(`cannot read ${file} (${code})`, 'run xme as root');
-    throw new XmeError(`cannot read ${file}: ${(error as Error).message}`);
+    throw new XmeError(`cannot read ${file}: ${errorMessage(error)}`);
   }
 }
 

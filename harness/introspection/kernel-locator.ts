@@ -12,7 +12,7 @@
  * table sits where the System.map says (see kallsyms.ts: the banner alone cannot tell apart two builds that
  * happen to place it at the same address). A System.map of another kernel is refused.
  */
-import { XmeError } from '../util/errors.ts';
+import { XmeError, errorMessage } from '../util/errors.ts';
 import type { Guest } from '../backends/types.ts';
 import { bannerMatches, type KernelVersion } from './bzimage.ts';
 import type { KernelLayout } from './kernel-layout.ts';
@@ -22,7 +22,6 @@ import { type KernelPlacement, type PlacementRoute } from './kernel-placement.ts
 import { readPhysical } from '../backends/guest-memory.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
 
-export type { KernelPlacement, PlacementRoute };
 
 /** The System.map (or the placement) does not fit the running guest. */
 export class KernelMismatchError extends XmeError {
@@ -107,7 +106,7 @@ export async function locateKernelByHypervisor(guest: Guest, kernel: KernelInfo)
   try {
     physicalBase = await vcpu.translate(layout.text + virtualOffset);
   } catch (error) {
-    throw new KernelMismatchError(guest.id, `_text + offset does not translate: ${(error as Error).message}`);
+    throw new KernelMismatchError(guest.id, `_text + offset does not translate: ${errorMessage(error)}`);
   }
   const placement: KernelPlacement = { physicalBase, virtualOffset, route: 'hypervisor' };
   verifyPlacement(guest, kernel, placement);
@@ -120,7 +119,7 @@ export function verifyKallsyms(guest: Guest, kernel: KernelInfo, placement: Kern
   try {
     check = compareWithSystemMap(readKallsyms(guest, kernel.systemMap, kernel.layout, placement), kernel.systemMap);
   } catch (error) {
-    throw new KernelMismatchError(guest.id, `the kernel's symbol table (kallsyms) cannot be read where System.map puts it: ${(error as Error).message}`);
+    throw new KernelMismatchError(guest.id, `the kernel's symbol table (kallsyms) cannot be read where System.map puts it: ${errorMessage(error)}`);
   }
   if (check.matching !== check.symbols) {
     throw new KernelMismatchError(

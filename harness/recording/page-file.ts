@@ -15,7 +15,7 @@ import zlib from 'node:zlib';
 import { promisify } from 'node:util';
 import { type Guest } from '../backends/types.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
-import { XmeError } from '../util/errors.ts';
+import { XmeError, errorMessage } from '../util/errors.ts';
 
 export const PAGE_FILE_MAGIC = 'XMEPAGES';
 export const PAGE_FILE_VERSION = 1;
@@ -150,7 +150,7 @@ class Cursor {
     try {
       out = zlib.brotliDecompressSync(data, { maxOutputLength: Math.max(1, expectedBytes) });
     } catch (error) {
-      this.fail(`${what} does not decompress (${(error as Error).message})`);
+      this.fail(`${what} does not decompress (${errorMessage(error)})`);
     }
     if (out.length !== expectedBytes) this.fail(`${what} decompresses to ${out.length} bytes, not ${expectedBytes}`);
     return out;
@@ -161,7 +161,7 @@ function parseHeader(text: string, cursor: Cursor): PageFileHeader {
   try {
     return JSON.parse(text) as PageFileHeader;
   } catch (error) {
-    return cursor.fail(`its header is not JSON (${(error as Error).message})`);
+    return cursor.fail(`its header is not JSON (${errorMessage(error)})`);
   }
 }
 

@@ -4,7 +4,6 @@
  */
 import type { MetricDefinition } from '../sharing/types.ts';
 
-export type { MetricDefinition };
 
 const THREAD_CPU = 'CPU time of the harness thread that ran it (clock_gettime CLOCK_THREAD_CPUTIME_ID; other threads such as V8 background GC not counted), strategies in rotated order';
 

@@ -3,7 +3,8 @@
  * metric's unit and how it was measured (experiment/summary.ts computes the rows from RepetitionMetrics).
  */
 import { XmeError } from '../util/errors.ts';
-import type { MetricDefinition, MetricName } from './metrics.ts';
+import type { MetricName } from './metrics.ts';
+import type { MetricDefinition } from '../sharing/types.ts';
 import { headerNumber, readCsv, requiredNumber, requiredText, textColumn, type RowOf } from './csv.ts';
 import { RESULTS_HINT } from './samples.ts';
 

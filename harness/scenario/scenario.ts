@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { XmeError } from '../util/errors.ts';
+import { XmeError, errorMessage } from '../util/errors.ts';
 import { projectRoot } from '../util/paths.ts';
 import { WORKLOAD_PARAMS, WORKLOADS, type WorkloadSpec } from '../vocabulary.ts';
 import { recipes } from '../images/recipes.ts';
@@ -150,7 +150,7 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     try {
       ownName = factory.create(options).name;
     } catch (error) {
-      v.fail(`${field}.options`, (error as Error).message);
+      v.fail(`${field}.options`, errorMessage(error));
     }
     // Without a label a strategy's rows carry the name it gives itself (semantic, semantic+rodata, content),
     // as they always have; two entries with one label would merge into one strategy with made-up repetitions.
@@ -229,7 +229,7 @@ export function loadScenario(nameOrPath: string): Scenario {
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (error) {
-    throw new XmeError(`scenario file ${file} is not valid JSON: ${(error as Error).message}`);
+    throw new XmeError(`scenario file ${file} is not valid JSON: ${errorMessage(error)}`);
   }
   return parseScenario(json, path.basename(file, '.json'), path.dirname(path.resolve(file)));
 }

@@ -16,7 +16,7 @@ import { kernelInfo } from '../introspection/kernel-info.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import { ContentStrategy } from '../../strategies/content.ts';
 import { ringCowprobe, waitForCowprobe, type CowprobeState } from '../workloads/cowprobe.ts';
-import { SharingLedger, type CowEvent } from './ledger.ts';
+import { AccountingLedger, type CowEvent } from './ledger.ts';
 
 const PAGES = 48;
 const WRITES = 10;
@@ -57,9 +57,9 @@ describe('CoW faults against a known answer (cowprobe, QEMU, content-reread)', (
     const isProbe = (event: CowEvent) => probePages[event.guest]!.has(event.gfn);
 
     const strategy = new ContentStrategy({ zeroPages: true });
-    const wholeMemory = new SharingLedger('content', guests, hasher);
+    const wholeMemory = new AccountingLedger('content', guests, hasher);
     // Only the probe pages, shared once: every fault this ledger sees is a probe write.
-    const probeOnly = new SharingLedger('probe', guests, hasher);
+    const probeOnly = new AccountingLedger('probe', guests, hasher);
     const context = { guests, image, kernel: kernelInfo(image), hasher };
     const tick = async (first: boolean) =>
       paused(async () => {

@@ -8,7 +8,7 @@
  */
 import type { Backend, Guest, HypervisorCounters } from '../backends/types.ts';
 import type { PageHasher } from '../hashing/page-hasher.ts';
-import { SharingLedger, type ApplyResult, type CowEvent, type Ledger, type LedgerStats } from './ledger.ts';
+import { AccountingLedger, type ApplyResult, type CowEvent, type Ledger, type LedgerStats } from './ledger.ts';
 import type { ShareGroup } from './types.ts';
 
 export const COW_METHOD_HYPERVISOR = 'hypervisor';
@@ -31,7 +31,7 @@ export class EnforcedLedger implements Ledger {
   readonly declaredMetrics = {
     hypercalls_total: { unit: 'hypercalls', method: 'sharing hypercalls this ledger made since the repetition started: xc_memshr_nominate_gfn and xc_memshr_share_gfns, failed ones included (counter reads not counted)' },
   };
-  private readonly verifier: SharingLedger;
+  private readonly verifier: AccountingLedger;
   private afterLastShare: HypervisorCounters | undefined;
   private readonly cowFaults: number[];
   private cowCopies = 0;
@@ -44,7 +44,7 @@ export class EnforcedLedger implements Ledger {
     hasher: PageHasher,
     private readonly backend: Enforcer,
   ) {
-    this.verifier = new SharingLedger(strategy, guests, hasher);
+    this.verifier = new AccountingLedger(strategy, guests, hasher);
     this.cowFaults = guests.map(() => 0);
   }
 

@@ -1,8 +1,8 @@
 /** Ledger logic on in-memory stand-in guests (exact cases); real-guest CoW detection: runner.e2e.test.ts. */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SharingLedger } from './ledger.ts';
+import { AccountingLedger } from './ledger.ts';
 import { PackedGroup } from './packed-group.ts';
-import { pageIndex } from '../hashing/scan-kernel.ts';
+import { pageIndex } from '../hashing/scan-engine.ts';
 import { EnforcedLedger } from './enforced-ledger.ts';
 import { MemoryGuest } from '../testing/memory-guest.ts';
 import { defaultHasher, type PageHasher } from '../hashing/page-hasher.ts';
@@ -22,10 +22,10 @@ function twoGuests() {
   return [a, b] as const;
 }
 
-describe('SharingLedger', () => {
+describe('AccountingLedger', () => {
   it('shares byte-identical pages and counts frames saved', () => {
     const [a, b] = twoGuests();
-    const ledger = new SharingLedger('t', [a, b], hasher);
+    const ledger = new AccountingLedger('t', [a, b], hasher);
     const result = ledger.apply([
       { pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] },
       { pages: [{ guest: 0, gfn: 2 }, { guest: 1, gfn: 2 }] },
@@ -38,7 +38,7 @@ describe('SharingLedger', () => {
   it('takes packed groups (a content scan’s) as it takes page lists, without reading their PageRefs', () => {
     const [a, b] = twoGuests();
     b.pages(3, 1)[100]! ^= 1;
-    const ledger = new SharingLedger('t', [a, b], hasher);
+    const ledger = new AccountingLedger('t', [a, b], hasher);
     const packed = new PackedGroup(new Uint32Array([pageIndex(0, 1), pageIndex(1, 1)]), false);
     const differs = new PackedGroup(new Uint32Array([pageIndex(0, 3), pageIndex(1, 3)]), false);
     const outside = new PackedGroup(new Uint32Array([pageIndex(0, 2), pageIndex(1, 2), pageIndex(1, 9)]), false);
@@ -52,7 +52,7 @@ describe('SharingLedger', () => {
   it('never shares pages whose bytes differ, and says why', () => {
     const [a, b] = twoGuests();
     b.pages(3, 1)[100]! ^= 1; // one bit differs
-    const ledger = new SharingLedger('t', [a, b], hasher);
+    const ledger = new AccountingLedger('t', [a, b], hasher);
     const result = ledger.apply([{ pages: [{ guest: 0, gfn: 3 }, { guest: 1, gfn: 3 }] }]);
     expect(result.groupsApplied).toBe(0);
     expect(result.refused.map((r) => r.reason)).toContain('bytes differ from the group’s first page');
@@ -66,7 +66,7 @@ describe('SharingLedger', () => {
     a.fill(0, 5);
     b.fill(0, 5);
     c.fill(0, 6);
-    const ledger = new SharingLedger('t', [a, b, c], hasher);
+    const ledger = new AccountingLedger('t', [a, b, c], hasher);
     const result = ledger.apply([{ pages: [0, 1, 2].map((guest) => ({ guest, gfn: 0 })) }]);
     expect(result.pagesShared).toBe(2);
     expect(result.refused).toEqual([{ pages: [{ guest: 2, gfn: 0 }], reason: 'bytes differ from the group’s first page' }]);
@@ -74,7 +74,7 @@ describe('SharingLedger', () => {
 
   it('refuses a page listed in two groups and pages outside memory', () => {
     const [a, b] = twoGuests();
-    const ledger = new SharingLedger('t', [a, b], hasher);
+    const ledger = new AccountingLedger('t', [a, b], hasher);
     const result = ledger.apply([
       { pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] },
       { pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 99 }] },
@@ -85,7 +85,7 @@ describe('SharingLedger', () => {
 
   it('refuses a group that lists the same page twice (no frame saved from nothing)', () => {
     const [a, b] = twoGuests();
-    const ledger = new SharingLedger('t', [a, b], hasher);
+    const ledger = new AccountingLedger('t', [a, b], hasher);
     const result = ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 0, gfn: 1 }] }]);
     expect(result.groupsApplied).toBe(0);
     expect(result.refused[0]!.reason).toMatch(/lists g0:0x1 twice/);
@@ -94,7 +94,7 @@ describe('SharingLedger', () => {
 
   it('decides itself whether a group is all zeros (a strategy’s zero flag is not trusted)', () => {
     const [a, b] = twoGuests(); // page 0 of both is filled with a non-zero pattern; page 0 of each is equal
-    const ledger = new SharingLedger('t', [a, b], hasher);
+    const ledger = new AccountingLedger('t', [a, b], hasher);
     ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }], zero: true }]);
     expect(ledger.stats().zeroPagesShared).toBe(0);
     a.pages(2, 1).fill(0);
@@ -106,7 +106,7 @@ describe('SharingLedger', () => {
   it('counts every write to a page in shared state, the survivor of a pair included, however writes fall into ticks', () => {
     const pairWrittenInOneTick = () => {
       const [a, b] = twoGuests();
-      const ledger = new SharingLedger('t', [a, b], hasher);
+      const ledger = new AccountingLedger('t', [a, b], hasher);
       ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] }]);
       a.pages(1, 1)[0]! ^= 0xff;
       b.pages(1, 1)[0]! ^= 0xff;
@@ -115,7 +115,7 @@ describe('SharingLedger', () => {
     };
     const pairWrittenInTwoTicks = () => {
       const [a, b] = twoGuests();
-      const ledger = new SharingLedger('t', [a, b], hasher);
+      const ledger = new AccountingLedger('t', [a, b], hasher);
       ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] }]);
       a.pages(1, 1)[0]! ^= 0xff;
       expect(ledger.detectCow()).toEqual([{ guest: 0, gfn: 1 }]);
@@ -135,7 +135,7 @@ describe('SharingLedger', () => {
 
   it('a page written once counts once, even when written again later', () => {
     const [a, b] = twoGuests();
-    const ledger = new SharingLedger('t', [a, b], hasher);
+    const ledger = new AccountingLedger('t', [a, b], hasher);
     ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] }, { pages: [{ guest: 0, gfn: 2 }, { guest: 1, gfn: 2 }] }]);
     b.pages(1, 1)[0]! ^= 0xff;
     expect(ledger.detectCow()).toEqual([{ guest: 1, gfn: 1 }]);
@@ -147,7 +147,7 @@ describe('SharingLedger', () => {
   it('keeps a group of three shared when one member is written', () => {
     const guests = ['g0', 'g1', 'g2'].map((id) => new MemoryGuest(id, 1));
     for (const g of guests) g.fill(0, 9);
-    const ledger = new SharingLedger('t', guests, hasher);
+    const ledger = new AccountingLedger('t', guests, hasher);
     ledger.apply([{ pages: [0, 1, 2].map((guest) => ({ guest, gfn: 0 })) }]);
     guests[2]!.pages(0, 1)[5] = 0;
     expect(ledger.detectCow()).toHaveLength(1);
@@ -157,7 +157,7 @@ describe('SharingLedger', () => {
   it('joins a new proposal to the frame its pages are already on, and re-proposals share nothing new', () => {
     const guests = ['g0', 'g1', 'g2'].map((id) => new MemoryGuest(id, 1));
     for (const g of guests) g.fill(0, 4);
-    const ledger = new SharingLedger('t', guests, hasher);
+    const ledger = new AccountingLedger('t', guests, hasher);
     expect(ledger.apply([{ pages: [0, 1].map((guest) => ({ guest, gfn: 0 })) }]).pagesShared).toBe(2);
     const again = ledger.apply([{ pages: [0, 1].map((guest) => ({ guest, gfn: 0 })) }]);
     expect(again).toMatchObject({ pagesShared: 0, bytesCompared: 0 });
@@ -167,7 +167,7 @@ describe('SharingLedger', () => {
 
   it('counts host frames saved only for pages the host really backs', () => {
     const guests = ['g0', 'g1', 'g2'].map((id) => new MemoryGuest(id, 2));
-    const ledger = new SharingLedger('t', guests, hasher); // all pages zero
+    const ledger = new AccountingLedger('t', guests, hasher); // all pages zero
     ledger.apply([{ pages: [0, 1, 2].flatMap((guest) => [{ guest, gfn: 0 }, { guest, gfn: 1 }]) }]);
     expect(ledger.stats().hostFramesSaved).toBeUndefined();
     ledger.setHostResidency([Uint8Array.of(1, 0), Uint8Array.of(0, 0), Uint8Array.of(1, 1)]);
@@ -186,7 +186,7 @@ describe('ledgers declare their own figures', () => {
     await enforced.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] }]);
     expect(enforced.extraMetrics()).toEqual({ hypercalls_total: 3 });
     expect(enforced.declaredMetrics.hypercalls_total).toMatchObject({ unit: 'hypercalls' });
-    for (const ledger of [enforced, new SharingLedger('t', [a, b], hasher)]) {
+    for (const ledger of [enforced, new AccountingLedger('t', [a, b], hasher)]) {
       expect(Object.keys(ledger.extraMetrics()).filter((name) => !(name in ledger.declaredMetrics))).toEqual([]);
     }
   });

@@ -1,7 +1,8 @@
 /**
  * The sharing ledger of one strategy in one run: which guest pages are (accounted as) backed by one frame.
  *
- * THE COW DEFINITION (one for every backend; docs/cow-faults.md):
+ * THE COW DEFINITION (one for every backend; COW_DEFINITION below is the same text for run.json, and the README's
+ * "How each number is measured" explains it to users):
  *   A page is *in shared state* from the moment the ledger shares it until the guest first writes it.
  *   A write by a guest to a page in shared state is one CoW write-fault. The page then leaves its frame.
  *   The other pages of that frame stay in shared state — also a lone survivor whose partners were all
@@ -28,7 +29,7 @@ import type { PageRef } from '../vocabulary.ts';
 import { pageBytes, type Residency } from './resident-pages.ts';
 import { ZERO_PAGE } from '../vocabulary.ts';
 import { PackedGroup } from './packed-group.ts';
-import { gfnOfIndex, guestOfIndex } from '../hashing/scan-kernel.ts';
+import { gfnOfIndex, guestOfIndex } from '../hashing/scan-engine.ts';
 
 export const COW_METHOD_CONTENT_REREAD = 'content-reread';
 
@@ -117,7 +118,7 @@ const keyOf = (page: PageRef) => page.guest * GUEST_SHIFT + page.gfn;
 const refOf = (key: number): PageRef => ({ guest: Math.floor(key / GUEST_SHIFT), gfn: key % GUEST_SHIFT });
 const label = (page: PageRef) => `g${page.guest}:0x${page.gfn.toString(16)}`;
 
-export class SharingLedger implements Ledger {
+export class AccountingLedger implements Ledger {
   readonly mode = 'accounted';
   readonly cowMethod = COW_METHOD_CONTENT_REREAD;
   readonly cowCount = 'lower bound';

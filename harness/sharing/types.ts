@@ -17,8 +17,8 @@ export interface ScanCost {
 
 /**
  * How a figure is read: its unit and how it was measured. Every figure in summary.csv carries both, so a
- * number read out of context still says what it is. Here, not in the experiment room, because strategies and
- * ledgers declare the figures they add (strategies/types.ts, ledger.ts) and must not import the runner's rooms.
+ * number read out of context still says what it is. Here, not in experiment/ or results/, because strategies and
+ * ledgers declare the figures they add (strategies/types.ts, ledger.ts) and must not import the runner's folders.
  */
 export interface MetricDefinition {
   unit: string;

@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { XmeError } from '../util/errors.ts';
+import { XmeError, errorMessage } from '../util/errors.ts';
 import type { HarnessInfo, HostInfo } from '../results/provenance.ts';
 import type { RepetitionMetrics } from '../results/summary.ts';
 import type { ResultWriter } from '../results/result-writer.ts';
@@ -65,7 +65,7 @@ export function readJson(file: string, what: string): unknown {
   try {
     return JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (error) {
-    throw new XmeError(`${file} is not readable JSON: ${(error as Error).message}`, what);
+    throw new XmeError(`${file} is not readable JSON: ${errorMessage(error)}`, what);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { XmeError } from '../util/errors.ts';
+import { XmeError, errorMessage } from '../util/errors.ts';
 import { projectRoot } from '../util/paths.ts';
 import { BACKENDS, type BackendName } from '../backends/registry.ts';
 
@@ -147,7 +147,7 @@ export function loadSuite(nameOrPath: string): Suite {
   try {
     json = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (error) {
-    throw new XmeError(`suite file ${file} is not valid JSON: ${(error as Error).message}`);
+    throw new XmeError(`suite file ${file} is not valid JSON: ${errorMessage(error)}`);
   }
   return parseSuite(json, path.basename(file, '.json'), path.dirname(path.resolve(file)));
 }

@@ -4,6 +4,8 @@
  * process dies of an uncaught exception (Node still emits 'exit' then, where only synchronous work runs —
  * hence every task also has a synchronous form).
  */
+import { errorMessage } from './errors.ts';
+
 export interface CleanupTask {
   /** Shown when cleanup is slow or fails. */
   readonly name: string;
@@ -44,7 +46,7 @@ export async function runAllCleanups(timeoutMs = 10_000): Promise<void> {
         }),
       ]);
     } catch (error) {
-      process.stderr.write(`xme: cleanup of ${task.name}: ${(error as Error).message}; forcing it\n`);
+      process.stderr.write(`xme: cleanup of ${task.name}: ${errorMessage(error)}; forcing it\n`);
       safeSync(task);
     } finally {
       clearTimeout(timer);
@@ -56,7 +58,7 @@ function safeSync(task: CleanupTask): void {
   try {
     task.runSync();
   } catch (error) {
-    process.stderr.write(`xme: cleanup of ${task.name} failed: ${(error as Error).message}\n`);
+    process.stderr.write(`xme: cleanup of ${task.name} failed: ${errorMessage(error)}\n`);
   }
 }
 

@@ -19,7 +19,7 @@
  * reports `XME-ERROR cowprobe: …` and stops if pagemap gives no frame number, and before "written" if a page
  * moved to another frame since "ready".
  */
-import { XmeError } from '../util/errors.ts';
+import { errorMessage, XmeError } from '../util/errors.ts';
 import type { GuestConsole } from './console-protocol.ts';
 
 /**
@@ -172,7 +172,7 @@ export async function waitForCowprobe(guest: CowprobeGuest, state: 'ready' | 'wr
     try {
       current = parseCowprobe(guestConsole.lines(COWPROBE_PREFIX));
     } catch (e) {
-      throw new XmeError(`guest ${guest.id}: ${(e as Error).message}`, hint);
+      throw new XmeError(`guest ${guest.id}: ${errorMessage(e)}`, hint);
     }
     if (state === 'ready' ? current.ready : current.written) return current;
     if (!guest.alive()) throw new XmeError(`guest ${guest.id} ended before its cowprobe was ${state}`, hint);

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
-import { XmeError } from '../../util/errors.ts';
+import { XmeError, errorMessage } from '../../util/errors.ts';
 import { requireTool } from '../../util/tools.ts';
 import { onCleanup } from '../../util/cleanup.ts';
 import type { GuestImage } from '../../images/manifest.ts';
@@ -150,7 +150,7 @@ export class XenBackend implements Backend {
         return guest;
       } catch (error) {
         if (guest?.alive() || attempt >= 3 || Date.now() > deadline) throw error;
-        this.notice(`${name} died while booting (attempt ${attempt}: ${(error as Error).message}); creating it again`);
+        this.notice(`${name} died while booting (attempt ${attempt}: ${errorMessage(error)}); creating it again`);
         if (guest) {
           this.sharingRings.get(guest)?.mapping.unmap();
           this.sharingRings.delete(guest);
@@ -246,7 +246,7 @@ export class XenBackend implements Backend {
       const { ringGfn, port } = this.xc.enableSharingRing(guest.domid);
       this.sharingRings.set(guest, { mapping: this.fmem.mapGfn(guest.domid, ringGfn), ringGfn, port });
     } catch (error) {
-      this.notice(`${guest.name}: no ENOMEM ring for memory sharing (${(error as Error).message}); a CoW copy that finds no free frame will crash this domain`);
+      this.notice(`${guest.name}: no ENOMEM ring for memory sharing (${errorMessage(error)}); a CoW copy that finds no free frame will crash this domain`);
     }
   }
 

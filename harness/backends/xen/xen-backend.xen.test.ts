@@ -15,7 +15,7 @@ import { kernelInfo, type KernelInfo } from '../../introspection/kernel-info.ts'
 import { locateKernelByHypervisor, locateKernelInMemory } from '../../introspection/kernel-locator.ts';
 import { defaultHasher, type PageHasher } from '../../hashing/page-hasher.ts';
 import { EnforcedLedger } from '../../sharing/enforced-ledger.ts';
-import { SharingLedger, type CowEvent } from '../../sharing/ledger.ts';
+import { AccountingLedger, type CowEvent } from '../../sharing/ledger.ts';
 import { ringCowprobe, waitForCowprobe, type CowprobeState } from '../../workloads/cowprobe.ts';
 import { SemanticStrategy } from '../../../strategies/semantic.ts';
 import { ContentStrategy } from '../../../strategies/content.ts';
@@ -56,7 +56,7 @@ describe('Xen backend: semantic sharing of kernel code', () => {
     // Page i of each guest holds the same bytes: one group per probe page, shared for real.
     const groups = probes[0]!.gfns.map((_, i) => ({ pages: probes.map((p, g) => ({ guest: g, gfn: p.gfns[i]! })) }));
     const ledger = enforcedLedger(backend, guests, 'probe');
-    const rereading = new SharingLedger('probe-reread', guests, hasher); // the QEMU method, on the same pages
+    const rereading = new AccountingLedger('probe-reread', guests, hasher); // the QEMU method, on the same pages
     const shrBefore = (await backend.counters(guests)).sharedPagesPerGuest;
     const applied = await ledger.apply(groups);
     rereading.apply(groups);

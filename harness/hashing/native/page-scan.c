@@ -1,5 +1,5 @@
 /*
- * xme's page-scan kernel: the per-page loops of content-based sharing, in C so that a page costs what the
+ * xme's page-scan engine: the per-page loops of content-based sharing, in C so that a page costs what the
  * hardware needs (XXH3 over 4 KiB, a memcmp) and not a JS-to-C crossing per page (≈ 70 ns through koffi, a
  * quarter of the hash itself). Built on first use by native-scan.ts (gcc -O3 -shared, linked with Debian's
  * libxxhash) and called through koffi once per chunk of pages, never once per page.

@@ -1,8 +1,8 @@
 /**
- * The native scan kernel (native/page-scan.c): built once per source version with gcc into the cache
+ * The native scan engine (native/page-scan.c): built once per source version with gcc into the cache
  * (XME_CACHE/native/), linked with Debian's libxxhash, loaded with koffi. Typed arrays go to C as pointers
  * (koffi passes their memory, no copy); guest pages go as addresses of views that outlive the call.
- * Undefined (with the reason) where gcc or libxxhash is missing: callers then use PortableScanKernel.
+ * Undefined (with the reason) where gcc or libxxhash is missing: callers then use PortableScanEngine.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import koffi from 'koffi';
 import { PAGE_SIZE } from '../vocabulary.ts';
 import { cacheDir } from '../util/paths.ts';
 import { findOnPath } from '../util/tools.ts';
-import type { PageFlags, PairSlots, ScanKernel } from './scan-kernel.ts';
+import type { PageFlags, PairSlots, ScanEngine } from './scan-engine.ts';
 
 const SOURCE = path.join(import.meta.dirname, 'native', 'page-scan.c');
 
@@ -43,7 +43,7 @@ function build(): string {
   return target;
 }
 
-class NativeScanKernel implements ScanKernel {
+class NativeScanEngine implements ScanEngine {
   readonly name = 'native (harness/hashing/native/page-scan.c, xxh3-64 from libxxhash)';
 
   constructor(
@@ -101,10 +101,10 @@ class NativeScanKernel implements ScanKernel {
   }
 }
 
-let loaded: { kernel?: ScanKernel; reason?: string } | undefined;
+let loaded: { engine?: ScanEngine; reason?: string } | undefined;
 
-/** The native kernel, or undefined with why not (XME_HASHER=wasm also turns it off). */
-export function nativeScanKernel(): { kernel?: ScanKernel; reason?: string } {
+/** The native engine, or undefined with why not (XME_HASHER=wasm also turns it off). */
+export function nativeScanEngine(): { engine?: ScanEngine; reason?: string } {
   if (loaded) return loaded;
   if (process.env.XME_HASHER === 'wasm') return (loaded = { reason: 'XME_HASHER=wasm' });
   try {
@@ -120,7 +120,7 @@ export function nativeScanKernel(): { kernel?: ScanKernel; reason?: string } {
     };
     const zero = new BigUint64Array(1);
     fns.hashPages(Number(koffi.address(Buffer.alloc(PAGE_SIZE))), 1, zero);
-    loaded = { kernel: new NativeScanKernel(fns, zero[0]!) };
+    loaded = { engine: new NativeScanEngine(fns, zero[0]!) };
   } catch (error) {
     loaded = { reason: error instanceof Error ? error.message : String(error) };
   }

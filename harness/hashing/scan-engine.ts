@@ -1,6 +1,6 @@
 /**
  * The per-page loops of content-based scanning behind one small interface, so that a strategy is written once:
- * the native kernel (native/page-scan.c, through koffi: one call per run of pages) where gcc and libxxhash are
+ * the native engine (native/page-scan.c, through koffi: one call per run of pages) where gcc and libxxhash are
  * there, and a portable one over any PageHasher (WASM fallback, and the reference in unit tests).
  *
  * A key is one uint64 per page: high word = top 32 bits of its 64-bit hash, low word = its global index
@@ -37,7 +37,7 @@ export interface PageFlags {
   offsets: Uint32Array;
 }
 
-export interface ScanKernel {
+export interface ScanEngine {
   /** For run.json and the bench, e.g. "native (page-scan.c, xxh3-64 libxxhash)". */
   readonly name: string;
   /** Hash each page of `pages` (whole pages) into hashes[0..). */
@@ -74,7 +74,7 @@ export interface ScanKernel {
 }
 
 /** Any PageHasher, in JS over typed arrays (no per-page objects): the fallback and the reference in tests. */
-export class PortableScanKernel implements ScanKernel {
+export class PortableScanEngine implements ScanEngine {
   readonly name: string;
   private readonly zeroHashHigh: number;
   private chunkHashes = new BigUint64Array(0);
@@ -98,7 +98,7 @@ export class PortableScanKernel implements ScanKernel {
     const keyWords = new Uint32Array(keys.buffer, keys.byteOffset);
     for (let i = 0; i < count; i++) {
       const high = hashWords[2 * i + 1]!;
-      // Compared with the zero page only when the hash says so (as the native kernel does); no pairing here.
+      // Compared with the zero page only when the hash says so (as the native engine does); no pairing here.
       let zero = false;
       if (high === this.zeroHashHigh) {
         stats[0]! += PAGE_SIZE;
