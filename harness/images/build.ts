@@ -13,7 +13,7 @@ import { sha256 } from '../util/hash.ts';
 import { XmeError } from '../util/errors.ts';
 import { requireTool } from '../util/tools.ts';
 import { withFileLock } from '../util/file-lock.ts';
-import { WORKLOADS } from '../backends/types.ts';
+import { WORKLOADS } from '../vocabulary.ts';
 import { recipeByName } from './recipes.ts';
 import { writeCpio, type CpioEntry } from './cpio.ts';
 import {
@@ -69,9 +69,8 @@ interface Inputs {
   recipeHash: string;
 }
 
-async function resolveInputs(name: string, options: BuildOptions): Promise<Inputs> {
-  const recipe = recipeByName(name);
-  const kernel = await resolveKernelPackage(recipe.flavour, options.kernelAbi ?? recipe.abi);
+/** The -dbg twin of a kernel package; a version other than the kernel's is an error (its System.map would not match). */
+export async function resolveDebugPackage(kernel: PackageRef): Promise<PackageRef> {
   const debug = await resolvePackage(debugPackageName(kernel.name));
   if (debug.version !== kernel.version) {
     throw new XmeError(
@@ -79,6 +78,13 @@ async function resolveInputs(name: string, options: BuildOptions): Promise<Input
       'run apt-get update, or pin another ABI with --kernel-abi',
     );
   }
+  return debug;
+}
+
+async function resolveInputs(name: string, options: BuildOptions): Promise<Inputs> {
+  const recipe = recipeByName(name);
+  const kernel = await resolveKernelPackage(recipe.flavour, options.kernelAbi ?? recipe.abi);
+  const debug = await resolveDebugPackage(kernel);
   const busybox = await resolvePackage('busybox-static');
   const initSources = ['init.sh', 'xme-load.c'].map((file) => fs.readFileSync(path.join(initSourceDir, file), 'utf8'));
   const recipeHash = sha256(JSON.stringify({ BUILDER_VERSION, recipe, kernel, debug, busybox, initSources }));
@@ -134,12 +140,7 @@ async function buildInto(work: string, name: string, inputs: Inputs, options: Bu
   await extractFromDeb(kernelDeb, `./boot/vmlinuz-${release}`, path.join(work, 'vmlinuz'));
   await extractFromDeb(kernelDeb, `./boot/config-${release}`, path.join(work, 'config'));
 
-  step(`downloading ${inputs.debug.name} (large: it is the only package with the real System.map)`);
-  const debugDeb = await downloadPackage(inputs.debug, debs);
-  step('extracting System.map from the -dbg package');
-  await extractFromDeb(debugDeb, `./usr/lib/debug/boot/System.map-${release}`, path.join(work, 'System.map'));
-  if (!options.keepDebugDeb) fs.rmSync(debugDeb, { force: true });
-  assertRealSystemMap(path.join(work, 'System.map'));
+  await fetchRealSystemMap(inputs.debug, release, path.join(work, 'System.map'), options, step);
 
   step(`building the initramfs (${inputs.busybox.name} ${inputs.busybox.version}, xme-load)`);
   const busyboxDeb = await downloadPackage(inputs.busybox, debs);
@@ -169,6 +170,25 @@ async function buildInto(work: string, name: string, inputs: Inputs, options: Bu
     },
   };
   fs.writeFileSync(path.join(work, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+/**
+ * The real System.map of a kernel release, taken from its -dbg package into dest (the large .deb is deleted
+ * afterwards unless keepDebugDeb). Kernel and system images both get theirs here.
+ */
+export async function fetchRealSystemMap(
+  debug: PackageRef,
+  release: string,
+  dest: string,
+  options: Pick<BuildOptions, 'keepDebugDeb'>,
+  step: (message: string) => void,
+): Promise<void> {
+  step(`downloading ${debug.name} (large: it is the only package with the real System.map)`);
+  const debugDeb = await downloadPackage(debug, path.join(cacheDir(), 'debs'));
+  step('extracting System.map from the -dbg package');
+  await extractFromDeb(debugDeb, `./usr/lib/debug/boot/System.map-${release}`, dest);
+  if (!options.keepDebugDeb) fs.rmSync(debugDeb, { force: true });
+  assertRealSystemMap(dest);
 }
 
 /** The placeholder System.map in linux-image-* is 83 bytes; the real one has tens of thousands of symbols. */
