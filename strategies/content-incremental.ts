@@ -10,7 +10,7 @@
  * Holes (pages the host does not back) are visited without being read: they are zero pages.
  * The stored hashes are a tick or more old: they only propose; every proposed page is compared now.
  */
-import { type Guest } from '../harness/backends/types.ts';
+import type { Guest } from '../harness/backends/types.ts';
 import { PAGE_SIZE } from '../harness/vocabulary.ts';
 import { XmeError } from '../harness/util/errors.ts';
 import { pageIndex, gfnOfIndex, guestOfIndex, type ScanEngine } from '../harness/hashing/scan-engine.ts';

@@ -5,7 +5,7 @@
  * keys and scratch (8 + 8 bytes per guest page), class bounds (4), flags (1): 21 bytes per guest page, plus a
  * window of WINDOW_PAGES slots for the in-cache pairing.
  */
-import { type Guest } from '../harness/backends/types.ts';
+import type { Guest } from '../harness/backends/types.ts';
 import { PAGE_SIZE } from '../harness/vocabulary.ts';
 import { gfnOfIndex, guestOfIndex, MAX_GUEST_PAGES, MAX_GUESTS, PAGE_PAIR, PAGE_ZERO, pageIndex, type PageFlags, type PairSlots, type ScanEngine } from '../harness/hashing/scan-engine.ts';
 import { pageBytes, type Residency } from '../harness/sharing/resident-pages.ts';

@@ -10,8 +10,7 @@
  * also one that stopped at the first difference (an upper bound).
  * The incremental scanner a real system would run is content-incremental.ts.
  */
-import { type Guest } from '../harness/backends/types.ts';
-import { PAGE_SIZE } from '../harness/vocabulary.ts';
+import type { Guest } from '../harness/backends/types.ts';
 import { XmeError } from '../harness/util/errors.ts';
 import { PAGE_ZERO } from '../harness/hashing/scan-engine.ts';
 import type { ScanCost, ShareGroup } from '../harness/sharing/types.ts';

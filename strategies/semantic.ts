@@ -11,7 +11,7 @@ import { PAGE_SIZE } from '../harness/vocabulary.ts';
 import { XmeError } from '../harness/util/errors.ts';
 import { pageSpan, type AddressRange } from '../harness/introspection/kernel-layout.ts';
 import { KernelMismatchError, locateKernelByHypervisor, locateKernelInMemory, verifyBanner } from '../harness/introspection/kernel-locator.ts';
-import { type KernelPlacement } from '../harness/introspection/kernel-placement.ts';
+import type { KernelPlacement } from '../harness/introspection/kernel-placement.ts';
 import type { MetricDeclarations, ScanCost, ShareGroup } from '../harness/sharing/types.ts';
 import type { Guest } from '../harness/backends/types.ts';
 import { identicalClasses } from './page-classes.ts';

@@ -290,6 +290,9 @@ async function scoreTick(
     sharedPages: stats.sharedPages,
     framesSaved: stats.framesSaved,
     hostFramesSaved: stats.hostFramesSaved,
+    framesSavedZero: stats.savedWhere?.zero,
+    framesSavedWithinGuest: stats.savedWhere?.withinGuest,
+    framesSavedAcrossGuests: stats.savedWhere?.acrossGuests,
     hostResidentPages: residency.every((map) => map !== undefined) ? residency.reduce((sum, map) => sum + countResident(map!), 0) : undefined,
     zeroPagesShared: stats.zeroPagesShared,
     // From the ledger's total, not the events: a kernel count (KSM) has faults no event names.

@@ -12,7 +12,7 @@
  */
 import type { Guest } from '../backends/types.ts';
 import type { KernelLayout } from './kernel-layout.ts';
-import { type KernelPlacement } from './kernel-placement.ts';
+import type { KernelPlacement } from './kernel-placement.ts';
 import { readPhysical } from '../backends/guest-memory.ts';
 import type { SystemMap } from './system-map.ts';
 

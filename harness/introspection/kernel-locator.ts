@@ -18,7 +18,7 @@ import { bannerMatches, type KernelVersion } from './bzimage.ts';
 import type { KernelLayout } from './kernel-layout.ts';
 import type { KernelInfo } from './kernel-info.ts';
 import { compareWithSystemMap, readKallsyms } from './kallsyms.ts';
-import { type KernelPlacement, type PlacementRoute } from './kernel-placement.ts';
+import type { KernelPlacement, } from './kernel-placement.ts';
 import { readPhysical } from '../backends/guest-memory.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
 
@@ -115,7 +115,7 @@ export async function locateKernelByHypervisor(guest: Guest, kernel: KernelInfo)
 
 /** Throws KernelMismatchError unless the kernel's own kallsyms agree with the System.map, symbol by symbol. */
 export function verifyKallsyms(guest: Guest, kernel: KernelInfo, placement: KernelPlacement): number {
-  let check;
+  let check: ReturnType<typeof compareWithSystemMap>;
   try {
     check = compareWithSystemMap(readKallsyms(guest, kernel.systemMap, kernel.layout, placement), kernel.systemMap);
   } catch (error) {

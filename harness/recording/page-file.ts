@@ -13,7 +13,7 @@
  */
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
-import { type Guest } from '../backends/types.ts';
+import type { Guest } from '../backends/types.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
 import { XmeError, errorMessage } from '../util/errors.ts';
 

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { type BackendInfo, type Guest } from '../backends/types.ts';
+import type { BackendInfo, Guest } from '../backends/types.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import type { KernelInfo } from '../introspection/kernel-info.ts';

@@ -14,7 +14,6 @@ import { FAKE_SYSTEM_MAP, fakeBackendFactory, fakeImage, fakeKernel, type FakeBa
 import { parseScenario } from '../scenario/scenario.ts';
 import { decodePageFile, encodePageFile, PAGE_CLASS } from './page-file.ts';
 import { checkRecordable, parseTickChoice } from './recorder.ts';
-import { openRecording } from './recording.ts';
 import { replayRecording, runWithOutputs } from '../cli/run-outputs.ts';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-recording-test-'));

@@ -4,9 +4,9 @@
  * before scoring each one, the guests load that tick's page files. Sharing is accounted, as on QEMU: nothing
  * can be enforced on a recording, so run.json says "accounted" even for a recording made on Xen.
  */
-import { type Backend, type BackendInfo, type Guest, type HostResidency, type MemoryView, type ProvisionOptions, type ReplaySchedule } from '../backends/types.ts';
-import { type GuestConsole } from '../workloads/console-protocol.ts';
-import { type WorkloadProgress } from '../vocabulary.ts';
+import type { Backend, BackendInfo, Guest, HostResidency, MemoryView, ProvisionOptions, ReplaySchedule } from '../backends/types.ts';
+import type { GuestConsole } from '../workloads/console-protocol.ts';
+import type { WorkloadProgress } from '../vocabulary.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
 import type { BackendFactory } from '../backends/registry.ts';
 import type { GuestImage } from '../images/manifest.ts';

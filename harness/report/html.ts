@@ -7,7 +7,7 @@
 import type { FigureData } from './figure-data.ts';
 import { summaryTable, tagRuns } from './figure-data.ts';
 import type { ReportRun } from './read-results.ts';
-import { escapeXml as escape } from './draw.ts';
+import { escapeXml } from './draw.ts';
 
 export interface HtmlFigure {
   figure: FigureData;
@@ -61,12 +61,12 @@ function runsTable(runs: readonly ReportRun[]): string {
     const memories = [...new Set([...(run.samples ?? []).map((s) => s.memory_mib), ...(run.summary ?? []).map((r) => r.memory_mib)])].sort((a, b) => a - b);
     const strategies = [...new Set([...(run.samples ?? []).map((s) => s.strategy), ...(run.summary ?? []).map((r) => r.strategy)])];
     const files = [run.samples ? 'samples.csv' : 'no samples.csv', run.summary ? 'summary.csv' : 'no summary.csv'].join(', ');
-    const text = (value: string) => `<td>${escape(value)}</td>`;
+    const text = (value: string) => `<td>${escapeXml(value)}</td>`;
     const cells = [
       ...(several ? [text(tag)] : []),
       text(i.runId),
       text(i.scenario),
-      i.status === 'completed' ? text(i.status) : `<td class="warn">${escape(i.status)}</td>`,
+      i.status === 'completed' ? text(i.status) : `<td class="warn">${escapeXml(i.status)}</td>`,
       text(i.kaslr === undefined ? 'not recorded' : i.kaslr ? 'on' : 'off (nokaslr)'),
       text(`${i.guests ?? '?'} × ${memories.map((m) => `${m} MiB`).join(', ') || '?'}`),
       text(i.workload ?? '–'),
@@ -86,28 +86,28 @@ function runWarnings(runs: readonly ReportRun[]): string {
     ...(run.info.status !== 'completed' ? [`${run.info.runId} is ${run.info.status}, not completed: its figures cover what was measured before it ended.`] : []),
     ...run.info.warnings.map((w) => `${run.info.runId}: ${w}`),
   ]);
-  return lines.length ? `<ul class="warn">${lines.map((l) => `<li>${escape(l)}</li>`).join('')}</ul>` : '';
+  return lines.length ? `<ul class="warn">${lines.map((l) => `<li>${escapeXml(l)}</li>`).join('')}</ul>` : '';
 }
 
 function figureHtml({ figure, svg, file }: HtmlFigure, number: number): string {
   if (!figure.drawn) {
-    return `<section class="omitted" id="fig-${figure.id}" data-figure="${figure.id}" data-drawn="false"><h2>Figure ${number}. ${escape(figure.title)}</h2><p>Not drawn: ${escape(figure.reason)}.</p></section>`;
+    return `<section class="omitted" id="fig-${figure.id}" data-figure="${figure.id}" data-drawn="false"><h2>Figure ${number}. ${escapeXml(figure.title)}</h2><p>Not drawn: ${escapeXml(figure.reason)}.</p></section>`;
   }
   const c = figure.caption;
-  const list = (items: readonly string[]) => (items.length === 1 ? escape(items[0]!) : `<ul>${items.map((m) => `<li>${escape(m)}</li>`).join('')}</ul>`);
+  const list = (items: readonly string[]) => (items.length === 1 ? escapeXml(items[0]!) : `<ul>${items.map((m) => `<li>${escapeXml(m)}</li>`).join('')}</ul>`);
   return [
     `<figure id="fig-${figure.id}" data-figure="${figure.id}" data-drawn="true" data-kind="${figure.kind}" data-series="${figure.series.length}" data-points="${figure.points.length}" data-ci="${figure.points.filter((p) => p.low !== undefined && p.high !== undefined).length}">`,
-    `<h2>Figure ${number}. ${escape(figure.title)}</h2>`,
+    `<h2>Figure ${number}. ${escapeXml(figure.title)}</h2>`,
     svg ?? '',
     '<figcaption><dl>',
-    `<dt>Measures</dt><dd>${escape(c.measures)}</dd>`,
-    `<dt>Units</dt><dd>${escape(c.units)}</dd>`,
-    `<dt>n</dt><dd>${escape(c.n)}</dd>`,
+    `<dt>Measures</dt><dd>${escapeXml(c.measures)}</dd>`,
+    `<dt>Units</dt><dd>${escapeXml(c.units)}</dd>`,
+    `<dt>n</dt><dd>${escapeXml(c.n)}</dd>`,
     `<dt>Method</dt><dd>${list(c.method)}</dd>`,
     `<dt>Runs</dt><dd>${list(c.runs)}</dd>`,
-    ...(file ? [`<dt>File</dt><dd><a href="${escape(file)}">${escape(file)}</a></dd>`] : []),
+    ...(file ? [`<dt>File</dt><dd><a href="${escapeXml(file)}">${escapeXml(file)}</a></dd>`] : []),
     '</dl>',
-    ...figure.notes.map((n) => `<p class="note">${escape(n)}</p>`),
+    ...figure.notes.map((n) => `<p class="note">${escapeXml(n)}</p>`),
     '</figcaption></figure>',
   ].join('\n');
 }
@@ -120,16 +120,16 @@ function summaryHtml(runs: readonly ReportRun[]): string {
   const body = rows.map(({ tag, row }) => {
     const ciText = row.ci95_low !== undefined && row.ci95_high !== undefined ? `${fmt(row.ci95_low)} – ${fmt(row.ci95_high)}` : '–';
     return `<tr>${[
-      ...(several ? [`<td>${escape(tag)}</td>`] : []),
+      ...(several ? [`<td>${escapeXml(tag)}</td>`] : []),
       `<td class="num">${row.memory_mib} MiB</td>`,
-      `<td>${escape(row.strategy)}</td>`,
-      `<td>${escape(row.metric)}</td>`,
+      `<td>${escapeXml(row.strategy)}</td>`,
+      `<td>${escapeXml(row.metric)}</td>`,
       `<td class="num">${row.n}</td>`,
       `<td class="num">${fmt(row.mean)}</td>`,
       `<td class="num">${fmt(row.sd)}</td>`,
       `<td class="num">${ciText}</td>`,
-      `<td>${escape(row.unit)}</td>`,
-      `<td class="method">${escape(row.method ?? "")}</td>`,
+      `<td>${escapeXml(row.unit)}</td>`,
+      `<td class="method">${escapeXml(row.method ?? "")}</td>`,
     ].join('')}</tr>`;
   });
   return [
@@ -147,11 +147,11 @@ export function reportHtml(input: HtmlInput): string {
     '<!doctype html>',
     '<html lang="en"><head><meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
-    `<title>${escape(title)}</title>`,
+    `<title>${escapeXml(title)}</title>`,
     `<style>${STYLE}</style>`,
     '</head><body>',
-    `<h1>${escape(title)}</h1>`,
-    `<p class="meta">Made by xme report at ${escape(input.generatedAt)}${input.harnessCommit ? ` (harness ${escape(/^[0-9a-f]{40}$/.test(input.harnessCommit) ? input.harnessCommit.slice(0, 12) : input.harnessCommit)})` : ''} from the results folders' run.json, samples.csv and summary.csv.</p>`,
+    `<h1>${escapeXml(title)}</h1>`,
+    `<p class="meta">Made by xme report at ${escapeXml(input.generatedAt)}${input.harnessCommit ? ` (harness ${escapeXml(/^[0-9a-f]{40}$/.test(input.harnessCommit) ? input.harnessCommit.slice(0, 12) : input.harnessCommit)})` : ''} from the results folders' run.json, samples.csv and summary.csv.</p>`,
     runsTable(input.runs),
     runWarnings(input.runs),
     ...input.figures.map((f, i) => figureHtml(f, i + 1)),

@@ -38,6 +38,7 @@ export interface ResultWriter {
    */
   prepareEnd?(): Promise<void>;
   /** Called once per run, whatever its ending: finish this writer's files. Returns warnings for run.json. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a writer with nothing to report declares end(): void
   end?(end: RunEnd): readonly string[] | void;
 }
 

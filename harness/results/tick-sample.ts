@@ -54,6 +54,10 @@ export interface StrategySample extends SampleOrigin {
   framesSaved: number;
   /** Undefined where the backend cannot tell which pages the host backs. */
   hostFramesSaved: number | undefined;
+  /** framesSaved by where the sharing lies (sharing/ledger.ts SavedWhere); undefined where the ledger cannot tell. */
+  framesSavedZero: number | undefined;
+  framesSavedWithinGuest: number | undefined;
+  framesSavedAcrossGuests: number | undefined;
   /** Undefined unless every guest reported its resident pages. */
   hostResidentPages: number | undefined;
   zeroPagesShared: number;

@@ -11,6 +11,7 @@ const valid = {
   strategies: ['semantic', { name: 'content', options: { zeroPages: false } }],
 };
 
+// biome-ignore lint/suspicious/noExplicitAny: the tests patch any field of a scenario read from JSON
 function broken(patch: (s: Record<string, any>) => void) {
   const copy = JSON.parse(JSON.stringify(valid));
   patch(copy);

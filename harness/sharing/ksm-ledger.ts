@@ -19,7 +19,7 @@ import type { Guest, HostProcessMemory } from '../backends/types.ts';
 import { XmeError } from '../util/errors.ts';
 import { FrameFlags, NOT_PRESENT, readPageFrames } from '../host/page-frames.ts';
 import { readKsmCounters, readProcessKsmStat, type KsmCounters } from '../host/ksm.ts';
-import type { ApplyResult, CowEvent, Ledger, LedgerStats } from './ledger.ts';
+import { addFrameSaving, type ApplyResult, type CowEvent, type Ledger, type LedgerStats, type SavedWhere } from './ledger.ts';
 import type { MetricDeclarations, ShareGroup } from './types.ts';
 
 export const KSMD_CPU_METHOD = "ksmd's run time: field 1 of /proc/<ksmd pid>/schedstat (a kernel thread), delta over the interval since the previous tick";
@@ -46,6 +46,8 @@ interface FrameCensus {
   sharedFrames: Set<number>;
   /** Σ ksm_merging_pages of the guests' QEMU processes at the census. */
   mergingPages: number;
+  /** Frames saved by where the sharing lies (SavedWhere, ledger.ts). */
+  savedWhere: SavedWhere;
 }
 
 export class KsmLedger implements Ledger {
@@ -96,15 +98,26 @@ export class KsmLedger implements Ledger {
     }
     const sharedFrames = new Set<number>();
     for (const [pfn, n] of count) if (n > 1 && !this.flags.isZeroPage(pfn) && this.flags.isKsm(pfn)) sharedFrames.add(pfn);
-    const perGuestShared = frames.map((map) => {
+    const guestsOfFrame = new Map<number, number[]>();
+    const perGuestShared = frames.map((map, g) => {
       let shared = 0;
-      for (let i = 0; i < map.length; i++) if (sharedFrames.has(map[i]!)) shared++;
+      for (let i = 0; i < map.length; i++) {
+        const pfn = map[i]!;
+        if (!sharedFrames.has(pfn)) continue;
+        shared++;
+        const guests = guestsOfFrame.get(pfn);
+        if (guests) guests.push(g);
+        else guestsOfFrame.set(pfn, [g]);
+      }
       return shared;
     });
     const stats = this.memories.map((m) => readProcessKsmStat(m.pid));
     const perGuestZero = stats.map((stat) => stat.zeroPages);
     const mergingPages = stats.reduce((sum, stat) => sum + stat.mergingPages, 0);
-    return { perGuestShared, perGuestZero, distinctFrames: sharedFrames.size, frames, sharedFrames, mergingPages };
+    // A KSM zero page maps the kernel's own zero page (use_zero_pages): each one saves a frame.
+    const savedWhere: SavedWhere = { zero: perGuestZero.reduce((a, b) => a + b, 0), withinGuest: 0, acrossGuests: 0 };
+    for (const guests of guestsOfFrame.values()) addFrameSaving(savedWhere, false, guests);
+    return { perGuestShared, perGuestZero, distinctFrames: sharedFrames.size, frames, sharedFrames, mergingPages, savedWhere };
   }
 
   /** KSM does the merging: the strategy proposes nothing, and this only looks at what the kernel did. */
@@ -155,6 +168,7 @@ export class KsmLedger implements Ledger {
       zeroPagesShared: census ? census.perGuestZero.reduce((a, b) => a + b, 0) : 0,
       // Every KSM frame is a real host frame and every merged page freed one: guest-physical = host figure.
       hostFramesSaved: sharedPages - framesUsed,
+      savedWhere: census?.savedWhere ?? { zero: 0, withinGuest: 0, acrossGuests: 0 },
       cowFaults,
       // A write to a KSM page always copies it (the kernel never reuses a KSM page for a writer).
       cowCopies: cowFaults,

@@ -23,6 +23,31 @@ function twoGuests() {
 }
 
 describe('AccountingLedger', () => {
+  it('splits frames saved by where the sharing lies: zero frames, within one guest, across guests (a crafted known answer)', () => {
+    const guests = [new MemoryGuest('g0', 16), new MemoryGuest('g1', 16), new MemoryGuest('g2', 16)];
+    guests.forEach((guest, g) => {
+      for (let gfn = 0; gfn < 16; gfn++) guest.fill(gfn, 100 + g * 16 + gfn); // every page its own bytes…
+    });
+    for (const guest of guests) guest.pages(1, 1).fill(0); // …but gfn 1 is a zero page in all three,
+    guests[0]!.fill(6, 7); // g0's gfns 5 and 6 hold one content (within g0: 1 saved),
+    guests[0]!.fill(5, 7);
+    guests[1]!.fill(7, 7); // and g1's gfns 7 and 8 hold it too (across g0 and g1: 1, within g1: 1),
+    guests[1]!.fill(8, 7);
+    guests[2]!.fill(9, 42); // and g2's gfns 9, 10, 11 another (within g2: 2).
+    guests[2]!.fill(10, 42);
+    guests[2]!.fill(11, 42);
+    const ledger = new AccountingLedger('t', guests, hasher);
+    ledger.apply([
+      { pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }, { guest: 2, gfn: 1 }], zero: true },
+      { pages: [{ guest: 0, gfn: 5 }, { guest: 0, gfn: 6 }, { guest: 1, gfn: 7 }, { guest: 1, gfn: 8 }] },
+      { pages: [{ guest: 2, gfn: 9 }, { guest: 2, gfn: 10 }, { guest: 2, gfn: 11 }] },
+    ]);
+    const stats = ledger.stats();
+    // zero: 3 pages on one frame → 2; the 4-page frame over 2 guests → 1 across, 2 within; the 3-page frame in g2 → 2 within.
+    expect(stats.savedWhere).toEqual({ zero: 2, withinGuest: 4, acrossGuests: 1 });
+    expect(stats.savedWhere!.zero + stats.savedWhere!.withinGuest + stats.savedWhere!.acrossGuests).toBe(stats.framesSaved);
+  });
+
   it('shares byte-identical pages and counts frames saved', () => {
     const [a, b] = twoGuests();
     const ledger = new AccountingLedger('t', [a, b], hasher);

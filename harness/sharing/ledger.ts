@@ -21,7 +21,7 @@
  * whose bytes changed was written while shared. A lower bound — a write that stores the bytes already there
  * is invisible to it (a hypervisor sees it) — and hash-based (a 64-bit collision would hide a write).
  */
-import { type Guest } from '../backends/types.ts';
+import type { Guest } from '../backends/types.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
 import type { PageHasher } from '../hashing/page-hasher.ts';
 import type { MetricDeclarations, ShareGroup } from './types.ts';
@@ -68,10 +68,42 @@ export interface LedgerStats {
   zeroPagesShared: number;
   /** Frames saved counting only pages the host really backs (undefined where the backend cannot tell). */
   hostFramesSaved?: number;
+  /** framesSaved split by where the sharing lies (savedWhere below); undefined where the ledger cannot tell (Xen's counters). */
+  savedWhere?: SavedWhere;
   cowFaults: number;
   /** CoW faults that needed a copy (the frame still had other users); the rest hit a lone survivor. */
   cowCopies: number;
   perGuest: { sharedPages: number; cowFaults: number }[];
+}
+
+/**
+ * Frames saved, split by where the sharing lies, as the literature reports it (Barker et al., ATC'12: zero pages
+ * apart, then sharing within one VM and across VMs). A frame backing m shared pages saves m − 1 frames:
+ * - a zero frame (all bytes 0): all m − 1 go to `zero`;
+ * - any other frame, whose m pages lie in k distinct guests: k − 1 go to `acrossGuests` (one copy per guest
+ *   would be needed without sharing between guests) and m − k to `withinGuest` (the duplicates inside each guest).
+ * So zero + withinGuest + acrossGuests = framesSaved, exactly.
+ */
+export interface SavedWhere {
+  zero: number;
+  withinGuest: number;
+  acrossGuests: number;
+}
+
+/** Adds one frame's saving to a split: `guestsOf` lists the guest of each of its pages. */
+export function addFrameSaving(split: SavedWhere, zero: boolean, guestsOf: Iterable<number>): void {
+  let members = 0;
+  const guests = new Set<number>();
+  for (const guest of guestsOf) {
+    members++;
+    guests.add(guest);
+  }
+  if (members < 2) return;
+  if (zero) split.zero += members - 1;
+  else {
+    split.acrossGuests += guests.size - 1;
+    split.withinGuest += members - guests.size;
+  }
 }
 
 /** What every ledger offers the runner; the mode and the CoW method come from the ledger that measured. */
@@ -322,13 +354,17 @@ export class AccountingLedger implements Ledger {
     const hostKnown = residency !== undefined && residency.length === this.guests.length && residency.every((map) => map !== undefined);
     let zeroPagesShared = 0;
     let hostFramesSaved = 0;
+    const savedWhere: SavedWhere = { zero: 0, withinGuest: 0, acrossGuests: 0 };
     for (const frame of this.frames.values()) {
       let resident = 0;
+      const guestsOf: number[] = [];
       for (const key of frame.members) {
         const ref = refOf(key);
         perGuest[ref.guest]!.sharedPages++;
+        guestsOf.push(ref.guest);
         if (hostKnown && residency[ref.guest]![ref.gfn]) resident++;
       }
+      addFrameSaving(savedWhere, frame.zero === true, guestsOf);
       if (frame.zero) zeroPagesShared += frame.members.length;
       // On a real host, r backed pages of one content need one frame: r − 1 are freed (none if r = 0).
       hostFramesSaved += Math.max(0, resident - 1);
@@ -340,6 +376,7 @@ export class AccountingLedger implements Ledger {
       framesSaved: sharedPages - this.frames.size,
       zeroPagesShared,
       hostFramesSaved: hostKnown ? hostFramesSaved : undefined,
+      savedWhere,
       cowFaults: this.cowFaultsPerGuest.reduce((a, b) => a + b, 0),
       cowCopies: this.cowCopies,
       perGuest,

@@ -5,7 +5,7 @@
  * be tested in milliseconds; everything it stands in for runs on real QEMU guests in the *.e2e.test.ts files.
  * It accounts (enforcesSharing = false): an enforcing backend's share()/counters() are not modelled.
  */
-import { type Backend, type BackendInfo, type HostResidency, type ProvisionOptions } from '../backends/types.ts';
+import type { Backend, BackendInfo, HostResidency, ProvisionOptions } from '../backends/types.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
 import type { BackendFactory, BackendOptions } from '../backends/registry.ts';
 import type { GuestImage } from '../images/manifest.ts';

@@ -3,9 +3,9 @@
  * guest RAM so that tests can construct exact cases (equal hashes with different bytes, a write to a shared
  * page). Everything it stands in for is also tested against real QEMU guests in the *.e2e.test.ts files.
  */
-import { type Guest, type MemoryView } from '../backends/types.ts';
-import { type GuestConsole } from '../workloads/console-protocol.ts';
-import { type WorkloadProgress } from '../vocabulary.ts';
+import type { Guest, MemoryView } from '../backends/types.ts';
+import type { GuestConsole } from '../workloads/console-protocol.ts';
+import type { WorkloadProgress } from '../vocabulary.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import { linesWith } from '../workloads/console-protocol.ts';

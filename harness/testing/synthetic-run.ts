@@ -93,6 +93,8 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
             ...origin, scope: 'all',
             guestPages: guestPages * guests, sharedPages: shared, framesSaved: shared / 2, hostFramesSaved: hostFrames ? shared / 4 : undefined,
             hostResidentPages: hostFrames ? guestPages : undefined, zeroPagesShared: 0,
+            // The split adds up to framesSaved: no zero frames, a quarter within guests, the rest across.
+            framesSavedZero: 0, framesSavedWithinGuest: shared / 8, framesSavedAcrossGuests: shared / 2 - shared / 8,
             cowFaultsTick: tick > 0 ? s + 1 : 0, cowFaultsTotal: tick * (s + 1), cowCopiesTotal: tick * (s + 1),
             cost: { cpuMethod: THREAD_CPU_METHOD, scanCpuMs: 1, scanWallMs: 1, verifyCpuMs: 1, cowCpuMs: tick > 0 ? 1 : undefined, tickCpuMs: 3, pagesRead: 1, bytesHashed: 4096, bytesCompared: 4096 },
             refusedPages: 0, metrics: {},

@@ -17,7 +17,7 @@ export function sha256FileSync(file: string): string {
   const descriptor = fs.openSync(file, 'r');
   try {
     const buffer = Buffer.allocUnsafe(4 << 20);
-    for (let read; (read = fs.readSync(descriptor, buffer, 0, buffer.length, null)) > 0; ) hash.update(buffer.subarray(0, read));
+    for (let read: number; (read = fs.readSync(descriptor, buffer, 0, buffer.length, null)) > 0; ) hash.update(buffer.subarray(0, read));
   } finally {
     fs.closeSync(descriptor);
   }

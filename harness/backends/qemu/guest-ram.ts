@@ -11,7 +11,7 @@
  *   host memory (residency marks them 0; resident-pages.ts skips them).
  */
 import fs from 'node:fs';
-import { type GuestRamKind } from '../types.ts';
+import type { GuestRamKind } from '../types.ts';
 import { PAGE_SIZE } from '../../vocabulary.ts';
 import { XmeError } from '../../util/errors.ts';
 import { MappedFile } from './mapped-file.ts';

@@ -1,15 +1,11 @@
-/**
- * One QEMU guest: its process (ended by PID only), its RAM (guest-ram.ts: a file mapped into the harness, or
- * anonymous memory of QEMU read from outside), its QMP connection and its serial console.
- */
-import fs from 'node:fs';
+
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { XmeError } from '../../util/errors.ts';
 import { findOnPath } from '../../util/tools.ts';
 import type { GuestImage } from '../../images/manifest.ts';
-import { type DeviceWrite, type Guest, type GuestRamKind, type HostProcess, type HostResidency, type MemoryView, type ProvisionOptions, type TickCopy, type VcpuAccess } from '../types.ts';
-import { type GuestConsole } from '../../workloads/console-protocol.ts';
+import type { DeviceWrite, Guest, GuestRamKind, HostProcess, HostResidency, MemoryView, ProvisionOptions, TickCopy, VcpuAccess } from '../types.ts';
+import type { GuestConsole } from '../../workloads/console-protocol.ts';
 import { PAGE_SIZE } from '../../vocabulary.ts';
 import type { AcceleratorChoice } from './accelerator.ts';
 import { ProcessRam, SharedFileRam, type GuestRam } from './guest-ram.ts';

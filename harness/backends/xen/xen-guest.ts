@@ -17,8 +17,8 @@
  */
 import { execa } from 'execa';
 import type { GuestImage } from '../../images/manifest.ts';
-import { type DeviceWrite, type Guest, type VcpuAccess } from '../types.ts';
-import { type GuestConsole } from '../../workloads/console-protocol.ts';
+import type { DeviceWrite, Guest, VcpuAccess } from '../types.ts';
+import type { GuestConsole } from '../../workloads/console-protocol.ts';
 import { PAGE_SIZE } from '../../vocabulary.ts';
 import { SerialConsole, waitForBootMarker } from '../serial-console.ts';
 import type { ForeignMapping, ForeignMemory, XcInterface } from './libxen.ts';

@@ -62,7 +62,8 @@ export function registerSuiteCommands(cli: Argv): Argv {
             onProgress: (line) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`),
             runCell: runWithOutputs,
           });
-          const counts = outcome.record.cells.reduce<Record<string, number>>((acc, c) => ({ ...acc, [c.status]: (acc[c.status] ?? 0) + 1 }), {});
+          const counts: Record<string, number> = {};
+          for (const c of outcome.record.cells) counts[c.status] = (counts[c.status] ?? 0) + 1;
           process.stdout.write(`\nshard ${shard.index}/${shard.count} ${outcome.record.status} in ${((Date.now() - started) / 1000).toFixed(0)} s (${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ') || 'no cells'}) — ${outcome.dir}\n`);
           requireCompleted(outcome);
         },

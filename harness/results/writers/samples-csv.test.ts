@@ -65,6 +65,12 @@ describe('samples.csv writer', () => {
     });
   });
 
+  it('writes the split of frames saved (zero / within a guest / across guests) into its own columns', () => {
+    const split: StrategySample = { ...total, framesSaved: 20, framesSavedZero: 13, framesSavedWithinGuest: 2, framesSavedAcrossGuests: 5 };
+    const [row] = parse(write([split]), { columns: true }) as Record<string, string>[];
+    expect(row).toMatchObject({ frames_saved: '20', frames_saved_zero: '13', frames_saved_within_guest: '2', frames_saved_across_guests: '5' });
+  });
+
   it('leaves non-finite figures out of the strategy_metrics cell, and the cell empty when none is left', () => {
     expect(metricsCell({ a: 1, b: Number.NaN, c: Infinity, d: 2.5 })).toBe('a=1;d=2.5');
     expect(metricsCell({ b: Number.NaN })).toBeUndefined();
