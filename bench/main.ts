@@ -48,7 +48,10 @@ async function hashing(): Promise<Record<string, number>> {
   if (native) bench.add('xxh3 koffi per page', () => native.hashPages(data, out));
   bench.add('xxh64 wasm', () => wasm.hashPages(data, out));
   bench.add('sha1 node:crypto', () => {
-    for (let i = 0; i < pages; i++) createHash('sha1').update(data.subarray(i * PAGE, (i + 1) * PAGE)).digest();
+    for (let i = 0; i < pages; i++)
+      createHash('sha1')
+        .update(data.subarray(i * PAGE, (i + 1) * PAGE))
+        .digest();
   });
   await bench.run();
   return Object.fromEntries(

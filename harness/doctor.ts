@@ -91,9 +91,7 @@ function ksmCheck(): Check {
 
 function toolCheck(tool: keyof typeof toolPackages, purpose: string): Check {
   const found = findOnPath(tool);
-  return found
-    ? { name: tool, status: 'ok', detail: found }
-    : { name: tool, status: 'missing', detail: `${purpose}: apt-get install ${toolPackages[tool]}` };
+  return found ? { name: tool, status: 'ok', detail: found } : { name: tool, status: 'missing', detail: `${purpose}: apt-get install ${toolPackages[tool]}` };
 }
 
 function runtimeCheck(): Check {
@@ -129,9 +127,7 @@ export async function runDoctor(): Promise<DoctorReport> {
     checks.push({
       name: `image ${name}`,
       status: check.ok ? 'ok' : 'warn',
-      detail: check.ok
-        ? `${check.image.manifest.kernel.package} ${check.image.manifest.kernel.version}`
-        : `${check.reason} (xme image build ${name})`,
+      detail: check.ok ? `${check.image.manifest.kernel.package} ${check.image.manifest.kernel.version}` : `${check.reason} (xme image build ${name})`,
     });
     if (check.ok) images.push(name);
   }
@@ -152,7 +148,10 @@ export async function runDoctor(): Promise<DoctorReport> {
       ready: xen.every((c) => c.status === 'ok'),
       detail: xen.every((c) => c.status === 'ok')
         ? 'ready: running in a Xen dom0 with libxenctrl'
-        : `not available here (${xen.filter((c) => c.status !== 'ok').map((c) => c.detail).join('; ')})`,
+        : `not available here (${xen
+            .filter((c) => c.status !== 'ok')
+            .map((c) => c.detail)
+            .join('; ')})`,
     },
   ];
   return { checks, verdicts };

@@ -20,7 +20,15 @@ function twoGuests(pages: number): MemoryGuest[] {
   return guests;
 }
 
-const names = (groups: ShareGroup[]) => groups.map((g) => g.pages.map((p) => `${p.guest}:${p.gfn}`).sort().join(' ')).sort();
+const names = (groups: ShareGroup[]) =>
+  groups
+    .map((g) =>
+      g.pages
+        .map((p) => `${p.guest}:${p.gfn}`)
+        .sort()
+        .join(' '),
+    )
+    .sort();
 
 let hasher: PageHasher;
 beforeAll(async () => {
@@ -87,7 +95,17 @@ describe('hybrid', () => {
     declaredMetrics: {},
     describe: () => 'stand-in',
     kernelPageRanges: () => [{ first: 0, count: 2 }],
-    scan: async () => ({ groups: [0, 1].map((gfn) => ({ pages: [{ guest: 0, gfn }, { guest: 1, gfn }] })), cost: { pagesRead: 4, bytesHashed: 0, bytesCompared: 8192 }, metrics: {}, notes: [] }),
+    scan: async () => ({
+      groups: [0, 1].map((gfn) => ({
+        pages: [
+          { guest: 0, gfn },
+          { guest: 1, gfn },
+        ],
+      })),
+      cost: { pagesRead: 4, bytesHashed: 0, bytesCompared: 8192 },
+      metrics: {},
+      notes: [],
+    }),
   };
 
   it('leaves kernel pages to the semantic route (never scanned) and the rest to the incremental scan; says where savings come from', async () => {

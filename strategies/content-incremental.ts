@@ -44,7 +44,10 @@ export class IncrementalContentStrategy implements Strategy {
   readonly name: string = 'content-incremental';
   readonly declaredMetrics: MetricDeclarations = {
     window_pages: { unit: 'pages', method: 'guest pages visited this tick (holes included, not read), pagesPerTick or fewer' },
-    stable_pages: { unit: 'pages', method: 'pages whose hash was unchanged on their last two visits: the candidates (all pages once visited, with the volatility filter off)' },
+    stable_pages: {
+      unit: 'pages',
+      method: 'pages whose hash was unchanged on their last two visits: the candidates (all pages once visited, with the volatility filter off)',
+    },
     volatile_pages: { unit: 'pages', method: 'pages visited this tick whose hash changed since their previous visit' },
     full_scans: { unit: 'scans', method: 'times the cursor has wrapped around all guests' },
     proposed_pages: { unit: 'pages', method: 'pages in the groups proposed this tick (visited this tick, or the anchor they join)' },
@@ -173,7 +176,13 @@ export class IncrementalContentStrategy implements Strategy {
    * Groups of this tick: runs of equal (truncated) hash among stable pages that include a page of this
    * window; each such run's window pages plus one earlier page (the anchor) are compared byte by byte.
    */
-  private propose(engine: ScanEngine, guests: readonly Guest[], residency: Residency | undefined, inWindow: (g: number, gfn: number) => boolean, cost: ScanCost) {
+  private propose(
+    engine: ScanEngine,
+    guests: readonly Guest[],
+    residency: Residency | undefined,
+    inWindow: (g: number, gfn: number) => boolean,
+    cost: ScanCost,
+  ) {
     let n = 0;
     let stable = 0;
     guests.forEach((_, g) => {
@@ -259,7 +268,8 @@ export const INCREMENTAL_OPTION_DOCS = {
 
 export const contentIncrementalFactory: StrategyFactory = {
   name: 'content-incremental',
-  summary: 'CBPS as a real system runs it (KSM-like): a window of pages per tick, wrapping; pages proposed once their hash is stable over two visits; byte-confirmed',
+  summary:
+    'CBPS as a real system runs it (KSM-like): a window of pages per tick, wrapping; pages proposed once their hash is stable over two visits; byte-confirmed',
   options: INCREMENTAL_OPTION_DOCS,
   create(options) {
     return new IncrementalContentStrategy(parseIncrementalOptions('content-incremental', options));

@@ -48,7 +48,14 @@ class CopyingGuest extends MemoryGuest {
 }
 
 const sortedGroups = (groups: { pages: { guest: number; gfn: number }[] }[]) =>
-  groups.map((g) => g.pages.map((p) => `${p.guest}:${p.gfn}`).sort().join(' ')).sort();
+  groups
+    .map((g) =>
+      g.pages
+        .map((p) => `${p.guest}:${p.gfn}`)
+        .sort()
+        .join(' '),
+    )
+    .sort();
 
 describe('content index', () => {
   const engines: [string, () => ScanEngine][] = [];
@@ -124,17 +131,17 @@ describe('content index', () => {
     expect(sortedGroups(classGroups(index, confirmRuns(native!, index, 4, gs, undefined)))).toEqual(['0:20 1:20']);
   });
 
-  const unsorted = () => new BigUint64Array([5n << 32n | 9n, 3n << 32n | 7n, 5n << 32n | 2n, 0xffffffffn << 32n | 1n, 3n << 32n | 1n]);
+  const unsorted = () => new BigUint64Array([(5n << 32n) | 9n, (3n << 32n) | 7n, (5n << 32n) | 2n, (0xffffffffn << 32n) | 1n, (3n << 32n) | 1n]);
 
   it('sorts keys by hash (portable)', () => {
     const a = unsorted();
     portable.sortKeys(a, 5, new BigUint64Array(5));
-    expect([...a]).toEqual([3n << 32n | 1n, 3n << 32n | 7n, 5n << 32n | 2n, 5n << 32n | 9n, 0xffffffffn << 32n | 1n]);
+    expect([...a]).toEqual([(3n << 32n) | 1n, (3n << 32n) | 7n, (5n << 32n) | 2n, (5n << 32n) | 9n, (0xffffffffn << 32n) | 1n]);
   });
 
   it.skipIf(!native)('sorts keys by hash (native radix: equal hashes keep their order)', () => {
     const b = unsorted();
     native!.sortKeys(b, 5, new BigUint64Array(5));
-    expect([...b]).toEqual([3n << 32n | 7n, 3n << 32n | 1n, 5n << 32n | 9n, 5n << 32n | 2n, 0xffffffffn << 32n | 1n]);
+    expect([...b]).toEqual([(3n << 32n) | 7n, (3n << 32n) | 1n, (5n << 32n) | 9n, (5n << 32n) | 2n, (0xffffffffn << 32n) | 1n]);
   });
 });

@@ -7,7 +7,18 @@
  */
 import type { Guest } from '../harness/backends/types.ts';
 import { PAGE_SIZE } from '../harness/vocabulary.ts';
-import { gfnOfIndex, guestOfIndex, MAX_GUEST_PAGES, MAX_GUESTS, PAGE_PAIR, PAGE_ZERO, pageIndex, type PageFlags, type PairSlots, type ScanEngine } from '../harness/hashing/scan-engine.ts';
+import {
+  gfnOfIndex,
+  guestOfIndex,
+  MAX_GUEST_PAGES,
+  MAX_GUESTS,
+  PAGE_PAIR,
+  PAGE_ZERO,
+  pageIndex,
+  type PageFlags,
+  type PairSlots,
+  type ScanEngine,
+} from '../harness/hashing/scan-engine.ts';
 import { pageBytes, type Residency } from '../harness/sharing/resident-pages.ts';
 import { PackedGroup } from '../harness/sharing/packed-group.ts';
 import { XmeError } from '../harness/util/errors.ts';
@@ -105,7 +116,13 @@ export function* backedRuns(start: number, end: number, residency: Uint8Array | 
  * and how many pages were read. Holes are zero pages (flag PAGE_ZERO), never read. stats as ScanEngine's
  * (stats[0] bytes compared, stats[1] bytes hashed; 3 entries).
  */
-export function hashAllPages(engine: ScanEngine, index: KeyIndex, guests: readonly Guest[], residency: Residency | undefined, stats: Float64Array): { n: number; pagesRead: number } {
+export function hashAllPages(
+  engine: ScanEngine,
+  index: KeyIndex,
+  guests: readonly Guest[],
+  residency: Residency | undefined,
+  stats: Float64Array,
+): { n: number; pagesRead: number } {
   index.reserve(guests);
   const views = guests.map((g) => g.memoryView?.all());
   if (engine.hashGuests && views.every((v) => v !== undefined)) {

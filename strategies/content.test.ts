@@ -68,10 +68,22 @@ describe('content-based strategy', () => {
     }
     b.fill(2, 3); // b:2 equals a:2 — the only real duplicate
     const result = await new ContentStrategy({ zeroPages: true }).scan(context([a, b], collidingHasher));
-    expect(result.groups.map((g) => g.pages)).toEqual([[{ guest: 0, gfn: 2 }, { guest: 1, gfn: 2 }]]);
+    expect(result.groups.map((g) => g.pages)).toEqual([
+      [
+        { guest: 0, gfn: 2 },
+        { guest: 1, gfn: 2 },
+      ],
+    ]);
     // And the ledger, given a group that lies, still refuses it.
     const ledger = new AccountingLedger('content', [a, b], collidingHasher);
-    const applied = ledger.apply([{ pages: [{ guest: 0, gfn: 0 }, { guest: 1, gfn: 0 }] }]);
+    const applied = ledger.apply([
+      {
+        pages: [
+          { guest: 0, gfn: 0 },
+          { guest: 1, gfn: 0 },
+        ],
+      },
+    ]);
     expect(applied.pagesShared).toBe(0);
     expect(applied.refused[0]!.reason).toMatch(/bytes differ/);
   });

@@ -27,8 +27,14 @@ export interface ContentOptions {
 export class ContentStrategy implements Strategy {
   readonly name = 'content';
   readonly declaredMetrics = {
-    zero_pages: { unit: 'pages', method: 'all-zero pages (confirmed byte by byte right after hashing, in cache); holes the host does not back count as zero pages' },
-    distinct_hashes: { unit: 'hashes', method: 'distinct 32-bit hash prefixes among the non-zero pages of all guests, plus one for the zero page (each a distinct content, collisions aside)' },
+    zero_pages: {
+      unit: 'pages',
+      method: 'all-zero pages (confirmed byte by byte right after hashing, in cache); holes the host does not back count as zero pages',
+    },
+    distinct_hashes: {
+      unit: 'hashes',
+      method: 'distinct 32-bit hash prefixes among the non-zero pages of all guests, plus one for the zero page (each a distinct content, collisions aside)',
+    },
   };
   private readonly index = new KeyIndex();
 

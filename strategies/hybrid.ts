@@ -47,7 +47,10 @@ export class HybridStrategy implements Strategy {
     this.declaredMetrics = {
       ...this.semantic.declaredMetrics,
       ...this.content.declaredMetrics,
-      pages_by_semantic: { unit: 'pages', method: 'pages whose latest proposal came from the semantic route (kernel code and rodata through System.map), over the run so far' },
+      pages_by_semantic: {
+        unit: 'pages',
+        method: 'pages whose latest proposal came from the semantic route (kernel code and rodata through System.map), over the run so far',
+      },
       pages_by_content: { unit: 'pages', method: 'pages whose latest proposal came from the incremental content scan (not all-zero), over the run so far' },
       pages_by_zero: { unit: 'pages', method: 'all-zero pages whose latest proposal came from the incremental content scan, over the run so far' },
     };
@@ -68,7 +71,11 @@ export class HybridStrategy implements Strategy {
       this.excluded = true;
     }
     const content = await this.content.scan(context);
-    this.attribute(context.guests, semantic.groups.map((g) => g.pages.map((p) => ({ guest: p.guest, gfn: p.gfn }))), BY_SEMANTIC);
+    this.attribute(
+      context.guests,
+      semantic.groups.map((g) => g.pages.map((p) => ({ guest: p.guest, gfn: p.gfn }))),
+      BY_SEMANTIC,
+    );
     for (const group of content.groups) {
       const route = group.zero ? BY_ZERO : BY_CONTENT;
       if (group instanceof PackedGroup) this.attributeIndices(context.guests, group.indices, route);
@@ -117,7 +124,8 @@ export const hybridFactory: StrategyFactory = {
   },
   create(options) {
     const { route = 'both', ...rest } = options;
-    if (route !== 'memory' && route !== 'hypervisor' && route !== 'both') throw new XmeError(`strategy hybrid: option 'route' must be 'both', 'memory' or 'hypervisor'`);
+    if (route !== 'memory' && route !== 'hypervisor' && route !== 'both')
+      throw new XmeError(`strategy hybrid: option 'route' must be 'both', 'memory' or 'hypervisor'`);
     return new HybridStrategy({ ...parseIncrementalOptions('hybrid', rest), route });
   },
 };

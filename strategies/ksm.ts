@@ -34,7 +34,9 @@ export class KsmStrategy implements Strategy {
   /** KSM on with this scenario's settings; the host's are saved first and restored by end() or any exit. */
   begin(lifecycle: StrategyLifecycle): void {
     this.session = KsmSession.acquire(this.settings, { onNotice: lifecycle.notice });
-    const saved = Object.entries(this.session.saved).map(([k, v]) => `${k}=${v}`).join(', ');
+    const saved = Object.entries(this.session.saved)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ');
     lifecycle.note(`ksm: ${this.describe()}; host settings before the run: ${saved}`);
     lifecycle.say(`KSM on: ${this.describe()}; the host's settings (${saved}) are restored when the run ends`);
     // KSM is host-wide: say which other processes it scans too, and so counts in cow_ksm and ksmd's CPU.

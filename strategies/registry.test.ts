@@ -21,7 +21,10 @@ describe('strategy registry', () => {
     for (const definition of Object.values(KSM_LEDGER_METRICS)) expect(definition.unit && definition.method).toBeTruthy();
     expect(() => checkDeclarations('the KSM ledger', KSM_LEDGER_METRICS)).not.toThrow();
     expect(Object.keys(strategyFactories.find((f) => f.name === 'semantic')!.create({ rodata: true }).declaredMetrics)).toEqual([
-      'kernel_code_pages', 'kernel_code_identical_pages', 'kernel_rodata_pages', 'kernel_rodata_identical_pages',
+      'kernel_code_pages',
+      'kernel_code_identical_pages',
+      'kernel_rodata_pages',
+      'kernel_rodata_identical_pages',
     ]);
   });
 });

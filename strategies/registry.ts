@@ -10,7 +10,14 @@ import { noneFactory } from './none.ts';
 import { semanticFactory } from './semantic.ts';
 import type { Strategy, StrategyFactory } from './types.ts';
 
-export const strategyFactories: readonly StrategyFactory[] = [semanticFactory, contentFactory, contentIncrementalFactory, hybridFactory, ksmFactory, noneFactory];
+export const strategyFactories: readonly StrategyFactory[] = [
+  semanticFactory,
+  contentFactory,
+  contentIncrementalFactory,
+  hybridFactory,
+  ksmFactory,
+  noneFactory,
+];
 
 export function strategyFactory(name: string): StrategyFactory {
   const factory = strategyFactories.find((f) => f.name === name);

@@ -39,8 +39,14 @@ export class SemanticStrategy implements Strategy {
     const ranges: (keyof typeof RANGE_METRICS)[] = options.rodata ? ['kernel_code', 'kernel_rodata'] : ['kernel_code'];
     this.declaredMetrics = Object.fromEntries(
       ranges.flatMap((label) => [
-        [`${label}_pages`, { unit: 'pages', method: `pages of ${RANGE_METRICS[label]} from System.map (a partial last page counts); not reported when the scan refused` }],
-        [`${label}_identical_pages`, { unit: 'pages', method: `pages of ${RANGE_METRICS[label]} byte-identical in all guests at their located kernel placement` }],
+        [
+          `${label}_pages`,
+          { unit: 'pages', method: `pages of ${RANGE_METRICS[label]} from System.map (a partial last page counts); not reported when the scan refused` },
+        ],
+        [
+          `${label}_identical_pages`,
+          { unit: 'pages', method: `pages of ${RANGE_METRICS[label]} byte-identical in all guests at their located kernel placement` },
+        ],
       ]),
     );
   }
@@ -67,9 +73,11 @@ export class SemanticStrategy implements Strategy {
       if (this.options.route === 'both' && guest.vcpu) {
         const other = await locateKernelByHypervisor(guest, context.kernel);
         if (other.physicalBase !== placement.physicalBase || other.virtualOffset !== placement.virtualOffset) {
-          throw new KernelMismatchError(guest.id,
+          throw new KernelMismatchError(
+            guest.id,
             `memory route (base 0x${placement.physicalBase.toString(16)}, offset 0x${placement.virtualOffset.toString(16)}) and ` +
-              `hypervisor route (base 0x${other.physicalBase.toString(16)}, offset 0x${other.virtualOffset.toString(16)}) disagree`);
+              `hypervisor route (base 0x${other.physicalBase.toString(16)}, offset 0x${other.virtualOffset.toString(16)}) disagree`,
+          );
         }
       }
     }

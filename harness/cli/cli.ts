@@ -14,7 +14,6 @@ import { registerSuiteCommands } from './commands/suite.ts';
 import { registerMergeCommand } from './commands/merge.ts';
 import { registerReplayCommand } from './commands/replay.ts';
 
-
 /** Top-level commands, for pointing a usage error at the right --help. */
 export const commandNames = ['run', 'replay', 'suite', 'merge', 'compare', 'report', 'doctor', 'image', 'guests'];
 /** The commands whose second word is a subcommand (xme image build), not an argument (xme compare A B). */

@@ -18,17 +18,30 @@ const summary = [
 ];
 
 function end(rows: SummaryRow[] | undefined): RunEnd {
-  return { status: 'completed', endedAt: '', backend: undefined, sharingModes: [], cowMethods: [], repetitions: [], summary: rows, overhead: undefined, warnings: [], notes: [] };
+  return {
+    status: 'completed',
+    endedAt: '',
+    backend: undefined,
+    sharingModes: [],
+    cowMethods: [],
+    repetitions: [],
+    summary: rows,
+    overhead: undefined,
+    warnings: [],
+    notes: [],
+  };
 }
 
 describe('console table', () => {
   it('shows the key figures per memory size and strategy, – where a figure was not measured', () => {
-    expect(consoleTable(summary)).toBe([
-      'memory   strategy  shared pages  saved %  host saved  zero pages  kcode %  CoW faults  scan ms  scan ×sem  tick ms  tick ×sem  CPU ms/s  guest ops/s',
-      '-------  --------  ------------  -------  ----------  ----------  -------  ----------  -------  ---------  -------  ---------  --------  -----------',
-      '256 MiB  semantic        10,758        –           –           –        –           –     15.2          –        –          –         –            –',
-      '256 MiB  content        185,142     88.4           –           –        –           –        –       23.7        –          –         –            –',
-    ].join('\n'));
+    expect(consoleTable(summary)).toBe(
+      [
+        'memory   strategy  shared pages  saved %  host saved  zero pages  kcode %  CoW faults  scan ms  scan ×sem  tick ms  tick ×sem  CPU ms/s  guest ops/s',
+        '-------  --------  ------------  -------  ----------  ----------  -------  ----------  -------  ---------  -------  ---------  --------  -----------',
+        '256 MiB  semantic        10,758        –           –           –        –           –     15.2          –        –          –         –            –',
+        '256 MiB  content        185,142     88.4           –           –        –           –        –       23.7        –          –         –            –',
+      ].join('\n'),
+    );
   });
 
   it('is printed by its writer once the run has a summary, and not for a run without one', () => {

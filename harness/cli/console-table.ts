@@ -40,7 +40,10 @@ export function consoleTable(rows: SummaryRow[]): string {
 export function slowdownLines(rows: readonly SlowdownRow[]): string {
   const ci = (row: SlowdownRow) => (row.ci95_low !== undefined ? ` [95% CI ${row.ci95_low.toFixed(1)}, ${row.ci95_high!.toFixed(1)}]` : ' (one pair: no CI)');
   return rows
-    .map((row) => `${row.memory_mib} MiB  ${row.strategy}: guest workload ${row.slowdown_pct >= 0 ? 'slowdown' : 'speed-up'} ${Math.abs(row.slowdown_pct).toFixed(1)} %${ci(row)} vs ${row.baseline}, n=${row.n} (${row.ops_per_s.toFixed(0)} vs ${row.baseline_ops_per_s.toFixed(0)} ops/s)`)
+    .map(
+      (row) =>
+        `${row.memory_mib} MiB  ${row.strategy}: guest workload ${row.slowdown_pct >= 0 ? 'slowdown' : 'speed-up'} ${Math.abs(row.slowdown_pct).toFixed(1)} %${ci(row)} vs ${row.baseline}, n=${row.n} (${row.ops_per_s.toFixed(0)} vs ${row.baseline_ops_per_s.toFixed(0)} ops/s)`,
+    )
     .join('\n');
 }
 

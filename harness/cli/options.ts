@@ -13,7 +13,11 @@ export function guestOptions<T>(y: Argv<T>) {
     .option('kaslr', { type: 'boolean', default: false, describe: 'boot with KASLR on (default: nokaslr, identical layout)' })
     .option('rate', { type: 'number', describe: 'workload rate: pages (or 4 KiB blocks) per second' })
     .option('mib', { type: 'number', describe: 'workload working set in MiB' })
-    .option('accel', { choices: ['auto', 'tcg', 'kvm'] as const, default: 'auto' as const, describe: 'accelerator (auto: KVM only if a probe shows it really runs)' })
+    .option('accel', {
+      choices: ['auto', 'tcg', 'kvm'] as const,
+      default: 'auto' as const,
+      describe: 'accelerator (auto: KVM only if a probe shows it really runs)',
+    })
     .option('boot-timeout', { type: 'number', describe: 'seconds to wait for all guests to boot (default 60 + 15 per guest)' })
     .check((args) => {
       const count = args.count as number;

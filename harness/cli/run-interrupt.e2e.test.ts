@@ -21,7 +21,11 @@ afterAll(() => fs.rmSync(resultsRoot, { recursive: true, force: true }));
 
 describe('xme run interrupted', () => {
   it('keeps valid partial results and leaves nothing running', async () => {
-    const child = execa(process.execPath, [path.join(projectRoot, 'bin', 'xme.js'), 'run', '--scenario', 'smoke', '--duration', '60', '--results', resultsRoot], { reject: false });
+    const child = execa(
+      process.execPath,
+      [path.join(projectRoot, 'bin', 'xme.js'), 'run', '--scenario', 'smoke', '--duration', '60', '--results', resultsRoot],
+      { reject: false },
+    );
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const deadline = Date.now() + 120_000;

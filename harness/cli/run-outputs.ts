@@ -42,7 +42,12 @@ export function hostHousekeeping(resultsRoot: string, say: (line: string) => voi
     warnings.push(report.warning);
   }
   const restored = recoverAbandonedKsmState((message) => say(`notice: ${message}`));
-  if (restored) warnings.push(`restored the host's KSM settings left by an earlier xme run that was killed: ${Object.entries(restored).map(([k, v]) => `${k}=${v}`).join(', ')}`);
+  if (restored)
+    warnings.push(
+      `restored the host's KSM settings left by an earlier xme run that was killed: ${Object.entries(restored)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ')}`,
+    );
   return warnings;
 }
 

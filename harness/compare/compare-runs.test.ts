@@ -34,15 +34,43 @@ function thrown(f: () => unknown): XmeError {
 
 describe('reading a results folder', () => {
   it('reads summary.csv rows, with empty sd and CI for one repetition, and run.json id, scenario and status', () => {
-    const dir = folder('run-a', [
-      { metric: 'shared_pages', n: 5, mean: 10, sd: 2, ci95_low: 7.51669, ci95_high: 12.4833 },
-      { metric: 'scan_cpu_ms', unit: 'ms per scan', n: 1, mean: 3.25 },
-    ], { scenario: 'scan-overhead', status: 'interrupted' });
+    const dir = folder(
+      'run-a',
+      [
+        { metric: 'shared_pages', n: 5, mean: 10, sd: 2, ci95_low: 7.51669, ci95_high: 12.4833 },
+        { metric: 'scan_cpu_ms', unit: 'ms per scan', n: 1, mean: 3.25 },
+      ],
+      { scenario: 'scan-overhead', status: 'interrupted' },
+    );
     const run = readResultsRun(dir);
     expect(run).toMatchObject({ dir, runId: 'run-a', scenario: 'scan-overhead', status: 'interrupted' });
     expect(run.rows).toEqual([
-      { scenario: 'scan-overhead', memory_mib: 256, strategy: 'semantic', metric: 'shared_pages', unit: 'pages', n: 5, mean: 10, sd: 2, ci95_low: 7.51669, ci95_high: 12.4833, method: 'synthetic, for a test' },
-      { scenario: 'scan-overhead', memory_mib: 256, strategy: 'semantic', metric: 'scan_cpu_ms', unit: 'ms per scan', n: 1, mean: 3.25, sd: undefined, ci95_low: undefined, ci95_high: undefined, method: 'synthetic, for a test' },
+      {
+        scenario: 'scan-overhead',
+        memory_mib: 256,
+        strategy: 'semantic',
+        metric: 'shared_pages',
+        unit: 'pages',
+        n: 5,
+        mean: 10,
+        sd: 2,
+        ci95_low: 7.51669,
+        ci95_high: 12.4833,
+        method: 'synthetic, for a test',
+      },
+      {
+        scenario: 'scan-overhead',
+        memory_mib: 256,
+        strategy: 'semantic',
+        metric: 'scan_cpu_ms',
+        unit: 'ms per scan',
+        n: 1,
+        mean: 3.25,
+        sd: undefined,
+        ci95_low: undefined,
+        ci95_high: undefined,
+        method: 'synthetic, for a test',
+      },
     ]);
   });
 
@@ -73,7 +101,10 @@ describe('reading a results folder', () => {
     fs.writeFileSync(path.join(dir, 'summary.csv'), 'scenario,memory_mib,strategy,metric,unit,n,mean\nsmoke,256,semantic,shared_pages,pages,2,5\n');
     expect(thrown(() => readResultsRun(dir)).message).toBe(`${path.join(dir, 'summary.csv')} is not a summary.csv: it has no column sd, ci95_low, ci95_high`);
 
-    fs.writeFileSync(path.join(dir, 'summary.csv'), 'scenario,memory_mib,strategy,metric,unit,n,mean,sd,ci95_low,ci95_high\nsmoke,256,semantic,shared_pages,pages,2,lots,1,0,9\n');
+    fs.writeFileSync(
+      path.join(dir, 'summary.csv'),
+      'scenario,memory_mib,strategy,metric,unit,n,mean,sd,ci95_low,ci95_high\nsmoke,256,semantic,shared_pages,pages,2,lots,1,0,9\n',
+    );
     expect(thrown(() => readResultsRun(dir)).message).toBe(`${path.join(dir, 'summary.csv')} line 2: mean is not a number: 'lots'`);
   });
 
@@ -141,7 +172,10 @@ describe('pairing the rows of two runs', () => {
     const b = folder('run-b', [{ metric: 'shared_pages', n: 6, mean: 12, sd: 3 }]);
     const c = folder('run-c', [{ metric: 'shared_pages', n: 5, mean: 5, sd: 2 }]);
     const report = compareRuns([a, b, c]);
-    expect(report.comparisons.map((cmp) => [cmp.baseline.runId, cmp.run.runId])).toEqual([['run-a', 'run-b'], ['run-a', 'run-c']]);
+    expect(report.comparisons.map((cmp) => [cmp.baseline.runId, cmp.run.runId])).toEqual([
+      ['run-a', 'run-b'],
+      ['run-a', 'run-c'],
+    ]);
     expect(report.comparisons[1]!.rows[0]!.changePct).toBeCloseTo(-50, 10);
   });
 
@@ -156,8 +190,14 @@ describe('pairing the rows of two runs', () => {
   });
 
   it('refuses a metric whose unit differs between the runs, naming it', () => {
-    const a = folder('run-a', [{ metric: 'shared_pages', n: 2, mean: 1, sd: 1 }, { metric: 'scan_cpu_ms', unit: 'ms per scan', n: 2, mean: 1, sd: 1 }]);
-    const b = folder('run-b', [{ metric: 'shared_pages', n: 2, mean: 1, sd: 1 }, { metric: 'scan_cpu_ms', unit: 'ms', n: 2, mean: 1, sd: 1 }]);
+    const a = folder('run-a', [
+      { metric: 'shared_pages', n: 2, mean: 1, sd: 1 },
+      { metric: 'scan_cpu_ms', unit: 'ms per scan', n: 2, mean: 1, sd: 1 },
+    ]);
+    const b = folder('run-b', [
+      { metric: 'shared_pages', n: 2, mean: 1, sd: 1 },
+      { metric: 'scan_cpu_ms', unit: 'ms', n: 2, mean: 1, sd: 1 },
+    ]);
     const error = thrown(() => compareRuns([a, b]));
     expect(error.message).toBe("metric 'scan_cpu_ms' is in 'ms per scan' in run-a but in 'ms' in run-b: means in different units cannot be compared");
     // leaving the metric out compares the rest

@@ -6,7 +6,17 @@ import { storedRunRecord } from '../results/run-record.ts';
 import { CSV_COLUMNS, formatCsv, formatMarkdown, formatNumber, formatReport, formatTable, METHOD_LINE } from './format.ts';
 
 function row(values: Partial<SummaryRow> & Pick<SummaryRow, 'metric' | 'n' | 'mean'>): SummaryRow {
-  return { scenario: 'smoke', memory_mib: 256, strategy: 'semantic', unit: 'pages', sd: undefined, ci95_low: undefined, ci95_high: undefined, method: '', ...values };
+  return {
+    scenario: 'smoke',
+    memory_mib: 256,
+    strategy: 'semantic',
+    unit: 'pages',
+    sd: undefined,
+    ci95_low: undefined,
+    ci95_high: undefined,
+    method: '',
+    ...values,
+  };
 }
 
 function run(runId: string, rows: SummaryRow[], status = 'completed'): ResultsRun {
@@ -30,12 +40,16 @@ const rich = report(
     row({ strategy: 'content', metric: 'shared_pages', n: 1, mean: 185142 }),
     row({ memory_mib: 512, metric: 'shared_pages', n: 3, mean: 20, sd: 1, ci95_low: 17.52, ci95_high: 22.48 }),
   ]),
-  run('run-b', [
-    row({ metric: 'shared_pages', n: 6, mean: 12, sd: 3, ci95_low: 8.852, ci95_high: 15.15 }),
-    row({ metric: 'scan_cpu_ms', unit: 'ms per scan', n: 10, mean: 110, sd: 2, ci95_low: 108.6, ci95_high: 111.4 }),
-    row({ strategy: 'content', metric: 'shared_pages', n: 3, mean: 185000, sd: 10, ci95_low: 184975, ci95_high: 185025 }),
-    row({ strategy: 'content', metric: 'scan_cpu_ms', unit: 'ms per scan', n: 3, mean: 360.7, sd: 5, ci95_low: 348.3, ci95_high: 373.1 }),
-  ], 'interrupted'),
+  run(
+    'run-b',
+    [
+      row({ metric: 'shared_pages', n: 6, mean: 12, sd: 3, ci95_low: 8.852, ci95_high: 15.15 }),
+      row({ metric: 'scan_cpu_ms', unit: 'ms per scan', n: 10, mean: 110, sd: 2, ci95_low: 108.6, ci95_high: 111.4 }),
+      row({ strategy: 'content', metric: 'shared_pages', n: 3, mean: 185000, sd: 10, ci95_low: 184975, ci95_high: 185025 }),
+      row({ strategy: 'content', metric: 'scan_cpu_ms', unit: 'ms per scan', n: 3, mean: 360.7, sd: 5, ci95_low: 348.3, ci95_high: 373.1 }),
+    ],
+    'interrupted',
+  ),
   ["run run-b is 'interrupted', not completed"],
 );
 
@@ -71,7 +85,10 @@ describe('console table', () => {
 
   it('shows a scenario column only when a comparison spans scenarios', () => {
     const a = { ...run('a', [row({ metric: 'cow_faults', unit: 'faults', n: 3, mean: 100, sd: 5 })]), scenario: 'cow-faults' };
-    const b = { ...run('b', [row({ scenario: 'cow-faults-own-data', metric: 'cow_faults', unit: 'faults', n: 3, mean: 40, sd: 5 })]), scenario: 'cow-faults-own-data' };
+    const b = {
+      ...run('b', [row({ scenario: 'cow-faults-own-data', metric: 'cow_faults', unit: 'faults', n: 3, mean: 40, sd: 5 })]),
+      scenario: 'cow-faults-own-data',
+    };
     a.rows[0]!.scenario = 'cow-faults';
     const paired: CompareReport = { runs: [a, b], comparisons: [compareTwo(a, b, { ignoreScenario: true })], warnings: [], differences: [] };
     const lines = formatTable(paired).split('\n');
@@ -98,7 +115,11 @@ describe('markdown', () => {
   });
 
   it('quotes warnings and escapes a | in a cell', () => {
-    const withPipe = report(run('a', [row({ strategy: 'x|y', metric: 'm', n: 1, mean: 1 })]), run('b', [row({ strategy: 'x|y', metric: 'm', n: 1, mean: 2 })]), ['careful']);
+    const withPipe = report(
+      run('a', [row({ strategy: 'x|y', metric: 'm', n: 1, mean: 1 })]),
+      run('b', [row({ strategy: 'x|y', metric: 'm', n: 1, mean: 2 })]),
+      ['careful'],
+    );
     const text = formatMarkdown(withPipe);
     expect(text.startsWith('> **warning:** careful\n\n### ')).toBe(true);
     expect(text).toContain('| 256 MiB | x\\|y | m | pages | 1/1 | 1 | 2 | +100.0% | – | n < 2: cannot judge |');
@@ -115,11 +136,31 @@ describe('CSV', () => {
     const records = parse(text, { columns: true }) as Record<string, string>[];
     expect(records).toEqual([
       {
-        baseline_run: 'run-a', baseline_status: 'completed', run: 'run-b', run_status: 'completed',
-        scenario: 'smoke', memory_mib: '256', strategy: 'semantic', metric: 'shared_pages', unit: 'pages',
-        n_a: '5', mean_a: '10', sd_a: '2', ci95_low_a: '7.517', ci95_high_a: '12.48',
-        n_b: '6', mean_b: '12', sd_b: '3', ci95_low_b: '8.852', ci95_high_b: '15.15',
-        difference: '2', difference_pct: '20', t: '1.31876', df: '8.67213', p_value: '0.22101', verdict: 'not significant',
+        baseline_run: 'run-a',
+        baseline_status: 'completed',
+        run: 'run-b',
+        run_status: 'completed',
+        scenario: 'smoke',
+        memory_mib: '256',
+        strategy: 'semantic',
+        metric: 'shared_pages',
+        unit: 'pages',
+        n_a: '5',
+        mean_a: '10',
+        sd_a: '2',
+        ci95_low_a: '7.517',
+        ci95_high_a: '12.48',
+        n_b: '6',
+        mean_b: '12',
+        sd_b: '3',
+        ci95_low_b: '8.852',
+        ci95_high_b: '15.15',
+        difference: '2',
+        difference_pct: '20',
+        t: '1.31876',
+        df: '8.67213',
+        p_value: '0.22101',
+        verdict: 'not significant',
       },
     ]);
   });

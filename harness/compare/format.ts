@@ -8,7 +8,7 @@ export type Format = (typeof FORMATS)[number];
 
 /** One line on how to read the figures, printed under the table and the markdown. */
 export const METHOD_LINE =
-  "n = repetitions (each boots fresh guests and gives one value per metric); CI = Student t 95% of the mean; " +
+  'n = repetitions (each boots fresh guests and gives one value per metric); CI = Student t 95% of the mean; ' +
   "B vs A = (B − A) / |A|; significant = Welch's t-test, two-sided, p < 0.05";
 
 /** The verdict of a row: 'significant', 'not significant', 'n < 2: cannot judge', 'missing in A', 'missing in B'. */
@@ -156,10 +156,31 @@ export function formatMarkdown(report: CompareReport): string {
  * t: Welch's t (B − A); df: Welch–Satterthwaite degrees of freedom; p_value: two-sided.
  */
 export const CSV_COLUMNS = [
-  'baseline_run', 'baseline_status', 'run', 'run_status', 'scenario', 'memory_mib', 'strategy', 'metric', 'unit',
-  'n_a', 'mean_a', 'sd_a', 'ci95_low_a', 'ci95_high_a',
-  'n_b', 'mean_b', 'sd_b', 'ci95_low_b', 'ci95_high_b',
-  'difference', 'difference_pct', 't', 'df', 'p_value', 'verdict',
+  'baseline_run',
+  'baseline_status',
+  'run',
+  'run_status',
+  'scenario',
+  'memory_mib',
+  'strategy',
+  'metric',
+  'unit',
+  'n_a',
+  'mean_a',
+  'sd_a',
+  'ci95_low_a',
+  'ci95_high_a',
+  'n_b',
+  'mean_b',
+  'sd_b',
+  'ci95_low_b',
+  'ci95_high_b',
+  'difference',
+  'difference_pct',
+  't',
+  'df',
+  'p_value',
+  'verdict',
 ] as const;
 
 /** Like CsvAppender: integers as they are, other numbers to 6 significant digits, undefined as empty. */

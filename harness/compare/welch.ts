@@ -48,7 +48,8 @@ export const ALPHA = 0.05;
 function checkSide(side: SampleSummary, name: string): number {
   if (!Number.isInteger(side.n) || side.n < 2) throw new RangeError(`welchTTest: ${name} needs n ≥ 2, got ${side.n}`);
   if (!Number.isFinite(side.mean)) throw new RangeError(`welchTTest: ${name} mean must be finite, got ${side.mean}`);
-  if (side.sd === undefined || !(side.sd >= 0) || !Number.isFinite(side.sd)) throw new RangeError(`welchTTest: ${name} sd must be a finite number ≥ 0, got ${side.sd}`);
+  if (side.sd === undefined || !(side.sd >= 0) || !Number.isFinite(side.sd))
+    throw new RangeError(`welchTTest: ${name} sd must be a finite number ≥ 0, got ${side.sd}`);
   return (side.sd * side.sd) / side.n;
 }
 

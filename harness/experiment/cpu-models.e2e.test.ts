@@ -21,8 +21,14 @@ describe('guests on different CPU models', () => {
   it('have fewer identical kernel code pages than guests on one model', async () => {
     const scenario = (cpuModels?: string[]) =>
       parseScenario({
-        name: 'cpu-models', guests: 2, memoryMiB: 128, workload: { name: 'idle' }, durationS: 1, tickS: 1,
-        strategies: ['semantic'], ...(cpuModels ? { cpuModels } : {}),
+        name: 'cpu-models',
+        guests: 2,
+        memoryMiB: 128,
+        workload: { name: 'idle' },
+        durationS: 1,
+        tickS: 1,
+        strategies: ['semantic'],
+        ...(cpuModels ? { cpuModels } : {}),
       });
     const shareability = (outcome: Awaited<ReturnType<typeof runWithOutputs>>) =>
       outcome.summary.find((r) => r.strategy === 'semantic' && r.metric === 'kernel_code_shareability_pct')!.mean;

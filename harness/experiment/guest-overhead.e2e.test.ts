@@ -53,7 +53,8 @@ describe('guest-overhead on real guests', () => {
     const ops = Number(row.ops_per_s);
     expect(base).toBeGreaterThan(0);
     // The mean over repetition pairs of each pair's slowdown, from the repetitions this run measured.
-    const opsOf = (strategy: string, repetition: number) => outcome.repetitions.find((r) => r.strategy === strategy && r.repetition === repetition)!.values.workload_ops_per_s!;
+    const opsOf = (strategy: string, repetition: number) =>
+      outcome.repetitions.find((r) => r.strategy === strategy && r.repetition === repetition)!.values.workload_ops_per_s!;
     const pairs = [1, 2].map((r) => 100 * (1 - opsOf('ksm', r) / opsOf('none', r)));
     expect(slowdown).toBeCloseTo((pairs[0]! + pairs[1]!) / 2, 3);
     expect(ops).toBeGreaterThan(0);

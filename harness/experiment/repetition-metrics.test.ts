@@ -53,10 +53,10 @@ describe('repetition metrics', () => {
   });
 
   it('gives CPU ratios against semantic (by label, else by name) to every other strategy', () => {
-    const [semantic, content] = repetitionMetrics([
-      record('semantic', 'semantic', { scanCpu: [50, 1, 1], tickCpu: [50, 2, 2] }),
-      record('content', 'content'),
-    ], facts);
+    const [semantic, content] = repetitionMetrics(
+      [record('semantic', 'semantic', { scanCpu: [50, 1, 1], tickCpu: [50, 2, 2] }), record('content', 'content')],
+      facts,
+    );
     expect(semantic!.values.scan_cpu_ratio_vs_semantic).toBeUndefined();
     expect(content!.values).toMatchObject({ scan_cpu_ratio_vs_semantic: 3, tick_cpu_ratio_vs_semantic: 3 });
     const [, other] = repetitionMetrics([record('xme', 'semantic', { scanCpu: [1, 1, 1], tickCpu: [1, 2, 2] }), record('content', 'content')], facts);
@@ -64,10 +64,13 @@ describe('repetition metrics', () => {
   });
 
   it('leaves out what was not measured instead of making NaN (one tick, no span, semantic at 0 ms)', () => {
-    const [semantic, content] = repetitionMetrics([
-      record('semantic', 'semantic', { scanCpu: [0], tickCpu: [0], cowCpu: [], verifyCpu: [0] }),
-      record('content', 'content', { scanCpu: [5], tickCpu: [5], cowCpu: [], verifyCpu: [1] }),
-    ], { ...facts, spanS: 0, opsPerSecond: [] });
+    const [semantic, content] = repetitionMetrics(
+      [
+        record('semantic', 'semantic', { scanCpu: [0], tickCpu: [0], cowCpu: [], verifyCpu: [0] }),
+        record('content', 'content', { scanCpu: [5], tickCpu: [5], cowCpu: [], verifyCpu: [1] }),
+      ],
+      { ...facts, spanS: 0, opsPerSecond: [] },
+    );
     for (const metrics of [semantic!, content!]) {
       for (const value of Object.values(metrics.values)) if (value !== undefined) expect(Number.isFinite(value)).toBe(true);
       expect(metrics.values).toMatchObject({ cow_faults_per_min: undefined, cow_cpu_ms: undefined, workload_ops_per_s: undefined });
@@ -76,22 +79,30 @@ describe('repetition metrics', () => {
   });
 
   it('computes kernel shareability from the last scan’s figures', () => {
-    const [semantic] = repetitionMetrics([
-      record('semantic', 'semantic', { lastScanMetrics: { kernel_code_pages: 200, kernel_code_identical_pages: 199, kernel_rodata_pages: 100, kernel_rodata_identical_pages: 50 } }),
-    ], facts);
+    const [semantic] = repetitionMetrics(
+      [
+        record('semantic', 'semantic', {
+          lastScanMetrics: { kernel_code_pages: 200, kernel_code_identical_pages: 199, kernel_rodata_pages: 100, kernel_rodata_identical_pages: 50 },
+        }),
+      ],
+      facts,
+    );
     expect(semantic!.values).toMatchObject({ kernel_code_shareability_pct: 99.5, kernel_rodata_shareability_pct: 50 });
     const [refused] = repetitionMetrics([record('semantic', 'semantic', { lastScanMetrics: undefined })], facts);
     expect(refused!.values.kernel_code_shareability_pct).toBeUndefined();
   });
 
   it('carries the declared figures of the strategy and the ledger with their unit and method, and only those', () => {
-    const [xen] = repetitionMetrics([
-      record('semantic', 'semantic', {
-        lastScanMetrics: { kernel_code_pages: 200, surprise: 1 },
-        ledgerMetrics: { hypercalls_total: 400 },
-        declared: { kernel_code_pages: { unit: 'pages', method: 'from System.map' }, hypercalls_total: { unit: 'hypercalls', method: 'counted' } },
-      }),
-    ], facts);
+    const [xen] = repetitionMetrics(
+      [
+        record('semantic', 'semantic', {
+          lastScanMetrics: { kernel_code_pages: 200, surprise: 1 },
+          ledgerMetrics: { hypercalls_total: 400 },
+          declared: { kernel_code_pages: { unit: 'pages', method: 'from System.map' }, hypercalls_total: { unit: 'hypercalls', method: 'counted' } },
+        }),
+      ],
+      facts,
+    );
     expect(xen!.declared).toEqual({
       kernel_code_pages: { value: 200, unit: 'pages', method: 'from System.map; value at the last tick' },
       hypercalls_total: { value: 400, unit: 'hypercalls', method: 'counted; value at the last tick' },

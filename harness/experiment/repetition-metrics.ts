@@ -101,8 +101,16 @@ export function repetitionMetrics(records: readonly StrategyRecord[], facts: Rep
       values,
       // The CoW figures' method is the ledger's that counted them, not a guess from the backend's name.
       methods: {
-        ...(record.cpuMethod ? { tick_cpu_ms: `whole cost per tick, mean over ticks after the first; ${record.cpuMethod}`, scan_cpu_ms: record.cpuMethod, cpu_ms_per_s: `Σ tick CPU after the first tick / seconds between first and last tick; ${record.cpuMethod}` } : {}),
-        cow_faults: record.cowMethodDescription, cow_faults_per_min: `cow_faults / time between the first and the last tick; ${record.cowMethodDescription}` },
+        ...(record.cpuMethod
+          ? {
+              tick_cpu_ms: `whole cost per tick, mean over ticks after the first; ${record.cpuMethod}`,
+              scan_cpu_ms: record.cpuMethod,
+              cpu_ms_per_s: `Σ tick CPU after the first tick / seconds between first and last tick; ${record.cpuMethod}`,
+            }
+          : {}),
+        cow_faults: record.cowMethodDescription,
+        cow_faults_per_min: `cow_faults / time between the first and the last tick; ${record.cowMethodDescription}`,
+      },
       declared: declaredValues({ ...metrics, ...record.ledgerMetrics }, record.declared),
     };
   });
@@ -129,5 +137,9 @@ export function undeclaredMetrics(measured: Record<string, number>, declared: Me
  */
 export function checkDeclarations(owner: string, declared: MetricDeclarations): void {
   const clash = Object.keys(declared).find((name) => name in METRICS);
-  if (clash) throw new XmeError(`${owner} declares a metric '${clash}', a name the runner already uses in summary.csv`, 'rename the strategy’s or ledger’s figure (a bug in xme)');
+  if (clash)
+    throw new XmeError(
+      `${owner} declares a metric '${clash}', a name the runner already uses in summary.csv`,
+      'rename the strategy’s or ledger’s figure (a bug in xme)',
+    );
 }

@@ -167,7 +167,9 @@ describe('xme run — CPU is the scan’s own', () => {
     const ratioOf = (column: string) => median(ticks.map((tick) => Number(at('semantic+rodata', tick)[column]) / Number(at('semantic', tick)[column])));
     const scanRatio = ratioOf('scan_cpu_ms');
     const tickRatio = ratioOf('tick_cpu_ms');
-    process.stdout.write(`CPU-RATIO ${JSON.stringify({ pages_ratio: pagesRatio, median_scan_cpu_ratio: scanRatio, median_tick_cpu_ratio: tickRatio, ticks: ticks.length })}\n`);
+    process.stdout.write(
+      `CPU-RATIO ${JSON.stringify({ pages_ratio: pagesRatio, median_scan_cpu_ratio: scanRatio, median_tick_cpu_ratio: tickRatio, ticks: ticks.length })}\n`,
+    );
     // Clearly more CPU for more pages (process-wide CPU once gave 0.7× here); a scan also has a fixed part
     // per tick, so the CPU ratio stays below the pages ratio.
     expect(scanRatio).toBeGreaterThan(1 + (pagesRatio - 1) / 4);

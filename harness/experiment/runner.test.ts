@@ -37,8 +37,14 @@ const guests: FakeBackendOptions = {
 
 function scenario(overrides: Record<string, unknown> = {}) {
   return parseScenario({
-    name: 'fake', guests: 2, memoryMiB: [64, 128], repetitions: 2, durationS: 0.02, tickS: 0.01,
-    strategies: ['content', 'semantic'], ...overrides,
+    name: 'fake',
+    guests: 2,
+    memoryMiB: [64, 128],
+    repetitions: 2,
+    durationS: 0.02,
+    tickS: 0.01,
+    strategies: ['content', 'semantic'],
+    ...overrides,
   });
 }
 
@@ -72,7 +78,14 @@ describe('runner on fake guests', () => {
     expect(seen.map((s) => s.strategy)).toEqual(samples.map((r) => r.strategy));
     expect(samples.every((r) => r.run_id === outcome.runId && r.scenario === 'fake')).toBe(true);
     const lastContent = samples.filter((r) => r.strategy === 'content' && r.guest === 'all').at(-1)!;
-    expect(lastContent).toMatchObject({ memory_mib: '128', repetition: '2', tick: '2', shared_pages: '7', cow_faults_total: '1', strategy_metrics: 'zero_pages=0;distinct_hashes=13' });
+    expect(lastContent).toMatchObject({
+      memory_mib: '128',
+      repetition: '2',
+      tick: '2',
+      shared_pages: '7',
+      cow_faults_total: '1',
+      strategy_metrics: 'zero_pages=0;distinct_hashes=13',
+    });
 
     const summary = readCsv(path.join(outcome.dir, 'summary.csv'));
     expect(fs.readFileSync(path.join(outcome.dir, 'summary.csv'), 'utf8').split('\n')[0]).toBe(SUMMARY_COLUMNS.join(','));

@@ -129,7 +129,8 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   fs.mkdirSync(options.resultsRoot, { recursive: true });
   const runId = options.runId ?? newRunId(options.resultsRoot, scenario.name);
   const dir = path.join(options.resultsRoot, runId);
-  if (options.runId !== undefined && fs.existsSync(dir)) throw new XmeError(`results folder ${dir} exists already`, 'remove it, or give another results folder');
+  if (options.runId !== undefined && fs.existsSync(dir))
+    throw new XmeError(`results folder ${dir} exists already`, 'remove it, or give another results folder');
   fs.mkdirSync(dir);
   const header: RunHeader = {
     runId,
@@ -216,7 +217,9 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
           try {
             backendInfo = backend.info();
             const guestRam = guestRamFor(strategies);
-            say(`${setLabel} ${backend.replayTicks ? 'loading recorded' : 'booting'} ${scenario.guests} × ${image.manifest.kernelRelease} (${backendInfo.accelerator}, ${scenario.kaslr ? 'KASLR on' : 'nokaslr'}, workload ${scenario.workload.name}${guestRam === 'anonymous-mergeable' ? ', anonymous mergeable RAM' : ''})`);
+            say(
+              `${setLabel} ${backend.replayTicks ? 'loading recorded' : 'booting'} ${scenario.guests} × ${image.manifest.kernelRelease} (${backendInfo.accelerator}, ${scenario.kaslr ? 'KASLR on' : 'nokaslr'}, workload ${scenario.workload.name}${guestRam === 'anonymous-mergeable' ? ', anonymous mergeable RAM' : ''})`,
+            );
             const guests = await backend.provision(image, scenario.guests, {
               memoryMiB,
               kaslr: scenario.kaslr,
@@ -224,11 +227,21 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
               guestRam,
               ...(scenario.cpuModels ? { cpuModels: scenario.cpuModels } : {}),
             });
-            say(`${setLabel} booted in ${(Math.max(...guests.map((g) => g.bootMs)) / 1000).toFixed(1)} s; scoring ${strategies.map((s) => s.label).join(', ')} every ${scenario.tickS} s for ${scenario.durationS} s`);
+            say(
+              `${setLabel} booted in ${(Math.max(...guests.map((g) => g.bootMs)) / 1000).toFixed(1)} s; scoring ${strategies.map((s) => s.label).join(', ')} every ${scenario.tickS} s for ${scenario.durationS} s`,
+            );
             const start = { memoryMiB, repetition, guests, backend: backendInfo };
             const observers = writers.flatMap((writer) => writer.repetition?.(start) ?? []);
             const metrics = await runRepetition({
-              scenario: setScenario, backend, guests, image, kernel, hasher, memoryMiB, repetition, stopRequested,
+              scenario: setScenario,
+              backend,
+              guests,
+              image,
+              kernel,
+              hasher,
+              memoryMiB,
+              repetition,
+              stopRequested,
               emit: (sample) => {
                 for (const writer of writers) writer.sample?.(sample);
               },

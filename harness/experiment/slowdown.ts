@@ -11,7 +11,7 @@ import type { SlowdownRow } from '../results/overhead.ts';
 import type { RepetitionMetrics } from '../results/summary.ts';
 
 export const SLOWDOWN_METHOD =
-  'per repetition pair (same memory size and repetition, guests booted for each strategy): 100 × (1 − workload_ops_per_s / baseline\'s); mean over pairs, 95% CI from Student\'s t; ' +
+  "per repetition pair (same memory size and repetition, guests booted for each strategy): 100 × (1 − workload_ops_per_s / baseline's); mean over pairs, 95% CI from Student's t; " +
   'throughput over host time, so time lost to pauses counts';
 
 export function slowdownRows(scenario: string, baseline: string, repetitions: readonly RepetitionMetrics[]): SlowdownRow[] {
@@ -27,7 +27,10 @@ export function slowdownRows(scenario: string, baseline: string, repetitions: re
       const pairs = repetitions
         .filter((r) => r.memoryMiB === memoryMiB && r.strategy === strategy && throughput(r) !== undefined && base.has(r.repetition))
         .map((r) => ({ base: base.get(r.repetition)!, ops: throughput(r)! }));
-      const stats = summarize(pairs.map((p) => 100 * (1 - p.ops / p.base)), `slowdown of ${strategy} vs ${baseline} (${memoryMiB} MiB)`);
+      const stats = summarize(
+        pairs.map((p) => 100 * (1 - p.ops / p.base)),
+        `slowdown of ${strategy} vs ${baseline} (${memoryMiB} MiB)`,
+      );
       if (!stats) continue;
       const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
       rows.push({

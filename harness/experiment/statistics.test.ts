@@ -9,8 +9,17 @@ function expectTableValue(value: number, published: number, decimals = 4) {
 describe('Student t quantile', () => {
   it('matches published two-sided 95% values (p = 0.975)', () => {
     const table: [number, number][] = [
-      [1, 12.7062], [2, 4.3027], [3, 3.1824], [5, 2.5706], [7, 2.3646], [10, 2.2281], [30, 2.0423], [31, 2.0395],
-      [60, 2.0003], [120, 1.9799], [1e6, 1.96],
+      [1, 12.7062],
+      [2, 4.3027],
+      [3, 3.1824],
+      [5, 2.5706],
+      [7, 2.3646],
+      [10, 2.2281],
+      [30, 2.0423],
+      [31, 2.0395],
+      [60, 2.0003],
+      [120, 1.9799],
+      [1e6, 1.96],
     ];
     for (const [df, published] of table) {
       expectTableValue(tQuantile(0.975, df), published);
@@ -20,8 +29,14 @@ describe('Student t quantile', () => {
 
   it('matches published two-sided 99% and 99.9% and one-sided 95% values', () => {
     const table: [p: number, df: number, published: number][] = [
-      [0.995, 1, 63.6567], [0.995, 5, 4.0321], [0.995, 10, 3.1693], [0.995, 30, 2.75], [0.995, 120, 2.6174],
-      [0.9995, 10, 4.5869], [0.95, 10, 1.8125], [0.95, 30, 1.6973],
+      [0.995, 1, 63.6567],
+      [0.995, 5, 4.0321],
+      [0.995, 10, 3.1693],
+      [0.995, 30, 2.75],
+      [0.995, 120, 2.6174],
+      [0.9995, 10, 4.5869],
+      [0.95, 10, 1.8125],
+      [0.95, 30, 1.6973],
     ];
     for (const [p, df, published] of table) expectTableValue(tQuantile(p, df), published);
   });
@@ -44,9 +59,14 @@ describe('Student t quantile', () => {
   it('agrees with an independent implementation to 12 digits, non-integer df and lower tails too', () => {
     // scipy.stats.t.ppf(p, df), SciPy 1.17
     const reference: [p: number, df: number, t: number][] = [
-      [0.975, 3, 3.1824463052837078], [0.975, 7, 2.364624251592784], [0.995, 10, 3.16927267261695],
-      [0.9995, 1, 636.6192487687897], [0.9, 2.5, 1.7302509288071766], [0.025, 7, -2.3646242515927844],
-      [0.99, 1000, 2.330082674755513], [1e-6, 3, -103.29946778041935],
+      [0.975, 3, 3.1824463052837078],
+      [0.975, 7, 2.364624251592784],
+      [0.995, 10, 3.16927267261695],
+      [0.9995, 1, 636.6192487687897],
+      [0.9, 2.5, 1.7302509288071766],
+      [0.025, 7, -2.3646242515927844],
+      [0.99, 1000, 2.330082674755513],
+      [1e-6, 3, -103.29946778041935],
     ];
     for (const [p, df, t] of reference) expect(Math.abs(tQuantile(p, df) / t - 1)).toBeLessThan(1e-12);
   });
@@ -66,8 +86,16 @@ describe('Student t CDF', () => {
   it('gives the levels of published t-table critical values', () => {
     // printed tables (4 decimals): P(T ≤ t) at the two-sided 90%, 95% and 99% critical values
     const table: [p: number, df: number, t: number][] = [
-      [0.975, 1, 12.7062], [0.975, 2, 4.3027], [0.975, 5, 2.5706], [0.975, 10, 2.2281], [0.975, 30, 2.0423],
-      [0.975, 120, 1.9799], [0.995, 10, 3.1693], [0.995, 30, 2.75], [0.95, 10, 1.8125], [0.95, 30, 1.6973],
+      [0.975, 1, 12.7062],
+      [0.975, 2, 4.3027],
+      [0.975, 5, 2.5706],
+      [0.975, 10, 2.2281],
+      [0.975, 30, 2.0423],
+      [0.975, 120, 1.9799],
+      [0.995, 10, 3.1693],
+      [0.995, 30, 2.75],
+      [0.95, 10, 1.8125],
+      [0.95, 30, 1.6973],
     ];
     // a t rounded to 4 decimals moves the CDF by at most density × 5e-5 < 2e-5
     for (const [p, df, t] of table) {
@@ -88,10 +116,18 @@ describe('Student t CDF', () => {
   it('agrees with an independent implementation, small tails and non-integer df too', () => {
     // scipy.stats.t.cdf(t, df), SciPy 1.17.1
     const reference: [t: number, df: number, cdf: number][] = [
-      [2, 10, 0.9633059826146299], [-2, 10, 0.03669401738537018], [0.5, 1, 0.6475836176504333],
-      [3, 2, 0.9522670168666454], [-1.5, 3, 0.11529193262241147], [2.5, 4.5, 0.9700471567488997],
-      [10, 5, 0.9999145262121285], [-10, 5, 8.547378787148181e-5], [0.1, 30, 0.5394951941048645],
-      [1.96, 1e6, 0.9750019662073651], [4, 2.25, 0.9765542793055622], [-6, 7.3, 0.00023087223893739333],
+      [2, 10, 0.9633059826146299],
+      [-2, 10, 0.03669401738537018],
+      [0.5, 1, 0.6475836176504333],
+      [3, 2, 0.9522670168666454],
+      [-1.5, 3, 0.11529193262241147],
+      [2.5, 4.5, 0.9700471567488997],
+      [10, 5, 0.9999145262121285],
+      [-10, 5, 8.547378787148181e-5],
+      [0.1, 30, 0.5394951941048645],
+      [1.96, 1e6, 0.9750019662073651],
+      [4, 2.25, 0.9765542793055622],
+      [-6, 7.3, 0.00023087223893739333],
       [1.3187609467915742, 8.672131147540984, 0.8894951286103685],
     ];
     // relative error about 1e-14, growing like ν·1e-17 for large ν (see statistics.ts)
@@ -115,7 +151,7 @@ describe('summary statistics', () => {
     expect(s.n).toBe(8);
     expect(s.mean).toBe(5);
     expect(s.sd).toBeCloseTo(2.13809, 5);
-    const half = (2.364624 * 2.138090) / Math.sqrt(8); // t(0.975, 7) from tables
+    const half = (2.364624 * 2.13809) / Math.sqrt(8); // t(0.975, 7) from tables
     expect(s.ci95Low).toBeCloseTo(5 - half, 5);
     expect(s.ci95High).toBeCloseTo(5 + half, 5);
   });
@@ -126,7 +162,7 @@ describe('summary statistics', () => {
   });
 
   it('refuses NaN and ±Infinity, naming what they are', () => {
-    expect(() => summarize([1, Number.NaN], 'scan_cpu_ms')).toThrow("scan_cpu_ms has a non-finite value at position 2 of 2: NaN");
+    expect(() => summarize([1, Number.NaN], 'scan_cpu_ms')).toThrow('scan_cpu_ms has a non-finite value at position 2 of 2: NaN');
     expect(() => summarize([Number.POSITIVE_INFINITY])).toThrow(/values has a non-finite value at position 1 of 1: Infinity/);
     expect(() => summarize([1, 2, Number.NEGATIVE_INFINITY], 'x')).toThrow(/-Infinity/);
   });

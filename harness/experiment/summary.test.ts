@@ -30,7 +30,10 @@ describe('summary rows', () => {
   });
 
   it('gives n, mean, sample sd and the Student t 95% CI', () => {
-    const rows = summaryRows(scenario, [1, 2, 3, 4].map((v, i) => rep(256, 'semantic', i + 1, { scan_cpu_ms: v })));
+    const rows = summaryRows(
+      scenario,
+      [1, 2, 3, 4].map((v, i) => rep(256, 'semantic', i + 1, { scan_cpu_ms: v })),
+    );
     expect(rows).toHaveLength(1);
     const row = rows[0]!;
     // mean 2.5; sd = √(5/3) = 1.290994; half-width = t(0.975, 3) · sd / √4 = 3.182446 · 1.290994 / 2 = 2.054260
@@ -63,10 +66,7 @@ describe('summary rows', () => {
   });
 
   it('refuses NaN and ±Infinity, naming the metric, strategy, memory size and repetition', () => {
-    const reps = [
-      rep(256, 'semantic', 1, { shared_pages: 5, scan_cpu_ms: 2 }),
-      rep(256, 'semantic', 2, { shared_pages: 6, scan_cpu_ms: Number.NaN }),
-    ];
+    const reps = [rep(256, 'semantic', 1, { shared_pages: 5, scan_cpu_ms: 2 }), rep(256, 'semantic', 2, { shared_pages: 6, scan_cpu_ms: Number.NaN })];
     expect(() => summaryRows(scenario, reps)).toThrow("metric 'scan_cpu_ms' (semantic, 256 MiB) has a non-finite value in repetition 2: NaN");
     const error = (() => {
       try {

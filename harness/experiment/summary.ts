@@ -36,7 +36,10 @@ export function summaryRows(scenario: Pick<Scenario, 'name'>, repetitions: reado
     const row = (metric: string, measured: { repetition: RepetitionMetrics; value: number }[], unit: string, method: string) => {
       const bad = measured.find((m) => !Number.isFinite(m.value));
       if (bad) throw new NonFiniteMetricError(metric, strategy, bad.repetition.memoryMiB, bad.repetition.repetition, bad.value);
-      const stats = summarize(measured.map((m) => m.value), `metric '${metric}' (${strategy}, ${memory} MiB)`);
+      const stats = summarize(
+        measured.map((m) => m.value),
+        `metric '${metric}' (${strategy}, ${memory} MiB)`,
+      );
       if (!stats) return;
       rows.push({
         scenario: scenario.name,
@@ -54,7 +57,12 @@ export function summaryRows(scenario: Pick<Scenario, 'name'>, repetitions: reado
     };
     for (const metric of Object.keys(METRICS) as MetricName[]) {
       const measured = group.filter((r) => r.values[metric] !== undefined);
-      row(metric, measured.map((r) => ({ repetition: r, value: r.values[metric]! })), METRICS[metric].unit, methodOf(metric, measured));
+      row(
+        metric,
+        measured.map((r) => ({ repetition: r, value: r.values[metric]! })),
+        METRICS[metric].unit,
+        methodOf(metric, measured),
+      );
     }
     for (const metric of new Set(group.flatMap((r) => Object.keys(r.declared ?? {})))) {
       const measured = group.flatMap((r) => {
@@ -62,7 +70,12 @@ export function summaryRows(scenario: Pick<Scenario, 'name'>, repetitions: reado
         return declared ? [{ repetition: r, declared }] : [];
       });
       const distinct = (pick: (d: DeclaredValue) => string) => [...new Set(measured.map((m) => pick(m.declared)))].join(' | ');
-      row(metric, measured.map((m) => ({ repetition: m.repetition, value: m.declared.value })), distinct((d) => d.unit), distinct((d) => d.method));
+      row(
+        metric,
+        measured.map((m) => ({ repetition: m.repetition, value: m.declared.value })),
+        distinct((d) => d.unit),
+        distinct((d) => d.method),
+      );
     }
   }
   return rows;

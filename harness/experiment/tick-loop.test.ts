@@ -44,14 +44,26 @@ interface Run {
 async function run(options: { ticks?: number; fake?: FakeBackendOptions; stopAfterTick?: number; strategies?: unknown[] } = {}): Promise<Run> {
   const ticks = options.ticks ?? 2;
   const scenario = parseScenario({
-    name: 'tick-loop', guests: 2, memoryMiB: 64, durationS: ticks * 0.01, tickS: 0.01,
-    workload: { name: 'memchurn' }, strategies: options.strategies ?? STRATEGIES,
+    name: 'tick-loop',
+    guests: 2,
+    memoryMiB: 64,
+    durationS: ticks * 0.01,
+    tickS: 0.01,
+    workload: { name: 'memchurn' },
+    strategies: options.strategies ?? STRATEGIES,
   });
   const backend = new FakeBackend({ memoryPages: PAGES, boot, workload, ...options.fake });
   const guests = await backend.provision(fakeImage(), scenario.guests, { memoryMiB: 64, kaslr: false, workload: scenario.workload });
   const result: Run = { samples: [], metrics: undefined, guests, notes: [], warnings: [], pausedWhileScored: true };
   result.metrics = await runRepetition({
-    scenario, backend, guests, image: fakeImage(), kernel: fakeKernel(), hasher, memoryMiB: 64, repetition: 1,
+    scenario,
+    backend,
+    guests,
+    image: fakeImage(),
+    kernel: fakeKernel(),
+    hasher,
+    memoryMiB: 64,
+    repetition: 1,
     emit: (sample) => {
       result.samples.push(sample);
       if (!guests.every((g) => g.paused)) result.pausedWhileScored = false;
@@ -65,8 +77,7 @@ async function run(options: { ticks?: number; fake?: FakeBackendOptions; stopAft
   return result;
 }
 
-const totals = (samples: TickSample[], strategy: string) =>
-  samples.filter((s): s is StrategySample => s.scope === 'all' && s.strategy === strategy);
+const totals = (samples: TickSample[], strategy: string) => samples.filter((s): s is StrategySample => s.scope === 'all' && s.strategy === strategy);
 
 describe('tick loop on fake guests', () => {
   let result: Run;
@@ -193,8 +204,19 @@ async function runStoppedAtOnce(): Promise<RepetitionMetrics[] | undefined> {
   const guests = await backend.provision(fakeImage(), 1, { memoryMiB: 64, kaslr: false, workload: scenario.workload });
   const samples: TickSample[] = [];
   const metrics = await runRepetition({
-    scenario, backend, guests, image: fakeImage(), kernel: fakeKernel(), hasher, memoryMiB: 64, repetition: 1,
-    emit: (sample) => samples.push(sample), say: () => undefined, note: () => undefined, warn: () => undefined, onLedger: () => undefined,
+    scenario,
+    backend,
+    guests,
+    image: fakeImage(),
+    kernel: fakeKernel(),
+    hasher,
+    memoryMiB: 64,
+    repetition: 1,
+    emit: (sample) => samples.push(sample),
+    say: () => undefined,
+    note: () => undefined,
+    warn: () => undefined,
+    onLedger: () => undefined,
     stopRequested: () => true,
   });
   expect(samples).toEqual([]);
@@ -212,18 +234,35 @@ describe('strategy order', () => {
     const scoredAt: number[] = [];
     const warnings: string[] = [];
     const scenario = parseScenario({
-      name: 'slow-host', guests: 1, memoryMiB: 64, durationS: 0.8, tickS: 0.4, workload: { name: 'memchurn' }, strategies: ['content'],
+      name: 'slow-host',
+      guests: 1,
+      memoryMiB: 64,
+      durationS: 0.8,
+      tickS: 0.4,
+      workload: { name: 'memchurn' },
+      strategies: ['content'],
     });
     const backend = new FakeBackend({ memoryPages: PAGES, boot, workload: () => resumedAt.push(Date.now()) });
     const guests = await backend.provision(fakeImage(), 1, { memoryMiB: 64, kaslr: false, workload: scenario.workload });
     await runRepetition({
-      scenario, backend, guests, image: fakeImage(), kernel: fakeKernel(), hasher, memoryMiB: 64, repetition: 1,
+      scenario,
+      backend,
+      guests,
+      image: fakeImage(),
+      kernel: fakeKernel(),
+      hasher,
+      memoryMiB: 64,
+      repetition: 1,
       emit: (sample) => {
         if (sample.scope !== 'all') return;
         scoredAt.push(Date.now());
         if (sample.tick === 0) for (const end = Date.now() + 1700; Date.now() < end; ); // tick 0 is slow: 1.7 s > tickS
       },
-      say: () => undefined, note: () => undefined, warn: (text) => warnings.push(text), onLedger: () => undefined, stopRequested: () => false,
+      say: () => undefined,
+      note: () => undefined,
+      warn: (text) => warnings.push(text),
+      onLedger: () => undefined,
+      stopRequested: () => false,
     });
     expect(scoredAt).toHaveLength(3); // no tick lost
     // Tick 1 was due at 0.4 s, while tick 0 was still scored (1.7 s); it waited for the guest to run 0.2 s.

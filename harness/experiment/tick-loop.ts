@@ -121,10 +121,22 @@ export async function runRepetition(input: RepetitionInput): Promise<RepetitionM
     checkDeclarations(`strategy ${spec.name}`, strategy.declaredMetrics);
     checkDeclarations(`the ${ledger.mode} ledger`, ledger.declaredMetrics);
     input.onLedger(ledger);
-    return { label: spec.label, name: spec.name, strategy, ledger, scanCpu: [], cowCpu: [], verifyCpu: [], tickCpu: [], refusedScans: 0, undeclared: new Set() };
+    return {
+      label: spec.label,
+      name: spec.name,
+      strategy,
+      ledger,
+      scanCpu: [],
+      cowCpu: [],
+      verifyCpu: [],
+      tickCpu: [],
+      refusedScans: 0,
+      undeclared: new Set(),
+    };
   });
   try {
-    for (const track of tracks) await track.strategy.begin?.({ guests, note: input.note, notice: (text) => (input.warn(text), input.say(`notice: ${text}`)), say: input.say });
+    for (const track of tracks)
+      await track.strategy.begin?.({ guests, note: input.note, notice: (text) => (input.warn(text), input.say(`notice: ${text}`)), say: input.say });
     return await tickLoop(tracks, input);
   } finally {
     for (const track of tracks) {
@@ -182,9 +194,10 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       const residency = guests.map((g) => g.hostResidency?.residentPages());
       // Guest RAM that can only be read by copying (KSM runs) is copied once here, for every strategy alike,
       // and its cost is recorded apart: no strategy pays for how the harness reaches memory.
-      const copy = tracks.some((t) => t.strategy.readsGuestMemory !== false) || input.tickObserver
-        ? await measureThreadCpu(() => guests.forEach((g, i) => g.tickCopy?.copyForTick(residency[i])))
-        : undefined;
+      const copy =
+        tracks.some((t) => t.strategy.readsGuestMemory !== false) || input.tickObserver
+          ? await measureThreadCpu(() => guests.forEach((g, i) => g.tickCopy?.copyForTick(residency[i])))
+          : undefined;
       const context = { ...baseContext, residency, memoryCopyCpuMs: guests.some((g) => g.tickCopy) ? copy?.cpuMs : undefined };
       for (const track of strategyOrder(tracks, tick)) {
         const samples = await scoreTick(track, tick, tS, context, throughput, input);
@@ -203,24 +216,28 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
   }
 
   if (delayed > 0) {
-    input.warn(`${delayed} tick(s) of ${input.memoryMiB} MiB, repetition ${input.repetition} came late (by more than a second): scoring took longer than half a tick (${scenario.tickS} s) on this host, and the guests run at least half a tick between scorings`);
+    input.warn(
+      `${delayed} tick(s) of ${input.memoryMiB} MiB, repetition ${input.repetition} came late (by more than a second): scoring took longer than half a tick (${scenario.tickS} s) on this host, and the guests run at least half a tick between scorings`,
+    );
   }
   if (tracks.every((t) => t.scanCpu.length === 0)) return undefined;
-  const records = tracks.map((track): StrategyRecord => ({
-    label: track.label,
-    name: track.name,
-    scanCpu: track.scanCpu,
-    cowCpu: track.cowCpu,
-    verifyCpu: track.verifyCpu,
-    tickCpu: track.tickCpu,
-    refusedScans: track.refusedScans,
-    stats: track.ledger.stats(),
-    cowMethodDescription: track.ledger.cowMethodDescription,
-    lastScanMetrics: track.lastScan?.metrics,
-    ledgerMetrics: track.ledger.extraMetrics(),
-    declared: { ...track.strategy.declaredMetrics, ...track.ledger.declaredMetrics },
-    ...(track.cpuMethod ? { cpuMethod: track.cpuMethod } : {}),
-  }));
+  const records = tracks.map(
+    (track): StrategyRecord => ({
+      label: track.label,
+      name: track.name,
+      scanCpu: track.scanCpu,
+      cowCpu: track.cowCpu,
+      verifyCpu: track.verifyCpu,
+      tickCpu: track.tickCpu,
+      refusedScans: track.refusedScans,
+      stats: track.ledger.stats(),
+      cowMethodDescription: track.ledger.cowMethodDescription,
+      lastScanMetrics: track.lastScan?.metrics,
+      ledgerMetrics: track.ledger.extraMetrics(),
+      declared: { ...track.strategy.declaredMetrics, ...track.ledger.declaredMetrics },
+      ...(track.cpuMethod ? { cpuMethod: track.cpuMethod } : {}),
+    }),
+  );
   return repetitionMetrics(records, { memoryMiB: input.memoryMiB, repetition: input.repetition, totalPages, spanS: lastTickS, opsPerSecond });
 }
 
@@ -267,7 +284,9 @@ async function scoreTick(
   for (const name of undeclaredMetrics(metrics, declared)) {
     if (track.undeclared.has(name)) continue;
     track.undeclared.add(name);
-    input.warn(`${track.label} reports a figure '${name}' it does not declare: kept in samples.csv (strategy_metrics), left out of summary.csv (no unit or method)`);
+    input.warn(
+      `${track.label} reports a figure '${name}' it does not declare: kept in samples.csv (strategy_metrics), left out of summary.csv (no unit or method)`,
+    );
   }
   const stats = track.ledger.stats();
   const origin: SampleOrigin = {

@@ -17,13 +17,51 @@ import type { PageFlags, PairSlots, ScanEngine } from './scan-engine.ts';
 const SOURCE = path.join(import.meta.dirname, 'native', 'page-scan.c');
 
 type HashPages = (base: number, count: number, hashes: BigUint64Array) => void;
-type HashKeys = (base: number, count: number, firstIndex: number, zeroHash: bigint, keys: BigUint64Array, fill: number, flags: Uint8Array,
-  prevHashes: BigUint64Array, prevAddrs: BigUint64Array, curHashes: BigUint64Array, curAddrs: BigUint64Array, stats: Float64Array) => number;
+type HashKeys = (
+  base: number,
+  count: number,
+  firstIndex: number,
+  zeroHash: bigint,
+  keys: BigUint64Array,
+  fill: number,
+  flags: Uint8Array,
+  prevHashes: BigUint64Array,
+  prevAddrs: BigUint64Array,
+  curHashes: BigUint64Array,
+  curAddrs: BigUint64Array,
+  stats: Float64Array,
+) => number;
 type CollectFlag = (flags: Uint8Array, flagOffsets: Uint32Array, pageCounts: Uint32Array, guests: number, want: number, out: Uint32Array | null) => number;
-type HashGuests = (guests: number, bases: BigUint64Array, pageCounts: Uint32Array, flags: Uint8Array, flagOffsets: Uint32Array, zeroHash: bigint, keys: BigUint64Array, stats: Float64Array) => number;
-type KeysFromHashes = (hashes: BigUint64Array, flags: Uint8Array, want: number, count: number, firstIndex: number, keys: BigUint64Array, fill: number) => number;
+type HashGuests = (
+  guests: number,
+  bases: BigUint64Array,
+  pageCounts: Uint32Array,
+  flags: Uint8Array,
+  flagOffsets: Uint32Array,
+  zeroHash: bigint,
+  keys: BigUint64Array,
+  stats: Float64Array,
+) => number;
+type KeysFromHashes = (
+  hashes: BigUint64Array,
+  flags: Uint8Array,
+  want: number,
+  count: number,
+  firstIndex: number,
+  keys: BigUint64Array,
+  fill: number,
+) => number;
 type SortKeys = (keys: BigUint64Array, n: number, scratch: BigUint64Array) => void;
-type ConfirmRuns = (keys: BigUint64Array, n: number, bases: BigUint64Array, flags: Uint8Array, flagOffsets: Uint32Array, bounds: Uint32Array, scratch: BigUint64Array, compared: Float64Array) => number;
+type ConfirmRuns = (
+  keys: BigUint64Array,
+  n: number,
+  bases: BigUint64Array,
+  flags: Uint8Array,
+  flagOffsets: Uint32Array,
+  bounds: Uint32Array,
+  scratch: BigUint64Array,
+  compared: Float64Array,
+) => number;
 
 /** Build (once) and return the shared object's path. */
 function build(): string {
@@ -47,7 +85,15 @@ class NativeScanEngine implements ScanEngine {
   readonly name = 'native (harness/hashing/native/page-scan.c, xxh3-64 from libxxhash)';
 
   constructor(
-    private readonly fns: { hashPages: HashPages; hashKeys: HashKeys; hashGuests: HashGuests; collectFlag: CollectFlag; keysFromHashes: KeysFromHashes; sortKeys: SortKeys; confirmRuns: ConfirmRuns },
+    private readonly fns: {
+      hashPages: HashPages;
+      hashKeys: HashKeys;
+      hashGuests: HashGuests;
+      collectFlag: CollectFlag;
+      keysFromHashes: KeysFromHashes;
+      sortKeys: SortKeys;
+      confirmRuns: ConfirmRuns;
+    },
     private readonly zeroHash: bigint,
   ) {}
 
@@ -60,9 +106,23 @@ class NativeScanEngine implements ScanEngine {
   hashKeys(pages: Buffer, firstIndex: number, keys: BigUint64Array, fill: number, flags: Uint8Array, pair: PairSlots, stats: Float64Array): number {
     const count = pages.length / PAGE_SIZE;
     if (keys.length < fill + count || flags.length < count) throw new RangeError('key array or flags too short for the pages given');
-    if ([pair.prevHashes, pair.prevAddrs, pair.curHashes, pair.curAddrs].some((slots) => slots.length < count)) throw new RangeError('pair slots too short for the pages given');
+    if ([pair.prevHashes, pair.prevAddrs, pair.curHashes, pair.curAddrs].some((slots) => slots.length < count))
+      throw new RangeError('pair slots too short for the pages given');
     if (count === 0) return fill;
-    return this.fns.hashKeys(Number(koffi.address(pages)), count, firstIndex, this.zeroHash, keys, fill, flags, pair.prevHashes, pair.prevAddrs, pair.curHashes, pair.curAddrs, stats);
+    return this.fns.hashKeys(
+      Number(koffi.address(pages)),
+      count,
+      firstIndex,
+      this.zeroHash,
+      keys,
+      fill,
+      flags,
+      pair.prevHashes,
+      pair.prevAddrs,
+      pair.curHashes,
+      pair.curAddrs,
+      stats,
+    );
   }
 
   collectFlag(flags: PageFlags, pageCounts: Uint32Array, want: number): Uint32Array {
@@ -76,7 +136,8 @@ class NativeScanEngine implements ScanEngine {
   hashGuests(views: readonly Buffer[], flags: PageFlags, keys: BigUint64Array, stats: Float64Array): number {
     const pageCounts = new Uint32Array(views.map((view) => view.length / PAGE_SIZE));
     const total = pageCounts.reduce((sum, count) => sum + count, 0);
-    if (keys.length < total || flags.bytes.length < total || flags.offsets.length !== views.length || stats.length < 3) throw new RangeError('keys, flags or stats too short for these guests');
+    if (keys.length < total || flags.bytes.length < total || flags.offsets.length !== views.length || stats.length < 3)
+      throw new RangeError('keys, flags or stats too short for these guests');
     // The caller holds the views for the whole call: their memory (mapped guest RAM) does not move.
     const bases = new BigUint64Array(views.map((view) => BigInt(koffi.address(view))));
     return this.fns.hashGuests(views.length, bases, pageCounts, flags.bytes, flags.offsets, this.zeroHash, keys, stats);
@@ -92,7 +153,15 @@ class NativeScanEngine implements ScanEngine {
     if (n > 1) this.fns.sortKeys(keys, n, scratch);
   }
 
-  confirmInPlace(keys: BigUint64Array, n: number, views: readonly Buffer[], flags: PageFlags, bounds: Uint32Array, scratch: BigUint64Array, compared: Float64Array): number {
+  confirmInPlace(
+    keys: BigUint64Array,
+    n: number,
+    views: readonly Buffer[],
+    flags: PageFlags,
+    bounds: Uint32Array,
+    scratch: BigUint64Array,
+    compared: Float64Array,
+  ): number {
     // At most n / 2 classes of two or more pages.
     if (keys.length < n || scratch.length < n || bounds.length < 2 * Math.floor(n / 2)) throw new RangeError('key, scratch or bounds array too short');
     // The caller holds the views for the whole call: their memory (mapped guest RAM) does not move.
@@ -111,12 +180,22 @@ export function nativeScanEngine(): { engine?: ScanEngine; reason?: string } {
     const lib = koffi.load(build());
     const fns = {
       hashPages: lib.func('void xme_hash_pages(uintptr_t base, uint32_t count, _Out_ uint64_t *hashes)') as HashPages,
-      hashKeys: lib.func('uint32_t xme_hash_keys(uintptr_t base, uint32_t count, uint32_t first_index, uint64_t zero_hash, _Inout_ uint64_t *keys, uint32_t fill, _Inout_ uint8_t *flags, const uint64_t *prev_hashes, const uint64_t *prev_addrs, _Inout_ uint64_t *cur_hashes, _Inout_ uint64_t *cur_addrs, _Inout_ double *stats)') as HashKeys,
-      collectFlag: lib.func('uint32_t xme_collect_flag(const uint8_t *flags, const uint32_t *flag_offsets, const uint32_t *page_counts, uint32_t guests, uint8_t want, _Inout_ uint32_t *out)') as CollectFlag,
-      hashGuests: lib.func('uint32_t xme_hash_guests(uint32_t guests, const uint64_t *bases, const uint32_t *page_counts, _Inout_ uint8_t *flags, const uint32_t *flag_offsets, uint64_t zero_hash, _Inout_ uint64_t *keys, _Inout_ double *stats)') as HashGuests,
-      keysFromHashes: lib.func('uint32_t xme_keys_from_hashes(const uint64_t *hashes, const uint8_t *flags, uint8_t want, uint32_t count, uint32_t first_index, _Inout_ uint64_t *keys, uint32_t fill)') as KeysFromHashes,
+      hashKeys: lib.func(
+        'uint32_t xme_hash_keys(uintptr_t base, uint32_t count, uint32_t first_index, uint64_t zero_hash, _Inout_ uint64_t *keys, uint32_t fill, _Inout_ uint8_t *flags, const uint64_t *prev_hashes, const uint64_t *prev_addrs, _Inout_ uint64_t *cur_hashes, _Inout_ uint64_t *cur_addrs, _Inout_ double *stats)',
+      ) as HashKeys,
+      collectFlag: lib.func(
+        'uint32_t xme_collect_flag(const uint8_t *flags, const uint32_t *flag_offsets, const uint32_t *page_counts, uint32_t guests, uint8_t want, _Inout_ uint32_t *out)',
+      ) as CollectFlag,
+      hashGuests: lib.func(
+        'uint32_t xme_hash_guests(uint32_t guests, const uint64_t *bases, const uint32_t *page_counts, _Inout_ uint8_t *flags, const uint32_t *flag_offsets, uint64_t zero_hash, _Inout_ uint64_t *keys, _Inout_ double *stats)',
+      ) as HashGuests,
+      keysFromHashes: lib.func(
+        'uint32_t xme_keys_from_hashes(const uint64_t *hashes, const uint8_t *flags, uint8_t want, uint32_t count, uint32_t first_index, _Inout_ uint64_t *keys, uint32_t fill)',
+      ) as KeysFromHashes,
       sortKeys: lib.func('void xme_sort_keys(_Inout_ uint64_t *keys, uint32_t n, _Inout_ uint64_t *scratch)') as SortKeys,
-      confirmRuns: lib.func('uint32_t xme_confirm_runs(_Inout_ uint64_t *keys, uint32_t n, const uint64_t *bases, const uint8_t *flags, const uint32_t *flag_offsets, _Inout_ uint32_t *bounds, _Inout_ uint64_t *scratch, _Inout_ double *compared)') as ConfirmRuns,
+      confirmRuns: lib.func(
+        'uint32_t xme_confirm_runs(_Inout_ uint64_t *keys, uint32_t n, const uint64_t *bases, const uint8_t *flags, const uint32_t *flag_offsets, _Inout_ uint32_t *bounds, _Inout_ uint64_t *scratch, _Inout_ double *compared)',
+      ) as ConfirmRuns,
     };
     const zero = new BigUint64Array(1);
     fns.hashPages(Number(koffi.address(Buffer.alloc(PAGE_SIZE))), 1, zero);

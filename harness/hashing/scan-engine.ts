@@ -70,7 +70,15 @@ export interface ScanEngine {
    * class by class; bounds gets [start, end) of every class of ≥ 2 pages; returns how many; compared[0] +=
    * bytes compared.
    */
-  confirmInPlace?(keys: BigUint64Array, n: number, views: readonly Buffer[], flags: PageFlags, bounds: Uint32Array, scratch: BigUint64Array, compared: Float64Array): number;
+  confirmInPlace?(
+    keys: BigUint64Array,
+    n: number,
+    views: readonly Buffer[],
+    flags: PageFlags,
+    bounds: Uint32Array,
+    scratch: BigUint64Array,
+    compared: Float64Array,
+  ): number;
 }
 
 /** Any PageHasher, in JS over typed arrays (no per-page objects): the fallback and the reference in tests. */

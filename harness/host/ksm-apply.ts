@@ -15,14 +15,21 @@ import { settingsAsKnobs, type KsmSettings } from './ksm-settings.ts';
 /** What each optional knob's absence means: an older kernel behaves as if it were set to this. */
 const VALUE_WITHOUT_KNOB: Readonly<Partial<Record<ChangedKnob, string>>> = { use_zero_pages: '0', smart_scan: '0', advisor_mode: 'none' };
 
-const OPTION_OF_KNOB: Readonly<Partial<Record<ChangedKnob, string>>> = { use_zero_pages: 'use_zero_pages: false', smart_scan: 'smart_scan: false', advisor_mode: 'advisor_mode: "none"' };
+const OPTION_OF_KNOB: Readonly<Partial<Record<ChangedKnob, string>>> = {
+  use_zero_pages: 'use_zero_pages: false',
+  smart_scan: 'smart_scan: false',
+  advisor_mode: 'advisor_mode: "none"',
+};
 
 /** Refuse settings this kernel cannot apply (a knob it lacks set to anything but what its absence means). Changes nothing. */
 export function checkSettingsSupported(settings: KsmSettings): void {
   const wanted = settingsAsKnobs(settings);
   for (const [knob, version] of Object.entries(OPTIONAL_KNOBS) as [ChangedKnob, string][]) {
     if (knobExists(knob) || wanted[knob] === VALUE_WITHOUT_KNOB[knob]) continue;
-    throw new XmeError(`KSM: ${knob}=${wanted[knob]} needs Linux ${version} or later; this kernel has no ${knob} knob`, `set ${OPTION_OF_KNOB[knob]} in the scenario, or use a newer kernel`);
+    throw new XmeError(
+      `KSM: ${knob}=${wanted[knob]} needs Linux ${version} or later; this kernel has no ${knob} knob`,
+      `set ${OPTION_OF_KNOB[knob]} in the scenario, or use a newer kernel`,
+    );
   }
 }
 
@@ -43,7 +50,8 @@ export function applySettings(settings: KsmSettings): void {
   const writes = plannedWrites(settings);
   for (const [knob, value] of writes) writeKnob(knob, value);
   const wrong = writes.filter(([knob, value]) => readKnob(knob) !== value).map(([knob, value]) => `${knob} reads ${readKnob(knob)}, not ${value}`);
-  if (wrong.length > 0) throw new XmeError(`KSM: settings did not take: ${wrong.join('; ')}`, 'another program may be changing /sys/kernel/mm/ksm at the same time');
+  if (wrong.length > 0)
+    throw new XmeError(`KSM: settings did not take: ${wrong.join('; ')}`, 'another program may be changing /sys/kernel/mm/ksm at the same time');
 }
 
 /** With the advisor on in the saved values, pages_to_scan is the advisor's: neither written back nor compared. */

@@ -128,47 +128,59 @@ afterAll(async () => {
 describe('KSM guard on the real kernel', () => {
   if (!usable) log(`skipped: ${why}`);
 
-  it.skipIf(!usable)(`restores every knob within 2 s of the holder's SIGKILL, without another run (${TRIALS} trials)`, async () => {
-    const timings: string[] = [];
-    for (let trial = 1; trial <= TRIALS; trial++) {
+  it.skipIf(!usable)(
+    `restores every knob within 2 s of the holder's SIGKILL, without another run (${TRIALS} trials)`,
+    async () => {
+      const timings: string[] = [];
+      for (let trial = 1; trial <= TRIALS; trial++) {
+        const before = knobs();
+        const settings = settingsUnlike(before);
+        const holder = await startHolder(settings);
+        const guardPid = readStateFile()?.guard?.pid;
+        expect(guardPid).toBeTypeOf('number');
+        expect(knobs()).not.toEqual(before);
+        expect(knobs().run).toBe('1');
+
+        holder.kill('SIGKILL');
+        const ms = await within(2000, () => same(knobs(), before));
+        expect(knobs()).toEqual(before);
+        expect(ms).toBeLessThan(2000);
+        expect(await exitOf(holder)).toEqual({ code: null, signal: 'SIGKILL' });
+        expect(await within(2000, () => !processExists(guardPid!))).toBeLessThan(2000);
+        expect(fs.existsSync(ksmStateFile())).toBe(false);
+
+        const reports = takeKsmGuardReports();
+        expect(reports.map((r) => [r.owner.pid, r.guardPid, r.problems])).toEqual([[holder.pid, guardPid, []]]);
+        const report = reports[0]!;
+        expect(report.found.run).toBe('1');
+        expect(report.restored).toEqual(
+          Object.fromEntries(Object.entries(before).filter(([knob, value]) => CHANGED_KNOBS.includes(knob as never) && report.found[knob] !== value)),
+        );
+        const guardMs = Date.parse(report.restoredAt) - Date.parse(report.noticedAt);
+        timings.push(
+          `trial ${trial}: knobs back ${ms.toFixed(1)} ms after kill() (guard: noticed by ${report.noticedBy}, restored ${guardMs} ms after noticing)`,
+        );
+      }
+      for (const line of timings) log(line);
+    },
+    300_000,
+  );
+
+  it.skipIf(!usable)(
+    'after SIGINT the holder restores itself; its guard ends touching nothing and leaves no report',
+    async () => {
       const before = knobs();
-      const settings = settingsUnlike(before);
-      const holder = await startHolder(settings);
+      const holder = await startHolder(settingsUnlike(before));
       const guardPid = readStateFile()?.guard?.pid;
       expect(guardPid).toBeTypeOf('number');
-      expect(knobs()).not.toEqual(before);
-      expect(knobs().run).toBe('1');
-
-      holder.kill('SIGKILL');
-      const ms = await within(2000, () => same(knobs(), before));
+      holder.kill('SIGINT');
+      expect(await exitOf(holder)).toEqual({ code: 130, signal: null });
       expect(knobs()).toEqual(before);
-      expect(ms).toBeLessThan(2000);
-      expect(await exitOf(holder)).toEqual({ code: null, signal: 'SIGKILL' });
       expect(await within(2000, () => !processExists(guardPid!))).toBeLessThan(2000);
       expect(fs.existsSync(ksmStateFile())).toBe(false);
-
-      const reports = takeKsmGuardReports();
-      expect(reports.map((r) => [r.owner.pid, r.guardPid, r.problems])).toEqual([[holder.pid, guardPid, []]]);
-      const report = reports[0]!;
-      expect(report.found.run).toBe('1');
-      expect(report.restored).toEqual(Object.fromEntries(Object.entries(before).filter(([knob, value]) => CHANGED_KNOBS.includes(knob as never) && report.found[knob] !== value)));
-      const guardMs = Date.parse(report.restoredAt) - Date.parse(report.noticedAt);
-      timings.push(`trial ${trial}: knobs back ${ms.toFixed(1)} ms after kill() (guard: noticed by ${report.noticedBy}, restored ${guardMs} ms after noticing)`);
-    }
-    for (const line of timings) log(line);
-  }, 300_000);
-
-  it.skipIf(!usable)('after SIGINT the holder restores itself; its guard ends touching nothing and leaves no report', async () => {
-    const before = knobs();
-    const holder = await startHolder(settingsUnlike(before));
-    const guardPid = readStateFile()?.guard?.pid;
-    expect(guardPid).toBeTypeOf('number');
-    holder.kill('SIGINT');
-    expect(await exitOf(holder)).toEqual({ code: 130, signal: null });
-    expect(knobs()).toEqual(before);
-    expect(await within(2000, () => !processExists(guardPid!))).toBeLessThan(2000);
-    expect(fs.existsSync(ksmStateFile())).toBe(false);
-    expect(takeKsmGuardReports()).toEqual([]);
-    expect(knobs()).toEqual(before);
-  }, 90_000);
+      expect(takeKsmGuardReports()).toEqual([]);
+      expect(knobs()).toEqual(before);
+    },
+    90_000,
+  );
 });

@@ -42,7 +42,11 @@ async function within(timeoutMs: number, check: () => boolean): Promise<number> 
  * READY. `ownGroup`: it leads a process group, as a shell's foreground job does, so that the group can be signalled.
  */
 async function startHolder(ownGroup = false): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(settings)], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'], detached: ownGroup });
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, JSON.stringify(settings)], {
+    cwd: projectRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: ownGroup,
+  });
   children.add(child);
   child.once('exit', () => children.delete(child));
   let stdout = '';
@@ -117,7 +121,7 @@ afterAll(async () => {
 });
 
 describe('KSM guard (fake sysfs, real processes)', () => {
-  it('restores every knob within 2 s of the holder\'s SIGKILL, without another run, and leaves a report the next run takes', async () => {
+  it("restores every knob within 2 s of the holder's SIGKILL, without another run, and leaves a report the next run takes", async () => {
     const holder = await startHolder();
     const guardPid = guardPidInStateFile();
     expect(fake.snapshot()).toEqual(whileHeld);
@@ -139,7 +143,11 @@ describe('KSM guard (fake sysfs, real processes)', () => {
     expect(report!.found).toEqual({ run: '1', advisor_mode: 'none', pages_to_scan: '3000', sleep_millisecs: '10', use_zero_pages: '1', smart_scan: '0' });
     expect(report!.restored).toEqual({ run: '0', pages_to_scan: '100', sleep_millisecs: '20', use_zero_pages: '0', smart_scan: '1' });
     expect(report!.problems).toEqual([]);
-    expect(report!.warning).toMatch(new RegExp(`^xme process ${holder.pid} .*its KSM guard \\(pid ${guardPid}\\) restored them \\d+ ms after noticing \\(.+\\): run=0, pages_to_scan=100, sleep_millisecs=20, use_zero_pages=0, smart_scan=1$`));
+    expect(report!.warning).toMatch(
+      new RegExp(
+        `^xme process ${holder.pid} .*its KSM guard \\(pid ${guardPid}\\) restored them \\d+ ms after noticing \\(.+\\): run=0, pages_to_scan=100, sleep_millisecs=20, use_zero_pages=0, smart_scan=1$`,
+      ),
+    );
     process.stderr.write(`[ksm guard] fake sysfs: every knob back ${ms.toFixed(0)} ms after SIGKILL\n`);
     expect(takeKsmGuardReports()).toEqual([]); // taken once
     expect(recoverAbandonedKsmState(() => expect.fail('nothing is left for the next run to recover'))).toBeUndefined();
@@ -175,13 +183,14 @@ describe('KSM guard (fake sysfs, real processes)', () => {
     sessions.push(session);
     const lifeline = fs.readlinkSync(`/proc/${session.guardPid}/fd/0`);
     expect(lifeline).toMatch(/^pipe:\[\d+\]$/);
-    const holdersOf = (pid: number | string): string[] => fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => {
-      try {
-        return fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === lifeline;
-      } catch {
-        return false; // closed meanwhile
-      }
-    });
+    const holdersOf = (pid: number | string): string[] =>
+      fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === lifeline;
+        } catch {
+          return false; // closed meanwhile
+        }
+      });
     expect(holdersOf(process.pid)).toHaveLength(1); // this process: the write end
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
     children.add(other);
@@ -226,13 +235,15 @@ describe('KSM guard (fake sysfs, real processes)', () => {
     expect(notices).toEqual([]); // it ended by itself, having done its job: not restarted
   });
 
-  it('refuses to watch a state file that is not its owner\'s (says why, changes nothing)', () => {
+  it("refuses to watch a state file that is not its owner's (says why, changes nothing)", () => {
     writeState(deadOwner());
     const notices: string[] = [];
     guards.push(KsmGuard.start(ownerIdentity(), { onNotice: (message) => notices.push(message) }));
     expect(guards[0]!.pid).toBeUndefined();
     expect(notices).toHaveLength(1);
-    expect(notices[0]).toMatch(/guard process .* did not start \(the KSM state file belongs to xme process \d+, not \d+\); if xme is killed now, the next xme run restores them/);
+    expect(notices[0]).toMatch(
+      /guard process .* did not start \(the KSM state file belongs to xme process \d+, not \d+\); if xme is killed now, the next xme run restores them/,
+    );
   });
 });
 
@@ -257,7 +268,7 @@ describe('restoreAfterOwnerDied (in this process)', () => {
     expect(takeKsmGuardReports()).toHaveLength(1);
   });
 
-  it('leaves alone a state file that is gone, or now another owner\'s (restored already, or taken by a later run)', () => {
+  it("leaves alone a state file that is gone, or now another owner's (restored already, or taken by a later run)", () => {
     const owner = deadOwner();
     holdSettings();
     expect(restoreAfterOwnerDied(owner, death)).toBeUndefined();

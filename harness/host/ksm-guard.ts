@@ -122,7 +122,9 @@ export class KsmGuard {
     if (signal === null && code === 0) return;
     const how = signal ? `killed by ${signal}` : `exit status ${code}`;
     if (this.restarts >= MAX_RESTARTS) {
-      this.options.onNotice(`KSM: the guard process ${guard.pid} ended (${how}), the ${MAX_RESTARTS + 1}th to end; no other is started: if xme is killed now, the next xme run restores the host's KSM settings`);
+      this.options.onNotice(
+        `KSM: the guard process ${guard.pid} ended (${how}), the ${MAX_RESTARTS + 1}th to end; no other is started: if xme is killed now, the next xme run restores the host's KSM settings`,
+      );
       return;
     }
     this.restarts++;

@@ -69,10 +69,15 @@ export function writeKnob(name: string, value: string): void {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const why =
-      code === 'EINVAL' ? 'the kernel refused the value (EINVAL)'
-      : code === 'EBUSY' ? 'the kernel refused it while pages are merged (EBUSY)'
-      : errorMessage(error);
-    throw new XmeError(`KSM: cannot set ${name}=${value}: ${why}`, code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? notWritableFix(code) : undefined);
+      code === 'EINVAL'
+        ? 'the kernel refused the value (EINVAL)'
+        : code === 'EBUSY'
+          ? 'the kernel refused it while pages are merged (EBUSY)'
+          : errorMessage(error);
+    throw new XmeError(
+      `KSM: cannot set ${name}=${value}: ${why}`,
+      code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? notWritableFix(code) : undefined,
+    );
   }
 }
 

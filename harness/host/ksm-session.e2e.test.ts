@@ -119,19 +119,23 @@ describe('KSM session on the real kernel', () => {
   it.each([
     ['SIGINT', 130],
     ['SIGTERM', 143],
-  ] as const)('restores every knob when the holder gets %s', async (signal, status) => {
-    const before = knobs();
-    const settings = settingsUnlike(before);
-    const { child, stderr } = await startHolder(settings);
-    expect(knobs()).toEqual(expectedWhileHeld(before, settings));
-    expect(readStateFile()?.owner.pid).toBe(child.pid);
+  ] as const)(
+    'restores every knob when the holder gets %s',
+    async (signal, status) => {
+      const before = knobs();
+      const settings = settingsUnlike(before);
+      const { child, stderr } = await startHolder(settings);
+      expect(knobs()).toEqual(expectedWhileHeld(before, settings));
+      expect(readStateFile()?.owner.pid).toBe(child.pid);
 
-    child.kill(signal);
-    expect(await exitOf(child)).toEqual({ code: status, signal: null });
-    expect(knobs()).toEqual(before);
-    expect(fs.existsSync(ksmStateFile())).toBe(false);
-    expect(stderr()).toContain(`${signal} received`);
-  }, 90_000);
+      child.kill(signal);
+      expect(await exitOf(child)).toEqual({ code: status, signal: null });
+      expect(knobs()).toEqual(before);
+      expect(fs.existsSync(ksmStateFile())).toBe(false);
+      expect(stderr()).toContain(`${signal} received`);
+    },
+    90_000,
+  );
 
   it('restores every knob when the holder dies of an uncaught exception (the synchronous exit path)', async () => {
     const before = knobs();
@@ -154,7 +158,7 @@ describe('KSM session on the real kernel', () => {
       const settings: KsmSettings = { ...settingsUnlike(before), advisorMode: 'scan-time' };
       const { child } = await startHolder(settings);
       const held = knobs();
-      expect({ ...held, pages_to_scan: 'the advisor\'s' }).toEqual({ ...expectedWhileHeld(before, settings), pages_to_scan: 'the advisor\'s' });
+      expect({ ...held, pages_to_scan: "the advisor's" }).toEqual({ ...expectedWhileHeld(before, settings), pages_to_scan: "the advisor's" });
       // The switch to scan-time reset pages_to_scan to advisor_min_pages_to_scan (the kernel's doing); the
       // advisor may have tuned it since, within its bounds.
       const pagesToScan = Number(held.pages_to_scan);
@@ -196,7 +200,7 @@ describe('KSM session on the real kernel', () => {
     expect(fs.existsSync(ksmStateFile())).toBe(false);
   }, 90_000);
 
-  it('reads counters while ksmd scans, and ksmd\'s CPU time grows', async () => {
+  it("reads counters while ksmd scans, and ksmd's CPU time grows", async () => {
     const before = knobs();
     // Our own mergeable pages: ksmd has something to scan whatever else runs on the host.
     const memory = MergeableMemory.allocate(2048, 0x5a);

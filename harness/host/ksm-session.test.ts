@@ -140,13 +140,15 @@ describe('KsmSession (fake sysfs)', () => {
     fake.write('use_zero_pages', '1');
     const notices: string[] = [];
     const session = acquire(settings, (message) => notices.push(message));
-    expect(notices).toEqual([`restored KSM settings left by xme process ${pid} (killed?): run=0, advisor_mode=none, pages_to_scan=100, sleep_millisecs=20, use_zero_pages=0, smart_scan=1`]);
+    expect(notices).toEqual([
+      `restored KSM settings left by xme process ${pid} (killed?): run=0, advisor_mode=none, pages_to_scan=100, sleep_millisecs=20, use_zero_pages=0, smart_scan=1`,
+    ]);
     expect(session.saved).toEqual(hostValues); // the host's values, not the dead run's
     session.release();
     expect(fake.snapshot()).toEqual(original);
   });
 
-  it('recoverAbandonedKsmState restores a dead owner\'s values and reports them', () => {
+  it("recoverAbandonedKsmState restores a dead owner's values and reports them", () => {
     const pid = deadPid();
     writeState(pid, { run: '0', pages_to_scan: '100' });
     fake.write('run', '1');
@@ -213,9 +215,16 @@ describe('KsmSession (fake sysfs)', () => {
     try {
       expect(() => acquire()).toThrow('KSM: cannot set smart_scan=0: the kernel refused the value (EINVAL)');
       expect(spy.mock.calls.map(([file, data]) => `${String(file).split('/').pop()}=${String(data)}`).filter((w) => !w.includes('ksm-state'))).toEqual([
-        'pages_to_scan=3000', 'sleep_millisecs=50', 'use_zero_pages=1', 'smart_scan=0',
+        'pages_to_scan=3000',
+        'sleep_millisecs=50',
+        'use_zero_pages=1',
+        'smart_scan=0',
         // restore: run was 0 already; advisor_mode was none already
-        'pages_to_scan=100', 'sleep_millisecs=20', 'use_zero_pages=0', 'smart_scan=1', 'run=0',
+        'pages_to_scan=100',
+        'sleep_millisecs=20',
+        'use_zero_pages=0',
+        'smart_scan=1',
+        'run=0',
       ]);
     } finally {
       spy.mockRestore();

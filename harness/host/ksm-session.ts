@@ -17,7 +17,17 @@ import { KsmGuard } from './ksm-guard.ts';
 import { CHANGED_KNOBS, ksmAvailable, readKnobs, RECORDED_KNOBS } from './ksm-knobs.ts';
 import { isHeldHere, recoverAbandonedKsmState, setHeldHere } from './ksm-recover.ts';
 import type { KsmSettings } from './ksm-settings.ts';
-import { createStateFile, ensureStateDir, ksmStateFile, newStateRecord, ownerStatus, readStateFile, removeStateFileOf, replaceStateFile, type KsmStateRecord } from './ksm-state.ts';
+import {
+  createStateFile,
+  ensureStateDir,
+  ksmStateFile,
+  newStateRecord,
+  ownerStatus,
+  readStateFile,
+  removeStateFileOf,
+  replaceStateFile,
+  type KsmStateRecord,
+} from './ksm-state.ts';
 
 /** Attempts at creating the state file: each failed one found a dead owner's file and recovered it. */
 const MAX_ATTEMPTS = 5;

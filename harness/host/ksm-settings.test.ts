@@ -50,6 +50,12 @@ describe('parseKsmSettings', () => {
   });
 
   it('maps settings to knob values', () => {
-    expect(settingsAsKnobs(KSM_DEFAULT_SETTINGS)).toEqual({ advisor_mode: 'none', pages_to_scan: '5000', sleep_millisecs: '20', use_zero_pages: '1', smart_scan: '1' });
+    expect(settingsAsKnobs(KSM_DEFAULT_SETTINGS)).toEqual({
+      advisor_mode: 'none',
+      pages_to_scan: '5000',
+      sleep_millisecs: '20',
+      use_zero_pages: '1',
+      smart_scan: '1',
+    });
   });
 });

@@ -52,7 +52,10 @@ export function ensureStateDir(): void {
     fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
     fs.accessSync(dir, fs.constants.W_OK);
   } catch (error) {
-    throw new XmeError(`KSM: cannot use ${dir} for the host's KSM state: ${errorMessage(error)}`, 'run xme as root (sudo), or set XME_KSM_STATE_DIR to a writable directory that a reboot clears');
+    throw new XmeError(
+      `KSM: cannot use ${dir} for the host's KSM state: ${errorMessage(error)}`,
+      'run xme as root (sudo), or set XME_KSM_STATE_DIR to a writable directory that a reboot clears',
+    );
   }
 }
 

@@ -25,7 +25,8 @@ describe('kernel version from a bzImage header', () => {
 
   it('matches the banner of the same build only', () => {
     const version = parseKernelVersionString(versionText);
-    const banner = 'Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2 (2026-11-16)';
+    const banner =
+      'Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-2 (2026-11-16)';
     expect(bannerMatches(banner, version)).toBe(true);
     expect(bannerMatches(banner.replace('6.1.192-2', '6.1.190-1'), version)).toBe(false); // same ABI, other build
     expect(bannerMatches(banner.replace('-56-', '-55-'), version)).toBe(false);

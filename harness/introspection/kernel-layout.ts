@@ -37,7 +37,10 @@ export function kernelLayout(map: SystemMap): KernelLayout {
     idtTable: map.address('idt_table'),
   };
   if (layout.text % PAGE !== 0n) throw new XmeError(`${map.source}: _text is not page aligned`);
-  for (const [name, range] of [['code', layout.code], ['rodata', layout.rodata]] as const) {
+  for (const [name, range] of [
+    ['code', layout.code],
+    ['rodata', layout.rodata],
+  ] as const) {
     if (range.end <= range.start || range.start < layout.text || range.end > layout.end) {
       throw new XmeError(`${map.source}: the ${name} range is inconsistent (${range.start.toString(16)}–${range.end.toString(16)})`);
     }

@@ -18,10 +18,9 @@ import { bannerMatches, type KernelVersion } from './bzimage.ts';
 import type { KernelLayout } from './kernel-layout.ts';
 import type { KernelInfo } from './kernel-info.ts';
 import { compareWithSystemMap, readKallsyms } from './kallsyms.ts';
-import type { KernelPlacement, } from './kernel-placement.ts';
+import type { KernelPlacement } from './kernel-placement.ts';
 import { readPhysical } from '../backends/guest-memory.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
-
 
 /** The System.map (or the placement) does not fit the running guest. */
 export class KernelMismatchError extends XmeError {
@@ -29,8 +28,10 @@ export class KernelMismatchError extends XmeError {
     readonly guestId: string,
     detail: string,
   ) {
-    super(`System.map does not match the kernel running in guest ${guestId}: ${detail}`,
-      'use the System.map of the exact kernel build the guest boots (xme image build --force rebuilds it)');
+    super(
+      `System.map does not match the kernel running in guest ${guestId}: ${detail}`,
+      'use the System.map of the exact kernel build the guest boots (xme image build --force rebuilds it)',
+    );
   }
 }
 

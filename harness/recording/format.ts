@@ -99,7 +99,10 @@ export class RecordingError extends XmeError {}
 /** Checks of parsed JSON that name the field at fault. */
 function checker(where: string) {
   const fail = (field: string, problem: string): never => {
-    throw new RecordingError(`recording ${where}: ${MANIFEST_FILE} field '${field}' ${problem}`, 'this is not a complete xme recording (record it again with xme run --record)');
+    throw new RecordingError(
+      `recording ${where}: ${MANIFEST_FILE} field '${field}' ${problem}`,
+      'this is not a complete xme recording (record it again with xme run --record)',
+    );
   };
   const object = (value: unknown, field: string): Record<string, unknown> => {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(field, 'must be an object');
@@ -107,8 +110,10 @@ function checker(where: string) {
   };
   const list = (value: unknown, field: string): unknown[] => (Array.isArray(value) ? value : fail(field, 'must be a list'));
   const text = (value: unknown, field: string): string => (typeof value === 'string' && value.length > 0 ? value : fail(field, 'must be a non-empty string'));
-  const count = (value: unknown, field: string): number => (Number.isInteger(value) && (value as number) >= 0 ? (value as number) : fail(field, 'must be a whole number ≥ 0'));
-  const finite = (value: unknown, field: string): number => (typeof value === 'number' && Number.isFinite(value) ? value : fail(field, 'must be a finite number'));
+  const count = (value: unknown, field: string): number =>
+    Number.isInteger(value) && (value as number) >= 0 ? (value as number) : fail(field, 'must be a whole number ≥ 0');
+  const finite = (value: unknown, field: string): number =>
+    typeof value === 'number' && Number.isFinite(value) ? value : fail(field, 'must be a finite number');
   const file = (value: unknown, field: string): RecordedFile => {
     const raw = object(value, field);
     const name = text(raw.file, `${field}.file`);

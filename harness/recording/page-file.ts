@@ -110,7 +110,15 @@ export async function encodePageFile(guest: Guest, residency: Uint8Array | undef
   const classData = zlib.brotliCompressSync(classes, BROTLI);
   const versionBytes = u32(PAGE_FILE_VERSION);
   const compressed = (await Promise.all(chunks)).flatMap((data) => [u32(data.length), data]);
-  const file = Buffer.concat([Buffer.from(PAGE_FILE_MAGIC, 'latin1'), versionBytes, u32(headerBytes.length), headerBytes, u32(classData.length), classData, ...compressed]);
+  const file = Buffer.concat([
+    Buffer.from(PAGE_FILE_MAGIC, 'latin1'),
+    versionBytes,
+    u32(headerBytes.length),
+    headerBytes,
+    u32(classData.length),
+    classData,
+    ...compressed,
+  ]);
   return { file, counts };
 }
 
@@ -169,7 +177,12 @@ function parseHeader(text: string, cursor: Cursor): PageFileHeader {
  * Decode a page file into `target` (the guest's whole memory, memoryPages × 4 KiB, overwritten: holes and zero
  * pages become zeros) and return the class map. `name` is for error messages.
  */
-export function decodePageFile(data: Buffer, name: string, expected: { guest: string; memoryPages: number }, target: Buffer): { classes: Uint8Array; counts: PageCounts } {
+export function decodePageFile(
+  data: Buffer,
+  name: string,
+  expected: { guest: string; memoryPages: number },
+  target: Buffer,
+): { classes: Uint8Array; counts: PageCounts } {
   const cursor = new Cursor(data, name);
   if (cursor.take(8, 'the magic').toString('latin1') !== PAGE_FILE_MAGIC) cursor.fail(`it does not start with ${PAGE_FILE_MAGIC}`);
   const version = cursor.u32('the version');
@@ -189,7 +202,7 @@ export function decodePageFile(data: Buffer, name: string, expected: { guest: st
     const kind = classes[gfn];
     if (kind === PAGE_CLASS.hole) counts.holes++;
     else if (kind === PAGE_CLASS.zero) counts.zero++;
-    else if (kind === PAGE_CLASS.stored) (counts.stored++, stored.push(gfn));
+    else if (kind === PAGE_CLASS.stored) counts.stored++, stored.push(gfn);
     else cursor.fail(`page ${gfn} has class ${kind} (0 hole, 1 zero, 2 stored)`);
   }
   if (counts.holes !== header.counts?.holes || counts.zero !== header.counts?.zero || counts.stored !== header.counts?.stored) {

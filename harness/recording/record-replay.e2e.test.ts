@@ -22,7 +22,12 @@ const resultsRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-record-test-'));
 afterAll(() => fs.rmSync(resultsRoot, { recursive: true, force: true }));
 const samples = (dir: string) => parse(fs.readFileSync(path.join(dir, 'samples.csv')), { columns: true }) as Row[];
 const scored = (rows: Row[]) =>
-  rows.filter((r) => r.guest === 'all').map((r) => `${r.tick} ${r.strategy}: shared ${r.shared_pages}, saved ${r.frames_saved}, host saved ${r.host_frames_saved}, CoW ${r.cow_faults_total}, ${r.status}`);
+  rows
+    .filter((r) => r.guest === 'all')
+    .map(
+      (r) =>
+        `${r.tick} ${r.strategy}: shared ${r.shared_pages}, saved ${r.frames_saved}, host saved ${r.host_frames_saved}, CoW ${r.cow_faults_total}, ${r.status}`,
+    );
 
 describe('xme run --record, then xme replay', () => {
   let live: RunOutcome;
@@ -31,7 +36,12 @@ describe('xme run --record, then xme replay', () => {
   beforeAll(async () => {
     await defaultImage();
     const scenario = parseScenario({
-      ...loadScenario('cow-faults'), guests: 2, memoryMiB: [128], warmupS: 2, durationS: 15, tickS: 5,
+      ...loadScenario('cow-faults'),
+      guests: 2,
+      memoryMiB: [128],
+      warmupS: 2,
+      durationS: 15,
+      tickS: 5,
       strategies: ['semantic', { name: 'semantic', label: 'semantic+rodata', options: { rodata: true } }, 'content'],
     });
     live = await runWithOutputs({ scenario, resultsRoot, record: { ticks: 'all' } });
@@ -49,7 +59,9 @@ describe('xme run --record, then xme replay', () => {
     }
     const bytes = segment!.ticks.flatMap((t) => t.guests.map((g) => g.bytes)).reduce((a, b) => a + b, 0);
     const guestBytes = segment!.ticks.length * 2 * 128 * 2 ** 20;
-    process.stdout.write(`RECORDING-SIZE ${(bytes / 2 ** 20).toFixed(1)} MiB for ${(guestBytes / 2 ** 30).toFixed(2)} GiB of guest memory: ${((bytes / guestBytes) * 1024).toFixed(1)} MiB per GiB; record wall per tick ${segment!.ticks.map((t) => t.recordWallMs).join(', ')} ms\n`);
+    process.stdout.write(
+      `RECORDING-SIZE ${(bytes / 2 ** 20).toFixed(1)} MiB for ${(guestBytes / 2 ** 30).toFixed(2)} GiB of guest memory: ${((bytes / guestBytes) * 1024).toFixed(1)} MiB per GiB; record wall per tick ${segment!.ticks.map((t) => t.recordWallMs).join(', ')} ms\n`,
+    );
     expect(bytes).toBeLessThan(guestBytes / 2); // holes and zero pages are not stored, the rest is compressed
     expect(segment!.ticks[0]!.guests[0]!.counts.holes).toBeGreaterThan(0);
   });

@@ -24,8 +24,15 @@ import { sha256 } from '../util/hash.ts';
 import { errorMessage, XmeError } from '../util/errors.ts';
 import { encodePageFile } from './page-file.ts';
 import {
-  MANIFEST_FILE, RECORDING_FORMAT, RECORDING_VERSION, SYSTEM_MAP_FILE,
-  type RecordedGuest, type RecordedPlacement, type RecordedSegment, type RecordingManifest, type RecordingStatus,
+  MANIFEST_FILE,
+  RECORDING_FORMAT,
+  RECORDING_VERSION,
+  SYSTEM_MAP_FILE,
+  type RecordedGuest,
+  type RecordedPlacement,
+  type RecordedSegment,
+  type RecordingManifest,
+  type RecordingStatus,
 } from './format.ts';
 
 /** Which ticks of each repetition to keep: every tick, or these tick numbers (0 = the first scoring). */
@@ -42,10 +49,16 @@ export function parseTickChoice(text: string): TickChoice {
 /** Refuse, before anything boots, a scenario whose recording could not be replayed faithfully. */
 export function checkRecordable(scenario: Scenario): void {
   if (!scenario.pauseDuringScan) {
-    throw new XmeError(`scenario ${scenario.name} cannot be recorded: pauseDuringScan is false, so guest memory would change while it is written`, 'set "pauseDuringScan": true');
+    throw new XmeError(
+      `scenario ${scenario.name} cannot be recorded: pauseDuringScan is false, so guest memory would change while it is written`,
+      'set "pauseDuringScan": true',
+    );
   }
   if (scenario.strategyGuests === 'apart') {
-    throw new XmeError(`scenario ${scenario.name} cannot be recorded: strategyGuests "apart" gives every strategy other guests, and a recording holds one set of guests per repetition`, 'record a scenario with strategyGuests "together" (the default)');
+    throw new XmeError(
+      `scenario ${scenario.name} cannot be recorded: strategyGuests "apart" gives every strategy other guests, and a recording holds one set of guests per repetition`,
+      'record a scenario with strategyGuests "together" (the default)',
+    );
   }
 }
 
@@ -147,21 +160,36 @@ export class Recorder {
     return { afterTick: (tick, tS, tickGuests, residency) => this.recordTick(segment, tick, tS, tickGuests, residency) };
   }
 
-  private async recordTick(segment: RecordedSegment, tick: number, tS: number, guests: readonly Guest[], residency: readonly (Uint8Array | undefined)[]): Promise<void> {
+  private async recordTick(
+    segment: RecordedSegment,
+    tick: number,
+    tS: number,
+    guests: readonly Guest[],
+    residency: readonly (Uint8Array | undefined)[],
+  ): Promise<void> {
     if (this.ticks !== 'all' && !this.ticks.includes(tick)) return;
     if (segment.ticks.length === 0) await this.recordPlacements(segment, guests);
     const start = Date.now();
     // CPU of this thread only; the compression runs on libuv's pool threads, so recordWallMs is the figure that
     // tells how much longer the guests stayed paused.
     const measured = await measureThreadCpu(() =>
-      Promise.all(guests.map(async (guest, g) => {
-        const { file, counts } = await encodePageFile(guest, segment.residencyKnown ? residency[g] : undefined);
-        const name = path.join(segment.id, `t${String(tick).padStart(4, '0')}-${guest.id}.xmp`);
-        fs.writeFileSync(path.join(this.dir, name), file);
-        return { guest: guest.id, file: name, bytes: file.length, sha256: sha256(file), counts, progress: guest.console?.progress() ?? [] };
-      })),
+      Promise.all(
+        guests.map(async (guest, g) => {
+          const { file, counts } = await encodePageFile(guest, segment.residencyKnown ? residency[g] : undefined);
+          const name = path.join(segment.id, `t${String(tick).padStart(4, '0')}-${guest.id}.xmp`);
+          fs.writeFileSync(path.join(this.dir, name), file);
+          return { guest: guest.id, file: name, bytes: file.length, sha256: sha256(file), counts, progress: guest.console?.progress() ?? [] };
+        }),
+      ),
     );
-    segment.ticks.push({ tick, tS, recordedAt: new Date(start).toISOString(), recordCpuMs: measured.cpuMs, recordWallMs: Date.now() - start, guests: measured.value });
+    segment.ticks.push({
+      tick,
+      tS,
+      recordedAt: new Date(start).toISOString(),
+      recordCpuMs: measured.cpuMs,
+      recordWallMs: Date.now() - start,
+      guests: measured.value,
+    });
     this.save();
   }
 
@@ -210,7 +238,11 @@ export class RecordingWriter implements ResultWriter {
 
   begin(run: RunHeader): void {
     this.recorderOf = Recorder.create(path.join(run.dir, 'recording'), this.ticks, {
-      runId: run.runId, scenario: run.scenario, image: run.image, kernel: run.kernel, systemMapFile: run.systemMap,
+      runId: run.runId,
+      scenario: run.scenario,
+      image: run.image,
+      kernel: run.kernel,
+      systemMapFile: run.systemMap,
     });
   }
 

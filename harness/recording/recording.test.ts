@@ -100,15 +100,31 @@ fs.writeFileSync(systemMapFile, FAKE_SYSTEM_MAP);
 const image = { ...fakeImage(), path: (file: string) => (file === 'systemMap' ? systemMapFile : `/nonexistent/${file}`) };
 
 async function recordFakeRun(ticks: 'all' | number[] = 'all') {
-  const scenario = parseScenario({ name: 'fake', guests: 2, memoryMiB: [64], repetitions: 2, durationS: 0.03, tickS: 0.01, strategies: ['content', 'semantic'] });
+  const scenario = parseScenario({
+    name: 'fake',
+    guests: 2,
+    memoryMiB: [64],
+    repetitions: 2,
+    durationS: 0.03,
+    tickS: 0.01,
+    strategies: ['content', 'semantic'],
+  });
   const results = fs.mkdtempSync(path.join(root, 'run-'));
-  const outcome = await runWithOutputs({ scenario, resultsRoot: results, backendFactory: fakeBackendFactory(fake), image: { image, kernel: fakeKernel() }, stopRequested: () => false, record: { ticks } });
+  const outcome = await runWithOutputs({
+    scenario,
+    resultsRoot: results,
+    backendFactory: fakeBackendFactory(fake),
+    image: { image, kernel: fakeKernel() },
+    stopRequested: () => false,
+    record: { ticks },
+  });
   return outcome;
 }
 
 type Row = Record<string, string>;
 const samples = (dir: string) => parse(fs.readFileSync(path.join(dir, 'samples.csv')), { columns: true }) as Row[];
-const scored = (rows: Row[]) => rows.filter((r) => r.guest === 'all').map((r) => [r.repetition, r.tick, r.strategy, r.shared_pages, r.frames_saved, r.cow_faults_total, r.status].join(' '));
+const scored = (rows: Row[]) =>
+  rows.filter((r) => r.guest === 'all').map((r) => [r.repetition, r.tick, r.strategy, r.shared_pages, r.frames_saved, r.cow_faults_total, r.status].join(' '));
 
 describe('record → replay on stand-in guests, through the runner', () => {
   it('replays every recorded tick to the same shared pages, frames saved, CoW faults and refusals', async () => {
@@ -118,7 +134,9 @@ describe('record → replay on stand-in guests, through the runner', () => {
     expect(replay.status).toBe('completed');
     const liveRows = scored(samples(live.dir));
     expect(liveRows).toHaveLength(2 * 4 * 2);
-    const lastContent = samples(live.dir).filter((r) => r.guest === 'all' && r.strategy === 'content').at(-1)!;
+    const lastContent = samples(live.dir)
+      .filter((r) => r.guest === 'all' && r.strategy === 'content')
+      .at(-1)!;
     expect(Number(lastContent.cow_faults_total)).toBe(1); // g1's write to shared page 2, seen live
     const content = samples(live.dir).filter((r) => r.guest === 'all' && r.strategy === 'content' && r.repetition === '1');
     expect(Number(content[2]!.shared_pages) - Number(content[1]!.shared_pages)).toBe(2); // g0's page 5 now equals g1's
@@ -130,7 +148,12 @@ describe('record → replay on stand-in guests, through the runner', () => {
 
   it('keeps only the chosen ticks, and replays those', async () => {
     const live = await recordFakeRun([0, 2]);
-    const replay = await replayRecording({ recording: path.join(live.dir, 'recording'), strategies: ['content'], resultsRoot: fs.mkdtempSync(path.join(root, 'replay-')), stopRequested: () => false });
+    const replay = await replayRecording({
+      recording: path.join(live.dir, 'recording'),
+      strategies: ['content'],
+      resultsRoot: fs.mkdtempSync(path.join(root, 'replay-')),
+      stopRequested: () => false,
+    });
     const rows = samples(replay.dir).filter((r) => r.guest === 'all');
     expect(rows.map((r) => `${r.repetition}:${r.tick}:${r.strategy}`)).toEqual(['1:0:content', '1:2:content', '2:0:content', '2:2:content']);
     const liveContent = samples(live.dir).filter((r) => r.guest === 'all' && r.strategy === 'content' && r.tick !== '1' && r.tick !== '3');
@@ -140,7 +163,9 @@ describe('record → replay on stand-in guests, through the runner', () => {
   it('refuses a damaged recording before scoring anything: truncated, altered, a bad manifest field, none at all', async () => {
     const live = await recordFakeRun();
     const dir = path.join(live.dir, 'recording');
-    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'recording.json'), 'utf8')) as { segments: { ticks: { tS?: number; guests: { file: string }[] }[] }[] };
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'recording.json'), 'utf8')) as {
+      segments: { ticks: { tS?: number; guests: { file: string }[] }[] }[];
+    };
     const pageFile = path.join(dir, manifest.segments[1]!.ticks[2]!.guests[1]!.file);
     const original = fs.readFileSync(pageFile);
     const replayTo = () => replayRecording({ recording: dir, resultsRoot: path.join(root, 'refused'), stopRequested: () => false });
@@ -157,7 +182,9 @@ describe('record → replay on stand-in guests, through the runner', () => {
     await expect(replayTo()).rejects.toThrow(/field 'segments\[0\]\.ticks\[1\]\.tS' must be a finite number/);
     fs.writeFileSync(path.join(dir, 'recording.json'), '{"format": "xme-rec');
     await expect(replayTo()).rejects.toThrow(/recording\.json is not readable JSON/);
-    await expect(replayRecording({ recording: root, resultsRoot: root })).rejects.toThrow(/no recording at .*: neither .*recording\.json nor .*recording\/recording\.json exists/);
+    await expect(replayRecording({ recording: root, resultsRoot: root })).rejects.toThrow(
+      /no recording at .*: neither .*recording\.json nor .*recording\/recording\.json exists/,
+    );
     expect(fs.existsSync(path.join(root, 'refused'))).toBe(false); // nothing was scored, no results folder made
   });
 
@@ -169,7 +196,12 @@ describe('record → replay on stand-in guests, through the runner', () => {
     manifest.segments = manifest.segments.slice(0, 1);
     fs.writeFileSync(path.join(dir, 'recording.json'), JSON.stringify(manifest));
     const said: string[] = [];
-    const replay = await replayRecording({ recording: dir, resultsRoot: fs.mkdtempSync(path.join(root, 'replay-')), stopRequested: () => false, onProgress: (line) => said.push(line) });
+    const replay = await replayRecording({
+      recording: dir,
+      resultsRoot: fs.mkdtempSync(path.join(root, 'replay-')),
+      stopRequested: () => false,
+      onProgress: (line) => said.push(line),
+    });
     expect(said.join('\n')).toMatch(/ended 'recording'; its 4 complete recorded tick\(s\) are replayed/);
     expect(new Set(samples(replay.dir).map((r) => r.repetition))).toEqual(new Set(['1']));
     await expect(replayRecording({ recording: dir, strategies: ['ksm'], resultsRoot: root })).rejects.toThrow(/strategy ksm cannot score a recording/);

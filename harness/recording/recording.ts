@@ -27,7 +27,10 @@ export function recordingDir(given: string): string {
   for (const dir of [given, path.join(given, 'recording')]) {
     if (fs.existsSync(path.join(dir, MANIFEST_FILE))) return dir;
   }
-  throw new RecordingError(`no recording at ${given}: neither ${path.join(given, MANIFEST_FILE)} nor ${path.join(given, 'recording', MANIFEST_FILE)} exists`, 'make one with xme run --record (it goes to results/<run-id>/recording/)');
+  throw new RecordingError(
+    `no recording at ${given}: neither ${path.join(given, MANIFEST_FILE)} nor ${path.join(given, 'recording', MANIFEST_FILE)} exists`,
+    'make one with xme run --record (it goes to results/<run-id>/recording/)',
+  );
 }
 
 const DAMAGED = 'a damaged recording is never scored; record the run again';
@@ -42,7 +45,10 @@ function fileSize(dir: string, entry: RecordedFile): number {
 
 function checkSize(dir: string, entry: RecordedFile, bytes: number): void {
   if (bytes !== entry.bytes) {
-    throw new RecordingError(`recording ${dir} is damaged: ${entry.file} has ${bytes} bytes, the manifest says ${entry.bytes}${bytes < entry.bytes ? ' (truncated)' : ''}`, DAMAGED);
+    throw new RecordingError(
+      `recording ${dir} is damaged: ${entry.file} has ${bytes} bytes, the manifest says ${entry.bytes}${bytes < entry.bytes ? ' (truncated)' : ''}`,
+      DAMAGED,
+    );
   }
 }
 
@@ -84,7 +90,10 @@ export function openRecording(given: string): Recording {
   try {
     json = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), 'utf8'));
   } catch (error) {
-    throw new RecordingError(`recording ${dir}: ${MANIFEST_FILE} is not readable JSON (${errorMessage(error)})`, 'a damaged recording is never scored; record the run again');
+    throw new RecordingError(
+      `recording ${dir}: ${MANIFEST_FILE} is not readable JSON (${errorMessage(error)})`,
+      'a damaged recording is never scored; record the run again',
+    );
   }
   const manifest = parseManifest(json, dir);
   const { systemMap } = manifest.kernel;

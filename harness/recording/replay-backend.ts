@@ -73,12 +73,16 @@ export class ReplayGuest implements Guest {
       found = `nothing (${errorMessage(error)})`;
     }
     if (found !== `${live.physicalBase}/${live.virtualOffset}`) {
-      throw new RecordingError(`recording ${this.recording.dir}: guest ${this.id} of ${this.segment.id} holds its kernel at ${found}, the live run found it at ${live.physicalBase}/${live.virtualOffset}`, 'a damaged recording is never scored; record the run again');
+      throw new RecordingError(
+        `recording ${this.recording.dir}: guest ${this.id} of ${this.segment.id} holds its kernel at ${found}, the live run found it at ${live.physicalBase}/${live.virtualOffset}`,
+        'a damaged recording is never scored; record the run again',
+      );
     }
   }
 
   pages(firstGfn: number, count: number): Buffer {
-    if (firstGfn < 0 || count < 0 || firstGfn + count > this.memoryPages) throw new RangeError(`pages ${firstGfn}+${count} are outside guest ${this.id} (${this.memoryPages} pages)`);
+    if (firstGfn < 0 || count < 0 || firstGfn + count > this.memoryPages)
+      throw new RangeError(`pages ${firstGfn}+${count} are outside guest ${this.id} (${this.memoryPages} pages)`);
     return this.ram.subarray(firstGfn * PAGE_SIZE, (firstGfn + count) * PAGE_SIZE);
   }
 
@@ -112,7 +116,11 @@ class ReplayBackend implements Backend {
   provision(image: GuestImage, count: number, options: ProvisionOptions): Promise<Guest[]> {
     const { segment } = this;
     if (count !== segment.guests.length || options.memoryMiB !== segment.memoryMiB) {
-      return Promise.reject(new RecordingError(`recording segment ${segment.id} holds ${segment.guests.length} guests of ${segment.memoryMiB} MiB, the replay asked for ${count} of ${options.memoryMiB} MiB`));
+      return Promise.reject(
+        new RecordingError(
+          `recording segment ${segment.id} holds ${segment.guests.length} guests of ${segment.memoryMiB} MiB, the replay asked for ${count} of ${options.memoryMiB} MiB`,
+        ),
+      );
     }
     return Promise.resolve(segment.guests.map((_, i) => new ReplayGuest(this.recording, segment, i, image)));
   }
@@ -148,7 +156,8 @@ export function replayBackendFactory(recording: Recording, segments: readonly Re
     check: () => Promise.resolve(),
     create: () => {
       const segment = segments[next++];
-      if (!segment) return Promise.reject(new RecordingError(`the replay asked for more repetitions than recording ${recording.dir} holds (${segments.length})`));
+      if (!segment)
+        return Promise.reject(new RecordingError(`the replay asked for more repetitions than recording ${recording.dir} holds (${segments.length})`));
       return Promise.resolve(new ReplayBackend(recording, segment));
     },
   };

@@ -23,9 +23,13 @@ export interface ReplayOptions extends Pick<RunOptions, 'resultsRoot' | 'onProgr
 }
 
 /** The recorded repetitions that hold at least one tick, in recorded order, as a full grid of memory × repetition. */
-function replayableSegments(recording: Recording, say: (line: string) => void): { segments: RecordedSegment[]; memoryMiB: number[]; repetitions: number; firstRepetition: number } {
+function replayableSegments(
+  recording: Recording,
+  say: (line: string) => void,
+): { segments: RecordedSegment[]; memoryMiB: number[]; repetitions: number; firstRepetition: number } {
   const withTicks = recording.manifest.segments.filter((s) => s.ticks.length > 0);
-  if (withTicks.length === 0) throw new RecordingError(`recording ${recording.dir} holds no recorded tick (status ${recording.manifest.status})`, 'nothing to replay');
+  if (withTicks.length === 0)
+    throw new RecordingError(`recording ${recording.dir} holds no recorded tick (status ${recording.manifest.status})`, 'nothing to replay');
   const memoryMiB = [...new Set(withTicks.map((s) => s.memoryMiB))];
   const perSize = memoryMiB.map((size) => withTicks.filter((s) => s.memoryMiB === size));
   const repetitions = Math.min(...perSize.map((list) => list.length));
@@ -33,12 +37,18 @@ function replayableSegments(recording: Recording, say: (line: string) => void): 
   const segments = perSize.flatMap((list) => list.slice(0, repetitions));
   for (const [i, segment] of segments.entries()) {
     if (segment.repetition !== firstRepetition + (i % repetitions)) {
-      throw new RecordingError(`recording ${recording.dir}: segment ${segment.id} is out of order (expected repetition ${firstRepetition + (i % repetitions)})`);
+      throw new RecordingError(
+        `recording ${recording.dir}: segment ${segment.id} is out of order (expected repetition ${firstRepetition + (i % repetitions)})`,
+      );
     }
   }
   const dropped = withTicks.length - segments.length;
-  if (dropped > 0) say(`notice: ${dropped} recorded repetition(s) left out: every memory size is replayed with the same number of repetitions (${repetitions})`);
-  if (recording.manifest.status !== 'completed') say(`notice: the recorded run ended '${recording.manifest.status}'; its ${withTicks.reduce((n, s) => n + s.ticks.length, 0)} complete recorded tick(s) are replayed`);
+  if (dropped > 0)
+    say(`notice: ${dropped} recorded repetition(s) left out: every memory size is replayed with the same number of repetitions (${repetitions})`);
+  if (recording.manifest.status !== 'completed')
+    say(
+      `notice: the recorded run ended '${recording.manifest.status}'; its ${withTicks.reduce((n, s) => n + s.ticks.length, 0)} complete recorded tick(s) are replayed`,
+    );
   return { segments, memoryMiB, repetitions, firstRepetition };
 }
 
@@ -64,7 +74,10 @@ function replayScenario(recording: Recording, strategies: string[] | undefined, 
   for (const spec of parsed.strategies) {
     const strategy = createStrategy(spec.name, spec.options);
     if (strategy.createLedger || strategy.guestRam) {
-      throw new RecordingError(`strategy ${spec.label} cannot score a recording: it is a mechanism of the live host (${strategy.describe()}), not a reading of guest memory`, 'replay memory-reading strategies (semantic, content, …)');
+      throw new RecordingError(
+        `strategy ${spec.label} cannot score a recording: it is a mechanism of the live host (${strategy.describe()}), not a reading of guest memory`,
+        'replay memory-reading strategies (semantic, content, …)',
+      );
     }
   }
   return { ...parsed, backend: recorded.backend === 'xen' ? 'xen' : 'qemu' };

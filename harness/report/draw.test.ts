@@ -6,11 +6,30 @@ import type { DrawnFigure } from './figure-data.ts';
 
 function barsFigure(panels: number): DrawnFigure {
   const fx = Array.from({ length: panels }, (_, i) => `R${i + 1} · nokaslr · 256 MiB`);
-  const points = fx.flatMap((panel) => ['code\nsemantic', 'rodata\nsemantic+rodata'].map((x, k) => ({ series: `${panel} ${x}`, legend: k ? 'kernel rodata' : 'kernel code', x, y: 90 + k, fx: panel })));
+  const points = fx.flatMap((panel) =>
+    ['code\nsemantic', 'rodata\nsemantic+rodata'].map((x, k) => ({
+      series: `${panel} ${x}`,
+      legend: k ? 'kernel rodata' : 'kernel code',
+      x,
+      y: 90 + k,
+      fx: panel,
+    })),
+  );
   return {
-    id: 'kernel', title: 'Figure 4', drawn: true, kind: 'bars', xLabel: 'part', yLabel: '%', yScale: 'linear', points,
-    series: points.map((p) => p.series), legend: ['kernel code', 'kernel rodata'], fxDomain: fx, fyDomain: [],
-    caption: { measures: '', units: '', n: '', method: [], runs: [] }, notes: [],
+    id: 'kernel',
+    title: 'Figure 4',
+    drawn: true,
+    kind: 'bars',
+    xLabel: 'part',
+    yLabel: '%',
+    yScale: 'linear',
+    points,
+    series: points.map((p) => p.series),
+    legend: ['kernel code', 'kernel rodata'],
+    fxDomain: fx,
+    fyDomain: [],
+    caption: { measures: '', units: '', n: '', method: [], runs: [] },
+    notes: [],
   };
 }
 

@@ -22,7 +22,9 @@ export function escapeXml(text: string): string {
 }
 
 const formatNumber = (value: number) =>
-  Math.abs(value) >= 1000 || Number.isInteger(value) ? Math.round(value).toLocaleString('en') : Number(value.toPrecision(4)).toLocaleString('en', { maximumFractionDigits: 4 });
+  Math.abs(value) >= 1000 || Number.isInteger(value)
+    ? Math.round(value).toLocaleString('en')
+    : Number(value.toPrecision(4)).toLocaleString('en', { maximumFractionDigits: 4 });
 
 function pointTitle(p: FigurePoint): string {
   const ci = p.low !== undefined && p.high !== undefined ? ` (95% CI ${formatNumber(p.low)} – ${formatNumber(p.high)})` : '';
@@ -52,7 +54,15 @@ function marks(figure: DrawnFigure): Plot.Markish[] {
       return [
         Plot.barY(points, { ...common, x: 'x', y: 'y', fill: 'legend', className: 'xme-bar' }),
         Plot.ruleX(withCi, { ...facets, x: 'x', y1: 'low', y2: 'high', stroke: '#333', strokeWidth: 1.5, className: 'xme-ci' }),
-        Plot.text(points, { ...facets, x: 'x', y: (p: FigurePoint) => Math.max(p.y, p.high ?? p.y), text: (p: FigurePoint) => formatNumber(p.y), dy: -7, fontSize: 10, className: 'xme-value' }),
+        Plot.text(points, {
+          ...facets,
+          x: 'x',
+          y: (p: FigurePoint) => Math.max(p.y, p.high ?? p.y),
+          text: (p: FigurePoint) => formatNumber(p.y),
+          dy: -7,
+          fontSize: 10,
+          className: 'xme-value',
+        }),
         Plot.ruleY([0]),
       ];
   }

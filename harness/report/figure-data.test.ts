@@ -44,7 +44,12 @@ describe('figure data of one run (a sweep: 2 memory sizes × 3 repetitions)', ()
     expect(f.fyDomain).toEqual(['shared pages', 'frames saved', 'host frames saved']);
     expect(f.fxDomain).toEqual(['128 MiB', '256 MiB']);
     const semantic = f.points.filter((p) => p.series === '|128|semantic|2|shared pages');
-    expect(semantic.map((p) => [p.x, p.y])).toEqual([[0, 1002], [2.5, 1012], [5, 1022], [7.5, 1032]]);
+    expect(semantic.map((p) => [p.x, p.y])).toEqual([
+      [0, 1002],
+      [2.5, 1012],
+      [5, 1022],
+      [7.5, 1032],
+    ]);
     expect(f.caption.units).toMatch(/^pages/);
     expect(f.caption.n).toBe('3 repetitions per memory size × 4 ticks');
     expect(f.caption.runs).toEqual(['sweep']);
@@ -144,7 +149,13 @@ describe('older and enforced results', () => {
     const dir = writeSyntheticRun(root, { runId: 'old', cowMethod: 'hypervisor' });
     const file = path.join(dir, 'samples.csv');
     const rows = parse(fs.readFileSync(file), { columns: true }) as Record<string, string>[];
-    fs.writeFileSync(file, stringify(rows.map(({ cow_count: _dropped, ...rest }) => rest), { header: true }));
+    fs.writeFileSync(
+      file,
+      stringify(
+        rows.map(({ cow_count: _dropped, ...rest }) => rest),
+        { header: true },
+      ),
+    );
     const f = figure(buildFigures([readReportRun(dir)]), 'cow');
     expect(f.legend).toEqual(['semantic (hypervisor, upper bound)', 'content (hypervisor, upper bound)']);
     expect(f.notes[0]).toMatch(/no cow_count column/);

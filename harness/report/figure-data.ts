@@ -132,7 +132,14 @@ function noSamplesReason(runs: readonly TaggedRun[]): string {
 
 /** The method of a summary metric as the runs' summary.csv says it (distinct texts), else xme's own definition. */
 function summaryMethod(runs: readonly TaggedRun[], metric: MetricName): string {
-  const said = distinct(runs.flatMap((r) => (r.run.summary ?? []).filter((row) => row.metric === metric).map((row) => row.method).filter(Boolean)));
+  const said = distinct(
+    runs.flatMap((r) =>
+      (r.run.summary ?? [])
+        .filter((row) => row.metric === metric)
+        .map((row) => row.method)
+        .filter(Boolean),
+    ),
+  );
   return said.length ? said.join(' | ') : `${METRICS[metric].method} (xme's definition: no summary.csv says it)`;
 }
 
@@ -141,8 +148,14 @@ function timeSeriesN(runs: readonly TaggedRun[], pick: (s: TotalsSample) => numb
   return runs
     .map((r) => {
       const samples = (r.run.samples ?? []).filter((s) => pick(s) !== undefined);
-      const reps = Math.max(...distinct(samples.map((s) => s.memory_mib)).map((m) => distinct(samples.filter((s) => s.memory_mib === m).map((s) => s.repetition)).length));
-      const ticks = Math.max(...distinct(samples.map((s) => `${s.memory_mib}/${s.repetition}/${s.strategy}`)).map((k) => samples.filter((s) => `${s.memory_mib}/${s.repetition}/${s.strategy}` === k).length));
+      const reps = Math.max(
+        ...distinct(samples.map((s) => s.memory_mib)).map((m) => distinct(samples.filter((s) => s.memory_mib === m).map((s) => s.repetition)).length),
+      );
+      const ticks = Math.max(
+        ...distinct(samples.map((s) => `${s.memory_mib}/${s.repetition}/${s.strategy}`)).map(
+          (k) => samples.filter((s) => `${s.memory_mib}/${s.repetition}/${s.strategy}` === k).length,
+        ),
+      );
       return withTag(r.tag, `${plural(reps, 'repetition')} per memory size × ${plural(ticks, 'tick')}`);
     })
     .join('; ');
@@ -190,7 +203,8 @@ export function sharingFigure(runs: readonly TaggedRun[]): FigureData {
   const modes = distinct(withSamples.flatMap((r) => r.run.samples!.map((s) => s.sharing_mode)).filter(Boolean));
   const modeTexts = distinct(withSamples.map((r) => r.run.info.sharingMode).filter((m): m is string => !!m));
   const notes = [];
-  if (!quantities.some((q) => q.metric === 'host_frames_saved')) notes.push('host_frames_saved is not in these samples (the backend cannot tell which pages the host backs): not drawn.');
+  if (!quantities.some((q) => q.metric === 'host_frames_saved'))
+    notes.push('host_frames_saved is not in these samples (the backend cannot tell which pages the host backs): not drawn.');
   notes.push(...refusals(withSamples));
   return finish({
     id: 'sharing',
@@ -253,7 +267,8 @@ export function cowFigure(runs: readonly TaggedRun[]): FigureData {
     yScale: 'linear',
     points,
     caption: {
-      measures: 'copy-on-write faults of all guests since the repetition began (cow_faults_total): writes by a guest to a page in shared state (run.json cowDefinition); one line per strategy and repetition',
+      measures:
+        'copy-on-write faults of all guests since the repetition began (cow_faults_total): writes by a guest to a page in shared state (run.json cowDefinition); one line per strategy and repetition',
       units: 'faults',
       n: timeSeriesN(withSamples, (s) => s.cow_faults_total),
       method: [`CoW method (cow_method) and count (cow_count): ${methods.join('; ')}`, ...descriptions.map((d) => `run.json cowMethod: ${d}`)],
@@ -290,7 +305,8 @@ function summaryN(rows: readonly SummaryRow[]): { n: string; notes: string[] } {
   };
 }
 
-const methodsOf = (rows: readonly { row: SummaryRow }[], metric: string) => distinct(rows.filter((x) => x.row.metric === metric).map((x) => x.row.method)).join(' | ');
+const methodsOf = (rows: readonly { row: SummaryRow }[], metric: string) =>
+  distinct(rows.filter((x) => x.row.metric === metric).map((x) => x.row.method)).join(' | ');
 
 /** (3) steady-state CPU per scan and per tick against guest memory size, mean with 95% CI. */
 export function cpuFigure(runs: readonly TaggedRun[]): FigureData {
@@ -323,7 +339,8 @@ export function cpuFigure(runs: readonly TaggedRun[]): FigureData {
     yScale: log ? 'log' : 'linear',
     points,
     caption: {
-      measures: 'CPU per scan (scan_cpu_ms: the strategy’s scan alone) and per tick (tick_cpu_ms: CoW detection + scan + byte verification), steady state (ticks after the first), against the guests’ memory size',
+      measures:
+        'CPU per scan (scan_cpu_ms: the strategy’s scan alone) and per tick (tick_cpu_ms: CoW detection + scan + byte verification), steady state (ticks after the first), against the guests’ memory size',
       units: distinct(rows.map((x) => x.row.unit)).join(', '),
       n,
       method: [
@@ -365,7 +382,8 @@ export function kernelFigure(runs: readonly TaggedRun[]): FigureData {
     yDomain: [0, 100],
     points,
     caption: {
-      measures: 'share of the kernel’s code pages [_text, _etext) and read-only data pages [__start_rodata, __end_rodata) that are byte-identical in all guests, at the last tick, per run (labelled by its run.json scenario.kaslr)',
+      measures:
+        'share of the kernel’s code pages [_text, _etext) and read-only data pages [__start_rodata, __end_rodata) that are byte-identical in all guests, at the last tick, per run (labelled by its run.json scenario.kaslr)',
       units: '% of the range’s pages',
       n,
       method: metrics.map((m) => `${m}: ${methodsOf(rows, m) || 'not measured'}`),

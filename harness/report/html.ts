@@ -83,7 +83,9 @@ function runsTable(runs: readonly ReportRun[]): string {
 
 function runWarnings(runs: readonly ReportRun[]): string {
   const lines = runs.flatMap((run) => [
-    ...(run.info.status !== 'completed' ? [`${run.info.runId} is ${run.info.status}, not completed: its figures cover what was measured before it ended.`] : []),
+    ...(run.info.status !== 'completed'
+      ? [`${run.info.runId} is ${run.info.status}, not completed: its figures cover what was measured before it ended.`]
+      : []),
     ...run.info.warnings.map((w) => `${run.info.runId}: ${w}`),
   ]);
   return lines.length ? `<ul class="warn">${lines.map((l) => `<li>${escapeXml(l)}</li>`).join('')}</ul>` : '';
@@ -129,7 +131,7 @@ function summaryHtml(runs: readonly ReportRun[]): string {
       `<td class="num">${fmt(row.sd)}</td>`,
       `<td class="num">${ciText}</td>`,
       `<td>${escapeXml(row.unit)}</td>`,
-      `<td class="method">${escapeXml(row.method ?? "")}</td>`,
+      `<td class="method">${escapeXml(row.method ?? '')}</td>`,
     ].join('')}</tr>`;
   });
   return [

@@ -21,8 +21,14 @@ import { reportFolders } from './report.ts';
 const CHROMIUM = '/usr/bin/chromium';
 /** FACTS.md: the closed network refuses Chromium's background connections unless these are off. */
 const CHROMIUM_FLAGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
 ];
 const SLOW = 180_000; // Chromium starts in ≈ 15 s on a loaded 2-core machine
 
@@ -51,7 +57,15 @@ beforeAll(async () => {
     },
   });
   const outcome = await runWithOutputs({
-    scenario: parseScenario({ name: 'browser', guests: 2, memoryMiB: [64, 128], repetitions: 2, durationS: 0.03, tickS: 0.01, strategies: ['content', 'semantic'] }),
+    scenario: parseScenario({
+      name: 'browser',
+      guests: 2,
+      memoryMiB: [64, 128],
+      repetitions: 2,
+      durationS: 0.03,
+      tickS: 0.01,
+      strategies: ['content', 'semantic'],
+    }),
     resultsRoot: path.join(temp, 'results'),
     backendFactory: factory,
     image: { image: fakeImage(), kernel: fakeKernel() },
@@ -61,7 +75,12 @@ beforeAll(async () => {
   expect(outcome.warnings).toEqual([]);
   single = path.join(outcome.dir, 'report.html');
   // Beside it, a synthetic KASLR run with kernel figures: all five figures in one report.
-  const kaslr = writeSyntheticRun(path.join(temp, 'results'), { runId: 'synthetic-kaslr', kaslr: true, strategies: ['semantic', 'semantic+rodata', 'content'], repetitions: 2 });
+  const kaslr = writeSyntheticRun(path.join(temp, 'results'), {
+    runId: 'synthetic-kaslr',
+    kaslr: true,
+    strategies: ['semantic', 'semantic+rodata', 'content'],
+    repetitions: 2,
+  });
   several = reportFolders([outcome.dir, kaslr], path.join(temp, 'several')).html;
 
   context = await chromium.launchPersistentContext(path.join(temp, 'profile'), {
@@ -171,60 +190,78 @@ function expectRendered(figure: RenderedFigure): void {
 }
 
 describe('report.html in Chromium', () => {
-  it('renders every figure of a fake run, with a note for the one without data', async () => {
-    const { page, errors } = await open(single);
-    const figures = await renderedFigures(page);
-    expect(figures.map((f) => [f.id, f.drawn])).toEqual([['sharing', true], ['cow', true], ['cpu', true], ['kernel', false], ['throughput', true]]);
-    for (const figure of figures.filter((f) => f.drawn)) expectRendered(figure);
-    // Lines over 3 ticks have a width on screen (a flat line has no height, but it has a width).
-    const sharing = figures.find((f) => f.id === 'sharing')!;
-    expect(sharing.visibleLines).toBe(sharing.series);
-    // 2 sizes × 2 repetitions × 2 strategies × 2 quantities (shared, saved: fake guests report no host residency).
-    expect(sharing.series).toBe(2 * 2 * 2 * 2);
-    expect(await page.locator('section.omitted[data-figure="kernel"]').textContent()).toMatch(/Not drawn: .*semantic strategy/);
-    expect(await page.locator('figure[data-figure="sharing"] figcaption').textContent()).toMatch(/semantic refused to share at (\d+) of \1 ticks/);
-    expect(errors).toEqual([]);
-    await page.close();
-  }, SLOW);
-
-  it('renders all five figures of two runs in one report, and saves a screenshot', async () => {
-    const { page, errors } = await open(several);
-    const figures = await renderedFigures(page);
-    expect(figures.map((f) => f.id)).toEqual(['sharing', 'cow', 'cpu', 'kernel', 'throughput']);
-    expect(figures.every((f) => f.drawn)).toBe(true);
-    for (const figure of figures) expectRendered(figure);
-    const kernel = figures.find((f) => f.id === 'kernel')!;
-    expect(kernel.points).toBe(3); // R2 (KASLR on): code by semantic, code and rodata by semantic+rodata
-    expect(await page.locator('figure[data-figure="kernel"] svg.xme-figure').textContent()).toContain('R2 · KASLR on');
-    expect(await page.locator('table.summary tbody tr').count()).toBeGreaterThan(20);
-    expect(errors).toEqual([]);
-    const screenshot = path.join(os.tmpdir(), `xme-report-${process.pid}.png`);
-    await page.screenshot({ path: screenshot, fullPage: true });
-    expect(fs.statSync(screenshot).size).toBeGreaterThan(10_000);
-    console.log(`report screenshot: ${screenshot}`);
-    await page.close();
-  }, SLOW);
-
-  it('opens each figures/*.svg on its own as a valid SVG document', async () => {
-    const dir = path.join(path.dirname(several), 'figures');
-    const files = fs.readdirSync(dir);
-    expect(files.sort()).toEqual(['cow.svg', 'cpu.svg', 'kernel.svg', 'sharing.svg', 'throughput.svg']);
-    for (const file of files) {
-      const { page, errors } = await open(path.join(dir, file));
-      const root = await page.evaluate(() => {
-        const document = (globalThis as unknown as { document: DomDocument }).document;
-        return {
-          tag: document.documentElement.localName,
-          namespace: document.documentElement.namespaceURI,
-          parseErrors: document.getElementsByTagName('parsererror').length,
-          width: document.documentElement.getBoundingClientRect().width,
-        };
-      });
-      expect(root, file).toEqual({ tag: 'svg', namespace: 'http://www.w3.org/2000/svg', parseErrors: 0, width: 760 });
-      expect(errors, file).toEqual([]);
+  it(
+    'renders every figure of a fake run, with a note for the one without data',
+    async () => {
+      const { page, errors } = await open(single);
+      const figures = await renderedFigures(page);
+      expect(figures.map((f) => [f.id, f.drawn])).toEqual([
+        ['sharing', true],
+        ['cow', true],
+        ['cpu', true],
+        ['kernel', false],
+        ['throughput', true],
+      ]);
+      for (const figure of figures.filter((f) => f.drawn)) expectRendered(figure);
+      // Lines over 3 ticks have a width on screen (a flat line has no height, but it has a width).
+      const sharing = figures.find((f) => f.id === 'sharing')!;
+      expect(sharing.visibleLines).toBe(sharing.series);
+      // 2 sizes × 2 repetitions × 2 strategies × 2 quantities (shared, saved: fake guests report no host residency).
+      expect(sharing.series).toBe(2 * 2 * 2 * 2);
+      expect(await page.locator('section.omitted[data-figure="kernel"]').textContent()).toMatch(/Not drawn: .*semantic strategy/);
+      expect(await page.locator('figure[data-figure="sharing"] figcaption').textContent()).toMatch(/semantic refused to share at (\d+) of \1 ticks/);
+      expect(errors).toEqual([]);
       await page.close();
-    }
-  }, SLOW);
+    },
+    SLOW,
+  );
+
+  it(
+    'renders all five figures of two runs in one report, and saves a screenshot',
+    async () => {
+      const { page, errors } = await open(several);
+      const figures = await renderedFigures(page);
+      expect(figures.map((f) => f.id)).toEqual(['sharing', 'cow', 'cpu', 'kernel', 'throughput']);
+      expect(figures.every((f) => f.drawn)).toBe(true);
+      for (const figure of figures) expectRendered(figure);
+      const kernel = figures.find((f) => f.id === 'kernel')!;
+      expect(kernel.points).toBe(3); // R2 (KASLR on): code by semantic, code and rodata by semantic+rodata
+      expect(await page.locator('figure[data-figure="kernel"] svg.xme-figure').textContent()).toContain('R2 · KASLR on');
+      expect(await page.locator('table.summary tbody tr').count()).toBeGreaterThan(20);
+      expect(errors).toEqual([]);
+      const screenshot = path.join(os.tmpdir(), `xme-report-${process.pid}.png`);
+      await page.screenshot({ path: screenshot, fullPage: true });
+      expect(fs.statSync(screenshot).size).toBeGreaterThan(10_000);
+      console.log(`report screenshot: ${screenshot}`);
+      await page.close();
+    },
+    SLOW,
+  );
+
+  it(
+    'opens each figures/*.svg on its own as a valid SVG document',
+    async () => {
+      const dir = path.join(path.dirname(several), 'figures');
+      const files = fs.readdirSync(dir);
+      expect(files.sort()).toEqual(['cow.svg', 'cpu.svg', 'kernel.svg', 'sharing.svg', 'throughput.svg']);
+      for (const file of files) {
+        const { page, errors } = await open(path.join(dir, file));
+        const root = await page.evaluate(() => {
+          const document = (globalThis as unknown as { document: DomDocument }).document;
+          return {
+            tag: document.documentElement.localName,
+            namespace: document.documentElement.namespaceURI,
+            parseErrors: document.getElementsByTagName('parsererror').length,
+            width: document.documentElement.getBoundingClientRect().width,
+          };
+        });
+        expect(root, file).toEqual({ tag: 'svg', namespace: 'http://www.w3.org/2000/svg', parseErrors: 0, width: 760 });
+        expect(errors, file).toEqual([]);
+        await page.close();
+      }
+    },
+    SLOW,
+  );
 
   it('fetched nothing but local files', () => {
     expect(requested.length).toBeGreaterThan(0);

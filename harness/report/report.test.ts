@@ -23,7 +23,9 @@ const idle = writeSyntheticRun(root, { runId: 'idle', workload: 'idle', opsPerS:
 
 /** Every URL-bearing attribute and CSS url() of a page: all must stay inside the file or beside it. */
 function externalReferences(html: string): string[] {
-  const attributes = [...html.matchAll(/\s(?:src|href|xlink:href|action|poster|data)\s*=\s*("([^"]*)"|'([^']*)'|([^\s>]+))/gi)].map((m) => m[2] ?? m[3] ?? m[4] ?? '');
+  const attributes = [...html.matchAll(/\s(?:src|href|xlink:href|action|poster|data)\s*=\s*("([^"]*)"|'([^']*)'|([^\s>]+))/gi)].map(
+    (m) => m[2] ?? m[3] ?? m[4] ?? '',
+  );
   const css = [...html.matchAll(/url\(([^)]*)\)|@import/gi)].map((m) => m[0]);
   return [...attributes.filter((value) => /^\s*(?:[a-z][a-z0-9+.-]*:|\/\/)/i.test(value)), ...css];
 }
@@ -53,9 +55,13 @@ describe('report.html', () => {
     expect(built.html).not.toMatch(/<link/i);
     expect(built.html).not.toMatch(/@font-face/i);
     expect(externalReferences(built.html)).toEqual([]);
-    expect([...document.querySelectorAll('[src],[href]')].map((e) => e.getAttribute('src') ?? e.getAttribute('href'))).toEqual(
-      ['figures/sharing.svg', 'figures/cow.svg', 'figures/cpu.svg', 'figures/kernel.svg', 'figures/throughput.svg'],
-    );
+    expect([...document.querySelectorAll('[src],[href]')].map((e) => e.getAttribute('src') ?? e.getAttribute('href'))).toEqual([
+      'figures/sharing.svg',
+      'figures/cow.svg',
+      'figures/cpu.svg',
+      'figures/kernel.svg',
+      'figures/throughput.svg',
+    ]);
   });
 
   it('has every figure, inline, with as many lines, points, bars and CI rules as its data', () => {
@@ -175,8 +181,16 @@ describe('xme report', () => {
 
 describe('ReportWriter (the report at the end of xme run)', () => {
   const endOf = (warnings: string[] = []): RunEnd => ({
-    status: 'completed', endedAt: '2026-11-27T13:45:00.000Z', backend: undefined, sharingModes: ['accounted'], cowMethods: [],
-    repetitions: [], summary: [], overhead: undefined, warnings, notes: [],
+    status: 'completed',
+    endedAt: '2026-11-27T13:45:00.000Z',
+    backend: undefined,
+    sharingModes: ['accounted'],
+    cowMethods: [],
+    repetitions: [],
+    summary: [],
+    overhead: undefined,
+    warnings,
+    notes: [],
   });
 
   it('writes report.html from the folder’s CSVs and the run record it is given', async () => {
@@ -205,7 +219,13 @@ describe('ReportWriter (the report at the end of xme run)', () => {
     expect(['samples.csv', 'summary.csv'].map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))).toEqual(before);
     expect(fs.existsSync(path.join(dir, 'report.html'))).toBe(false);
 
-    const throwing = new ReportWriter(() => Promise.resolve({ reportFolders: () => { throw new Error('disk full'); } }));
+    const throwing = new ReportWriter(() =>
+      Promise.resolve({
+        reportFolders: () => {
+          throw new Error('disk full');
+        },
+      }),
+    );
     throwing.begin(recordedHeader(dir));
     await throwing.prepareEnd();
     const second = throwing.make(dir, runRecord(recordedHeader(dir), endOf()));

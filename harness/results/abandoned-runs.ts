@@ -61,7 +61,10 @@ export function markAbandonedRuns(resultsRoot: string, now: Date = new Date()): 
   } catch {
     return report; // no results yet
   }
-  for (const runId of entries.filter((e) => e.isDirectory()).map((e) => e.name).sort()) {
+  for (const runId of entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort()) {
     const file = path.join(resultsRoot, runId, 'run.json');
     let text: string;
     try {
@@ -90,7 +93,8 @@ export function markAbandonedRuns(resultsRoot: string, now: Date = new Date()): 
       if (ownerGone(owner) === undefined) continue;
       note = `the harness process (pid ${owner.pid}) ended without sealing this run (killed?); samples.csv holds every row written before that`;
     } else {
-      note = 'the harness process could not be checked (this run.json predates the owner field), so it is taken to have ended without sealing this run (killed?); samples.csv holds every row written before that';
+      note =
+        'the harness process could not be checked (this run.json predates the owner field), so it is taken to have ended without sealing this run (killed?); samples.csv holds every row written before that';
     }
     try {
       writeJsonAtomically(file, { ...record, status: 'abandoned', abandonedFoundAt: now.toISOString(), abandonedNote: note });

@@ -4,34 +4,68 @@
  */
 import type { MetricDefinition } from '../sharing/types.ts';
 
-
-const THREAD_CPU = 'CPU time of the harness thread that ran it (clock_gettime CLOCK_THREAD_CPUTIME_ID; other threads such as V8 background GC not counted), strategies in rotated order';
+const THREAD_CPU =
+  'CPU time of the harness thread that ran it (clock_gettime CLOCK_THREAD_CPUTIME_ID; other threads such as V8 background GC not counted), strategies in rotated order';
 
 export const METRICS = {
-  shared_pages: { unit: 'pages', method: 'at the last tick: guest pages in shared state (mapped to a shared frame, not written since; a lone survivor of a written pair included, as Xen counts shr_pages)' },
+  shared_pages: {
+    unit: 'pages',
+    method:
+      'at the last tick: guest pages in shared state (mapped to a shared frame, not written since; a lone survivor of a written pair included, as Xen counts shr_pages)',
+  },
   frames_saved: { unit: 'pages', method: 'shared pages − distinct frames backing them, at the last tick (guest-physical: counts never-touched pages too)' },
   frames_saved_pct: { unit: '% of guest memory', method: 'frames_saved / all guest pages × 100' },
-  host_frames_saved: { unit: 'pages', method: 'frames saved counting only pages the host really backs (QEMU: allocated in the guest RAM file, SEEK_DATA/SEEK_HOLE; Xen: all pages are populated): what a real host would free' },
+  host_frames_saved: {
+    unit: 'pages',
+    method:
+      'frames saved counting only pages the host really backs (QEMU: allocated in the guest RAM file, SEEK_DATA/SEEK_HOLE; Xen: all pages are populated): what a real host would free',
+  },
   frames_saved_zero: { unit: 'pages', method: 'the part of frames_saved on all-zero frames: a zero frame backing m pages saves m − 1, at the last tick' },
-  frames_saved_within_guest: { unit: 'pages', method: 'the part of frames_saved inside one guest: a non-zero frame backing m pages of k guests saves m − k within guests, at the last tick' },
-  frames_saved_across_guests: { unit: 'pages', method: 'the part of frames_saved between guests: a non-zero frame backing pages of k guests saves k − 1 across guests, at the last tick' },
+  frames_saved_within_guest: {
+    unit: 'pages',
+    method: 'the part of frames_saved inside one guest: a non-zero frame backing m pages of k guests saves m − k within guests, at the last tick',
+  },
+  frames_saved_across_guests: {
+    unit: 'pages',
+    method: 'the part of frames_saved between guests: a non-zero frame backing pages of k guests saves k − 1 across guests, at the last tick',
+  },
   zero_pages_shared: { unit: 'pages', method: 'shared pages whose bytes are all zero (checked by the ledger), at the last tick' },
   cow_faults: { unit: 'faults', method: 'writes to pages in shared state (see run.json cowDefinition); method of the ledger that counted' },
   cow_copies: { unit: 'faults', method: 'CoW faults that needed a copy (the frame still had other users); the rest hit a lone survivor' },
   cow_faults_per_min: { unit: 'faults/min', method: 'cow_faults / time between the first and the last tick' },
   scan_cpu_ms: { unit: 'ms per scan', method: `strategy.scan only, mean over the ticks after the first (steady state); ${THREAD_CPU}` },
-  first_scan_cpu_ms: { unit: 'ms', method: `the first scan, which includes one-off work (semantic: locating each kernel, checking System.map against kallsyms); ${THREAD_CPU}` },
+  first_scan_cpu_ms: {
+    unit: 'ms',
+    method: `the first scan, which includes one-off work (semantic: locating each kernel, checking System.map against kallsyms); ${THREAD_CPU}`,
+  },
   scan_cpu_ms_per_gib: { unit: 'ms per GiB scanned guest memory', method: 'scan_cpu_ms / GiB of guest RAM of all guests' },
-  cow_cpu_ms: { unit: 'ms per tick', method: `CoW detection (accounted: re-reading every shared page; enforced: reading the hypervisor's counters), mean over ticks after the first; ${THREAD_CPU}` },
-  verify_cpu_ms: { unit: 'ms per tick', method: `the ledger's byte verification before sharing (enforced: and the sharing hypercalls), mean over ticks after the first; ${THREAD_CPU}` },
-  tick_cpu_ms: { unit: 'ms per tick', method: `whole cost of the strategy per tick: CoW detection + scan + verification, mean over ticks after the first; ${THREAD_CPU}` },
+  cow_cpu_ms: {
+    unit: 'ms per tick',
+    method: `CoW detection (accounted: re-reading every shared page; enforced: reading the hypervisor's counters), mean over ticks after the first; ${THREAD_CPU}`,
+  },
+  verify_cpu_ms: {
+    unit: 'ms per tick',
+    method: `the ledger's byte verification before sharing (enforced: and the sharing hypercalls), mean over ticks after the first; ${THREAD_CPU}`,
+  },
+  tick_cpu_ms: {
+    unit: 'ms per tick',
+    method: `whole cost of the strategy per tick: CoW detection + scan + verification, mean over ticks after the first; ${THREAD_CPU}`,
+  },
   scan_cpu_ratio_vs_semantic: { unit: 'ratio', method: 'scan only: steady-state scan_cpu_ms of this strategy / that of semantic, same repetition' },
   tick_cpu_ratio_vs_semantic: { unit: 'ratio', method: 'whole tick: steady-state tick_cpu_ms of this strategy / that of semantic, same repetition' },
   kernel_code_shareability_pct: { unit: '%', method: 'pages of [_text,_etext) byte-identical in all guests / pages in the range × 100, last tick' },
   kernel_rodata_shareability_pct: { unit: '%', method: 'pages of [__start_rodata,__end_rodata) identical in all guests / pages × 100, last tick' },
   refused_scans: { unit: 'scans', method: 'scans in which the strategy refused to share (reason in samples.csv status and run.json)' },
-  cpu_ms_per_s: { unit: 'ms CPU per s', method: 'Σ tick_cpu_ms over the ticks after the first / seconds between the first and the last tick: what keeping sharing up to date costs per second of run (a KSM row counts ksmd, see cpu_method in samples.csv)' },
-  workload_ops_per_s: { unit: 'ops/s', method: 'guest-reported XME-PROGRESS ops over host time between the lines\' arrival (consoles polled every 100 ms; time a guest spent paused counts), mean over guests and ticks' },
+  cpu_ms_per_s: {
+    unit: 'ms CPU per s',
+    method:
+      'Σ tick_cpu_ms over the ticks after the first / seconds between the first and the last tick: what keeping sharing up to date costs per second of run (a KSM row counts ksmd, see cpu_method in samples.csv)',
+  },
+  workload_ops_per_s: {
+    unit: 'ops/s',
+    method:
+      "guest-reported XME-PROGRESS ops over host time between the lines' arrival (consoles polled every 100 ms; time a guest spent paused counts), mean over guests and ticks",
+  },
 } as const satisfies Record<string, MetricDefinition>;
 
 export type MetricName = keyof typeof METRICS;

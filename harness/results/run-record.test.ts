@@ -19,8 +19,28 @@ const read = () => JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'
 
 /** The keys of run.json in their order: readers (and people diffing two runs) rely on it. */
 const KEYS = [
-  'schema', 'runId', 'status', 'owner', 'startedAt', 'endedAt', 'scenario', 'host', 'harness', 'argv', 'backend', 'sharingMode', 'image',
-  'kernel', 'hasher', 'cowMethod', 'cowDefinition', 'cpuMethod', 'repetitionsCompleted', 'warnings', 'notes', 'files',
+  'schema',
+  'runId',
+  'status',
+  'owner',
+  'startedAt',
+  'endedAt',
+  'scenario',
+  'host',
+  'harness',
+  'argv',
+  'backend',
+  'sharingMode',
+  'image',
+  'kernel',
+  'hasher',
+  'cowMethod',
+  'cowDefinition',
+  'cpuMethod',
+  'repetitionsCompleted',
+  'warnings',
+  'notes',
+  'files',
 ];
 
 const ending: RunEnd = {
@@ -61,7 +81,11 @@ describe('run.json (runRecord, writeRunRecord)', () => {
     });
     expect(record.image).toMatchObject({ name: 'fake', kernelRelease: '6.1.0-0-fake-amd64', dir: '/nonexistent/fake-image' });
     // bigints (kernel layout) as hex strings
-    expect(record.kernel).toMatchObject({ systemMap: '/nonexistent/fake-image/systemMap', layout: { text: '0xffffffff81000000' }, version: { release: '6.1.0-0-fake-amd64' } });
+    expect(record.kernel).toMatchObject({
+      systemMap: '/nonexistent/fake-image/systemMap',
+      layout: { text: '0xffffffff81000000' },
+      version: { release: '6.1.0-0-fake-amd64' },
+    });
   });
 
   it('seals the record at the end with what the run learnt', () => {

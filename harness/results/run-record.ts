@@ -151,7 +151,8 @@ export function runRecordOfThisVersion(stored: StoredRunRecord, file: string): R
   };
   if (stored.schema !== 2) fail('schema');
   for (const field of ['scenario', 'host', 'harness', 'image', 'kernel'] as const) if (typeof stored[field] !== 'object' || stored[field] === null) fail(field);
-  for (const field of ['warnings', 'notes'] as const) if (!Array.isArray(stored[field]) || !(stored[field] as unknown[]).every((w) => typeof w === 'string')) fail(field);
+  for (const field of ['warnings', 'notes'] as const)
+    if (!Array.isArray(stored[field]) || !(stored[field] as unknown[]).every((w) => typeof w === 'string')) fail(field);
   if (typeof object(stored.image).files !== 'object') fail('image.files');
   return stored.raw as unknown as RunRecord;
 }

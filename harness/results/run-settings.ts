@@ -50,12 +50,24 @@ function memory(record: StoredRunRecord): string | undefined {
 
 /** The settings compared, in the order a reader would ask about them. */
 export const RUN_SETTINGS: readonly Setting[] = [
-  { name: 'KASLR', read: (r) => { const k = scenarioOf(r).kaslr; return typeof k === 'boolean' ? (k ? 'on' : 'off (nokaslr)') : undefined; } },
+  {
+    name: 'KASLR',
+    read: (r) => {
+      const k = scenarioOf(r).kaslr;
+      return typeof k === 'boolean' ? (k ? 'on' : 'off (nokaslr)') : undefined;
+    },
+  },
   { name: 'image', read: image },
   { name: 'guests', read: (r) => text(scenarioOf(r).guests) },
   { name: 'memory', read: memory },
   { name: 'workload', read: workload },
-  { name: 'CPU models', read: (r) => { const m = scenarioOf(r).cpuModels; return Array.isArray(m) ? m.join(', ') : 'the backend default'; } },
+  {
+    name: 'CPU models',
+    read: (r) => {
+      const m = scenarioOf(r).cpuModels;
+      return Array.isArray(m) ? m.join(', ') : 'the backend default';
+    },
+  },
   { name: 'backend', read: (r) => text(object(r.backend).name) ?? text(scenarioOf(r).backend) },
   { name: 'accelerator', read: (r) => text(object(r.backend).accelerator) },
   { name: 'duration', read: (r) => (text(scenarioOf(r).durationS) ? `${text(scenarioOf(r).durationS)} s` : undefined) },

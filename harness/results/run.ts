@@ -52,4 +52,3 @@ export interface RunEnd {
   warnings: readonly string[];
   notes: readonly string[];
 }
-

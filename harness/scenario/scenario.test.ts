@@ -73,13 +73,25 @@ describe('scenario validation', () => {
     expect(twice(['semantic', 'semantic'])).toThrow(
       `scenario x: field 'strategies[1]' has the label 'semantic', already used by strategies[0]; give one of them a distinct "label"`,
     );
-    expect(twice(['content', { name: 'content', options: { zeroPages: false } }])).toThrow(/field 'strategies\[1\]' has the label 'content', already used by strategies\[0\]/);
-    expect(twice(['semantic', 'content', { name: 'content', label: 'semantic' }])).toThrow(/field 'strategies\[2\]' has the label 'semantic', already used by strategies\[0\]/);
-    // an explicit label may not take the name another strategy has by default either
-    expect(twice([{ name: 'content', label: 'semantic+rodata' }, { name: 'semantic', options: { rodata: true } }])).toThrow(
-      /field 'strategies\[1\]' has the label 'semantic\+rodata', already used by strategies\[0\]/,
+    expect(twice(['content', { name: 'content', options: { zeroPages: false } }])).toThrow(
+      /field 'strategies\[1\]' has the label 'content', already used by strategies\[0\]/,
     );
-    expect(twice([{ name: 'content', label: 'a' }, { name: 'content', label: 'b' }])).not.toThrow();
+    expect(twice(['semantic', 'content', { name: 'content', label: 'semantic' }])).toThrow(
+      /field 'strategies\[2\]' has the label 'semantic', already used by strategies\[0\]/,
+    );
+    // an explicit label may not take the name another strategy has by default either
+    expect(
+      twice([
+        { name: 'content', label: 'semantic+rodata' },
+        { name: 'semantic', options: { rodata: true } },
+      ]),
+    ).toThrow(/field 'strategies\[1\]' has the label 'semantic\+rodata', already used by strategies\[0\]/);
+    expect(
+      twice([
+        { name: 'content', label: 'a' },
+        { name: 'content', label: 'b' },
+      ]),
+    ).not.toThrow();
   });
 
   it('checks the form of a label', () => {
@@ -130,7 +142,13 @@ describe('scenario validation', () => {
   });
 
   it('keeps labels through overrides and validates --strategies like the file', () => {
-    const labelled = parseScenario({ ...valid, strategies: [{ name: 'content', label: 'c1' }, { name: 'content', label: 'c2', options: { zeroPages: false } }] });
+    const labelled = parseScenario({
+      ...valid,
+      strategies: [
+        { name: 'content', label: 'c1' },
+        { name: 'content', label: 'c2', options: { zeroPages: false } },
+      ],
+    });
     expect(withOverrides(labelled, { kaslr: true }).strategies).toEqual(labelled.strategies);
     const shipped = loadScenario('thesis-kernel-code');
     expect(withOverrides(shipped, { guests: 2 }).strategies).toEqual(shipped.strategies);

@@ -60,8 +60,25 @@ export interface Scenario {
 export const scenariosDir = path.join(projectRoot, 'scenarios');
 
 const KNOWN_FIELDS = [
-  '$comment', 'name', 'description', 'backend', 'image', 'guests', 'memoryMiB', 'kaslr', 'workload', 'warmupS', 'durationS', 'tickS',
-  'strategies', 'repetitions', 'pauseDuringScan', 'systemMap', 'strategyGuests', 'baseline', 'cpuModels',
+  '$comment',
+  'name',
+  'description',
+  'backend',
+  'image',
+  'guests',
+  'memoryMiB',
+  'kaslr',
+  'workload',
+  'warmupS',
+  'durationS',
+  'tickS',
+  'strategies',
+  'repetitions',
+  'pauseDuringScan',
+  'systemMap',
+  'strategyGuests',
+  'baseline',
+  'cpuModels',
 ];
 
 class FieldError extends XmeError {}
@@ -130,13 +147,15 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
   const warmupS = v.nonNegative(raw.warmupS ?? 0, 'warmupS', 3600);
   const tickS = v.positive(raw.tickS ?? Math.min(5, durationS), 'tickS', durationS);
 
-  if (!Array.isArray(raw.strategies) || raw.strategies.length === 0) v.fail('strategies', 'must be a non-empty list of strategy names or {name, label, options}');
+  if (!Array.isArray(raw.strategies) || raw.strategies.length === 0)
+    v.fail('strategies', 'must be a non-empty list of strategy names or {name, label, options}');
   const knownStrategies = strategyFactories.map((f) => f.name);
   const labelUsedBy = new Map<string, number>();
   const strategies = (raw.strategies as unknown[]).map((entry, i): StrategySpec => {
     const field = `strategies[${i}]`;
     const spec = typeof entry === 'string' ? { name: entry } : v.object(entry, field);
-    for (const key of Object.keys(spec)) if (!['name', 'label', 'options'].includes(key)) v.fail(`${field}.${key}`, 'is not a strategy field (name, label, options)');
+    for (const key of Object.keys(spec))
+      if (!['name', 'label', 'options'].includes(key)) v.fail(`${field}.${key}`, 'is not a strategy field (name, label, options)');
     if (typeof spec.name !== 'string' || !knownStrategies.includes(spec.name)) v.fail(`${field}.name`, `must be one of ${knownStrategies.join(', ')}`);
     if (spec.label !== undefined && (typeof spec.label !== 'string' || !STRATEGY_LABEL.test(spec.label))) {
       v.fail(`${field}.label`, `must be lower-case letters, digits and + . _ - (starting with a letter or digit), got ${JSON.stringify(spec.label)}`);
@@ -164,20 +183,29 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
   });
 
   const strategyGuests = raw.strategyGuests ?? 'together';
-  if (strategyGuests !== 'together' && strategyGuests !== 'apart') v.fail('strategyGuests', `must be "together" or "apart", got ${JSON.stringify(strategyGuests)}`);
+  if (strategyGuests !== 'together' && strategyGuests !== 'apart')
+    v.fail('strategyGuests', `must be "together" or "apart", got ${JSON.stringify(strategyGuests)}`);
   const backend = raw.backend ?? 'qemu';
   if (!(BACKENDS as readonly unknown[]).includes(backend)) v.fail('backend', `must be one of ${BACKENDS.join(', ')}`);
   if (backend === 'xen' && strategies.length !== 1 && strategyGuests !== 'apart') {
-    v.fail('strategies', 'must name exactly one strategy with backend xen, unless strategyGuests is "apart": sharing there changes the guests, so strategies cannot be scored side by side');
+    v.fail(
+      'strategies',
+      'must name exactly one strategy with backend xen, unless strategyGuests is "apart": sharing there changes the guests, so strategies cannot be scored side by side',
+    );
   }
   const ksmCount = strategies.filter((s) => s.name === 'ksm').length;
-  if (ksmCount > 1 && strategyGuests === 'together') v.fail('strategies', 'may name ksm only once with strategyGuests "together": KSM is one host-wide mechanism');
-  if (ksmCount > 0 && backend !== 'qemu') v.fail('strategies', 'names ksm, which needs backend qemu (Linux KSM merges QEMU\'s anonymous guest RAM)');
+  if (ksmCount > 1 && strategyGuests === 'together')
+    v.fail('strategies', 'may name ksm only once with strategyGuests "together": KSM is one host-wide mechanism');
+  if (ksmCount > 0 && backend !== 'qemu') v.fail('strategies', "names ksm, which needs backend qemu (Linux KSM merges QEMU's anonymous guest RAM)");
   let cpuModels: string[] | undefined;
   if (raw.cpuModels !== undefined) {
-    if (!Array.isArray(raw.cpuModels) || raw.cpuModels.length === 0) v.fail('cpuModels', 'must be a non-empty list of QEMU CPU model names (qemu-system-x86_64 -cpu help)');
+    if (!Array.isArray(raw.cpuModels) || raw.cpuModels.length === 0)
+      v.fail('cpuModels', 'must be a non-empty list of QEMU CPU model names (qemu-system-x86_64 -cpu help)');
     cpuModels = (raw.cpuModels as unknown[]).map((model, i) =>
-      typeof model === 'string' && /^[A-Za-z0-9][\w.+-]*(,[\w.+=-]+)*$/.test(model) ? model : v.fail(`cpuModels[${i}]`, `must be a QEMU CPU model name such as qemu64, Nehalem or max, got ${JSON.stringify(model)}`));
+      typeof model === 'string' && /^[A-Za-z0-9][\w.+-]*(,[\w.+=-]+)*$/.test(model)
+        ? model
+        : v.fail(`cpuModels[${i}]`, `must be a QEMU CPU model name such as qemu64, Nehalem or max, got ${JSON.stringify(model)}`),
+    );
     if (backend !== 'qemu') v.fail('cpuModels', 'is only for backend qemu (Xen guests run on the host CPU)');
   }
   if (raw.baseline !== undefined && !strategies.some((s) => s.label === raw.baseline)) {
@@ -215,7 +243,11 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
 
 /** Names of the scenarios shipped in scenarios/. */
 export function listScenarios(): string[] {
-  return fs.readdirSync(scenariosDir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+  return fs
+    .readdirSync(scenariosDir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -5))
+    .sort();
 }
 
 /** Load a scenario by name (scenarios/<name>.json) or by path. */

@@ -108,6 +108,8 @@ describe('CoW faults against a known answer (cowprobe, QEMU, content-reread)', (
     // Per written pair one copy (the first writer); the second writer was a lone survivor.
     expect(stats.cowCopies).toBe(WRITES);
     expect(stats).toMatchObject({ sharedPages: 2 * (PAGES - WRITES), framesSaved: PAGES - WRITES });
-    process.stdout.write(`COW-KNOWN-ANSWER qemu ${JSON.stringify({ writes: WRITES, same: SAME, per_guest_content_reread: guests.map((_, g) => seen.filter((e) => e.guest === g).length), whole_memory_faults_total: wholeMemory.stats().cowFaults, ticks_with_probe_faults: ticksWithProbeFaults })}\n`);
+    process.stdout.write(
+      `COW-KNOWN-ANSWER qemu ${JSON.stringify({ writes: WRITES, same: SAME, per_guest_content_reread: guests.map((_, g) => seen.filter((e) => e.guest === g).length), whole_memory_faults_total: wholeMemory.stats().cowFaults, ticks_with_probe_faults: ticksWithProbeFaults })}\n`,
+    );
   }, 120_000);
 });

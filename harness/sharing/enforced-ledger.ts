@@ -27,9 +27,14 @@ export class EnforcedLedger implements Ledger {
   // (the hypervisor console lists only NPT), so Xen 4.17 also emulates — and fetches — every intercepted
   // control-register access and invlpg instead of reading the decoded operands from the VMCB.
   readonly cowCount = 'upper bound';
-  readonly cowMethodDescription = `${COW_METHOD_HYPERVISOR}: decreases of each domain's shr_pages between ticks, i.e. every unshare (the harness never unshares). Xen unshares on every guest write to a shared page, identical bytes included, so no write is missed; it also unshares when the hypervisor itself reads a shared page for the guest (__hvm_copy with P2M_UNSHARE, e.g. fetching an instruction it emulates), so the count is an upper bound of guest writes: equal to them on data pages the hypervisor does not read (cowprobe: N + M exactly), above them on kernel code that does MMIO`;
+  readonly cowMethodDescription =
+    `${COW_METHOD_HYPERVISOR}: decreases of each domain's shr_pages between ticks, i.e. every unshare (the harness never unshares). Xen unshares on every guest write to a shared page, identical bytes included, so no write is missed; it also unshares when the hypervisor itself reads a shared page for the guest (__hvm_copy with P2M_UNSHARE, e.g. fetching an instruction it emulates), so the count is an upper bound of guest writes: equal to them on data pages the hypervisor does not read (cowprobe: N + M exactly), above them on kernel code that does MMIO`;
   readonly declaredMetrics = {
-    hypercalls_total: { unit: 'hypercalls', method: 'sharing hypercalls this ledger made since the repetition started: xc_memshr_nominate_gfn and xc_memshr_share_gfns, failed ones included (counter reads not counted)' },
+    hypercalls_total: {
+      unit: 'hypercalls',
+      method:
+        'sharing hypercalls this ledger made since the repetition started: xc_memshr_nominate_gfn and xc_memshr_share_gfns, failed ones included (counter reads not counted)',
+    },
   };
   private readonly verifier: AccountingLedger;
   private afterLastShare: HypervisorCounters | undefined;

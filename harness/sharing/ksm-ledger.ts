@@ -33,7 +33,10 @@ export const KSM_LEDGER_METRICS: MetricDeclarations = {
   ksm_pages_scanned: { unit: 'pages', method: 'pages_scanned in /sys/kernel/mm/ksm, since the ledger began (host-wide)' },
   ksmd_cpu_ms: { unit: 'ms', method: KSMD_CPU_METHOD.replace('over the interval since the previous tick', 'since the ledger began') },
   ksmd_pages_per_cpu_s: { unit: 'pages/s', method: 'ksm_pages_scanned / ksmd CPU seconds since the ledger began' },
-  cow_pagemap_breaks: { unit: 'faults', method: 'guest pages that left a shared KSM frame between two ticks (pagemap): a lower bound of the CoW faults of this run\'s guests' },
+  cow_pagemap_breaks: {
+    unit: 'faults',
+    method: "guest pages that left a shared KSM frame between two ticks (pagemap): a lower bound of the CoW faults of this run's guests",
+  },
 };
 
 interface FrameCensus {
@@ -55,7 +58,7 @@ export class KsmLedger implements Ledger {
   readonly cowMethod = 'kernel';
   readonly cowCount = 'host-wide';
   readonly cowMethodDescription =
-    'cow_ksm in /proc/vmstat, delta since the run began: the kernel counts every CoW break of a KSM page host-wide (other processes\' included; writes to KSM zero pages not counted); ' +
+    "cow_ksm in /proc/vmstat, delta since the run began: the kernel counts every CoW break of a KSM page host-wide (other processes' included; writes to KSM zero pages not counted); " +
     'per guest: pages that left a shared KSM frame between two ticks (pagemap), a lower bound';
   readonly declaredMetrics = KSM_LEDGER_METRICS;
   private readonly memories: HostProcessMemory[];
@@ -75,7 +78,10 @@ export class KsmLedger implements Ledger {
     this.memories = guests.map((guest) => {
       const memory = guest.hostProcess?.memory();
       if (!memory) {
-        throw new XmeError(`guest ${guest.id}'s RAM is not anonymous memory of a host process, so KSM cannot merge it`, 'the ksm strategy needs the qemu backend with guestRam anonymous-mergeable (the runner sets it)');
+        throw new XmeError(
+          `guest ${guest.id}'s RAM is not anonymous memory of a host process, so KSM cannot merge it`,
+          'the ksm strategy needs the qemu backend with guestRam anonymous-mergeable (the runner sets it)',
+        );
       }
       return memory;
     });

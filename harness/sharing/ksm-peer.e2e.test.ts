@@ -34,7 +34,14 @@ afterAll(() => {
 });
 
 type Row = Record<string, string>;
-const metricsOf = (row: Row) => Object.fromEntries((row.strategy_metrics ?? '').split(';').filter(Boolean).map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+const metricsOf = (row: Row) =>
+  Object.fromEntries(
+    (row.strategy_metrics ?? '')
+      .split(';')
+      .filter(Boolean)
+      .map((kv) => kv.split('='))
+      .map(([k, v]) => [k, Number(v)]),
+  );
 
 // The xme children keep their KSM state file in a folder of this test's own: any other `xme run` on the host
 // (other test files run in parallel) restores a dead owner's state from /run/xme, and would otherwise take the
@@ -124,9 +131,15 @@ describe('ksm-peer on real guests', () => {
     const next = xme(['run', '--scenario', 'smoke', '--duration', '1', '--tick', '1']);
     const result = await next.child;
     expect(result.exitCode).toBe(0);
-    const said = new RegExp(`xme process ${run.child.pid} \\(holding KSM since [^)]*\\) ended without restoring the host's KSM settings .*its KSM guard \\(pid \\d+\\) restored them`);
+    const said = new RegExp(
+      `xme process ${run.child.pid} \\(holding KSM since [^)]*\\) ended without restoring the host's KSM settings .*its KSM guard \\(pid \\d+\\) restored them`,
+    );
     expect(next.stderr()).toMatch(said);
-    const records = fs.readdirSync(resultsRoot).map((id) => path.join(resultsRoot, id, 'run.json')).filter((f) => fs.existsSync(f)).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as { scenario: { name: string }; warnings: string[] });
+    const records = fs
+      .readdirSync(resultsRoot)
+      .map((id) => path.join(resultsRoot, id, 'run.json'))
+      .filter((f) => fs.existsSync(f))
+      .map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as { scenario: { name: string }; warnings: string[] });
     expect(records.filter((r) => r.scenario.name === 'smoke').some((r) => r.warnings.some((w) => said.test(w)))).toBe(true);
     expect(knobs()).toEqual(before);
   }, 240_000);

@@ -8,7 +8,12 @@ import type { PageHasher } from '../hashing/page-hasher.ts';
 import { EnforcedLedger } from './enforced-ledger.ts';
 import { AccountingLedger, type Ledger } from './ledger.ts';
 
-export function ledgerFor(backend: Pick<Backend, 'enforcesSharing' | 'share' | 'counters'>, strategy: string, guests: readonly Guest[], hasher: PageHasher): Ledger {
+export function ledgerFor(
+  backend: Pick<Backend, 'enforcesSharing' | 'share' | 'counters'>,
+  strategy: string,
+  guests: readonly Guest[],
+  hasher: PageHasher,
+): Ledger {
   if (backend.enforcesSharing) {
     if (!backend.share || !backend.counters) throw new Error('a backend that enforces sharing must offer share() and counters()');
     return new EnforcedLedger(strategy, guests, hasher, { share: backend.share.bind(backend), counters: backend.counters.bind(backend) });

@@ -38,9 +38,29 @@ describe('AccountingLedger', () => {
     guests[2]!.fill(11, 42);
     const ledger = new AccountingLedger('t', guests, hasher);
     ledger.apply([
-      { pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }, { guest: 2, gfn: 1 }], zero: true },
-      { pages: [{ guest: 0, gfn: 5 }, { guest: 0, gfn: 6 }, { guest: 1, gfn: 7 }, { guest: 1, gfn: 8 }] },
-      { pages: [{ guest: 2, gfn: 9 }, { guest: 2, gfn: 10 }, { guest: 2, gfn: 11 }] },
+      {
+        pages: [
+          { guest: 0, gfn: 1 },
+          { guest: 1, gfn: 1 },
+          { guest: 2, gfn: 1 },
+        ],
+        zero: true,
+      },
+      {
+        pages: [
+          { guest: 0, gfn: 5 },
+          { guest: 0, gfn: 6 },
+          { guest: 1, gfn: 7 },
+          { guest: 1, gfn: 8 },
+        ],
+      },
+      {
+        pages: [
+          { guest: 2, gfn: 9 },
+          { guest: 2, gfn: 10 },
+          { guest: 2, gfn: 11 },
+        ],
+      },
     ]);
     const stats = ledger.stats();
     // zero: 3 pages on one frame → 2; the 4-page frame over 2 guests → 1 across, 2 within; the 3-page frame in g2 → 2 within.
@@ -52,12 +72,25 @@ describe('AccountingLedger', () => {
     const [a, b] = twoGuests();
     const ledger = new AccountingLedger('t', [a, b], hasher);
     const result = ledger.apply([
-      { pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] },
-      { pages: [{ guest: 0, gfn: 2 }, { guest: 1, gfn: 2 }] },
+      {
+        pages: [
+          { guest: 0, gfn: 1 },
+          { guest: 1, gfn: 1 },
+        ],
+      },
+      {
+        pages: [
+          { guest: 0, gfn: 2 },
+          { guest: 1, gfn: 2 },
+        ],
+      },
     ]);
     expect(result).toMatchObject({ groupsApplied: 2, pagesShared: 4, refused: [] });
     expect(ledger.stats()).toMatchObject({ sharedPages: 4, framesUsed: 2, framesSaved: 2, cowFaults: 0 });
-    expect(ledger.stats().perGuest).toEqual([{ sharedPages: 2, cowFaults: 0 }, { sharedPages: 2, cowFaults: 0 }]);
+    expect(ledger.stats().perGuest).toEqual([
+      { sharedPages: 2, cowFaults: 0 },
+      { sharedPages: 2, cowFaults: 0 },
+    ]);
   });
 
   it('takes packed groups (a content scan’s) as it takes page lists, without reading their PageRefs', () => {
@@ -69,7 +102,11 @@ describe('AccountingLedger', () => {
     const outside = new PackedGroup(new Uint32Array([pageIndex(0, 2), pageIndex(1, 2), pageIndex(1, 9)]), false);
     const result = ledger.apply([packed, differs, outside]);
     expect(result).toMatchObject({ groupsApplied: 2, pagesShared: 4 });
-    expect(result.refused.map((r) => r.reason).sort()).toEqual(['bytes differ from the group’s first page', 'no other page of the group has the same bytes', 'page is outside guest memory']);
+    expect(result.refused.map((r) => r.reason).sort()).toEqual([
+      'bytes differ from the group’s first page',
+      'no other page of the group has the same bytes',
+      'page is outside guest memory',
+    ]);
     expect(result.refused.find((r) => r.reason === 'page is outside guest memory')!.pages).toEqual([{ guest: 1, gfn: 9 }]);
     expect(ledger.stats()).toMatchObject({ sharedPages: 4, framesUsed: 2 });
   });
@@ -78,7 +115,14 @@ describe('AccountingLedger', () => {
     const [a, b] = twoGuests();
     b.pages(3, 1)[100]! ^= 1; // one bit differs
     const ledger = new AccountingLedger('t', [a, b], hasher);
-    const result = ledger.apply([{ pages: [{ guest: 0, gfn: 3 }, { guest: 1, gfn: 3 }] }]);
+    const result = ledger.apply([
+      {
+        pages: [
+          { guest: 0, gfn: 3 },
+          { guest: 1, gfn: 3 },
+        ],
+      },
+    ]);
     expect(result.groupsApplied).toBe(0);
     expect(result.refused.map((r) => r.reason)).toContain('bytes differ from the group’s first page');
     expect(ledger.stats().sharedPages).toBe(0);
@@ -101,8 +145,18 @@ describe('AccountingLedger', () => {
     const [a, b] = twoGuests();
     const ledger = new AccountingLedger('t', [a, b], hasher);
     const result = ledger.apply([
-      { pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] },
-      { pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 99 }] },
+      {
+        pages: [
+          { guest: 0, gfn: 1 },
+          { guest: 1, gfn: 1 },
+        ],
+      },
+      {
+        pages: [
+          { guest: 0, gfn: 1 },
+          { guest: 1, gfn: 99 },
+        ],
+      },
     ]);
     expect(result.refused.map((r) => r.reason).sort()).toEqual(['page is already in another group', 'page is outside guest memory']);
     expect(result.pagesShared).toBe(2);
@@ -111,7 +165,14 @@ describe('AccountingLedger', () => {
   it('refuses a group that lists the same page twice (no frame saved from nothing)', () => {
     const [a, b] = twoGuests();
     const ledger = new AccountingLedger('t', [a, b], hasher);
-    const result = ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 0, gfn: 1 }] }]);
+    const result = ledger.apply([
+      {
+        pages: [
+          { guest: 0, gfn: 1 },
+          { guest: 0, gfn: 1 },
+        ],
+      },
+    ]);
     expect(result.groupsApplied).toBe(0);
     expect(result.refused[0]!.reason).toMatch(/lists g0:0x1 twice/);
     expect(ledger.stats()).toMatchObject({ sharedPages: 0, framesSaved: 0 });
@@ -120,11 +181,27 @@ describe('AccountingLedger', () => {
   it('decides itself whether a group is all zeros (a strategy’s zero flag is not trusted)', () => {
     const [a, b] = twoGuests(); // page 0 of both is filled with a non-zero pattern; page 0 of each is equal
     const ledger = new AccountingLedger('t', [a, b], hasher);
-    ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }], zero: true }]);
+    ledger.apply([
+      {
+        pages: [
+          { guest: 0, gfn: 1 },
+          { guest: 1, gfn: 1 },
+        ],
+        zero: true,
+      },
+    ]);
     expect(ledger.stats().zeroPagesShared).toBe(0);
     a.pages(2, 1).fill(0);
     b.pages(2, 1).fill(0);
-    ledger.apply([{ pages: [{ guest: 0, gfn: 2 }, { guest: 1, gfn: 2 }], zero: false }]);
+    ledger.apply([
+      {
+        pages: [
+          { guest: 0, gfn: 2 },
+          { guest: 1, gfn: 2 },
+        ],
+        zero: false,
+      },
+    ]);
     expect(ledger.stats().zeroPagesShared).toBe(2);
   });
 
@@ -132,7 +209,14 @@ describe('AccountingLedger', () => {
     const pairWrittenInOneTick = () => {
       const [a, b] = twoGuests();
       const ledger = new AccountingLedger('t', [a, b], hasher);
-      ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] }]);
+      ledger.apply([
+        {
+          pages: [
+            { guest: 0, gfn: 1 },
+            { guest: 1, gfn: 1 },
+          ],
+        },
+      ]);
       a.pages(1, 1)[0]! ^= 0xff;
       b.pages(1, 1)[0]! ^= 0xff;
       ledger.detectCow();
@@ -141,7 +225,14 @@ describe('AccountingLedger', () => {
     const pairWrittenInTwoTicks = () => {
       const [a, b] = twoGuests();
       const ledger = new AccountingLedger('t', [a, b], hasher);
-      ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] }]);
+      ledger.apply([
+        {
+          pages: [
+            { guest: 0, gfn: 1 },
+            { guest: 1, gfn: 1 },
+          ],
+        },
+      ]);
       a.pages(1, 1)[0]! ^= 0xff;
       expect(ledger.detectCow()).toEqual([{ guest: 0, gfn: 1 }]);
       // The survivor stays write-protected on its frame (as in Xen): still in shared state, saving nothing.
@@ -161,7 +252,20 @@ describe('AccountingLedger', () => {
   it('a page written once counts once, even when written again later', () => {
     const [a, b] = twoGuests();
     const ledger = new AccountingLedger('t', [a, b], hasher);
-    ledger.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] }, { pages: [{ guest: 0, gfn: 2 }, { guest: 1, gfn: 2 }] }]);
+    ledger.apply([
+      {
+        pages: [
+          { guest: 0, gfn: 1 },
+          { guest: 1, gfn: 1 },
+        ],
+      },
+      {
+        pages: [
+          { guest: 0, gfn: 2 },
+          { guest: 1, gfn: 2 },
+        ],
+      },
+    ]);
     b.pages(1, 1)[0]! ^= 0xff;
     expect(ledger.detectCow()).toEqual([{ guest: 1, gfn: 1 }]);
     b.pages(1, 1)[0]! ^= 0x0f;
@@ -186,14 +290,30 @@ describe('AccountingLedger', () => {
     expect(ledger.apply([{ pages: [0, 1].map((guest) => ({ guest, gfn: 0 })) }]).pagesShared).toBe(2);
     const again = ledger.apply([{ pages: [0, 1].map((guest) => ({ guest, gfn: 0 })) }]);
     expect(again).toMatchObject({ pagesShared: 0, bytesCompared: 0 });
-    expect(ledger.apply([{ pages: [{ guest: 1, gfn: 0 }, { guest: 2, gfn: 0 }] }]).pagesShared).toBe(1);
+    expect(
+      ledger.apply([
+        {
+          pages: [
+            { guest: 1, gfn: 0 },
+            { guest: 2, gfn: 0 },
+          ],
+        },
+      ]).pagesShared,
+    ).toBe(1);
     expect(ledger.stats()).toMatchObject({ sharedPages: 3, framesUsed: 1, framesSaved: 2 });
   });
 
   it('counts host frames saved only for pages the host really backs', () => {
     const guests = ['g0', 'g1', 'g2'].map((id) => new MemoryGuest(id, 2));
     const ledger = new AccountingLedger('t', guests, hasher); // all pages zero
-    ledger.apply([{ pages: [0, 1, 2].flatMap((guest) => [{ guest, gfn: 0 }, { guest, gfn: 1 }]) }]);
+    ledger.apply([
+      {
+        pages: [0, 1, 2].flatMap((guest) => [
+          { guest, gfn: 0 },
+          { guest, gfn: 1 },
+        ]),
+      },
+    ]);
     expect(ledger.stats().hostFramesSaved).toBeUndefined();
     ledger.setHostResidency([Uint8Array.of(1, 0), Uint8Array.of(0, 0), Uint8Array.of(1, 1)]);
     expect(ledger.stats()).toMatchObject({ sharedPages: 6, framesSaved: 5, zeroPagesShared: 6, hostFramesSaved: 2 });
@@ -208,7 +328,14 @@ describe('ledgers declare their own figures', () => {
       counters: () => Promise.resolve({ sharedPagesPerGuest: [0, 0], freedFrames: 0, usedFrames: 0 }),
     };
     const enforced = new EnforcedLedger('t', [a, b], hasher, enforcer);
-    await enforced.apply([{ pages: [{ guest: 0, gfn: 1 }, { guest: 1, gfn: 1 }] }]);
+    await enforced.apply([
+      {
+        pages: [
+          { guest: 0, gfn: 1 },
+          { guest: 1, gfn: 1 },
+        ],
+      },
+    ]);
     expect(enforced.extraMetrics()).toEqual({ hypercalls_total: 3 });
     expect(enforced.declaredMetrics.hypercalls_total).toMatchObject({ unit: 'hypercalls' });
     for (const ledger of [enforced, new AccountingLedger('t', [a, b], hasher)]) {

@@ -36,7 +36,7 @@ export const COW_METHOD_CONTENT_REREAD = 'content-reread';
 /** The definition every ledger follows, for run.json and the docs (details in the header above). */
 export const COW_DEFINITION =
   'a write by a guest to a page in shared state (shared by the ledger and not written since) is one CoW write-fault; the page leaves its frame; ' +
-  'the frame\'s other pages stay in shared state, a lone survivor included, until each is written (as in Xen); cow_copies counts the faults that needed a copy';
+  "the frame's other pages stay in shared state, a lone survivor included, until each is written (as in Xen); cow_copies counts the faults that needed a copy";
 
 export interface RefusedGroup {
   pages: PageRef[];
@@ -190,7 +190,14 @@ export class AccountingLedger implements Ledger {
   }
 
   private outside(ref: PageRef): boolean {
-    return !Number.isInteger(ref.guest) || !Number.isInteger(ref.gfn) || ref.guest < 0 || ref.guest >= this.guests.length || ref.gfn < 0 || ref.gfn >= this.guests[ref.guest]!.memoryPages;
+    return (
+      !Number.isInteger(ref.guest) ||
+      !Number.isInteger(ref.gfn) ||
+      ref.guest < 0 ||
+      ref.guest >= this.guests.length ||
+      ref.gfn < 0 ||
+      ref.gfn >= this.guests[ref.guest]!.memoryPages
+    );
   }
 
   /** A page's bytes by key, without making a PageRef (a hole is zeros and is not read). */

@@ -2,7 +2,6 @@
 
 import type { PageRef } from '../vocabulary.ts';
 
-
 export interface ShareGroup {
   pages: PageRef[];
   /** All-zero pages are counted apart: content-based sharing of zero pages is cheap and says little. */

@@ -75,7 +75,10 @@ export function expandSuite(suite: Suite, options: { quick?: boolean } = {}): Ex
     try {
       scenario = withOverrides(loadScenario(scenarioRef(suite, entry.scenario)), overrides);
     } catch (error) {
-      throw new XmeError(`suite ${suite.name}: entries[${i}] (scenario ${entry.scenario}${quick ? ', quick' : ''}): ${error instanceof XmeError ? error.message : errorMessage(error)}`, (error instanceof XmeError ? error.hint : undefined) ?? 'see suites/README.md for the format');
+      throw new XmeError(
+        `suite ${suite.name}: entries[${i}] (scenario ${entry.scenario}${quick ? ', quick' : ''}): ${error instanceof XmeError ? error.message : errorMessage(error)}`,
+        (error instanceof XmeError ? error.hint : undefined) ?? 'see suites/README.md for the format',
+      );
     }
     const variant: Variant = { id: `${label}.${scenario.backend}.kaslr${scenario.kaslr ? 1 : 0}`, entry: i, label, scenario };
     variants.push(variant);
@@ -84,7 +87,10 @@ export function expandSuite(suite: Suite, options: { quick?: boolean } = {}): Ex
         const id = `${label}.${scenario.backend}.m${memoryMiB}.kaslr${scenario.kaslr ? 1 : 0}.r${repetition}`;
         const first = cellOwner.get(id);
         if (first !== undefined) {
-          throw new XmeError(`suite ${suite.name}: field 'entries[${i}]' gives cell ${id}, already given by entries[${first}]`, 'give one of the entries a distinct "label"');
+          throw new XmeError(
+            `suite ${suite.name}: field 'entries[${i}]' gives cell ${id}, already given by entries[${first}]`,
+            'give one of the entries a distinct "label"',
+          );
         }
         cellOwner.set(id, i);
         cells.push({ id, index: cells.length, variant: variant.id, memoryMiB, repetition, seed: cellSeed(suite.name, id) });

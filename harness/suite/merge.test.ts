@@ -39,15 +39,24 @@ fs.writeFileSync(
 );
 const suiteOf = (name: string, quick = false): ExpandedSuite =>
   expandSuite(
-    parseSuite({ name, entries: [{ scenario: 'fake.json' }, { scenario: 'fake.json', kaslr: true, memoryMiB: [64], repetitions: 1 }], quick: { repetitions: 1 } }, name, root),
+    parseSuite(
+      { name, entries: [{ scenario: 'fake.json' }, { scenario: 'fake.json', kaslr: true, memoryMiB: [64], repetitions: 1 }], quick: { repetitions: 1 } },
+      name,
+      root,
+    ),
     { quick },
   );
 const suite = suiteOf('s'); // 4 + 1 cells
 
 const run = (expanded: ExpandedSuite, index: number, count: number, resultsRoot: string) =>
   runShard({
-    suite: expanded, shard: { index, count }, resultsRoot, backendFactory: fakeBackendFactory(guests),
-    image: { image: fakeImage(), kernel: fakeKernel() }, stopRequested: () => false, runCell: runWithOutputs,
+    suite: expanded,
+    shard: { index, count },
+    resultsRoot,
+    backendFactory: fakeBackendFactory(guests),
+    image: { image: fakeImage(), kernel: fakeKernel() },
+    stopRequested: () => false,
+    runCell: runWithOutputs,
   });
 
 let shards: string[] = [];
@@ -94,8 +103,13 @@ describe('suite shards on fake guests', () => {
 
   it('a shard stopped before its cells ran says so, and merge counts its cells missing', async () => {
     const stopped = await runShard({
-      suite, shard: { index: 0, count: 2 }, resultsRoot: path.join(root, 'stopped'), backendFactory: fakeBackendFactory(guests),
-      image: { image: fakeImage(), kernel: fakeKernel() }, stopRequested: () => true, runCell: runWithOutputs,
+      suite,
+      shard: { index: 0, count: 2 },
+      resultsRoot: path.join(root, 'stopped'),
+      backendFactory: fakeBackendFactory(guests),
+      image: { image: fakeImage(), kernel: fakeKernel() },
+      stopRequested: () => true,
+      runCell: runWithOutputs,
     });
     expect(stopped.record).toMatchObject({ status: 'interrupted', cells: [] });
     expect(readJson(path.join(stopped.dir, 'shard.json')).status).toBe('interrupted');
@@ -128,7 +142,12 @@ describe('xme merge', () => {
     const samples = readCsv(path.join(kaslr0, 'samples.csv'));
     expect(new Set(samples.map((r) => `${r.memory_mib}/${r.repetition}`))).toEqual(new Set(['64/1', '64/2', '128/1', '128/2']));
     const runJson = readJson(path.join(kaslr0, 'run.json'));
-    expect(runJson).toMatchObject({ status: 'completed', runId: 'fake.qemu.kaslr0', repetitionsCompleted: 8, scenario: { memoryMiB: [64, 128], repetitions: 2 } });
+    expect(runJson).toMatchObject({
+      status: 'completed',
+      runId: 'fake.qemu.kaslr0',
+      repetitionsCompleted: 8,
+      scenario: { memoryMiB: [64, 128], repetitions: 2 },
+    });
     const mergedInfo = runJson.merged as { shards: { host: { hostname: string }; harness: { gitCommit: string } }[]; cells: unknown[] };
     expect(mergedInfo.shards).toHaveLength(2);
     expect(mergedInfo.shards[0]!.host.hostname).toBe(os.hostname());
@@ -148,7 +167,9 @@ describe('xme merge', () => {
     const other = (await run(suiteOf('t'), 1, 2, path.join(root, 'other'))).dir;
     expect(() => mergeShards([shards[0]!, other], { out: out() })).toThrow(/shard folders of different suites: .* is suite s .*, .* is suite t/);
     const quick = (await run(suiteOf('s', true), 1, 2, path.join(root, 'quick'))).dir;
-    expect(() => mergeShards([shards[0]!, quick], { out: out() })).toThrow(/shard folders of different suites: .* is suite s \(digest .*, .* is suite s --quick/);
+    expect(() => mergeShards([shards[0]!, quick], { out: out() })).toThrow(
+      /shard folders of different suites: .* is suite s \(digest .*, .* is suite s --quick/,
+    );
   });
 
   it('refuses shards of different xme versions', () => {
@@ -169,12 +190,16 @@ describe('xme merge', () => {
 
   it('refuses a cell present twice', () => {
     expect(() => mergeShards([shards[0]!, shards[1]!, shards[0]!], { out: out() })).toThrow(/shard folder .*s\.shard-0-of-2 is given twice/);
-    expect(() => mergeShards([shards[0]!, copy(whole)], { out: out() })).toThrow(/cell fake\.qemu\.m128\.kaslr0\.r1 is in two shard folders: .*s\.shard-0-of-2\/fake\.qemu\.m128\.kaslr0\.r1 and .*s\.shard-0-of-1\/fake\.qemu\.m128\.kaslr0\.r1/);
+    expect(() => mergeShards([shards[0]!, copy(whole)], { out: out() })).toThrow(
+      /cell fake\.qemu\.m128\.kaslr0\.r1 is in two shard folders: .*s\.shard-0-of-2\/fake\.qemu\.m128\.kaslr0\.r1 and .*s\.shard-0-of-1\/fake\.qemu\.m128\.kaslr0\.r1/,
+    );
   });
 
   it('refuses missing cells, naming them; --allow-missing merges the rest and lists them', () => {
     const absent = cellsOfShard(suite.cells, { index: 1, count: 2 }).map((c) => c.id);
-    expect(() => mergeShards([shards[0]!], { out: out() })).toThrow(new RegExp(`${absent.length} of 5 cells missing: ${absent.join(', ').replace(/\./g, '\\.')}`));
+    expect(() => mergeShards([shards[0]!], { out: out() })).toThrow(
+      new RegExp(`${absent.length} of 5 cells missing: ${absent.join(', ').replace(/\./g, '\\.')}`),
+    );
     const merged = mergeShards([shards[0]!], { out: out(), allowMissing: true });
     expect(merged.missing).toEqual(absent);
     expect(readJson(path.join(merged.out, 'suite.json')).missing).toEqual(absent);
@@ -186,7 +211,9 @@ describe('xme merge', () => {
     const tampered = copy(shards[0]!);
     const cell = fs.readdirSync(tampered).find((f) => f.startsWith('fake.'))!;
     writeJson(path.join(tampered, cell, 'run.json'), { ...readJson(path.join(tampered, cell, 'run.json')), status: 'failed' });
-    expect(() => mergeShards([tampered, shards[1]!], { out: out() })).toThrow(new RegExp(`1 of 5 cells missing: ${cell.replace(/\./g, '\\.')} \\(${cell.replace(/\./g, '\\.')} failed\\)`));
+    expect(() => mergeShards([tampered, shards[1]!], { out: out() })).toThrow(
+      new RegExp(`1 of 5 cells missing: ${cell.replace(/\./g, '\\.')} \\(${cell.replace(/\./g, '\\.')} failed\\)`),
+    );
     const full = out();
     fs.mkdirSync(full);
     fs.writeFileSync(path.join(full, 'x'), '');

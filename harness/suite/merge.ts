@@ -61,7 +61,10 @@ const version = (h: HarnessInfo | undefined) => (h ? `${h.version} (${h.gitCommi
 /** The sha256s of an image's files, one string per image: equal strings, same bytes booted. */
 function imageFingerprint(run: RunRecord): string {
   const files: Record<string, { sha256?: string } | undefined> = run.image.files;
-  return Object.keys(files).sort().map((k) => `${k}=${files[k]?.sha256 ?? '?'}`).join(' ');
+  return Object.keys(files)
+    .sort()
+    .map((k) => `${k}=${files[k]?.sha256 ?? '?'}`)
+    .join(' ');
 }
 
 /** The harness of a stored record, when it says (for the version check: a record of another version may have another shape). */
@@ -91,7 +94,10 @@ export function mergeShards(shardDirs: readonly string[], options: MergeOptions)
       throw new XmeError(`shard folders of different suites: ${first.dir} is ${what(a)}, ${other.dir} is ${what(b)}`, HINT);
     }
     if (a.harness.version !== b.harness.version || a.harness.gitCommit !== b.harness.gitCommit) {
-      throw new XmeError(`shard folders from different xme versions: ${first.dir} ran xme ${version(a.harness)}, ${other.dir} ran xme ${version(b.harness)}`, HINT);
+      throw new XmeError(
+        `shard folders from different xme versions: ${first.dir} ran xme ${version(a.harness)}, ${other.dir} ran xme ${version(b.harness)}`,
+        HINT,
+      );
     }
   }
 
@@ -104,15 +110,20 @@ export function mergeShards(shardDirs: readonly string[], options: MergeOptions)
       if (!fs.existsSync(path.join(dir, 'cell.json'))) continue;
       const record = readJson(path.join(dir, 'cell.json'), 'a cell folder of xme suite run') as CellRecord;
       if (record.kind !== CELL_KIND) throw new XmeError(`${dir}/cell.json is not a cell record`, HINT);
-      if (record.digest !== first.record.digest) throw new XmeError(`${dir} is a cell of another suite (digest ${record.digest.slice(0, 12)}, not ${first.record.digest.slice(0, 12)})`, HINT);
+      if (record.digest !== first.record.digest)
+        throw new XmeError(`${dir} is a cell of another suite (digest ${record.digest.slice(0, 12)}, not ${first.record.digest.slice(0, 12)})`, HINT);
       const stored = readRunRecord(dir, 'every cell folder has the run.json of its run');
       const harness = harnessOf(stored);
       if (harness?.gitCommit !== first.record.harness.gitCommit || harness?.version !== first.record.harness.version) {
-        throw new XmeError(`shard folders from different xme versions: ${dir} ran xme ${version(harness)}, ${first.dir} ran xme ${version(first.record.harness)}`, HINT);
+        throw new XmeError(
+          `shard folders from different xme versions: ${dir} ran xme ${version(harness)}, ${first.dir} ran xme ${version(first.record.harness)}`,
+          HINT,
+        );
       }
       const run = runRecordOfThisVersion(stored, path.join(dir, 'run.json'));
       const seen = cells.get(record.cell.id);
-      if (seen) throw new XmeError(`cell ${record.cell.id} is in two shard folders: ${seen.dir} and ${dir}`, 'merge each shard once; remove the copy you do not want');
+      if (seen)
+        throw new XmeError(`cell ${record.cell.id} is in two shard folders: ${seen.dir} and ${dir}`, 'merge each shard once; remove the copy you do not want');
       cells.set(record.cell.id, { id: record.cell.id, dir, shardDir: shard.dir, shard: shard.record, record, run });
     }
   }
@@ -124,7 +135,10 @@ export function mergeShards(shardDirs: readonly string[], options: MergeOptions)
     const seen = images.get(name);
     if (!seen) images.set(name, cell);
     else if (imageFingerprint(seen.run) !== imageFingerprint(cell.run)) {
-      throw new XmeError(`cells booted different builds of image '${name}': ${seen.dir} and ${cell.dir} have different sha256s (run.json image.files)`, `${HINT}; rebuild the shards with one image (xme image verify)`);
+      throw new XmeError(
+        `cells booted different builds of image '${name}': ${seen.dir} and ${cell.dir} have different sha256s (run.json image.files)`,
+        `${HINT}; rebuild the shards with one image (xme image verify)`,
+      );
     }
   }
 
@@ -133,7 +147,12 @@ export function mergeShards(shardDirs: readonly string[], options: MergeOptions)
   for (const cell of unusable) cells.delete(cell.id);
   const missing = expected.filter((c) => !cells.has(c.id)).map((c) => c.id);
   if (missing.length > 0 && !options.allowMissing) {
-    const why = unusable.length ? ` (${list(unusable.map((c) => `${c.id} ${String(c.run.status)}`), 10)})` : '';
+    const why = unusable.length
+      ? ` (${list(
+          unusable.map((c) => `${c.id} ${String(c.run.status)}`),
+          10,
+        )})`
+      : '';
     throw new XmeError(
       `${missing.length} of ${expected.length} cells missing: ${list(missing)}${why}`,
       `rerun their shards (each cell lists its shard: xme suite list ${first.record.suite}${first.record.quick ? ' --quick' : ''} --shards ${first.record.shard.count}), or merge what is there with --allow-missing`,
@@ -141,12 +160,19 @@ export function mergeShards(shardDirs: readonly string[], options: MergeOptions)
   }
 
   const out = path.resolve(options.out);
-  if (fs.existsSync(out) && fs.readdirSync(out).length > 0) throw new XmeError(`--out ${out} exists and is not empty`, 'give a new folder: merge never overwrites results');
+  if (fs.existsSync(out) && fs.readdirSync(out).length > 0)
+    throw new XmeError(`--out ${out} exists and is not empty`, 'give a new folder: merge never overwrites results');
   fs.mkdirSync(out, { recursive: true });
 
   const shardSummaries = shards.map((s) => ({
-    dir: s.dir, shard: s.record.shard, status: s.record.status, host: s.record.host, harness: s.record.harness,
-    ...(s.record.slurm ? { slurm: s.record.slurm } : {}), startedAt: s.record.startedAt, endedAt: s.record.endedAt,
+    dir: s.dir,
+    shard: s.record.shard,
+    status: s.record.status,
+    host: s.record.host,
+    harness: s.record.harness,
+    ...(s.record.slurm ? { slurm: s.record.slurm } : {}),
+    startedAt: s.record.startedAt,
+    endedAt: s.record.endedAt,
   }));
   const order = new Map(expected.map((c, i) => [c.id, i]));
   const variantIds = [...new Set(expected.map((c) => c.variant))];
@@ -156,7 +182,13 @@ export function mergeShards(shardDirs: readonly string[], options: MergeOptions)
     if (mine.length === 0) continue;
     const dir = path.join(out, variant);
     fs.mkdirSync(dir);
-    writeVariant(dir, variant, mine, shardSummaries, missing.filter((id) => expected.find((c) => c.id === id)?.variant === variant));
+    writeVariant(
+      dir,
+      variant,
+      mine,
+      shardSummaries,
+      missing.filter((id) => expected.find((c) => c.id === id)?.variant === variant),
+    );
     variantDirs.push(dir);
   }
   writeJsonAtomically(path.join(out, 'suite.json'), {
@@ -179,7 +211,11 @@ function writeVariant(dir: string, variant: string, cells: FoundCell[], shards: 
   const scenarioBase = base.scenario;
   const repetitions: RepetitionMetrics[] = cells.flatMap((c) => c.record.repetitions);
   const memories = [...new Set(cells.map((c) => c.record.cell.memoryMiB))];
-  const scenario: Scenario = { ...scenarioBase, memoryMiB: memories, repetitions: Math.max(...memories.map((m) => cells.filter((c) => c.record.cell.memoryMiB === m).length)) };
+  const scenario: Scenario = {
+    ...scenarioBase,
+    memoryMiB: memories,
+    repetitions: Math.max(...memories.map((m) => cells.filter((c) => c.record.cell.memoryMiB === m).length)),
+  };
 
   // samples.csv: the cells' files, one header (every cell wrote the same columns: one xme version).
   const samples = fs.openSync(path.join(dir, 'samples.csv'), 'w');
@@ -204,7 +240,11 @@ function writeVariant(dir: string, variant: string, cells: FoundCell[], shards: 
   writeCsv(path.join(dir, 'summary.csv'), SUMMARY_SCHEMA, summaryRows(scenario, repetitions));
   if (scenario.baseline) writeCsv(path.join(dir, 'overhead.csv'), SLOWDOWN_SCHEMA, slowdownRows(scenario.name, scenario.baseline, repetitions));
 
-  const times = (key: 'startedAt' | 'endedAt') => cells.map((c) => c.run[key]).filter((t): t is string => typeof t === 'string').sort();
+  const times = (key: 'startedAt' | 'endedAt') =>
+    cells
+      .map((c) => c.run[key])
+      .filter((t): t is string => typeof t === 'string')
+      .sort();
   writeRunRecord(dir, {
     ...base,
     runId: variant,

@@ -104,7 +104,10 @@ export async function runShard(options: ShardRunOptions): Promise<ShardOutcome> 
       const cellDir = path.join(dir, cell.id);
       const started = Date.now();
       const result = (status: ShardCellResult['status'], error?: string): ShardCellResult => ({
-        id: cell.id, status, seconds: Math.round((Date.now() - started) / 100) / 10, ...(error ? { error } : {}),
+        id: cell.id,
+        status,
+        seconds: Math.round((Date.now() - started) / 100) / 10,
+        ...(error ? { error } : {}),
       });
       if (completedBefore(cellDir, suite.digest, record.harness)) {
         say(`cell ${cell.id}: completed by an earlier attempt, kept`);

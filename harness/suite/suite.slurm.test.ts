@@ -62,7 +62,11 @@ async function waitFor(id: string, timeoutMs: number): Promise<string> {
 }
 
 const slurmOutput = () =>
-  fs.readdirSync(results).filter((f) => f.startsWith('slurm-') && f.endsWith('.out')).map((f) => `== ${f}\n${fs.readFileSync(path.join(results, f), 'utf8').slice(-3000)}`).join('\n');
+  fs
+    .readdirSync(results)
+    .filter((f) => f.startsWith('slurm-') && f.endsWith('.out'))
+    .map((f) => `== ${f}\n${fs.readFileSync(path.join(results, f), 'utf8').slice(-3000)}`)
+    .join('\n');
 
 describe('a suite on a one-node Slurm cluster', () => {
   it('runs 2 shards as an array, merges after them, and the merge covers exactly the unsharded cell set', async () => {

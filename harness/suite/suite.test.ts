@@ -30,7 +30,9 @@ describe('suite validation', () => {
   it('names the field at fault', () => {
     expect(refusal({ bogus: 1 })).toMatch(/suite s: field 'bogus' is not a suite field/);
     expect(refusal({ entries: [] })).toMatch(/field 'entries' must be a non-empty list/);
-    expect(refusal({ entries: [{ scenario: 'tiny.json' }, { scenario: 'tiny.json', memoryMiB: [64, 9999] }] })).toMatch(/field 'entries\[1\]\.memoryMiB\[1\]' must be an integer from 64 to 3072, got 9999/);
+    expect(refusal({ entries: [{ scenario: 'tiny.json' }, { scenario: 'tiny.json', memoryMiB: [64, 9999] }] })).toMatch(
+      /field 'entries\[1\]\.memoryMiB\[1\]' must be an integer from 64 to 3072, got 9999/,
+    );
     expect(refusal({ entries: [{ scenario: 'tiny.json', kaslr: 'yes' }] })).toMatch(/field 'entries\[0\]\.kaslr' must be true or false/);
     expect(refusal({ entries: [{ scenario: 'tiny.json', colour: 'red' }] })).toMatch(/field 'entries\[0\]\.colour' is not an entry field/);
     expect(refusal({ entries: [{ scenario: 'tiny.json', label: 'a b' }] })).toMatch(/field 'entries\[0\]\.label'/);
@@ -43,7 +45,9 @@ describe('suite validation', () => {
   it('names the entry when its scenario refuses the overrides, and refuses cells given twice', () => {
     expect(refusal({ entries: [{ scenario: 'no-such-scenario' }] })).toMatch(/entries\[0\] \(scenario no-such-scenario\): no scenario '.*no-such-scenario'/);
     expect(refusal({ entries: [{ scenario: 'tiny.json', tickS: 5 }] })).toMatch(/entries\[0\] \(scenario tiny\.json\): scenario tiny: field 'tickS'/);
-    expect(refusal({ entries: [{ scenario: 'tiny.json' }, { scenario: 'tiny.json', durationS: 2 }] })).toMatch(/field 'entries\[1\]' gives cell tiny\.qemu\.m64\.kaslr0\.r1, already given by entries\[0\]/);
+    expect(refusal({ entries: [{ scenario: 'tiny.json' }, { scenario: 'tiny.json', durationS: 2 }] })).toMatch(
+      /field 'entries\[1\]' gives cell tiny\.qemu\.m64\.kaslr0\.r1, already given by entries\[0\]/,
+    );
     // A label tells them apart.
     expect(expandSuite(suite({ entries: [{ scenario: 'tiny.json' }, { scenario: 'tiny.json', durationS: 2, label: 'long' }] })).cells).toHaveLength(8);
     expect(() => expandSuite(suite({}), { quick: true })).toThrow(/suite s has no quick version/);
@@ -68,8 +72,13 @@ describe('cells', () => {
 
   it('expand entry × memory × repetition with ids made of what they measure', () => {
     expect(expanded.cells.map((c) => c.id)).toEqual([
-      'tiny.qemu.m64.kaslr0.r1', 'tiny.qemu.m64.kaslr0.r2', 'tiny.qemu.m128.kaslr0.r1', 'tiny.qemu.m128.kaslr0.r2',
-      'tiny.qemu.m128.kaslr1.r1', 'tiny.qemu.m128.kaslr1.r2', 'tiny.qemu.m128.kaslr1.r3',
+      'tiny.qemu.m64.kaslr0.r1',
+      'tiny.qemu.m64.kaslr0.r2',
+      'tiny.qemu.m128.kaslr0.r1',
+      'tiny.qemu.m128.kaslr0.r2',
+      'tiny.qemu.m128.kaslr1.r1',
+      'tiny.qemu.m128.kaslr1.r2',
+      'tiny.qemu.m128.kaslr1.r3',
     ]);
     expect(expanded.cells.map((c) => c.index)).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect(expanded.variants.map((v) => v.id)).toEqual(['tiny.qemu.kaslr0', 'tiny.qemu.kaslr1']);
@@ -114,10 +123,18 @@ describe('shards', () => {
   });
 
   it('read a Slurm array task, and say clearly when there is none', () => {
-    expect(parseShard('slurm', { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_MIN: '0', SLURM_ARRAY_TASK_MAX: '1' })).toEqual({ index: 1, count: 2 });
-    expect(parseShard('slurm', { SLURM_ARRAY_TASK_ID: '4', SLURM_ARRAY_TASK_COUNT: '4', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_MAX: '4' })).toEqual({ index: 3, count: 4 });
+    expect(parseShard('slurm', { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_MIN: '0', SLURM_ARRAY_TASK_MAX: '1' })).toEqual({
+      index: 1,
+      count: 2,
+    });
+    expect(parseShard('slurm', { SLURM_ARRAY_TASK_ID: '4', SLURM_ARRAY_TASK_COUNT: '4', SLURM_ARRAY_TASK_MIN: '1', SLURM_ARRAY_TASK_MAX: '4' })).toEqual({
+      index: 3,
+      count: 4,
+    });
     expect(() => parseShard('slurm', {})).toThrow(/SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set/);
-    expect(() => parseShard('slurm', { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_MIN: '0', SLURM_ARRAY_TASK_MAX: '2' })).toThrow(/not one of a contiguous array/);
+    expect(() => parseShard('slurm', { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_MIN: '0', SLURM_ARRAY_TASK_MAX: '2' })).toThrow(
+      /not one of a contiguous array/,
+    );
   });
 });
 
@@ -130,7 +147,9 @@ describe('xme suite and xme merge on the command line', () => {
     delete process.env.SLURM_ARRAY_TASK_COUNT;
     try {
       await expect(parse(['suite', 'run', 'thesis', '--quick', '--shard', '2/2'])).rejects.toThrow(/--shard 2\/2: the index must be from 0 to N − 1/);
-      await expect(parse(['suite', 'run', 'thesis', '--quick', '--shard', 'slurm'])).rejects.toThrow(/SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set/);
+      await expect(parse(['suite', 'run', 'thesis', '--quick', '--shard', 'slurm'])).rejects.toThrow(
+        /SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set/,
+      );
     } finally {
       if (saved.id !== undefined) process.env.SLURM_ARRAY_TASK_ID = saved.id;
       if (saved.count !== undefined) process.env.SLURM_ARRAY_TASK_COUNT = saved.count;

@@ -62,11 +62,13 @@ function validator(suiteName: string) {
     for (const key of Object.keys(raw)) if (!fields.includes(key)) fail(`${prefix}${key}`, `is not ${what} field (known: ${fields.slice(1).join(', ')})`);
   };
   const integer = (value: unknown, field: string, min: number, max: number): number => {
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) fail(field, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)
+      fail(field, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
     return value as number;
   };
   const positive = (value: unknown, field: string, max: number): number => {
-    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) fail(field, `must be a number above 0 and at most ${max}, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max)
+      fail(field, `must be a number above 0 and at most ${max}, got ${JSON.stringify(value)}`);
     return value as number;
   };
   /** The override fields of an entry or of the quick block; the scenario validates the result again (withOverrides). */
@@ -84,7 +86,8 @@ function validator(suiteName: string) {
       out.kaslr = raw.kaslr as boolean;
     }
     if (raw.backend !== undefined) {
-      if (!(BACKENDS as readonly unknown[]).includes(raw.backend)) fail(`${prefix}backend`, `must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(raw.backend)}`);
+      if (!(BACKENDS as readonly unknown[]).includes(raw.backend))
+        fail(`${prefix}backend`, `must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(raw.backend)}`);
       out.backend = raw.backend as BackendName;
     }
     if (raw.guests !== undefined) out.guests = integer(raw.guests, `${prefix}guests`, 1, 64);
@@ -123,7 +126,8 @@ export function parseSuite(json: unknown, fallbackName = 'suite', baseDir = suit
       if (!Array.isArray(block.entries) || block.entries.length === 0) v.fail('quick.entries', 'must be a non-empty list of entry labels');
       const labels = new Set(entries.map((e) => e.label ?? path.basename(e.scenario, '.json')));
       (block.entries as unknown[]).forEach((label, i) => {
-        if (typeof label !== 'string' || !labels.has(label)) v.fail(`quick.entries[${i}]`, `must be the label (or scenario name) of an entry (${[...labels].join(', ')}), got ${JSON.stringify(label)}`);
+        if (typeof label !== 'string' || !labels.has(label))
+          v.fail(`quick.entries[${i}]`, `must be the label (or scenario name) of an entry (${[...labels].join(', ')}), got ${JSON.stringify(label)}`);
       });
       quick.entries = block.entries as string[];
     }
@@ -133,7 +137,11 @@ export function parseSuite(json: unknown, fallbackName = 'suite', baseDir = suit
 
 export function listSuites(): string[] {
   if (!fs.existsSync(suitesDir)) return [];
-  return fs.readdirSync(suitesDir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+  return fs
+    .readdirSync(suitesDir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -5))
+    .sort();
 }
 
 /** Load a suite by name (suites/<name>.json) or by path. */

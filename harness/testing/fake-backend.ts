@@ -85,7 +85,13 @@ export class FakeBackend implements Backend {
   }
 
   info(): BackendInfo {
-    return { name: 'fake', version: 'fake 1', accelerator: 'none', acceleratorReason: 'in-memory stand-in (harness/testing/fake-backend.ts)', cpuModel: 'none' };
+    return {
+      name: 'fake',
+      version: 'fake 1',
+      accelerator: 'none',
+      acceleratorReason: 'in-memory stand-in (harness/testing/fake-backend.ts)',
+      cpuModel: 'none',
+    };
   }
 
   close(): Promise<void> {

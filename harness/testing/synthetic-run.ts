@@ -73,7 +73,9 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
       kaslr: spec.kaslr ?? false,
       workload: { name: (spec.workload ?? 'memchurn') as RunHeader['scenario']['workload']['name'], params: {} },
       repetitions,
-      strategies: strategies.map((label): StrategySpec => ({ name: isSemantic(label) ? 'semantic' : 'content', label, options: label.includes('rodata') ? { rodata: true } : {} })),
+      strategies: strategies.map(
+        (label): StrategySpec => ({ name: isSemantic(label) ? 'semantic' : 'content', label, options: label.includes('rodata') ? { rodata: true } : {} }),
+      ),
     },
   };
   const writers: ResultWriter[] = [new SamplesCsvWriter(), new SummaryCsvWriter()];
@@ -87,21 +89,56 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
         strategies.forEach((strategy, s) => {
           const shared = (isSemantic(strategy) ? 1000 : 20_000) * (1 + s) + tick * 10 + repetition;
           const origin = {
-            memoryMiB, repetition, tick, tS: tick * 2.5, strategy, sharingMode: 'accounted' as const, cowMethod, cowCount: cowCount as 'upper bound' | 'lower bound', status: 'ok',
+            memoryMiB,
+            repetition,
+            tick,
+            tS: tick * 2.5,
+            strategy,
+            sharingMode: 'accounted' as const,
+            cowMethod,
+            cowCount: cowCount as 'upper bound' | 'lower bound',
+            status: 'ok',
           };
           const total: TickSample = {
-            ...origin, scope: 'all',
-            guestPages: guestPages * guests, sharedPages: shared, framesSaved: shared / 2, hostFramesSaved: hostFrames ? shared / 4 : undefined,
-            hostResidentPages: hostFrames ? guestPages : undefined, zeroPagesShared: 0,
+            ...origin,
+            scope: 'all',
+            guestPages: guestPages * guests,
+            sharedPages: shared,
+            framesSaved: shared / 2,
+            hostFramesSaved: hostFrames ? shared / 4 : undefined,
+            hostResidentPages: hostFrames ? guestPages : undefined,
+            zeroPagesShared: 0,
             // The split adds up to framesSaved: no zero frames, a quarter within guests, the rest across.
-            framesSavedZero: 0, framesSavedWithinGuest: shared / 8, framesSavedAcrossGuests: shared / 2 - shared / 8,
-            cowFaultsTick: tick > 0 ? s + 1 : 0, cowFaultsTotal: tick * (s + 1), cowCopiesTotal: tick * (s + 1),
-            cost: { cpuMethod: THREAD_CPU_METHOD, scanCpuMs: 1, scanWallMs: 1, verifyCpuMs: 1, cowCpuMs: tick > 0 ? 1 : undefined, tickCpuMs: 3, pagesRead: 1, bytesHashed: 4096, bytesCompared: 4096 },
-            refusedPages: 0, metrics: {},
+            framesSavedZero: 0,
+            framesSavedWithinGuest: shared / 8,
+            framesSavedAcrossGuests: shared / 2 - shared / 8,
+            cowFaultsTick: tick > 0 ? s + 1 : 0,
+            cowFaultsTotal: tick * (s + 1),
+            cowCopiesTotal: tick * (s + 1),
+            cost: {
+              cpuMethod: THREAD_CPU_METHOD,
+              scanCpuMs: 1,
+              scanWallMs: 1,
+              verifyCpuMs: 1,
+              cowCpuMs: tick > 0 ? 1 : undefined,
+              tickCpuMs: 3,
+              pagesRead: 1,
+              bytesHashed: 4096,
+              bytesCompared: 4096,
+            },
+            refusedPages: 0,
+            metrics: {},
           };
           const perGuest: TickSample[] = Array.from({ length: guests }, (_, g) => ({
-            ...origin, scope: 'guest', guest: `g${g}`, guestPages, sharedPages: shared / guests, hostResidentPages: undefined,
-            cowFaultsTick: 0, cowFaultsTotal: 0, workloadOpsPerS: opsPerS,
+            ...origin,
+            scope: 'guest',
+            guest: `g${g}`,
+            guestPages,
+            sharedPages: shared / guests,
+            hostResidentPages: undefined,
+            cowFaultsTick: 0,
+            cowFaultsTotal: 0,
+            workloadOpsPerS: opsPerS,
           }));
           for (const sample of [total, ...perGuest]) for (const writer of writers) writer.sample?.(sample);
         });
@@ -130,7 +167,11 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
     endedAt: '2026-11-27T13:45:00.000Z',
     backend: { name: 'fake', version: 'fake 1', accelerator: 'none', acceleratorReason: 'synthetic results', cpuModel: 'none' },
     sharingModes: ['accounted'],
-    cowMethods: [cowMethod === 'hypervisor' ? 'hypervisor: drops of each domain’s shr_pages (upper bound: Xen also unshares on its own reads)' : 'content-reread: each tick every page in shared state is re-read (lower bound)'],
+    cowMethods: [
+      cowMethod === 'hypervisor'
+        ? 'hypervisor: drops of each domain’s shr_pages (upper bound: Xen also unshares on its own reads)'
+        : 'content-reread: each tick every page in shared state is re-read (lower bound)',
+    ],
     repetitions: metrics,
     summary: summaryRows(header.scenario, metrics),
     overhead: undefined,

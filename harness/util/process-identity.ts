@@ -42,7 +42,10 @@ function procStat(pid: number): ProcStat | undefined {
     throw error;
   }
   // Field 2 is the command name in parentheses and may hold spaces and ')': the fields after it start at the last ')'.
-  const after = text.slice(text.lastIndexOf(')') + 2).trim().split(' ');
+  const after = text
+    .slice(text.lastIndexOf(')') + 2)
+    .trim()
+    .split(' ');
   const state = after[STAT_STATE_FIELD - 3];
   const startTicks = Number(after[STAT_START_TIME_FIELD - 3]);
   if (!state || !Number.isSafeInteger(startTicks)) throw new Error(`unexpected /proc/${pid}/stat: ${text.slice(0, 200)}`);

@@ -34,10 +34,7 @@ export function findOnPath(program: string): string | undefined {
 export function requireTool(tool: HostTool): string {
   const found = findOnPath(tool);
   if (!found) {
-    throw new XmeError(
-      `${tool} is not installed`,
-      `install it with: apt-get install ${toolPackages[tool]} (or run scripts/setup)`,
-    );
+    throw new XmeError(`${tool} is not installed`, `install it with: apt-get install ${toolPackages[tool]} (or run scripts/setup)`);
   }
   return found;
 }

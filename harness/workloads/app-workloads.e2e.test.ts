@@ -79,65 +79,77 @@ function rate(lines: WorkloadProgress[]): number {
 }
 
 describe('application workloads on real guests', () => {
-  it('httpd: serves its file set and the client completes checked requests at a plausible rate', () =>
-    withGuest({ name: 'httpd', params: { interval_ms: INTERVAL_MS } }, async (httpd) => {
-      const lines = await runningProgress(httpd, 4, 90_000);
-      expectGrowingOnSchedule(lines);
-      const perSecond = rate(lines);
-      expect(perSecond).toBeGreaterThan(0);
-      // Each request forks a server process and moves 4–64 KiB: thousands per second would mean nothing was served.
-      expect(perSecond).toBeLessThan(5000);
-      const serving = httpd.console.lines('XME-HTTPD serving');
-      expect(serving).toHaveLength(1);
-      // mib=4 by default: files of 4–64 KiB adding up to 4 MiB (the last one may round it up by < 4 KiB).
-      const match = /files=(\d+) bytes=(\d+) at http:\/\/127\.0\.0\.1:8080\//.exec(serving[0]!);
-      expect(match, serving[0]).not.toBeNull();
-      const [files, bytes] = [Number(match![1]), Number(match![2])];
-      expect(bytes).toBeGreaterThanOrEqual(4 << 20);
-      expect(bytes).toBeLessThan((4 << 20) + 4096);
-      expect(files).toBeGreaterThanOrEqual(Math.ceil((4 << 20) / (64 << 10)));
-      expect(files).toBeLessThanOrEqual((4 << 20) / (4 << 10) + 1);
-      expect(httpd.console.lines('XME-ERROR')).toEqual([]);
-      console.info(`[e2e] httpd: ${perSecond.toFixed(1)} requests/s (${files} files)`);
-    }), 180_000);
+  it(
+    'httpd: serves its file set and the client completes checked requests at a plausible rate',
+    () =>
+      withGuest({ name: 'httpd', params: { interval_ms: INTERVAL_MS } }, async (httpd) => {
+        const lines = await runningProgress(httpd, 4, 90_000);
+        expectGrowingOnSchedule(lines);
+        const perSecond = rate(lines);
+        expect(perSecond).toBeGreaterThan(0);
+        // Each request forks a server process and moves 4–64 KiB: thousands per second would mean nothing was served.
+        expect(perSecond).toBeLessThan(5000);
+        const serving = httpd.console.lines('XME-HTTPD serving');
+        expect(serving).toHaveLength(1);
+        // mib=4 by default: files of 4–64 KiB adding up to 4 MiB (the last one may round it up by < 4 KiB).
+        const match = /files=(\d+) bytes=(\d+) at http:\/\/127\.0\.0\.1:8080\//.exec(serving[0]!);
+        expect(match, serving[0]).not.toBeNull();
+        const [files, bytes] = [Number(match![1]), Number(match![2])];
+        expect(bytes).toBeGreaterThanOrEqual(4 << 20);
+        expect(bytes).toBeLessThan((4 << 20) + 4096);
+        expect(files).toBeGreaterThanOrEqual(Math.ceil((4 << 20) / (64 << 10)));
+        expect(files).toBeLessThanOrEqual((4 << 20) / (4 << 10) + 1);
+        expect(httpd.console.lines('XME-ERROR')).toEqual([]);
+        console.info(`[e2e] httpd: ${perSecond.toFixed(1)} requests/s (${files} files)`);
+      }),
+    180_000,
+  );
 
-  it('gzip: compresses its files, counted in 4 KiB blocks, and the data is compressible but not trivial', () =>
-    withGuest({ name: 'gzip', params: { interval_ms: INTERVAL_MS } }, async (gzip) => {
-      const lines = await runningProgress(gzip, 4, 120_000);
-      expectGrowingOnSchedule(lines);
-      // Ops come per file: 256 KiB = 64 blocks.
-      for (const line of lines) expect(line.ops % 64).toBe(0);
-      expect(rate(lines)).toBeGreaterThan(0);
-      // After one pass over the 8 MiB (32 files), it tells how much gzip's output was.
-      const deadline = Date.now() + 120_000;
-      const done = () => gzip.console.lines('XME-GZIP first pass').length > 0 || gzip.console.lines('XME-ERROR').length > 0;
-      while (!done() && Date.now() < deadline) await sleep(500);
-      const pass = gzip.console.lines('XME-GZIP first pass');
-      expect(pass, hint(gzip)).toHaveLength(1);
-      const match = /files=(\d+) in=(\d+) out=(\d+)/.exec(pass[0]!);
-      expect(match, pass[0]).not.toBeNull();
-      const [files, input, output] = [Number(match![1]), Number(match![2]), Number(match![3])];
-      expect(files).toBe(32);
-      expect(input).toBe(8 << 20);
-      expect(output / input).toBeGreaterThan(0.2);
-      expect(output / input).toBeLessThan(0.6);
-      expect(gzip.console.lines('XME-ERROR')).toEqual([]);
-      console.info(`[e2e] gzip: ${rate(lines).toFixed(1)} blocks/s, ratio ${(output / input).toFixed(3)}`);
-    }), 320_000);
+  it(
+    'gzip: compresses its files, counted in 4 KiB blocks, and the data is compressible but not trivial',
+    () =>
+      withGuest({ name: 'gzip', params: { interval_ms: INTERVAL_MS } }, async (gzip) => {
+        const lines = await runningProgress(gzip, 4, 120_000);
+        expectGrowingOnSchedule(lines);
+        // Ops come per file: 256 KiB = 64 blocks.
+        for (const line of lines) expect(line.ops % 64).toBe(0);
+        expect(rate(lines)).toBeGreaterThan(0);
+        // After one pass over the 8 MiB (32 files), it tells how much gzip's output was.
+        const deadline = Date.now() + 120_000;
+        const done = () => gzip.console.lines('XME-GZIP first pass').length > 0 || gzip.console.lines('XME-ERROR').length > 0;
+        while (!done() && Date.now() < deadline) await sleep(500);
+        const pass = gzip.console.lines('XME-GZIP first pass');
+        expect(pass, hint(gzip)).toHaveLength(1);
+        const match = /files=(\d+) in=(\d+) out=(\d+)/.exec(pass[0]!);
+        expect(match, pass[0]).not.toBeNull();
+        const [files, input, output] = [Number(match![1]), Number(match![2]), Number(match![3])];
+        expect(files).toBe(32);
+        expect(input).toBe(8 << 20);
+        expect(output / input).toBeGreaterThan(0.2);
+        expect(output / input).toBeLessThan(0.6);
+        expect(gzip.console.lines('XME-ERROR')).toEqual([]);
+        console.info(`[e2e] gzip: ${rate(lines).toFixed(1)} blocks/s, ratio ${(output / input).toFixed(3)}`);
+      }),
+    320_000,
+  );
 
-  it('httpd with fail_after: the wrong request stops the workload loudly', () =>
-    withGuest({ name: 'httpd', params: { interval_ms: INTERVAL_MS, fail_after: FAIL_AFTER } }, async (failing) => {
-      const deadline = Date.now() + 90_000;
-      while (failing.console.lines('XME-ERROR').length < 2 && Date.now() < deadline) await sleep(200);
-      const errors = failing.console.lines('XME-ERROR');
-      expect(errors, hint(failing)).toEqual([
-        `XME-ERROR httpd: GET /xme-missing.html after ${FAIL_AFTER} requests: status 404 (HTTP/1.1 404 Not Found)`,
-        'XME-ERROR workload httpd exited with status 1',
-      ]);
-      // The workload is gone: no more progress lines (init.sh sleeps), though the guest still runs.
-      const seen = failing.console.progress().length;
-      await sleep(2.5 * INTERVAL_MS);
-      expect(failing.console.progress().length).toBe(seen);
-      expect(failing.alive()).toBe(true);
-    }), 180_000);
+  it(
+    'httpd with fail_after: the wrong request stops the workload loudly',
+    () =>
+      withGuest({ name: 'httpd', params: { interval_ms: INTERVAL_MS, fail_after: FAIL_AFTER } }, async (failing) => {
+        const deadline = Date.now() + 90_000;
+        while (failing.console.lines('XME-ERROR').length < 2 && Date.now() < deadline) await sleep(200);
+        const errors = failing.console.lines('XME-ERROR');
+        expect(errors, hint(failing)).toEqual([
+          `XME-ERROR httpd: GET /xme-missing.html after ${FAIL_AFTER} requests: status 404 (HTTP/1.1 404 Not Found)`,
+          'XME-ERROR workload httpd exited with status 1',
+        ]);
+        // The workload is gone: no more progress lines (init.sh sleeps), though the guest still runs.
+        const seen = failing.console.progress().length;
+        await sleep(2.5 * INTERVAL_MS);
+        expect(failing.console.progress().length).toBe(seen);
+        expect(failing.alive()).toBe(true);
+      }),
+    180_000,
+  );
 });

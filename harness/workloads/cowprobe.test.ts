@@ -58,9 +58,7 @@ describe('parseCowprobe', () => {
   it('refuses a missing or garbled chunk of frame numbers, and inconsistent lines', () => {
     expect(() => parseCowprobe([ready[1]!, ready[2]!])).toThrow(/from page 3, expected from page 0/);
     expect(() => parseCowprobe(['XME-COWPROBE gfns from=0 list=1a2,zz'])).toThrow(/garbled/);
-    expect(() => parseCowprobe(['XME-COWPROBE gfns from=0 list=1a2,1a3', 'XME-COWPROBE ready pages=3 writes=1 same=0'])).toThrow(
-      /2 frame numbers for 3 pages/,
-    );
+    expect(() => parseCowprobe(['XME-COWPROBE gfns from=0 list=1a2,1a3', 'XME-COWPROBE ready pages=3 writes=1 same=0'])).toThrow(/2 frame numbers for 3 pages/);
     expect(() => parseCowprobe([...ready, 'XME-COWPROBE written writes=3 same=1'])).toThrow(/disagrees/);
     expect(() => parseCowprobe(['XME-COWPROBE written writes=2 same=1'])).toThrow(/before ready/);
     expect(() => parseCowprobe(['XME-COWPROBE bogus'])).toThrow(/unknown line/);

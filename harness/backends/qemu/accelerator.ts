@@ -40,11 +40,11 @@ export async function kvmUnusableReason(qemuBinary: string, probeMs = 3000): Pro
     return '/dev/kvm exists but the CPU shows no vmx/svm flag (a software KVM such as kvm_pvm: slower than TCG)';
   }
   // A machine with no kernel sits in the firmware forever: if QEMU is still running after probeMs, KVM works.
-  const probe = execa(
-    qemuBinary,
-    ['-accel', 'kvm', '-cpu', 'host', '-machine', 'pc', '-m', '64', '-nodefaults', '-no-user-config', '-display', 'none'],
-    { reject: false, timeout: probeMs, stdin: 'ignore' },
-  );
+  const probe = execa(qemuBinary, ['-accel', 'kvm', '-cpu', 'host', '-machine', 'pc', '-m', '64', '-nodefaults', '-no-user-config', '-display', 'none'], {
+    reject: false,
+    timeout: probeMs,
+    stdin: 'ignore',
+  });
   const result = await probe;
   if (result.timedOut) return undefined;
   return `qemu -accel kvm -cpu host exited at once: ${result.stderr.trim().split('\n')[0] ?? `status ${result.exitCode}`}`;
@@ -57,10 +57,11 @@ export function chooseAccelerator(qemuBinary: string, request: AcceleratorReques
   if (request === 'tcg') {
     return Promise.resolve({ accelerator: 'tcg', cpuModel: TCG_CPU_MODEL, reason: 'requested (--accel tcg)' });
   }
-  cached ??= kvmUnusableReason(qemuBinary).then((unusable): AcceleratorChoice =>
-    unusable
-      ? { accelerator: 'tcg', cpuModel: TCG_CPU_MODEL, reason: `KVM not used: ${unusable}` }
-      : { accelerator: 'kvm', cpuModel: 'host', reason: 'KVM probe ran with -cpu host' },
+  cached ??= kvmUnusableReason(qemuBinary).then(
+    (unusable): AcceleratorChoice =>
+      unusable
+        ? { accelerator: 'tcg', cpuModel: TCG_CPU_MODEL, reason: `KVM not used: ${unusable}` }
+        : { accelerator: 'kvm', cpuModel: 'host', reason: 'KVM probe ran with -cpu host' },
   );
   return cached.then((choice) => {
     if (request === 'kvm' && choice.accelerator !== 'kvm') {

@@ -102,7 +102,8 @@ export class ProcessRam implements GuestRam {
     readonly address: number,
     readonly bytes: number,
   ) {
-    if (!Number.isSafeInteger(address) || address % PAGE_SIZE !== 0) throw new XmeError(`guest RAM address 0x${address.toString(16)} is not a page-aligned address`);
+    if (!Number.isSafeInteger(address) || address % PAGE_SIZE !== 0)
+      throw new XmeError(`guest RAM address 0x${address.toString(16)} is not a page-aligned address`);
     this.memFd = openProc(`/proc/${pid}/mem`);
     this.pagemapFd = openProc(`/proc/${pid}/pagemap`);
   }

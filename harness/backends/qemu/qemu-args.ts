@@ -25,30 +25,40 @@ export interface GuestLaunch {
   workload: WorkloadSpec;
 }
 
-
-
 export function qemuArguments(launch: GuestLaunch): string[] {
   const size = `${launch.memoryMiB}M`;
   const accel = launch.accelerator.accelerator === 'kvm' ? 'kvm' : 'tcg';
   return [
-    '-name', 'xme-guest',
-    '-accel', accel,
-    '-cpu', launch.cpuModel ?? launch.accelerator.cpuModel,
-    '-smp', '1',
-    '-m', size,
+    '-name',
+    'xme-guest',
+    '-accel',
+    accel,
+    '-cpu',
+    launch.cpuModel ?? launch.accelerator.cpuModel,
+    '-smp',
+    '1',
+    '-m',
+    size,
     '-object',
     launch.ram === 'anonymous-mergeable'
       ? `memory-backend-ram,id=xme-ram,size=${size},merge=on`
       : `memory-backend-file,id=xme-ram,size=${size},mem-path=${launch.memoryFile},share=on,merge=off`,
-    '-machine', 'pc,memory-backend=xme-ram',
+    '-machine',
+    'pc,memory-backend=xme-ram',
     '-nodefaults',
     '-no-user-config',
-    '-display', 'none',
+    '-display',
+    'none',
     '-no-reboot',
-    '-serial', `file:${launch.serialLog}`,
-    '-qmp', `unix:${launch.qmpSocket},server=on,wait=off`,
-    '-kernel', launch.kernel,
-    '-initrd', launch.initramfs,
-    '-append', kernelCommandLine(launch),
+    '-serial',
+    `file:${launch.serialLog}`,
+    '-qmp',
+    `unix:${launch.qmpSocket},server=on,wait=off`,
+    '-kernel',
+    launch.kernel,
+    '-initrd',
+    launch.initramfs,
+    '-append',
+    kernelCommandLine(launch),
   ];
 }

@@ -13,7 +13,10 @@ import type { GuestImage } from '../../images/manifest.ts';
 const START_KERNEL_MAP = 0xffffffff80000000n;
 
 function symbol(image: GuestImage, name: string): bigint {
-  const line = fs.readFileSync(image.path('systemMap'), 'utf8').split('\n').find((l) => l.endsWith(` ${name}`));
+  const line = fs
+    .readFileSync(image.path('systemMap'), 'utf8')
+    .split('\n')
+    .find((l) => l.endsWith(` ${name}`));
   if (!line) throw new Error(`${name} not in System.map`);
   return BigInt(`0x${line.split(' ')[0]}`);
 }

@@ -23,7 +23,6 @@ export interface QemuBackendOptions {
   onNotice?: (message: string) => void;
 }
 
-
 export async function qemuVersion(qemuBinary: string): Promise<string> {
   const { stdout } = await execa(qemuBinary, ['--version']);
   return /version (\S+)/.exec(stdout)?.[1] ?? 'unknown';
@@ -46,10 +45,7 @@ export class QemuBackend implements Backend {
 
   static async create(options: QemuBackendOptions = {}): Promise<QemuBackend> {
     const qemuBinary = requireTool('qemu-system-x86_64');
-    const [version, accelerator] = await Promise.all([
-      qemuVersion(qemuBinary),
-      chooseAccelerator(qemuBinary, options.accelerator ?? 'auto'),
-    ]);
+    const [version, accelerator] = await Promise.all([qemuVersion(qemuBinary), chooseAccelerator(qemuBinary, options.accelerator ?? 'auto')]);
     return new QemuBackend(qemuBinary, version, accelerator, options);
   }
 

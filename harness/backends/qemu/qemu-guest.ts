@@ -1,4 +1,3 @@
-
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { XmeError } from '../../util/errors.ts';
@@ -53,9 +52,10 @@ export class QemuGuest implements Guest {
     this.files = files;
     this.serial = new SerialConsole(files.serialLog);
     // Set only where RAM is anonymous memory of QEMU (its place is known after the boot: waitForBoot).
-    this.hostProcess = ramKind === 'anonymous-mergeable'
-      ? { memory: () => (this.memory instanceof ProcessRam ? { pid: this.pid, address: this.memory.address, bytes: this.memory.bytes } : undefined) }
-      : undefined;
+    this.hostProcess =
+      ramKind === 'anonymous-mergeable'
+        ? { memory: () => (this.memory instanceof ProcessRam ? { pid: this.pid, address: this.memory.address, bytes: this.memory.bytes } : undefined) }
+        : undefined;
     this.argv = argv;
     if (subprocess.pid === undefined) throw new XmeError(`QEMU for guest ${id} did not start`);
     this.pid = subprocess.pid;
@@ -99,9 +99,7 @@ export class QemuGuest implements Guest {
     });
     // setpriv --pdeathsig: if the harness itself is killed with SIGKILL, the kernel ends QEMU too.
     const setpriv = findOnPath('setpriv');
-    const [file, args] = setpriv
-      ? [setpriv, ['--pdeathsig', 'KILL', '--', start.qemuBinary, ...argv]]
-      : [start.qemuBinary, argv];
+    const [file, args] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', start.qemuBinary, ...argv]] : [start.qemuBinary, argv];
     const subprocess = execa(file, args, {
       stdin: 'ignore',
       stdout: 'ignore',
@@ -180,9 +178,7 @@ export class QemuGuest implements Guest {
     const how = this.exit?.signal ? `killed by ${this.exit.signal}` : `exit status ${this.exit?.code}`;
     const stderr = this.stderrTail.trim().split('\n').filter(Boolean).pop();
     const consoleTail = this.serial.failure ?? this.serial.tail(1)[0];
-    return [`QEMU ended (${how})`, stderr && `qemu: ${stderr}`, consoleTail && `console: ${consoleTail.trim()}`]
-      .filter(Boolean)
-      .join('; ');
+    return [`QEMU ended (${how})`, stderr && `qemu: ${stderr}`, consoleTail && `console: ${consoleTail.trim()}`].filter(Boolean).join('; ');
   }
 
   /** Wait for the boot marker on the serial console, then connect QMP. */
@@ -219,7 +215,6 @@ export class QemuGuest implements Guest {
   pages(firstGfn: number, count: number): Buffer {
     return this.ram().pages(firstGfn, count);
   }
-
 
   private monitor(): QmpClient {
     if (!this.qmp?.isOpen) throw new XmeError(`guest ${this.id} has no monitor connection (${this.alive() ? 'not booted' : this.exitDescription()})`);

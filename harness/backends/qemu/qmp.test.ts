@@ -50,8 +50,10 @@ describe('QmpClient', () => {
   it('negotiates capabilities, reads the version and matches replies to commands by id', async () => {
     await startPeer((message, socket) => {
       // Answer in reverse order of arrival to prove matching is by id, not by order.
-      setTimeout(() => socket.write(`${JSON.stringify({ return: `${message.execute}:${message.arguments?.['command-line'] ?? ''}`, id: message.id })}\n`),
-        message.arguments?.['command-line'] === 'first' ? 50 : 0);
+      setTimeout(
+        () => socket.write(`${JSON.stringify({ return: `${message.execute}:${message.arguments?.['command-line'] ?? ''}`, id: message.id })}\n`),
+        message.arguments?.['command-line'] === 'first' ? 50 : 0,
+      );
     });
     const client = await QmpClient.connect(socketPath);
     expect(client.version).toBe('7.2.22');

@@ -52,7 +52,11 @@ describe.skipIf(!haveShm).each(METHODS)('residentPages, method %s, on a tmpfs fi
 
   it('takes an open descriptor, leaves it open and restores its file offset', () => {
     const file = sparseFile(16, { 3: 1, 4: 0 });
-    fs.writeFileSync(file, Uint8Array.from({ length: 64 }, (_, i) => i), { flag: 'r+' }); // page 0: 0, 1, 2, …
+    fs.writeFileSync(
+      file,
+      Uint8Array.from({ length: 64 }, (_, i) => i),
+      { flag: 'r+' },
+    ); // page 0: 0, 1, 2, …
     const fd = fs.openSync(file, 'r');
     try {
       fs.readSync(fd, Buffer.alloc(10), 0, 10, null); // file offset now 10

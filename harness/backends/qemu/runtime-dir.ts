@@ -43,7 +43,10 @@ export function sweepStaleRuntimeDirs(base = runtimeBaseDir()): string[] {
 /** Every runtime directory of xme that exists now (for tests and `xme doctor`). */
 export function listRuntimeDirs(base = runtimeBaseDir()): string[] {
   try {
-    return fs.readdirSync(base).filter((name) => name.startsWith(PREFIX)).map((name) => path.join(base, name));
+    return fs
+      .readdirSync(base)
+      .filter((name) => name.startsWith(PREFIX))
+      .map((name) => path.join(base, name));
   } catch {
     return [];
   }

@@ -30,7 +30,15 @@ describe('why a domain ended', () => {
         'xl saw it shut down with reason 1 (reboot); console\'s last lines: "Kernel panic - not syncing: Fatal exception"',
       );
       expect(describeDomainEnd({ xlLog: path.join(dir, 'missing.log') }, [])).toBe("no shutdown reason in missing.log; console's last lines: none");
-      const oops = ['XME-PROGRESS idle t=41', '[ 52.1] BUG: unable to handle page fault for address: ffffc90000a1b000', '[ 52.1] RIP: 0010:memchurn_step+0x1f/0x80', '[ 52.1] Call Trace:', '[ 52.2]  <TASK>', '[ 52.3] Kernel panic - not syncing: Fatal exception', '[ 52.3] Rebooting in 1 seconds..'];
+      const oops = [
+        'XME-PROGRESS idle t=41',
+        '[ 52.1] BUG: unable to handle page fault for address: ffffc90000a1b000',
+        '[ 52.1] RIP: 0010:memchurn_step+0x1f/0x80',
+        '[ 52.1] Call Trace:',
+        '[ 52.2]  <TASK>',
+        '[ 52.3] Kernel panic - not syncing: Fatal exception',
+        '[ 52.3] Rebooting in 1 seconds..',
+      ];
       expect(describeDomainEnd({ xlLog }, oops)).toBe(
         'xl saw it shut down with reason 1 (reboot); kernel: "[ 52.1] BUG: unable to handle page fault for address: ffffc90000a1b000" "[ 52.1] RIP: 0010:memchurn_step+0x1f/0x80" "[ 52.1] Call Trace:"; ' +
           'console\'s last lines: "[ 52.3] Kernel panic - not syncing: Fatal exception" "[ 52.3] Rebooting in 1 seconds.."',

@@ -43,7 +43,10 @@ export function describeDomainEnd(files: { xlLog?: string }, consoleTail: readon
   const reason = xlShutdownReason(read(files.xlLog)) ?? `no shutdown reason in ${files.xlLog ? path.basename(files.xlLog) : 'xl’s log'}`;
   const lines = consoleTail.map((line) => line.trim()).filter(Boolean);
   const last = lines.slice(-2);
-  const dying = lines.slice(0, -2).filter((line) => KERNEL_DEATH.test(line)).slice(0, 6);
+  const dying = lines
+    .slice(0, -2)
+    .filter((line) => KERNEL_DEATH.test(line))
+    .slice(0, 6);
   const quoted = (some: string[]) => some.map((line) => JSON.stringify(line)).join(' ');
   return `${reason}; ${dying.length ? `kernel: ${quoted(dying)}; ` : ''}console's last lines: ${last.length ? quoted(last) : 'none'}`;
 }

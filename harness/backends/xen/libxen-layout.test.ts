@@ -12,9 +12,24 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { domainInfoType, errnoName, HVM_HW_CPU, XcInterface, XenCallError, loadXenLibraries } from './libxen.ts';
 
 const FIELDS = [
-  'domain', 'pad1', 'flags', 'tot_pages', 'max_pages', 'outstanding_pages', 'shr_pages', 'paged_pages',
-  'shared_info_frame', 'cpu_time', 'nr_online_vcpus', 'max_vcpu_id', 'ssidref', 'handle', 'cpupool',
-  'gpaddr_bits', 'pad2', 'arch_config',
+  'domain',
+  'pad1',
+  'flags',
+  'tot_pages',
+  'max_pages',
+  'outstanding_pages',
+  'shr_pages',
+  'paged_pages',
+  'shared_info_frame',
+  'cpu_time',
+  'nr_online_vcpus',
+  'max_vcpu_id',
+  'ssidref',
+  'handle',
+  'cpupool',
+  'gpaddr_bits',
+  'pad2',
+  'arch_config',
 ];
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-xen-layout-'));
@@ -39,11 +54,14 @@ describe('libxenctrl ABI', () => {
     );
     await execa('gcc', ['-o', path.join(dir, 'layout'), source]);
     const { stdout } = await execa(path.join(dir, 'layout'));
-    const fromC = Object.fromEntries(stdout.trim().split('\n').map((line) => line.split(' ')).map(([k, v]) => [k, Number(v)]));
-    const fromKoffi = Object.fromEntries([
-      ['sizeof', koffi.sizeof(domainInfoType)],
-      ...FIELDS.map((field) => [field, koffi.offsetof(domainInfoType, field)]),
-    ]);
+    const fromC = Object.fromEntries(
+      stdout
+        .trim()
+        .split('\n')
+        .map((line) => line.split(' '))
+        .map(([k, v]) => [k, Number(v)]),
+    );
+    const fromKoffi = Object.fromEntries([['sizeof', koffi.sizeof(domainInfoType)], ...FIELDS.map((field) => [field, koffi.offsetof(domainInfoType, field)])]);
     expect(fromKoffi).toEqual(fromC);
     expect(fromC.sizeof).toBe(112);
     expect(fromC.shr_pages).toBe(32);

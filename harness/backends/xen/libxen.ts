@@ -150,23 +150,43 @@ export function loadXenLibraries(): XenFunctions {
   koffi.pointer('xme_xenforeignmemory_handle', koffi.opaque());
   loaded = {
     soname,
-    xc_interface_open: ctrl.func('xme_xc_interface xc_interface_open(void *logger, void *dombuild_logger, unsigned int open_flags)') as XenFunctions['xc_interface_open'],
+    xc_interface_open: ctrl.func(
+      'xme_xc_interface xc_interface_open(void *logger, void *dombuild_logger, unsigned int open_flags)',
+    ) as XenFunctions['xc_interface_open'],
     xc_interface_close: ctrl.func('int xc_interface_close(xme_xc_interface xch)') as XenFunctions['xc_interface_close'],
     xc_version: ctrl.func('int xc_version(xme_xc_interface xch, int cmd, void *arg)') as XenFunctions['xc_version'],
-    xc_domain_getinfolist: ctrl.func('int xc_domain_getinfolist(xme_xc_interface xch, uint32_t first_domain, unsigned int max_domains, _Out_ uint8_t *info)') as XenFunctions['xc_domain_getinfolist'],
-    xc_domain_hvm_getcontext_partial: ctrl.func('int xc_domain_hvm_getcontext_partial(xme_xc_interface xch, uint32_t domid, uint16_t typecode, uint16_t instance, _Out_ uint8_t *ctxt_buf, uint32_t size)') as XenFunctions['xc_domain_hvm_getcontext_partial'],
+    xc_domain_getinfolist: ctrl.func(
+      'int xc_domain_getinfolist(xme_xc_interface xch, uint32_t first_domain, unsigned int max_domains, _Out_ uint8_t *info)',
+    ) as XenFunctions['xc_domain_getinfolist'],
+    xc_domain_hvm_getcontext_partial: ctrl.func(
+      'int xc_domain_hvm_getcontext_partial(xme_xc_interface xch, uint32_t domid, uint16_t typecode, uint16_t instance, _Out_ uint8_t *ctxt_buf, uint32_t size)',
+    ) as XenFunctions['xc_domain_hvm_getcontext_partial'],
     xc_memshr_control: ctrl.func('int xc_memshr_control(xme_xc_interface xch, uint32_t domid, int enable)') as XenFunctions['xc_memshr_control'],
-    xc_memshr_nominate_gfn: ctrl.func('int xc_memshr_nominate_gfn(xme_xc_interface xch, uint32_t domid, unsigned long gfn, _Out_ uint64_t *handle)') as XenFunctions['xc_memshr_nominate_gfn'],
-    xc_memshr_ring_enable: ctrl.func('int xc_memshr_ring_enable(xme_xc_interface xch, uint32_t domid, _Out_ uint32_t *port)') as XenFunctions['xc_memshr_ring_enable'],
+    xc_memshr_nominate_gfn: ctrl.func(
+      'int xc_memshr_nominate_gfn(xme_xc_interface xch, uint32_t domid, unsigned long gfn, _Out_ uint64_t *handle)',
+    ) as XenFunctions['xc_memshr_nominate_gfn'],
+    xc_memshr_ring_enable: ctrl.func(
+      'int xc_memshr_ring_enable(xme_xc_interface xch, uint32_t domid, _Out_ uint32_t *port)',
+    ) as XenFunctions['xc_memshr_ring_enable'],
     xc_memshr_ring_disable: ctrl.func('int xc_memshr_ring_disable(xme_xc_interface xch, uint32_t domid)') as XenFunctions['xc_memshr_ring_disable'],
-    xc_hvm_param_get: ctrl.func('int xc_hvm_param_get(xme_xc_interface xch, uint32_t domid, int param, _Out_ uint64_t *value)') as XenFunctions['xc_hvm_param_get'],
-    xc_memshr_share_gfns: ctrl.func('int xc_memshr_share_gfns(xme_xc_interface xch, uint32_t sdom, unsigned long sgfn, uint64_t shandle, uint32_t cdom, unsigned long cgfn, uint64_t chandle)') as XenFunctions['xc_memshr_share_gfns'],
+    xc_hvm_param_get: ctrl.func(
+      'int xc_hvm_param_get(xme_xc_interface xch, uint32_t domid, int param, _Out_ uint64_t *value)',
+    ) as XenFunctions['xc_hvm_param_get'],
+    xc_memshr_share_gfns: ctrl.func(
+      'int xc_memshr_share_gfns(xme_xc_interface xch, uint32_t sdom, unsigned long sgfn, uint64_t shandle, uint32_t cdom, unsigned long cgfn, uint64_t chandle)',
+    ) as XenFunctions['xc_memshr_share_gfns'],
     xc_sharing_freed_pages: ctrl.func('long xc_sharing_freed_pages(xme_xc_interface xch)') as XenFunctions['xc_sharing_freed_pages'],
     xc_sharing_used_frames: ctrl.func('long xc_sharing_used_frames(xme_xc_interface xch)') as XenFunctions['xc_sharing_used_frames'],
-    xenforeignmemory_open: fmem.func('xme_xenforeignmemory_handle xenforeignmemory_open(void *logger, unsigned int open_flags)') as XenFunctions['xenforeignmemory_open'],
+    xenforeignmemory_open: fmem.func(
+      'xme_xenforeignmemory_handle xenforeignmemory_open(void *logger, unsigned int open_flags)',
+    ) as XenFunctions['xenforeignmemory_open'],
     xenforeignmemory_close: fmem.func('int xenforeignmemory_close(xme_xenforeignmemory_handle fmem)') as XenFunctions['xenforeignmemory_close'],
-    xenforeignmemory_map: fmem.func('void *xenforeignmemory_map(xme_xenforeignmemory_handle fmem, uint32_t dom, int prot, size_t pages, const uint64_t *arr, _Out_ int *err)') as XenFunctions['xenforeignmemory_map'],
-    xenforeignmemory_unmap: fmem.func('int xenforeignmemory_unmap(xme_xenforeignmemory_handle fmem, void *addr, size_t pages)') as XenFunctions['xenforeignmemory_unmap'],
+    xenforeignmemory_map: fmem.func(
+      'void *xenforeignmemory_map(xme_xenforeignmemory_handle fmem, uint32_t dom, int prot, size_t pages, const uint64_t *arr, _Out_ int *err)',
+    ) as XenFunctions['xenforeignmemory_map'],
+    xenforeignmemory_unmap: fmem.func(
+      'int xenforeignmemory_unmap(xme_xenforeignmemory_handle fmem, void *addr, size_t pages)',
+    ) as XenFunctions['xenforeignmemory_unmap'],
   };
   return loaded;
 }
@@ -247,14 +267,19 @@ export class XcInterface {
   /** CR3 and IDT base of one vCPU of an HVM/PVH domain (from its saved CPU context). */
   vcpuRegisters(domid: number, vcpu = 0): VcpuRegisters {
     const buffer = Buffer.alloc(HVM_HW_CPU.size);
-    this.check(`xc_domain_hvm_getcontext_partial(dom ${domid}, CPU ${vcpu})`,
-      this.lib.xc_domain_hvm_getcontext_partial(this.handle(), domid, HVM_HW_CPU.saveCode, vcpu, buffer, buffer.length));
+    this.check(
+      `xc_domain_hvm_getcontext_partial(dom ${domid}, CPU ${vcpu})`,
+      this.lib.xc_domain_hvm_getcontext_partial(this.handle(), domid, HVM_HW_CPU.saveCode, vcpu, buffer, buffer.length),
+    );
     return { cr3: buffer.readBigUInt64LE(HVM_HW_CPU.cr3), idtBase: buffer.readBigUInt64LE(HVM_HW_CPU.idtrBase) };
   }
 
   memshrControl(domid: number, enable: boolean): void {
-    this.check('xc_memshr_control', this.lib.xc_memshr_control(this.handle(), domid, enable ? 1 : 0),
-      'ENOSYS: hypervisor built without CONFIG_MEM_SHARING; EOPNOTSUPP: CPU without VT-x (see scripts/xen-testhost); ENODEV: guest without HAP');
+    this.check(
+      'xc_memshr_control',
+      this.lib.xc_memshr_control(this.handle(), domid, enable ? 1 : 0),
+      'ENOSYS: hypervisor built without CONFIG_MEM_SHARING; EOPNOTSUPP: CPU without VT-x (see scripts/xen-testhost); ENODEV: guest without HAP',
+    );
   }
 
   /**
@@ -264,10 +289,16 @@ export class XcInterface {
    */
   enableSharingRing(domid: number): { ringGfn: number; port: number } {
     const port = new Uint32Array(1);
-    this.check(`xc_memshr_ring_enable(dom ${domid})`, this.lib.xc_memshr_ring_enable(this.handle(), domid, port),
-      'ENOSYS: the domain builder set no HVM_PARAM_SHARING_RING_PFN; EINVAL: the ring is already enabled');
+    this.check(
+      `xc_memshr_ring_enable(dom ${domid})`,
+      this.lib.xc_memshr_ring_enable(this.handle(), domid, port),
+      'ENOSYS: the domain builder set no HVM_PARAM_SHARING_RING_PFN; EINVAL: the ring is already enabled',
+    );
     const value = new BigUint64Array(1);
-    this.check(`xc_hvm_param_get(dom ${domid}, HVM_PARAM_SHARING_RING_PFN)`, this.lib.xc_hvm_param_get(this.handle(), domid, HVM_PARAM_SHARING_RING_PFN, value));
+    this.check(
+      `xc_hvm_param_get(dom ${domid}, HVM_PARAM_SHARING_RING_PFN)`,
+      this.lib.xc_hvm_param_get(this.handle(), domid, HVM_PARAM_SHARING_RING_PFN, value),
+    );
     return { ringGfn: Number(value[0]!), port: port[0]! };
   }
 

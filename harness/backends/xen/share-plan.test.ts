@@ -60,7 +60,12 @@ function run(xen: XenModel, frames: FrameDomains, group: [domid: number, gfn: nu
 describe('share plan against Xen 4.17 share_pages lock rule', () => {
   it('shares a fresh group across and within domains in one frame', () => {
     const xen = new XenModel();
-    const outcome = run(xen, new FrameDomains(), [[1, 10], [1, 11], [2, 10], [2, 12]]);
+    const outcome = run(xen, new FrameDomains(), [
+      [1, 10],
+      [1, 11],
+      [2, 10],
+      [2, 12],
+    ]);
     expect(outcome.shared).toHaveLength(4);
     expect(outcome.failed).toEqual([]);
     expect(new Set([...xen.frameOf.values()]).size).toBe(1);
@@ -70,17 +75,31 @@ describe('share plan against Xen 4.17 share_pages lock rule', () => {
   it('merges two shared frames (the second tick of guest-overhead-xen) by a safe pair, where the naive order would crash Xen', () => {
     const xen = new XenModel();
     const frames = new FrameDomains();
-    run(xen, frames, [[1, 10], [2, 10]]); // frame A: d1:10, d2:10
-    run(xen, frames, [[1, 11], [2, 11]]); // frame B: d1:11, d2:11
+    run(xen, frames, [
+      [1, 10],
+      [2, 10],
+    ]); // frame A: d1:10, d2:10
+    run(xen, frames, [
+      [1, 11],
+      [2, 11],
+    ]); // frame B: d1:11, d2:11
     // Next tick the pages are equal: the group lists d1:10, d1:11 first. Naive: share(d1:10 → d1:11) moves d2:11 under d1's lock only.
     const naive = new XenModel();
-    naive.nominate(1, 10); naive.nominate(2, 10); naive.nominate(1, 11); naive.nominate(2, 11);
+    naive.nominate(1, 10);
+    naive.nominate(2, 10);
+    naive.nominate(1, 11);
+    naive.nominate(2, 11);
     naive.share({ ref: { guest: 1, gfn: 10 }, domid: 1, handle: 1n }, { ref: { guest: 2, gfn: 10 }, domid: 2, handle: 2n });
     naive.share({ ref: { guest: 1, gfn: 11 }, domid: 1, handle: 3n }, { ref: { guest: 2, gfn: 11 }, domid: 2, handle: 4n });
     naive.share({ ref: { guest: 1, gfn: 10 }, domid: 1, handle: 1n }, { ref: { guest: 1, gfn: 11 }, domid: 1, handle: 3n });
     expect(naive.violations).toHaveLength(1); // the model sees what crashed the real hypervisor
 
-    const outcome = run(xen, frames, [[1, 10], [1, 11], [2, 10], [2, 11]]);
+    const outcome = run(xen, frames, [
+      [1, 10],
+      [1, 11],
+      [2, 10],
+      [2, 11],
+    ]);
     expect(xen.violations).toEqual([]);
     expect(outcome.failed).toEqual([]);
     expect(outcome.shared).toHaveLength(4);
@@ -90,9 +109,20 @@ describe('share plan against Xen 4.17 share_pages lock rule', () => {
   it('refuses, with the reason, a merge that no pair can make safely (three domains)', () => {
     const xen = new XenModel();
     const frames = new FrameDomains();
-    run(xen, frames, [[1, 10], [2, 10], [3, 10]]); // frame A in d1, d2, d3
-    run(xen, frames, [[1, 11], [2, 11], [3, 11]]); // frame B in d1, d2, d3
-    const outcome = run(xen, frames, [[1, 10], [1, 11]]);
+    run(xen, frames, [
+      [1, 10],
+      [2, 10],
+      [3, 10],
+    ]); // frame A in d1, d2, d3
+    run(xen, frames, [
+      [1, 11],
+      [2, 11],
+      [3, 11],
+    ]); // frame B in d1, d2, d3
+    const outcome = run(xen, frames, [
+      [1, 10],
+      [1, 11],
+    ]);
     expect(xen.violations).toEqual([]);
     expect(outcome.shared).toEqual([{ guest: 1, gfn: 10 }]);
     expect(outcome.failed).toEqual([{ pages: [{ guest: 1, gfn: 11 }], reason: expect.stringMatching(/third domain.*mm-locks\.h:80/) }]);

@@ -136,9 +136,10 @@ export class XenBackend implements Backend {
       const created = await execa('xl', ['create', config], { reject: false });
       if (created.exitCode !== 0) throw new XmeError(`xl create ${name} failed: ${created.stderr.trim().split('\n').pop()}`);
       const domid = await execa('xl', ['domid', name], { reject: false });
-      const guest = Number.isInteger(Number(domid.stdout.trim())) && domid.exitCode === 0
-        ? new XenGuest(id, name, Number(domid.stdout.trim()), image, options.memoryMiB, { config, console, xlLog }, this.xc, this.fmem, startedAt)
-        : undefined;
+      const guest =
+        Number.isInteger(Number(domid.stdout.trim())) && domid.exitCode === 0
+          ? new XenGuest(id, name, Number(domid.stdout.trim()), image, options.memoryMiB, { config, console, xlLog }, this.xc, this.fmem, startedAt)
+          : undefined;
       if (guest) this.guests.push(guest);
       try {
         if (!guest) throw new XmeError(`domain ${name} vanished right after xl create`);
@@ -187,13 +188,7 @@ export class XenBackend implements Backend {
     }
   }
 
-  private shareWhilePaused(
-    xenGuests: XenGuest[],
-    groups: PageRef[][],
-    outcome: ShareOutcome,
-    errorText: (error: unknown) => string,
-  ): ShareOutcome {
-
+  private shareWhilePaused(xenGuests: XenGuest[], groups: PageRef[][], outcome: ShareOutcome, errorText: (error: unknown) => string): ShareOutcome {
     // 1. Nominate.
     const nominated: NominatedPage[][] = [];
     for (const group of groups) {
@@ -224,7 +219,8 @@ export class XenBackend implements Backend {
     });
     for (const guest of xenGuests) guest.releaseMemory();
     // 3. Share each group into one frame, only in pairs Xen can merge safely (share-plan.ts says why).
-    const share = (source: NominatedPage, client: NominatedPage) => this.xc.share(source.domid, source.ref.gfn, source.handle, client.domid, client.ref.gfn, client.handle);
+    const share = (source: NominatedPage, client: NominatedPage) =>
+      this.xc.share(source.domid, source.ref.gfn, source.handle, client.domid, client.ref.gfn, client.handle);
     for (const members of confirmed) {
       if (members.length < 2) continue;
       const result = shareGroup(members, this.frameDomains, share, errorText);
@@ -273,8 +269,10 @@ export class XenBackend implements Backend {
       if (!guest) continue;
       const requests = this.enomemRequests(guest);
       if (requests > 0) {
-        throw new XmeError(`${guest.name} ran out of memory while unsharing a page (${requests} ENOMEM request(s) on its sharing ring; its vCPU is paused)`,
-          'give the host more free memory than the guests could unshare (Σ shr_pages), or share less');
+        throw new XmeError(
+          `${guest.name} ran out of memory while unsharing a page (${requests} ENOMEM request(s) on its sharing ring; its vCPU is paused)`,
+          'give the host more free memory than the guests could unshare (Σ shr_pages), or share less',
+        );
       }
     }
     const { freedPages, usedFrames } = this.xc.sharingCounters();

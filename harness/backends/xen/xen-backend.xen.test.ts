@@ -79,7 +79,9 @@ describe('Xen backend: semantic sharing of kernel code', () => {
     }
     const hypervisor = guests.map((_, g) => steps[g]!.hypervisor[g]!);
     const reread = guests.map((_, g) => steps[g]!.content_reread[g]!);
-    process.stdout.write(`COW-KNOWN-ANSWER xen ${JSON.stringify({ writes: PROBE.writes, same: PROBE.same, hypervisor, content_reread: reread, cow_copies: ledger.stats().cowCopies, steps })}\n`);
+    process.stdout.write(
+      `COW-KNOWN-ANSWER xen ${JSON.stringify({ writes: PROBE.writes, same: PROBE.same, hypervisor, content_reread: reread, cow_copies: ledger.stats().cowCopies, steps })}\n`,
+    );
     // Each step counts only the guest that wrote. A write of identical bytes is still a write: the hypervisor
     // counts it, a content re-read cannot.
     for (const [g, step] of steps.entries()) {
@@ -125,7 +127,9 @@ describe('Xen backend: semantic sharing of kernel code', () => {
       expect(guest.console!.progress().length).toBeGreaterThan(before); // still printing progress: alive and running
     }
     const cow = await ledger.detectCow();
-    process.stdout.write(`XEN-FIGURES semantic ${JSON.stringify({ pages_shared: applied.pagesShared, shr_pages: stats.perGuest.map((g) => g.sharedPages), frames_freed: stats.framesSaved, cow_faults_5s: cow.length, hypercalls: ledger.hypercalls })}\n`);
+    process.stdout.write(
+      `XEN-FIGURES semantic ${JSON.stringify({ pages_shared: applied.pagesShared, shr_pages: stats.perGuest.map((g) => g.sharedPages), frames_freed: stats.framesSaved, cow_faults_5s: cow.length, hypercalls: ledger.hypercalls })}\n`,
+    );
     // Kernel code of an idle, booted guest is hardly written — but not never: the kernel patches its own text
     // at run time (static keys, e.g. when the clocksource watchdog marks the TSC unstable under emulation),
     // and each such write is a real CoW fault. Seen: 1 in 5 s in 1 run of 6. The QEMU runner test allows ≤ 2 too.
@@ -135,7 +139,14 @@ describe('Xen backend: semantic sharing of kernel code', () => {
   it('refuses a pair with different bytes before any hypercall', async () => {
     const ledger = enforcedLedger(backend, guests, 'semantic');
     // gfn 0x1000 (kernel text start) of guest 0 against a page that surely differs: the banner page of guest 1 + 1 MiB.
-    const result = await ledger.apply([{ pages: [{ guest: 0, gfn: 0x1000 }, { guest: 1, gfn: 0x1000 + 256 }] }]);
+    const result = await ledger.apply([
+      {
+        pages: [
+          { guest: 0, gfn: 0x1000 },
+          { guest: 1, gfn: 0x1000 + 256 },
+        ],
+      },
+    ]);
     expect(result.pagesShared).toBe(0);
     expect(result.refused.map((r) => r.reason)).toContain('bytes differ from the group’s first page');
     expect(ledger.hypercalls).toBe(0);
@@ -169,7 +180,9 @@ describe('Xen backend: content-based sharing under a writing workload', () => {
     expect(faults.length).toBeGreaterThan(0);
     expect(ledger.stats().cowFaults).toBe(faults.length);
     for (const guest of guests) expect(guest.alive()).toBe(true);
-    process.stdout.write(`XEN-FIGURES content ${JSON.stringify({ pages_shared: applied.pagesShared, refused: applied.refused.length, shr_pages: shared.perGuest.map((g) => g.sharedPages), frames_freed: shared.framesSaved, cow_faults_8s: faults.length, hypercalls: ledger.hypercalls })}\n`);
+    process.stdout.write(
+      `XEN-FIGURES content ${JSON.stringify({ pages_shared: applied.pagesShared, refused: applied.refused.length, shr_pages: shared.perGuest.map((g) => g.sharedPages), frames_freed: shared.framesSaved, cow_faults_8s: faults.length, hypercalls: ledger.hypercalls })}\n`,
+    );
 
     // A second tick shares again over frames shared by the first: equal frames merge, within and across
     // domains. In this order Xen 4.17 once stopped (mm locking order violation, share-plan.ts); now every
@@ -207,6 +220,8 @@ describe('xme run on Xen', () => {
     expect(Number(last.kernel_code_identical_pages) / Number(last.kernel_code_pages)).toBeGreaterThanOrEqual(0.99);
     const record = JSON.parse(fs.readFileSync(path.join(outcome.dir, 'run.json'), 'utf8'));
     expect(record.backend.version).toMatch(/^Xen 4\.17/);
-    process.stdout.write(`XEN-FIGURES ${JSON.stringify({ shared_pages: last.shared_pages, frames_saved: last.frames_saved, kernel_code_pages: last.kernel_code_pages, kernel_code_identical_pages: last.kernel_code_identical_pages, cow_faults_total: last.cow_faults_total })}\n`);
+    process.stdout.write(
+      `XEN-FIGURES ${JSON.stringify({ shared_pages: last.shared_pages, frames_saved: last.frames_saved, kernel_code_pages: last.kernel_code_pages, kernel_code_identical_pages: last.kernel_code_identical_pages, cow_faults_total: last.cow_faults_total })}\n`,
+    );
   }, 900_000); // 250–450 s measured on a loaded 2-core host (1 emulated CPU): 480 s timed out once at load 9
 });

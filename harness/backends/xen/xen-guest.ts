@@ -171,5 +171,4 @@ export class XenGuest implements Guest {
     this.serial.poll();
     return this.serial.tail(n);
   }
-
 }

@@ -49,7 +49,8 @@ export function registerCompareCommand(cli: Argv): Argv {
         resultsRoot: args.results ?? resultsDir(),
       });
       // CSV stays machine-readable: its warnings go to stderr. Table and markdown carry them in the output.
-      if (args.format === 'csv') for (const line of [...report.warnings.map((w) => `warning: ${w}`), ...differenceLines(report)]) process.stderr.write(`${line}\n`);
+      if (args.format === 'csv')
+        for (const line of [...report.warnings.map((w) => `warning: ${w}`), ...differenceLines(report)]) process.stderr.write(`${line}\n`);
       process.stdout.write(formatReport(report, args.format));
     },
   );

@@ -33,7 +33,9 @@ export function registerGuestsCommands(cli: Argv): Argv {
           const image = await loadImage(args.image);
           try {
             const info = backend.info();
-            process.stderr.write(`booting ${args.count} × ${image.manifest.kernelRelease}, ${args.memory} MiB, workload ${args.workload}, ${info.accelerator} (${info.acceleratorReason})\n`);
+            process.stderr.write(
+              `booting ${args.count} × ${image.manifest.kernelRelease}, ${args.memory} MiB, workload ${args.workload}, ${info.accelerator} (${info.acceleratorReason})\n`,
+            );
             const guests = (await backend.provision(image, args.count, {
               memoryMiB: args.memory,
               kaslr: args.kaslr,

@@ -26,7 +26,11 @@ export function registerImageCommands(cli: Argv): Argv {
         'build guest images into the cache (a second build with the same inputs does nothing)',
         (b) =>
           b
-            .positional('names', { type: 'string', array: true, describe: `images to build (default: ${defaultImageName}; known: ${knownImages().join(', ')})` })
+            .positional('names', {
+              type: 'string',
+              array: true,
+              describe: `images to build (default: ${defaultImageName}; known: ${knownImages().join(', ')})`,
+            })
             .option('kernel-abi', { type: 'string', describe: 'pin a Debian kernel ABI such as 6.1.0-56 (default: the current one)' })
             .option('force', { type: 'boolean', default: false, describe: 'rebuild even if a valid image exists' })
             .option('keep-debug-deb', { type: 'boolean', default: false, describe: 'keep the large -dbg .deb in the cache' }),
@@ -42,7 +46,9 @@ export function registerImageCommands(cli: Argv): Argv {
                 onStep: (message) => process.stderr.write(`  … ${message}\n`),
               });
               const m = result.image.manifest;
-              const phases = Object.entries(result.phases).map(([phase, seconds]) => `${phase} ${seconds.toFixed(1)} s`).join(', ');
+              const phases = Object.entries(result.phases)
+                .map(([phase, seconds]) => `${phase} ${seconds.toFixed(1)} s`)
+                .join(', ');
               process.stdout.write(
                 `${result.built ? 'built' : 'up to date'}: ${name} — ${m.packages.length} packages, ${m.kernel.package} ${m.kernel.version}, ` +
                   `base disk ${megabytes(m.files.baseDisk.bytes)} (tree ${megabytes(m.treeBytes)}) (${result.seconds.toFixed(1)} s${phases ? `: ${phases}` : ''})\n` +

@@ -11,9 +11,15 @@ export function registerMergeCommand(cli: Argv): Argv {
       y
         .positional('shards', { type: 'string', array: true, demandOption: true, describe: 'shard folders written by xme suite run' })
         .option('out', { alias: 'o', type: 'string', demandOption: true, describe: 'the merged folder (new or empty)' })
-        .option('allow-missing', { type: 'boolean', default: false, describe: 'merge even if cells are missing (they are listed in suite.json and run.json warnings)' })
+        .option('allow-missing', {
+          type: 'boolean',
+          default: false,
+          describe: 'merge even if cells are missing (they are listed in suite.json and run.json warnings)',
+        })
         .example('xme merge results/thesis.shard-*-of-4 --out results/thesis', 'four shards into one')
-        .epilogue('Refused: shards of different suites (or quick and full), of different xme versions or commits, booting images with different sha256s, a cell in two folders, missing cells (unless --allow-missing).'),
+        .epilogue(
+          'Refused: shards of different suites (or quick and full), of different xme versions or commits, booting images with different sha256s, a cell in two folders, missing cells (unless --allow-missing).',
+        ),
     async (args) => {
       const outcome = mergeShards(args.shards as string[], { out: args.out, allowMissing: args.allowMissing });
       for (const id of outcome.missing) process.stderr.write(`warning: cell ${id} is missing (merged with --allow-missing)\n`);

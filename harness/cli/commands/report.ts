@@ -32,7 +32,8 @@ export function registerReportCommand(cli: Argv): Argv {
         .option('out', { alias: 'o', type: 'string', describe: 'where report.html and figures/ go (default for one run: its folder; required for several)' })
         .option('results', { type: 'string', describe: 'where a bare run id is looked up (default: results/, or $XME_RESULTS)' })
         .check((args) => {
-          if ((args.runs as string[]).length > 1 && args.out === undefined) throw new UsageError('several runs need --out DIR: their report goes into no single run’s folder');
+          if ((args.runs as string[]).length > 1 && args.out === undefined)
+            throw new UsageError('several runs need --out DIR: their report goes into no single run’s folder');
           return true;
         })
         .example('xme report results/20261127-130734-thesis-kernel-code', 'report.html and figures/ in that run’s folder')

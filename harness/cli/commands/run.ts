@@ -15,9 +15,18 @@ export function registerRunCommand(cli: Argv): Argv {
     'run an experiment: boot identical guests, score sharing strategies side by side, write samples.csv, summary.csv and run.json',
     (y) =>
       y
-        .option('scenario', { alias: 's', type: 'string', demandOption: true, describe: `scenario name (${listScenarios().join(', ')}) or path to a .json file` })
+        .option('scenario', {
+          alias: 's',
+          type: 'string',
+          demandOption: true,
+          describe: `scenario name (${listScenarios().join(', ')}) or path to a .json file`,
+        })
         .option('backend', { choices: BACKENDS, describe: 'override the scenario: qemu (accounted, default) or xen (enforced; in a Xen dom0)' })
-        .option('strategy', { type: 'string', array: true, describe: `override the scenario’s strategies (names: ${strategyFactories.map((f) => f.name).join(', ')}; backend xen takes one unless the scenario has strategyGuests "apart")` })
+        .option('strategy', {
+          type: 'string',
+          array: true,
+          describe: `override the scenario’s strategies (names: ${strategyFactories.map((f) => f.name).join(', ')}; backend xen takes one unless the scenario has strategyGuests "apart")`,
+        })
         .option('kaslr', { type: 'boolean', describe: 'override the scenario: boot with KASLR on (--kaslr) or off (--no-kaslr)' })
         .option('repetitions', { alias: 'r', type: 'number', describe: 'override the number of repetitions' })
         .option('duration', { type: 'number', describe: 'override the duration of each repetition, seconds' })
@@ -25,10 +34,22 @@ export function registerRunCommand(cli: Argv): Argv {
         .option('guests', { type: 'number', describe: 'override the number of guests' })
         .option('memory', { type: 'number', array: true, describe: 'override guest RAM in MiB (several values: a sweep)' })
         .option('system-map', { type: 'string', describe: 'use this System.map instead of the image’s (a wrong one must be refused)' })
-        .option('accel', { choices: ['auto', 'tcg', 'kvm'] as const, default: 'auto' as const, describe: 'accelerator (auto: KVM only if a probe shows it really runs)' })
+        .option('accel', {
+          choices: ['auto', 'tcg', 'kvm'] as const,
+          default: 'auto' as const,
+          describe: 'accelerator (auto: KVM only if a probe shows it really runs)',
+        })
         .option('results', { type: 'string', describe: 'parent folder of results/<run-id>/ (default: results/, or $XME_RESULTS)' })
-        .option('record', { type: 'boolean', default: false, describe: 'also keep each guest\'s memory at the chosen ticks (sparse, compressed) in results/<run-id>/recording/, for xme replay (docs/recording.md)' })
-        .option('record-ticks', { type: 'string', default: 'all', describe: 'with --record: "all", or tick numbers separated by commas (0 = the first scoring), e.g. 0,6,12' })
+        .option('record', {
+          type: 'boolean',
+          default: false,
+          describe: "also keep each guest's memory at the chosen ticks (sparse, compressed) in results/<run-id>/recording/, for xme replay (docs/recording.md)",
+        })
+        .option('record-ticks', {
+          type: 'string',
+          default: 'all',
+          describe: 'with --record: "all", or tick numbers separated by commas (0 = the first scoring), e.g. 0,6,12',
+        })
         .example('xme run --scenario thesis-kernel-code', 'kernel code shareability across 3 guests (≈1 min)')
         .example('xme run -s thesis-kernel-code --record', 'the same, recorded: then xme replay results/<run-id> --strategy hybrid')
         .example('xme run -s thesis-kernel-code --kaslr', 'the same with KASLR on')
@@ -57,7 +78,9 @@ export function registerRunCommand(cli: Argv): Argv {
         writers: [new ConsoleTableWriter((text) => process.stdout.write(text))],
       });
       for (const warning of outcome.warnings) process.stderr.write(`warning: ${warning}\n`);
-      process.stdout.write(`\n${outcome.status} in ${((Date.now() - started) / 1000).toFixed(0)} s — results in ${outcome.dir}\n  samples.csv, summary.csv, run.json, logs/\n`);
+      process.stdout.write(
+        `\n${outcome.status} in ${((Date.now() - started) / 1000).toFixed(0)} s — results in ${outcome.dir}\n  samples.csv, summary.csv, run.json, logs/\n`,
+      );
       if (outcome.status !== 'completed') throw new XmeError(`run ${outcome.status}`, `partial results are in ${outcome.dir}`);
     },
   );

@@ -30,7 +30,9 @@ export function registerSuiteCommands(cli: Argv): Argv {
             for (const cell of suite.cells) process.stdout.write(`${cell.id}\n`);
             return;
           }
-          process.stdout.write(`suite ${suite.suite}${suite.quick ? ' (quick)' : ''}: ${suite.cells.length} cells in ${args.shards} shard${args.shards > 1 ? 's' : ''} (cell index mod ${args.shards}), digest ${suite.digest.slice(0, 12)}\n`);
+          process.stdout.write(
+            `suite ${suite.suite}${suite.quick ? ' (quick)' : ''}: ${suite.cells.length} cells in ${args.shards} shard${args.shards > 1 ? 's' : ''} (cell index mod ${args.shards}), digest ${suite.digest.slice(0, 12)}\n`,
+          );
           const width = Math.max(...suite.cells.map((c) => c.id.length));
           process.stdout.write(`shard  ${'cell'.padEnd(width)}  seed\n`);
           for (const cell of suite.cells) process.stdout.write(`${String(shardOf(cell, args.shards)).padStart(5)}  ${cell.id.padEnd(width)}  ${cell.seed}\n`);
@@ -43,9 +45,17 @@ export function registerSuiteCommands(cli: Argv): Argv {
           b
             .positional('suite', { type: 'string', demandOption: true, describe: `suite name (${listSuites().join(', ')}) or path to a .json file` })
             .option('quick', { type: 'boolean', default: false, describe: 'the suite’s quick version (its "quick" block: CI-sized)' })
-            .option('shard', { type: 'string', default: '0/1', describe: 'run shard i of N (0-based: cells whose index mod N is i), or "slurm": SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT' })
+            .option('shard', {
+              type: 'string',
+              default: '0/1',
+              describe: 'run shard i of N (0-based: cells whose index mod N is i), or "slurm": SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT',
+            })
             .option('results', { type: 'string', describe: 'parent folder of the shard folder (default: results/, or $XME_RESULTS)' })
-            .option('accel', { choices: ['auto', 'tcg', 'kvm'] as const, default: 'auto' as const, describe: 'accelerator (auto: KVM only if a probe shows it really runs)' })
+            .option('accel', {
+              choices: ['auto', 'tcg', 'kvm'] as const,
+              default: 'auto' as const,
+              describe: 'accelerator (auto: KVM only if a probe shows it really runs)',
+            })
             .example('xme suite run thesis --quick', 'the CI-sized thesis suite on this machine, unsharded')
             .example('xme suite run thesis --shard 1/4 --results /scratch/thesis', 'the second of four shards')
             .example('sbatch --array=0-3 scripts/slurm/suite.sbatch thesis', 'four shards on Slurm, then a merge job (README)'),
@@ -64,7 +74,13 @@ export function registerSuiteCommands(cli: Argv): Argv {
           });
           const counts: Record<string, number> = {};
           for (const c of outcome.record.cells) counts[c.status] = (counts[c.status] ?? 0) + 1;
-          process.stdout.write(`\nshard ${shard.index}/${shard.count} ${outcome.record.status} in ${((Date.now() - started) / 1000).toFixed(0)} s (${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ') || 'no cells'}) — ${outcome.dir}\n`);
+          process.stdout.write(
+            `\nshard ${shard.index}/${shard.count} ${outcome.record.status} in ${((Date.now() - started) / 1000).toFixed(0)} s (${
+              Object.entries(counts)
+                .map(([k, v]) => `${v} ${k}`)
+                .join(', ') || 'no cells'
+            }) — ${outcome.dir}\n`,
+          );
           requireCompleted(outcome);
         },
       )

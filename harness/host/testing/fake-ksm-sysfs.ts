@@ -52,7 +52,13 @@ export function createFakeKsm(): FakeKsm {
     stateFile: path.join(stateDir, 'ksm-state.json'),
     read: (knob) => fs.readFileSync(path.join(sysfs, knob), 'utf8'),
     write: (knob, value) => fs.writeFileSync(path.join(sysfs, knob), value),
-    snapshot: () => Object.fromEntries(fs.readdirSync(sysfs).sort().map((name) => [name, parseKnobText(fake.read(name))])),
+    snapshot: () =>
+      Object.fromEntries(
+        fs
+          .readdirSync(sysfs)
+          .sort()
+          .map((name) => [name, parseKnobText(fake.read(name))]),
+      ),
     reset: () => {
       fs.rmSync(root, { recursive: true, force: true });
       fs.mkdirSync(sysfs, { recursive: true });

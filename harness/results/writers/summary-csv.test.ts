@@ -25,7 +25,18 @@ const repetitions: RepetitionMetrics[] = [1, 2].map((repetition) => ({
 }));
 
 function end(summary: RunEnd['summary']): RunEnd {
-  return { status: 'completed', endedAt: '2026-11-27T13:45:00.000Z', backend: undefined, sharingModes: ['accounted'], cowMethods: [], repetitions, summary, overhead: undefined, warnings: [], notes: [] };
+  return {
+    status: 'completed',
+    endedAt: '2026-11-27T13:45:00.000Z',
+    backend: undefined,
+    sharingModes: ['accounted'],
+    cowMethods: [],
+    repetitions,
+    summary,
+    overhead: undefined,
+    warnings: [],
+    notes: [],
+  };
 }
 
 function written(summary: RunEnd['summary']): string | undefined {
@@ -38,13 +49,15 @@ function written(summary: RunEnd['summary']): string | undefined {
 
 describe('summary.csv writer', () => {
   it('writes one line per summary row, declared figures with their own unit and method', () => {
-    expect(written(summaryRows({ name: 'golden' }, repetitions))).toBe([
-      SUMMARY_COLUMNS.join(','),
-      'golden,64,content,shared_pages,pages,2,29.5,0.707107,23.1469,35.8531,"at the last tick: guest pages in shared state (mapped to a shared frame, not written since; a lone survivor of a written pair included, as Xen counts shr_pages)"',
-      'golden,64,content,cow_faults,faults,2,1,0,1,1,content-reread (test)',
-      'golden,64,content,distinct_hashes,hashes,2,12,0,12,12,distinct page hashes; value at the last tick',
-      '',
-    ].join('\n'));
+    expect(written(summaryRows({ name: 'golden' }, repetitions))).toBe(
+      [
+        SUMMARY_COLUMNS.join(','),
+        'golden,64,content,shared_pages,pages,2,29.5,0.707107,23.1469,35.8531,"at the last tick: guest pages in shared state (mapped to a shared frame, not written since; a lone survivor of a written pair included, as Xen counts shr_pages)"',
+        'golden,64,content,cow_faults,faults,2,1,0,1,1,content-reread (test)',
+        'golden,64,content,distinct_hashes,hashes,2,12,0,12,12,distinct page hashes; value at the last tick',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('writes the header alone when no repetition completed (an early interruption)', () => {
