@@ -28,10 +28,13 @@ export function parseOneLineSources(text: string, from: string): AptSource[] {
     const match = /^(deb|deb-src)\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s*(.*)$/.exec(line);
     if (!match) throw new XmeError(`cannot read the apt source at ${where}: '${line}'`);
     const options = Object.fromEntries(
-      (match[2] ?? '').split(/\s+/).filter(Boolean).map((option) => {
-        const [key, ...value] = option.split('=');
-        return [key!.toLowerCase(), value.join('=')];
-      }),
+      (match[2] ?? '')
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((option) => {
+          const [key, ...value] = option.split('=');
+          return [key!.toLowerCase(), value.join('=')];
+        }),
     );
     sources.push({
       type: match[1] as AptSource['type'],

@@ -16,21 +16,8 @@ import { withFileLock } from '../util/file-lock.ts';
 import { WORKLOADS } from '../vocabulary.ts';
 import { recipeByName } from './recipes.ts';
 import { writeCpio, type CpioEntry } from './cpio.ts';
-import {
-  checkImage,
-  fileRecord,
-  MANIFEST_SCHEMA,
-  type GuestImage,
-  type ImageManifest,
-} from './manifest.ts';
-import {
-  debugPackageName,
-  downloadPackage,
-  extractFromDeb,
-  resolveKernelPackage,
-  resolvePackage,
-  type PackageRef,
-} from './debian-packages.ts';
+import { checkImage, fileRecord, MANIFEST_SCHEMA, type GuestImage, type ImageManifest } from './manifest.ts';
+import { debugPackageName, downloadPackage, extractFromDeb, resolveKernelPackage, resolvePackage, type PackageRef } from './debian-packages.ts';
 
 /** Bump when the layout of built images changes, so that old cache entries are rebuilt. */
 const BUILDER_VERSION = 1;
@@ -193,7 +180,10 @@ export async function fetchRealSystemMap(
 
 /** The placeholder System.map in linux-image-* is 83 bytes; the real one has tens of thousands of symbols. */
 function assertRealSystemMap(file: string): void {
-  const head = fs.readFileSync(file).subarray(0, 1 << 20).toString('latin1');
+  const head = fs
+    .readFileSync(file)
+    .subarray(0, 1 << 20)
+    .toString('latin1');
   if (fs.statSync(file).size < 100_000 || !/^[0-9a-f]{16} T _text$/m.test(head)) {
     throw new XmeError(`${file} is not a real System.map (no _text symbol)`, 'check the -dbg package version');
   }
@@ -206,8 +196,10 @@ async function compileWorkload(output: string): Promise<void> {
     reject: false,
   });
   if (result.exitCode !== 0) {
-    throw new XmeError(`compiling xme-load failed: ${result.stderr.trim().split('\n').slice(-3).join(' ')}`,
-      'a static build needs libc6-dev: apt-get install gcc libc6-dev');
+    throw new XmeError(
+      `compiling xme-load failed: ${result.stderr.trim().split('\n').slice(-3).join(' ')}`,
+      'a static build needs libc6-dev: apt-get install gcc libc6-dev',
+    );
   }
 }
 
@@ -232,10 +224,7 @@ export async function loadImage(name: string): Promise<GuestImage> {
   recipeByName(name);
   const check = await checkImage(imageDir(name));
   if (!check.ok) {
-    throw new XmeError(
-      `guest image '${name}' is not usable: ${check.reason}`,
-      `build it with: xme image build ${name}`,
-    );
+    throw new XmeError(`guest image '${name}' is not usable: ${check.reason}`, `build it with: xme image build ${name}`);
   }
   return check.image;
 }

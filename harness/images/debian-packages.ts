@@ -24,7 +24,7 @@ async function aptShow(name: string): Promise<{ version: string; depends: string
 
 export async function resolvePackage(name: string): Promise<PackageRef> {
   const shown = await aptShow(name);
-  if (!shown || !shown.version) {
+  if (!shown?.version) {
     throw new XmeError(
       `Debian package ${name} is not known to apt`,
       'run apt-get update (scripts/setup does), and check that bookworm and bookworm-security are in the apt sources',
@@ -75,8 +75,11 @@ export async function extractFromDeb(deb: string, member: string, dest: string):
   requireTool('dpkg-deb');
   requireTool('tar');
   const memberPath = member.startsWith('./') ? member : `./${member.replace(/^\/+/, '')}`;
-  const result = await execa('dpkg-deb', ['--fsys-tarfile', deb], { reject: false, buffer: { stdout: false } })
-    .pipe('tar', ['-x', '-O', '-f', '-', memberPath], { stdout: { file: dest }, reject: false });
+  const result = await execa('dpkg-deb', ['--fsys-tarfile', deb], { reject: false, buffer: { stdout: false } }).pipe(
+    'tar',
+    ['-x', '-O', '-f', '-', memberPath],
+    { stdout: { file: dest }, reject: false },
+  );
   if (result.exitCode !== 0) {
     fs.rmSync(dest, { force: true });
     throw new XmeError(`cannot extract ${memberPath} from ${path.basename(deb)}: ${result.stderr.trim()}`);

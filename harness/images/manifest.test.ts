@@ -55,6 +55,7 @@ describe('image manifest', () => {
 
   it('names the offending field', async () => {
     const manifest = await writeImage();
+    // biome-ignore lint/suspicious/noExplicitAny: the tests patch any field of a manifest read from JSON
     const broken = (patch: (m: Record<string, any>) => void) => {
       const copy = JSON.parse(JSON.stringify(manifest));
       patch(copy);
@@ -110,7 +111,13 @@ async function writeSystemImage(): Promise<SystemImageManifest> {
       { package: 'libc6', version: '2.36-9+deb12u10', architecture: 'amd64' },
       { package: 'systemd', version: '252.39-1~deb12u1', architecture: 'amd64' },
     ],
-    buildSource: { package: 'lua5.4', version: '5.4.4-3+deb12u1', dir: '/usr/src/lua5.4', build: 'make -C /usr/src/lua5.4 posix', clean: 'make -C /usr/src/lua5.4 clean' },
+    buildSource: {
+      package: 'lua5.4',
+      version: '5.4.4-3+deb12u1',
+      dir: '/usr/src/lua5.4',
+      build: 'make -C /usr/src/lua5.4 posix',
+      clean: 'make -C /usr/src/lua5.4 clean',
+    },
     pgbench: { database: 'pgbench', scale: 2 },
     kernelCommandLine: 'root=/dev/vda rw console=ttyS0',
     treeBytes: 950_000_000,
@@ -141,6 +148,7 @@ describe('system image manifest (the same format, kind: system)', () => {
 
   it('names the offending field', async () => {
     const manifest = await writeSystemImage();
+    // biome-ignore lint/suspicious/noExplicitAny: the tests patch any field of a manifest read from JSON
     const broken = (patch: (m: Record<string, any>) => void) => {
       const copy = JSON.parse(JSON.stringify(manifest));
       patch(copy);
@@ -157,7 +165,7 @@ describe('system image manifest (the same format, kind: system)', () => {
     expect(broken((m) => (m.pgbench.scale = 0))).toThrow(/field 'pgbench.scale' must be at least 1/);
     expect(broken((m) => (m.treeBytes = -1))).toThrow(/field 'treeBytes'/);
     expect(broken((m) => (m.sources = []))).toThrow(/field 'sources'/);
-    expect(broken((m) => (m.requested = [''])) ).toThrow(/field 'requested\[0\]'/);
+    expect(broken((m) => (m.requested = ['']))).toThrow(/field 'requested\[0\]'/);
     expect(broken((m) => delete m.kernelCommandLine)).toThrow(/field 'kernelCommandLine'/);
     expect(broken((m) => (m.schema = 2))).toThrow(/field 'schema'/);
   });

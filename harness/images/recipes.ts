@@ -17,7 +17,7 @@ export interface ImageRecipe {
 export const recipes: Record<string, ImageRecipe> = {
   cloud: {
     name: 'cloud',
-    description: "Debian 12 cloud kernel (linux-image-*-cloud-amd64): small, boots in ~3.5 s under TCG",
+    description: 'Debian 12 cloud kernel (linux-image-*-cloud-amd64): small, boots in ~3.5 s under TCG',
     flavour: 'cloud-amd64',
   },
   generic: {
@@ -32,10 +32,7 @@ export const defaultImageName = 'cloud';
 export function recipeByName(name: string): ImageRecipe {
   const recipe = recipes[name];
   if (!recipe) {
-    throw new XmeError(
-      `unknown guest image '${name}'`,
-      `known images: ${Object.keys(recipes).join(', ')} (xme image list)`,
-    );
+    throw new XmeError(`unknown guest image '${name}'`, `known images: ${Object.keys(recipes).join(', ')} (xme image list)`);
   }
   return recipe;
 }

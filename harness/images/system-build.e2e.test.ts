@@ -56,7 +56,21 @@ describe(`debian-system image${because}`, () => {
   it.skipIf(!!blocker)('lists every package it was asked for, at the versions dpkg has, with the cloud kernel', () => {
     const m = image.manifest;
     const installed = new Map(m.packages.map((p) => [p.package, p.version]));
-    for (const name of ['systemd', 'systemd-sysv', 'udev', 'qemu-guest-agent', 'nginx-light', 'redis-server', 'postgresql', 'wrk', 'gcc', 'make', 'procps', 'iproute2', 'initramfs-tools']) {
+    for (const name of [
+      'systemd',
+      'systemd-sysv',
+      'udev',
+      'qemu-guest-agent',
+      'nginx-light',
+      'redis-server',
+      'postgresql',
+      'wrk',
+      'gcc',
+      'make',
+      'procps',
+      'iproute2',
+      'initramfs-tools',
+    ]) {
       expect(installed.has(name), name).toBe(true);
     }
     expect(m.packages.length).toBeGreaterThan(150);
@@ -85,7 +99,11 @@ describe(`debian-system image${because}`, () => {
     expect(fs.readFileSync(image.path('systemMap'), 'latin1')).toMatch(/^[0-9a-f]{16} T _text$/m);
     // The same kernel package as the cloud image: the same vmlinuz and System.map, when that image is built.
     const cloud = await checkImage(imageDir('cloud'));
-    if (cloud.ok && cloud.image.manifest.kernel.version === image.manifest.kernel.version && cloud.image.manifest.kernel.package === image.manifest.kernel.package) {
+    if (
+      cloud.ok &&
+      cloud.image.manifest.kernel.version === image.manifest.kernel.version &&
+      cloud.image.manifest.kernel.package === image.manifest.kernel.package
+    ) {
       expect(image.manifest.files.vmlinuz.sha256).toBe(cloud.image.manifest.files.vmlinuz.sha256);
       expect(image.manifest.files.systemMap.sha256).toBe(cloud.image.manifest.files.systemMap.sha256);
     }
@@ -94,7 +112,18 @@ describe(`debian-system image${because}`, () => {
   it.skipIf(!!blocker)('holds the system on an ext4 file system labelled root: binaries, the FACTS edits, Lua sources, pgbench data', async () => {
     expect((await execa('e2label', [raw])).stdout.trim()).toBe('root');
     const release = image.manifest.kernelRelease;
-    for (const file of ['/usr/sbin/nginx', '/usr/bin/redis-server', '/usr/bin/wrk', '/usr/sbin/qemu-ga', '/usr/bin/pgbench', '/usr/bin/gcc', `/boot/vmlinuz-${release}`, `/boot/initrd.img-${release}`, '/usr/src/lua5.4/src/lua.c', '/usr/src/lua5.4/src/Makefile']) {
+    for (const file of [
+      '/usr/sbin/nginx',
+      '/usr/bin/redis-server',
+      '/usr/bin/wrk',
+      '/usr/sbin/qemu-ga',
+      '/usr/bin/pgbench',
+      '/usr/bin/gcc',
+      `/boot/vmlinuz-${release}`,
+      `/boot/initrd.img-${release}`,
+      '/usr/src/lua5.4/src/lua.c',
+      '/usr/src/lua5.4/src/Makefile',
+    ]) {
       expect(await debugfs(`stat ${file}`), file).toMatch(/Inode: \d+\s+Type: (regular|symlink)/);
     }
     expect(await debugfs('cat /etc/fstab')).toMatch(/^\/dev\/vda \/ ext4 /m);
@@ -114,18 +143,26 @@ describe(`debian-system image${because}`, () => {
     expect(databases.length).toBeGreaterThanOrEqual(4);
   });
 
-  it.skipIf(!!blocker)('a second build with the same inputs is a no-op that reuses the cached image', async () => {
-    const again = await buildSystemImage('debian-system', { onStep });
-    expect(again.built).toBe(false);
-    expect(again.image.manifest.recipeHash).toBe(image.manifest.recipeHash);
-    expect(again.image.manifest.builtAt).toBe(image.manifest.builtAt);
-    expect(again.seconds).toBeLessThan(60);
-  }, 120_000);
+  it.skipIf(!!blocker)(
+    'a second build with the same inputs is a no-op that reuses the cached image',
+    async () => {
+      const again = await buildSystemImage('debian-system', { onStep });
+      expect(again.built).toBe(false);
+      expect(again.image.manifest.recipeHash).toBe(image.manifest.recipeHash);
+      expect(again.image.manifest.builtAt).toBe(image.manifest.builtAt);
+      expect(again.seconds).toBeLessThan(60);
+    },
+    120_000,
+  );
 
-  it.skipIf(!!blocker || !process.env.XME_E2E_REBUILD)('a rebuild from scratch gives the same package set (XME_E2E_REBUILD=1)', async () => {
-    const rebuilt = await buildSystemImage('debian-system', { onStep, force: true });
-    expect(rebuilt.built).toBe(true);
-    expect(rebuilt.image.manifest.packages).toEqual(image.manifest.packages);
-    expect(rebuilt.image.manifest.recipeHash).toBe(image.manifest.recipeHash);
-  }, 40 * 60_000);
+  it.skipIf(!!blocker || !process.env.XME_E2E_REBUILD)(
+    'a rebuild from scratch gives the same package set (XME_E2E_REBUILD=1)',
+    async () => {
+      const rebuilt = await buildSystemImage('debian-system', { onStep, force: true });
+      expect(rebuilt.built).toBe(true);
+      expect(rebuilt.image.manifest.packages).toEqual(image.manifest.packages);
+      expect(rebuilt.image.manifest.recipeHash).toBe(image.manifest.recipeHash);
+    },
+    40 * 60_000,
+  );
 });

@@ -31,14 +31,7 @@ import {
   systemRecipeHash,
   type SystemRecipe,
 } from './system-recipes.ts';
-import {
-  checkSystemImage,
-  fileRecord,
-  MANIFEST_SCHEMA,
-  type InstalledPackage,
-  type SystemImage,
-  type SystemImageManifest,
-} from './manifest.ts';
+import { checkSystemImage, fileRecord, MANIFEST_SCHEMA, type InstalledPackage, type SystemImage, type SystemImageManifest } from './manifest.ts';
 
 export const customizeScriptPath = path.join(systemRecipeDir, 'customize.sh');
 
@@ -239,7 +232,10 @@ async function buildInto(
   const treeBytes = Number((await workspace.run('du', ['-s', '-b', tree])).stdout.split('\t')[0]);
   const fileSystemBytes = recipe.diskMiB * 1024 * 1024;
   if (!(treeBytes < fileSystemBytes * 0.8)) {
-    throw new XmeError(`the tree has ${mib(treeBytes)} MiB: too much for a ${recipe.diskMiB} MiB disk`, `raise diskMiB of '${recipe.name}' in harness/images/system-recipes.ts`);
+    throw new XmeError(
+      `the tree has ${mib(treeBytes)} MiB: too much for a ${recipe.diskMiB} MiB disk`,
+      `raise diskMiB of '${recipe.name}' in harness/images/system-recipes.ts`,
+    );
   }
   const disk = path.join(work, 'disk.img');
   step(`mkfs.ext4 -d: a ${recipe.diskMiB} MiB ext4 file system from the ${mib(treeBytes)} MiB tree (no mount)`);
@@ -323,7 +319,7 @@ async function runMmdebstrap(workspace: Workspace, tree: string, inputs: SystemI
   await workspace.run(requireSystemTool('mmdebstrap'), args, {
     env,
     what: 'mmdebstrap',
-    hint: 'the lines above are its last words; check the host\'s apt sources and run apt-get update',
+    hint: "the lines above are its last words; check the host's apt sources and run apt-get update",
     onLine: (line) => {
       if (line.startsWith('I: ')) step(`mmdebstrap: ${line.slice(3)}`);
     },
@@ -354,6 +350,8 @@ export function parseDpkgQuery(output: string): InstalledPackage[] {
 async function installedPackages(tree: string): Promise<InstalledPackage[]> {
   const result = await execa(
     requireSystemTool('dpkg-query'),
+    // dpkg-query's own ${field} format, not a template string.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's format
     [`--admindir=${path.join(tree, 'var/lib/dpkg')}`, '-W', '-f', '${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n'],
     { reject: false },
   );
@@ -376,7 +374,10 @@ function checkTree(tree: string, inputs: SystemInputs, packages: InstalledPackag
   }
   const configurers = NETWORK_CONFIGURERS.filter((name) => installed.has(name));
   if (configurers.length) {
-    throw new XmeError(`the tree has ${configurers.join(', ')}: a system image has no network beyond loopback`, 'remove what pulls it in from the package list');
+    throw new XmeError(
+      `the tree has ${configurers.join(', ')}: a system image has no network beyond loopback`,
+      'remove what pulls it in from the package list',
+    );
   }
 }
 
@@ -406,13 +407,13 @@ function removeStaleWorkspaces(name: string, step: (m: string) => void): void {
 
 /** Mount points at or below dir (this process's view), deepest first. */
 function mountsUnder(dir: string): string[] {
-  const unescape = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+  const unescapeOctal = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
   return fs
     .readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .map((line) => line.split(' ')[4])
     .filter((point): point is string => !!point)
-    .map(unescape)
+    .map(unescapeOctal)
     .filter((point) => point === dir || point.startsWith(`${dir}/`))
     .sort((a, b) => b.length - a.length);
 }
@@ -570,7 +571,10 @@ class Workspace {
     if (child?.pid && child.exitCode === null && child.signalCode === null) {
       signalGroup(child.pid, 'SIGTERM');
       const exited = await Promise.race([
-        child.then(() => true, () => true),
+        child.then(
+          () => true,
+          () => true,
+        ),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 6000)),
       ]);
       if (!exited) signalGroup(child.pid, 'SIGKILL');

@@ -34,7 +34,21 @@ describe('package lists', () => {
 
   it('the debian-system list has what its workloads need, and the kernel as the meta-package', () => {
     const packages = readPackageList(systemRecipeByName('debian-system'));
-    for (const name of ['systemd-sysv', 'udev', 'linux-image-cloud-amd64', 'initramfs-tools', 'qemu-guest-agent', 'nginx-light', 'redis-server', 'postgresql', 'procps', 'iproute2', 'wrk', 'gcc', 'make']) {
+    for (const name of [
+      'systemd-sysv',
+      'udev',
+      'linux-image-cloud-amd64',
+      'initramfs-tools',
+      'qemu-guest-agent',
+      'nginx-light',
+      'redis-server',
+      'postgresql',
+      'procps',
+      'iproute2',
+      'wrk',
+      'gcc',
+      'make',
+    ]) {
       expect(packages).toContain(name);
     }
   });
@@ -46,7 +60,9 @@ describe('package lists', () => {
       'wrk',
     ]);
     expect(() => resolveIncludes(['udev'], 'cloud-amd64', KERNEL)).toThrow(/must name the kernel once, as linux-image-cloud-amd64/);
-    expect(() => resolveIncludes(['linux-image-cloud-amd64', 'linux-image-amd64'], 'cloud-amd64', KERNEL)).toThrow(/found: linux-image-cloud-amd64, linux-image-amd64/);
+    expect(() => resolveIncludes(['linux-image-cloud-amd64', 'linux-image-amd64'], 'cloud-amd64', KERNEL)).toThrow(
+      /found: linux-image-cloud-amd64, linux-image-amd64/,
+    );
     expect(() => resolveIncludes(['linux-image-6.1.0-57-cloud-amd64'], 'cloud-amd64', KERNEL)).toThrow(/must name the kernel once/);
   });
 

@@ -73,10 +73,7 @@ export function isSystemImage(name: string): boolean {
 export function systemRecipeByName(name: string): SystemRecipe {
   const recipe = isSystemImage(name) ? systemRecipes[name] : undefined;
   if (!recipe) {
-    throw new XmeError(
-      `unknown system image '${name}'`,
-      `known system images: ${Object.keys(systemRecipes).join(', ')} (xme image list)`,
-    );
+    throw new XmeError(`unknown system image '${name}'`, `known system images: ${Object.keys(systemRecipes).join(', ')} (xme image list)`);
   }
   return recipe;
 }
@@ -125,7 +122,7 @@ export function resolveIncludes(packages: readonly string[], flavour: string, ke
   if (kernels.length !== 1 || kernels[0] !== meta) {
     throw new XmeError(
       `the package list must name the kernel once, as ${meta} (found: ${kernels.join(', ') || 'none'})`,
-      'xme resolves it to the kernel image\'s exact package so that the -dbg System.map matches',
+      "xme resolves it to the kernel image's exact package so that the -dbg System.map matches",
     );
   }
   return packages.map((name) => (name === meta ? `${kernel.name}=${kernel.version}` : name));
