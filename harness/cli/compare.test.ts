@@ -98,3 +98,35 @@ describe('xme compare as a program', () => {
     ]);
   });
 });
+
+describe('xme compare names the settings in which the runs differ', () => {
+  const alike = { guests: 3, memoryMiB: [256], workload: { name: 'idle' }, durationS: 30, tickS: 5, backend: 'qemu' };
+  const settings = (kaslr: boolean, commit: string) => ({
+    scenario: { ...alike, kaslr },
+    backend: { name: 'qemu', version: 'QEMU 7.2.22', accelerator: 'tcg' },
+    harness: { version: '0.1.0', gitCommit: commit, gitDirty: false },
+    image: { name: 'cloud', kernelRelease: '6.1.0-57-cloud-amd64', files: { vmlinuz: { sha256: 'ab'.repeat(32) } } },
+  });
+  const rows = [{ metric: 'shared_pages', n: 3, mean: 10, sd: 1 }];
+  const nokaslr = writeResultsFolder(path.join(root, 'settings'), { runId: 'nokaslr', rows, settings: settings(false, 'a'.repeat(40)) });
+  const kaslr = writeResultsFolder(path.join(root, 'settings'), { runId: 'kaslr', rows, settings: settings(true, 'b'.repeat(40)) });
+  const same = writeResultsFolder(path.join(root, 'settings'), { runId: 'same', rows, settings: settings(false, 'a'.repeat(40)) });
+
+  it('a nokaslr run against a KASLR run says so in the header, with the harness commits that differ too', async () => {
+    const { stdout } = await run(['compare', nokaslr, kaslr]);
+    expect(stdout).toContain('the runs differ in KASLR, harness commit (R1 = nokaslr, R2 = kaslr):');
+    expect(stdout).toContain('  KASLR: R1 off (nokaslr); R2 on');
+    expect(stdout).toContain(`  harness commit: R1 ${'a'.repeat(12)}; R2 ${'b'.repeat(12)}`);
+  });
+
+  it('says nothing of settings when the runs were made alike', async () => {
+    const { stdout } = await run(['compare', nokaslr, same]);
+    expect(stdout).not.toContain('the runs differ in');
+  });
+
+  it('puts the differences on stderr with --format csv, keeping stdout machine-readable', async () => {
+    const { stdout, stderr } = await run(['compare', nokaslr, kaslr, '--format', 'csv']);
+    expect(stderr).toContain('the runs differ in KASLR');
+    expect(stdout).not.toContain('the runs differ');
+  });
+});

@@ -26,6 +26,8 @@ export interface SyntheticRun {
   scenario?: string;
   status?: string;
   rows: SyntheticRow[];
+  /** More of run.json: scenario settings (merged into its scenario), backend, harness, image. */
+  settings?: { scenario?: Record<string, unknown>; backend?: Record<string, unknown>; harness?: Record<string, unknown>; image?: Record<string, unknown> };
 }
 
 /** Writes <root>/<runId>/{summary.csv,run.json} and returns the folder. */
@@ -50,6 +52,13 @@ export function writeResultsFolder(root: string, run: SyntheticRun): string {
     });
   }
   summary.close();
-  writeJsonAtomically(path.join(dir, 'run.json'), { schema: 2, runId: run.runId, status: run.status ?? 'completed', scenario: { name: scenario } });
+  const { scenario: settings, ...more } = run.settings ?? {};
+  writeJsonAtomically(path.join(dir, 'run.json'), {
+    schema: 2,
+    runId: run.runId,
+    status: run.status ?? 'completed',
+    scenario: { name: scenario, ...settings },
+    ...more,
+  });
   return dir;
 }
