@@ -113,7 +113,7 @@ describe('runner on fake guests', () => {
     // The report (report-writer.ts), from these files: the figures with data, the kernel one left out (semantic refused).
     const html = fs.readFileSync(path.join(outcome.dir, 'report.html'), 'utf8');
     expect(html).toContain(outcome.runId);
-    expect(fs.readdirSync(path.join(outcome.dir, 'figures')).sort()).toEqual(['cow.svg', 'cpu.svg', 'sharing.svg']);
+    expect(fs.readdirSync(path.join(outcome.dir, 'figures')).sort()).toEqual(['cow.svg', 'cpu.svg', 'sharing.svg', 'split.svg']);
     expect(html).toMatch(/data-figure="kernel" data-drawn="false"/);
     expect(ends).toHaveLength(1);
     expect(ends[0]!.status).toBe('completed');

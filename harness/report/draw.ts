@@ -50,6 +50,8 @@ function marks(figure: DrawnFigure): Plot.Markish[] {
         Plot.ruleX(withCi, { ...facets, x: 'x', y1: 'low', y2: 'high', stroke: 'legend', strokeWidth: 1.5, className: 'xme-ci' }),
         Plot.dot(points, { ...common, x: 'x', y: 'y', fill: 'legend', r: 3.5, className: 'xme-point' }),
       ];
+    case 'stacked':
+      return [Plot.barY(points, { ...common, x: 'x', y: 'y', fill: 'legend', className: 'xme-bar' }), Plot.ruleY([0])];
     case 'bars':
       return [
         Plot.barY(points, { ...common, x: 'x', y: 'y', fill: 'legend', className: 'xme-bar' }),
@@ -106,7 +108,7 @@ export function drawFigure(given: DrawnFigure): string {
   const hasFx = figure.points.some((p) => p.fx !== undefined);
   const rows = hasFy ? new Set(figure.points.map((p) => p.fy)).size : 1;
   const longestFy = hasFy ? Math.max(...figure.points.map((p) => (p.fy ?? '').length)) : 0;
-  const height = figure.kind === 'bars' ? Math.max(360, rows * 150 + 70) : Math.max(300, rows * 190 + 70);
+  const height = figure.kind !== 'lines' && figure.kind !== 'means' ? Math.max(360, rows * 150 + 70) : Math.max(300, rows * 190 + 70);
   const memories = [...new Set(figure.points.map((p) => p.x))].sort((a, b) => Number(a) - Number(b));
   // Bars carry their value above them: room for it above the highest bar (or CI).
   const top = Math.max(...figure.points.map((p) => Math.max(p.y, p.high ?? p.y)));
@@ -118,7 +120,7 @@ export function drawFigure(given: DrawnFigure): string {
     height,
     marginLeft: 64,
     marginRight: hasFy ? Math.max(40, longestFy * 6 + 16) : 20,
-    marginBottom: figure.kind === 'bars' ? 56 : 44,
+    marginBottom: figure.kind !== 'lines' && figure.kind !== 'means' ? 56 : 44,
     marginTop: hasFx ? 34 : 20,
     style: { fontFamily: FONT, fontSize: '11px', background: 'white' },
     x: {

@@ -30,8 +30,8 @@ const omission = (figures: FigureData[], id: FigureId) => {
 describe('figure data of one run (a sweep: 2 memory sizes × 3 repetitions)', () => {
   const figures = buildFigures([readReportRun(sweep)]);
 
-  it('has the five figures in order', () => {
-    expect(figures.map((f) => f.id)).toEqual(['sharing', 'cow', 'cpu', 'kernel', 'throughput']);
+  it('has the six figures in order', () => {
+    expect(figures.map((f) => f.id)).toEqual(['sharing', 'split', 'cow', 'cpu', 'kernel', 'throughput']);
     expect(figures.every((f) => f.drawn)).toBe(true);
   });
 
@@ -87,6 +87,16 @@ describe('figure data of one run (a sweep: 2 memory sizes × 3 repetitions)', ()
     expect(f.points.map((p) => p.x)).toContain('rodata\nsemantic+rodata');
   });
 
+  it('(1b) split: per memory × strategy, three stacked parts that add up to frames_saved', () => {
+    const f = figure(figures, 'split');
+    expect(f.kind).toBe('stacked');
+    expect(f.points).toHaveLength(2 * 3 * 3);
+    expect(f.legend).toEqual(['zero pages', 'within a guest', 'across guests']);
+    const content = f.points.filter((p) => p.x === 'content' && p.fx === '128 MiB');
+    expect(content.map((p) => p.y)).toEqual([100, (1500 - 100) / 5, ((1500 - 100) * 4) / 5]); // content is the third strategy: frames_saved 1500
+    expect(f.caption.measures).toMatch(/k − 1 “across guests” and m − k “within a guest”/);
+  });
+
   it('(5) throughput: a bar per memory × strategy', () => {
     const f = figure(figures, 'throughput');
     expect(f.points).toHaveLength(2 * 3);
@@ -119,7 +129,7 @@ describe('figures left out, with the reason', () => {
     const others = buildFigures([readReportRun(noSamples)]);
     expect(omission(others, 'sharing')).toBe('no samples.csv in no-samples');
     expect(omission(others, 'cow')).toBe('no samples.csv in no-samples');
-    expect(others.filter((f) => f.drawn).map((f) => f.id)).toEqual(['cpu', 'kernel', 'throughput']);
+    expect(others.filter((f) => f.drawn).map((f) => f.id)).toEqual(['split', 'cpu', 'kernel', 'throughput']);
   });
 
   it('omits the kernel figure when no semantic strategy measured it, and throughput when the workload reports none', () => {

@@ -8,11 +8,12 @@ import { METRICS, type MetricName } from '../results/metrics.ts';
 import type { ReportRun, TotalsSample } from './read-results.ts';
 import type { SummaryRow } from '../results/summary.ts';
 
-export const FIGURE_IDS = ['sharing', 'cow', 'cpu', 'kernel', 'throughput'] as const;
+export const FIGURE_IDS = ['sharing', 'split', 'cow', 'cpu', 'kernel', 'throughput'] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
 
 export const FIGURE_TITLES: Record<FigureId, string> = {
   sharing: 'Shared pages and frames saved over time',
+  split: 'Where the frames saved lie: zero pages, within a guest, across guests',
   cow: 'Cumulative copy-on-write faults over time',
   cpu: 'CPU per scan and per tick against guest memory',
   kernel: 'Kernel code and rodata shareability per run',
@@ -52,8 +53,8 @@ export interface DrawnFigure {
   id: FigureId;
   title: string;
   drawn: true;
-  /** lines: values over time; means: mean ± CI against a number; bars: a mean ± CI per category. */
-  kind: 'lines' | 'means' | 'bars';
+  /** lines: values over time; means: mean ± CI against a number; bars: a mean ± CI per category; stacked: parts of a whole per category. */
+  kind: 'lines' | 'means' | 'bars' | 'stacked';
   xLabel: string;
   yLabel: string;
   yScale: 'linear' | 'log';
@@ -94,7 +95,7 @@ export function tagRuns(runs: readonly ReportRun[]): TaggedRun[] {
 /** Every figure, in the report's order: drawn or omitted with a reason. */
 export function buildFigures(runs: readonly ReportRun[]): FigureData[] {
   const tagged = tagRuns(runs);
-  return [sharingFigure(tagged), cowFigure(tagged), cpuFigure(tagged), kernelFigure(tagged), throughputFigure(tagged)];
+  return [sharingFigure(tagged), splitFigure(tagged), cowFigure(tagged), cpuFigure(tagged), kernelFigure(tagged), throughputFigure(tagged)];
 }
 
 const distinct = <T>(values: Iterable<T>): T[] => [...new Set(values)];
@@ -242,6 +243,52 @@ function refusals(runs: readonly TaggedRun[]): string[] {
 
 /** What a CoW method's count is when samples.csv predates the cow_count column. */
 const COUNT_OF_METHOD: Record<string, string> = { 'content-reread': 'lower bound', hypervisor: 'upper bound' };
+
+/** The parts of frames_saved (summary.csv), in stacking order, with their legend. */
+const SPLIT_PARTS = [
+  ['frames_saved_zero', 'zero pages'],
+  ['frames_saved_within_guest', 'within a guest'],
+  ['frames_saved_across_guests', 'across guests'],
+] as const;
+
+/** (1b) frames saved split by where the sharing lies, stacked per strategy: a panel per run and memory size. */
+export function splitFigure(runs: readonly TaggedRun[]): FigureData {
+  const metrics = SPLIT_PARTS.map(([metric]) => metric);
+  const rows = summaryRowsOf(runs, metrics);
+  if (!rows.length)
+    return omitted('split', `${noSummaryReason(runs, metrics)} (a ledger that knows which guest each shared page is in measures it: not Xen's counters)`);
+  const several = runs.length > 1;
+  const memories = distinct(rows.map((x) => x.row.memory_mib));
+  const points: FigurePoint[] = rows.map(({ r, row }) => {
+    const fx = [several ? r.tag : '', memories.length > 1 || several ? mib(row.memory_mib) : ''].filter(Boolean).join(' · ');
+    return {
+      series: [r.tag, row.memory_mib, row.strategy, row.metric].join('|'),
+      legend: SPLIT_PARTS.find(([metric]) => metric === row.metric)![1],
+      x: row.strategy,
+      y: row.mean,
+      ...(fx ? { fx } : {}),
+    };
+  });
+  const { n } = summaryN(rows.map((x) => x.row));
+  const used = runs.filter((r) => rows.some((x) => x.r === r));
+  return finish({
+    id: 'split',
+    kind: 'stacked',
+    xLabel: 'strategy',
+    yLabel: 'frames saved (pages)',
+    yScale: 'linear',
+    points,
+    caption: {
+      measures:
+        "frames saved at the last tick, split by where the sharing lies (Barker et al., ATC'12): a frame backing m pages saves m − 1 — all of them “zero pages” when its bytes are all zero; otherwise, with its pages in k guests, k − 1 “across guests” and m − k “within a guest”; the three add up to frames_saved",
+      units: 'guest pages (4 KiB); mean over repetitions',
+      n,
+      method: metrics.map((m) => `${m}: ${methodsOf(rows, m) || 'not measured'}`),
+      runs: used.map(runName),
+    },
+    notes: [],
+  });
+}
 
 /** (2) cumulative CoW faults over time per strategy, with the CoW method and what its count bounds. */
 export function cowFigure(runs: readonly TaggedRun[]): FigureData {

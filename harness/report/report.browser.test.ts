@@ -183,6 +183,10 @@ function expectRendered(figure: RenderedFigure): void {
   if (figure.kind === 'bars') {
     expect(figure.bars, figure.id).toBe(figure.points);
     expect(figure.visibleBars, figure.id).toBe(figure.points);
+  } else if (figure.kind === 'stacked') {
+    // A part that is 0 (e.g. no zero pages) is a bar of no height: at least one part shows.
+    expect(figure.bars, figure.id).toBe(figure.points);
+    expect(figure.visibleBars, figure.id).toBeGreaterThan(0);
   } else {
     expect(figure.lines, figure.id).toBe(figure.series);
     expect(figure.circles, figure.id).toBe(figure.points);
@@ -197,6 +201,7 @@ describe('report.html in Chromium', () => {
       const figures = await renderedFigures(page);
       expect(figures.map((f) => [f.id, f.drawn])).toEqual([
         ['sharing', true],
+        ['split', true],
         ['cow', true],
         ['cpu', true],
         ['kernel', false],
@@ -217,11 +222,11 @@ describe('report.html in Chromium', () => {
   );
 
   it(
-    'renders all five figures of two runs in one report, and saves a screenshot',
+    'renders all six figures of two runs in one report, and saves a screenshot',
     async () => {
       const { page, errors } = await open(several);
       const figures = await renderedFigures(page);
-      expect(figures.map((f) => f.id)).toEqual(['sharing', 'cow', 'cpu', 'kernel', 'throughput']);
+      expect(figures.map((f) => f.id)).toEqual(['sharing', 'split', 'cow', 'cpu', 'kernel', 'throughput']);
       expect(figures.every((f) => f.drawn)).toBe(true);
       for (const figure of figures) expectRendered(figure);
       const kernel = figures.find((f) => f.id === 'kernel')!;
@@ -243,7 +248,7 @@ describe('report.html in Chromium', () => {
     async () => {
       const dir = path.join(path.dirname(several), 'figures');
       const files = fs.readdirSync(dir);
-      expect(files.sort()).toEqual(['cow.svg', 'cpu.svg', 'kernel.svg', 'sharing.svg', 'throughput.svg']);
+      expect(files.sort()).toEqual(['cow.svg', 'cpu.svg', 'kernel.svg', 'sharing.svg', 'split.svg', 'throughput.svg']);
       for (const file of files) {
         const { page, errors } = await open(path.join(dir, file));
         const root = await page.evaluate(() => {

@@ -57,6 +57,7 @@ describe('report.html', () => {
     expect(externalReferences(built.html)).toEqual([]);
     expect([...document.querySelectorAll('[src],[href]')].map((e) => e.getAttribute('src') ?? e.getAttribute('href'))).toEqual([
       'figures/sharing.svg',
+      'figures/split.svg',
       'figures/cow.svg',
       'figures/cpu.svg',
       'figures/kernel.svg',
@@ -74,9 +75,9 @@ describe('report.html', () => {
       expect(element!.getAttribute('data-series')).toBe(String(figure.series.length));
       const withCi = figure.points.filter((p) => p.low !== undefined).length;
       const expected = {
-        lines: figure.kind === 'bars' ? 0 : figure.series.length,
-        points: figure.kind === 'bars' ? 0 : figure.points.length,
-        bars: figure.kind === 'bars' ? figure.points.length : 0,
+        lines: figure.kind === 'bars' || figure.kind === 'stacked' ? 0 : figure.series.length,
+        points: figure.kind === 'bars' || figure.kind === 'stacked' ? 0 : figure.points.length,
+        bars: figure.kind === 'bars' || figure.kind === 'stacked' ? figure.points.length : 0,
         ci: withCi,
       };
       expect(marksOf(element!), figure.id).toEqual(expected);
@@ -120,7 +121,7 @@ describe('report.html for a run that lacks some data', () => {
       expect(section!.textContent).toMatch(/Not drawn: /);
       expect(section!.querySelector('svg')).toBeNull();
     }
-    expect(document.querySelectorAll('figure svg.xme-figure')).toHaveLength(3);
+    expect(document.querySelectorAll('figure svg.xme-figure').length).toBe(4);
   });
 });
 
@@ -129,7 +130,7 @@ describe('files', () => {
     const out = path.join(root, 'out');
     const first = reportFolders([sweep, idle], out);
     expect(first.html).toBe(path.join(out, 'report.html'));
-    expect(first.figures.map((f) => path.basename(f.file))).toEqual(['sharing.svg', 'cow.svg', 'cpu.svg', 'kernel.svg', 'throughput.svg']);
+    expect(first.figures.map((f) => path.basename(f.file))).toEqual(['sharing.svg', 'split.svg', 'cow.svg', 'cpu.svg', 'kernel.svg', 'throughput.svg']);
     for (const { file } of first.figures) {
       const svg = fs.readFileSync(file, 'utf8');
       expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg" ')).toBe(true);
@@ -138,7 +139,7 @@ describe('files', () => {
     }
     const second = reportFolders([idle], out);
     expect(second.omitted.map((o) => o.id)).toEqual(['kernel', 'throughput']);
-    expect(fs.readdirSync(path.join(out, 'figures')).sort()).toEqual(['cow.svg', 'cpu.svg', 'sharing.svg']);
+    expect(fs.readdirSync(path.join(out, 'figures')).sort()).toEqual(['cow.svg', 'cpu.svg', 'sharing.svg', 'split.svg']);
   });
 });
 
