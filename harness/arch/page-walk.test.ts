@@ -1,6 +1,6 @@
 /** Page-walk logic on hand-built page tables; against a real guest: page-walk.e2e.test.ts (QEMU gva2gpa). */
 import { describe, expect, it } from 'vitest';
-import { PageWalkError, readVirtualByWalk, walkPageTables } from './page-walk.ts';
+import { PageWalkError, readVirtualByWalk, translateVirtual, walkPageTables } from './page-walk.ts';
 
 /** A sparse guest-physical memory of 8-byte entries and data. */
 function memory(entries: Record<string, bigint>, data: Record<string, Buffer> = {}) {
@@ -68,5 +68,19 @@ describe('x86-64 page walk', () => {
       { [String(0x10ffe)]: Buffer.from('ab'), [String(0x50000)]: Buffer.from('cd') },
     );
     expect(readVirtualByWalk(read, 0x1000n, start, 4).toString()).toBe('abcd');
+  });
+});
+
+describe('translation with the mapping page size', () => {
+  it('tells a 2 MiB mapping from a 4 KiB one', () => {
+    const read = memory({
+      [(0x1000n + indexes.pml4 * 8n).toString()]: 0x2000n | 0x63n,
+      [(0x2000n + indexes.pdpt * 8n).toString()]: 0x3000n | 0x63n,
+      [(0x3000n + indexes.pd * 8n).toString()]: 0x1200000n | 0xe3n,
+      [(0x3000n + (indexes.pd + 1n) * 8n).toString()]: 0x4000n | 0x63n,
+      [(0x4000n + 0x34n * 8n).toString()]: 0xabc000n | 0x63n,
+    });
+    expect(translateVirtual(read, 0x1000n, va)).toEqual({ physical: 0x1234567n, pageBytes: 0x200000n });
+    expect(translateVirtual(read, 0x1000n, va + 0x200000n)).toEqual({ physical: 0xabc567n, pageBytes: 4096n });
   });
 });

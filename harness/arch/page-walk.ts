@@ -11,8 +11,19 @@ export type PhysicalReader = (address: bigint, length: number) => Buffer;
 
 export class PageWalkError extends Error {}
 
+/** A translation and the size of the page that maps it (4 KiB, 2 MiB or 1 GiB). */
+export interface Translation {
+  physical: bigint;
+  pageBytes: bigint;
+}
+
 /** Translate `virtual` through the page tables at `cr3`; throws PageWalkError if it is not mapped. */
 export function walkPageTables(read: PhysicalReader, cr3: bigint, virtual: bigint): bigint {
+  return translateVirtual(read, cr3, virtual).physical;
+}
+
+/** As walkPageTables, also telling how large the mapping page is (so callers can translate a page at a time). */
+export function translateVirtual(read: PhysicalReader, cr3: bigint, virtual: bigint): Translation {
   let table = cr3 & ADDRESS_MASK;
   // [shift of this level's index, name, does a set PS bit end the walk here (and the page size)]
   const levels: [bigint, string, bigint | undefined][] = [
@@ -28,11 +39,11 @@ export function walkPageTables(read: PhysicalReader, cr3: bigint, virtual: bigin
       throw new PageWalkError(`0x${virtual.toString(16)} is not mapped (${name} entry ${index} not present)`);
     }
     if (largePage !== undefined && (entry & PAGE_SIZE_BIT) !== 0n) {
-      return (entry & ADDRESS_MASK & ~(largePage - 1n)) | (virtual & (largePage - 1n));
+      return { physical: (entry & ADDRESS_MASK & ~(largePage - 1n)) | (virtual & (largePage - 1n)), pageBytes: largePage };
     }
     table = entry & ADDRESS_MASK;
   }
-  return table | (virtual & 0xfffn);
+  return { physical: table | (virtual & 0xfffn), pageBytes: 4096n };
 }
 
 /** Bytes at a virtual address, page by page (virtually contiguous is not physically contiguous). */
