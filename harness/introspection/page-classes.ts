@@ -1,0 +1,708 @@
+/**
+ * One class per guest frame, from the guest kernel's own struct page array, read from outside while the
+ * guest is paused (nothing in the guest changes or helps):
+ *
+ *   free        in the buddy allocator (the head of a free block of order k covers 2^k frames) or on a per-CPU
+ *               free list (per_cpu_pages.lists, walked; orders by list)
+ *   pagecache   a file's page: super block (device, s_id, file system), inode number, generation, size,
+ *               times, page index; dirty and writeback flags
+ *   shmem       the same for swap-backed files (tmpfs, shmem, the initramfs rootfs)
+ *   anon        anonymous memory (KSM pages flagged), THP tails with their head
+ *   slab        a slab page (PG_slab) and its cache's name
+ *   pagetable   a user page table (page_type PG_table)
+ *   kernel-text, kernel-rodata, kernel-data   reserved frames of the kernel image, by System.map ranges
+ *   module-text the frames of a loaded module's text (the modules list, through the page tables)
+ *   reserved    any other PG_reserved frame (firmware, memblock; the struct page array itself flagged)
+ *   unknown     allocated with no owner struct page tells (driver pages, vmalloc, large kmalloc compounds,
+ *               non-LRU movable pages), or free but on no free list (in transit)
+ *
+ * struct page of pfn p lies at vmemmap_base + 64·p (SPARSEMEM_VMEMMAP); vmemmap_base is read from the guest
+ * (KASLR randomises it) and vmemmap is translated through the kernel's page tables. Offsets come from the
+ * kernel build's BTF (layout-profile.ts), the rest from the series rules (series-rules.ts), both checked
+ * against the guest's VMCOREINFO first. Anything inconsistent — a pointer outside guest memory, a free block
+ * holding a frame in use, a tail whose head is no compound head, a per-CPU list whose length is not its count,
+ * struct pages that changed between the first and a second read — is a PageClassRefusal naming the guest and
+ * the check, never a class.
+ */
+import type { Guest } from '../backends/types.ts';
+import { XmeError } from '../util/errors.ts';
+import { PAGE_SIZE } from '../vocabulary.ts';
+import type { KernelInfo } from './kernel-info.ts';
+import type { KernelPlacement } from './kernel-placement.ts';
+import { KernelMemory, PageClassRefusal } from './kernel-memory.ts';
+import { readKernelCounters, readTopology, type KernelCounters, type KernelTopology } from './kernel-counters.ts';
+import { layoutProfile, readGuestBtf, type LayoutProfile } from './layout-profile.ts';
+import { rulesDisagreeWithBtf, rulesForKernel, type SeriesRules } from './series-rules.ts';
+import { checkVmcoreinfo } from './vmcoreinfo.ts';
+import { sha256 } from '../util/hash.ts';
+
+export const PAGE_KINDS = [
+  'free',
+  'pagecache',
+  'shmem',
+  'anon',
+  'slab',
+  'pagetable',
+  'kernel-text',
+  'kernel-rodata',
+  'kernel-data',
+  'module-text',
+  'reserved',
+  'unknown',
+] as const;
+export type PageKind = (typeof PAGE_KINDS)[number];
+
+/** Why a frame is 'unknown'. */
+export const UNKNOWN_REASONS = [
+  /** In use (refcount > 0), no mapping, no type: a driver's page, vmalloc, a kernel stack, … */
+  'allocated',
+  /** A compound page with no mapping and no PG_slab: large kmalloc (6.1 does not mark it), page_frag, … */
+  'compound',
+  /** A non-LRU movable page (mapping low bits 2: zsmalloc, balloon). */
+  'movable',
+  /** refcount 0, yet on no free list: being freed or allocated (in a batch) at the pause. */
+  'unowned',
+  /** A page-cache address_space without a host inode. */
+  'no-host',
+] as const;
+export type UnknownReason = (typeof UNKNOWN_REASONS)[number];
+
+/** The file a page-cache or shmem page belongs to. */
+export interface FileInfo {
+  /** Kernel virtual addresses of the address_space, its host inode and the inode's super block. */
+  mapping: bigint;
+  inode: bigint;
+  superBlock: bigint;
+  /** super_block.s_dev (the kernel's dev_t: major << 20 | minor), s_id and its file_system_type's name. */
+  device: number;
+  deviceName: string;
+  fsType: string;
+  ino: number;
+  generation: number;
+  mode: number;
+  size: number;
+  mtime: { sec: number; nsec: number };
+  ctime: { sec: number; nsec: number };
+}
+
+export type PageClass =
+  | { kind: 'free' /** the free block's order and first frame */; order: number; head: number; list: 'buddy' | 'per-cpu' }
+  | { kind: 'pagecache' | 'shmem'; file: FileInfo; index: number; dirty: boolean; writeback: boolean; compound: boolean }
+  | { kind: 'anon'; ksm: boolean; compound: boolean; head: number }
+  | { kind: 'slab'; cache: string; head: number }
+  | { kind: 'pagetable' }
+  | { kind: 'kernel-text' | 'kernel-rodata' | 'kernel-data' }
+  | { kind: 'module-text'; module: string }
+  | { kind: 'reserved'; memmap: boolean }
+  | { kind: 'unknown'; reason: UnknownReason };
+
+const KIND = Object.fromEntries(PAGE_KINDS.map((kind, i) => [kind, i])) as Record<PageKind, number>;
+const UNKNOWN = Object.fromEntries(UNKNOWN_REASONS.map((reason, i) => [reason, i])) as Record<UnknownReason, number>;
+/** A tail whose class is its head's, set in the second pass. */
+const PENDING_TAIL = 255;
+
+/** bits[] flags. */
+export const FRAME_BITS = { dirty: 1, writeback: 2, ksm: 4, tail: 8, compound: 16, perCpu: 32, memmap: 64 } as const;
+
+/** The classes of one guest's frames at one tick, column by column (typed arrays indexed by frame number). */
+export class PageClasses {
+  constructor(
+    readonly guestId: string,
+    readonly frames: number,
+    /** Index into PAGE_KINDS. */
+    readonly kind: Uint8Array,
+    /** FRAME_BITS. */
+    readonly bits: Uint8Array,
+    /** free: the block's order; compound pages: the compound's order; else 0. */
+    readonly order: Uint8Array,
+    /** free: the block's first frame; compound pages: the head's frame; else the frame itself. */
+    readonly head: Uint32Array,
+    /** pagecache/shmem: index into files; slab: into caches; module-text: into modules; unknown: into UNKNOWN_REASONS. */
+    readonly ref: Int32Array,
+    /** pagecache/shmem: the page's index in its file. */
+    readonly fileIndex: Float64Array,
+    readonly files: readonly FileInfo[],
+    readonly caches: readonly string[],
+    readonly modules: readonly string[],
+    /** The kernel's own counters, read at the same pause. */
+    readonly counters: KernelCounters,
+    readonly topology: KernelTopology,
+  ) {}
+
+  kindOf(frame: number): PageKind {
+    return PAGE_KINDS[this.kind[frame]!]!;
+  }
+
+  classOf(frame: number): PageClass {
+    if (frame < 0 || frame >= this.frames) throw new RangeError(`frame ${frame} is outside guest ${this.guestId} (${this.frames} frames)`);
+    const kind = this.kindOf(frame);
+    const bits = this.bits[frame]!;
+    switch (kind) {
+      case 'free':
+        return { kind, order: this.order[frame]!, head: this.head[frame]!, list: bits & FRAME_BITS.perCpu ? 'per-cpu' : 'buddy' };
+      case 'pagecache':
+      case 'shmem':
+        return {
+          kind,
+          file: this.files[this.ref[frame]!]!,
+          index: this.fileIndex[frame]!,
+          dirty: (bits & FRAME_BITS.dirty) !== 0,
+          writeback: (bits & FRAME_BITS.writeback) !== 0,
+          compound: (bits & FRAME_BITS.compound) !== 0,
+        };
+      case 'anon':
+        return { kind, ksm: (bits & FRAME_BITS.ksm) !== 0, compound: (bits & FRAME_BITS.compound) !== 0, head: this.head[frame]! };
+      case 'slab':
+        return { kind, cache: this.caches[this.ref[frame]!]!, head: this.head[frame]! };
+      case 'module-text':
+        return { kind, module: this.modules[this.ref[frame]!]! };
+      case 'reserved':
+        return { kind, memmap: (bits & FRAME_BITS.memmap) !== 0 };
+      case 'unknown':
+        return { kind, reason: UNKNOWN_REASONS[this.ref[frame]!]! };
+      default:
+        return { kind } as PageClass;
+    }
+  }
+
+  /** Frames per class. */
+  counts(): Record<PageKind, number> {
+    const counts = Object.fromEntries(PAGE_KINDS.map((kind) => [kind, 0])) as Record<PageKind, number>;
+    for (let i = 0; i < this.frames; i++) counts[PAGE_KINDS[this.kind[i]!]!]++;
+    return counts;
+  }
+
+  /** Frames whose bits include all of `mask`, of one class. */
+  countWith(kind: PageKind, mask: number): number {
+    let count = 0;
+    const k = KIND[kind];
+    for (let i = 0; i < this.frames; i++) if (this.kind[i] === k && (this.bits[i]! & mask) === mask) count++;
+    return count;
+  }
+
+  unknownReasons(): Record<UnknownReason, number> {
+    const counts = Object.fromEntries(UNKNOWN_REASONS.map((reason) => [reason, 0])) as Record<UnknownReason, number>;
+    for (let i = 0; i < this.frames; i++) if (this.kind[i] === KIND.unknown) counts[UNKNOWN_REASONS[this.ref[i]!]!]++;
+    return counts;
+  }
+
+  /** The frames of one class, ascending. */
+  framesOf(kind: PageKind): number[] {
+    const k = KIND[kind];
+    const frames: number[] = [];
+    for (let i = 0; i < this.frames; i++) if (this.kind[i] === k) frames.push(i);
+    return frames;
+  }
+}
+
+/** One line of the comparison with the kernel's own counters. */
+export interface AgreementRow {
+  what: string;
+  /** Frames the classes give. */
+  classified: number;
+  /** What the kernel's counters say. */
+  kernel: number;
+  counter: string;
+}
+
+/** The classes against the kernel's own counters, read at the same pause. */
+export function agreementWithKernel(classes: PageClasses): AgreementRow[] {
+  const counts = classes.counts();
+  const { zone, node } = classes.counters;
+  const perCpu = classes.countWith('free', FRAME_BITS.perCpu);
+  const unknown = classes.unknownReasons();
+  const slab = node.NR_SLAB_RECLAIMABLE_B! + node.NR_SLAB_UNRECLAIMABLE_B!;
+  // shmem pages are dirty by nature and never enter NR_FILE_DIRTY (shmem does no dirty accounting).
+  const fileDirty = classes.countWith('pagecache', FRAME_BITS.dirty);
+  const writeback = classes.countWith('pagecache', FRAME_BITS.writeback) + classes.countWith('shmem', FRAME_BITS.writeback);
+  return [
+    { what: 'free (buddy)', classified: counts.free - perCpu, kernel: zone.NR_FREE_PAGES!, counter: 'NR_FREE_PAGES' },
+    { what: 'free (per-CPU lists)', classified: perCpu, kernel: classes.counters.perCpuFreePages, counter: 'Σ per_cpu_pages.count' },
+    { what: 'page cache + shmem', classified: counts.pagecache + counts.shmem, kernel: node.NR_FILE_PAGES!, counter: 'NR_FILE_PAGES' },
+    { what: 'shmem', classified: counts.shmem, kernel: node.NR_SHMEM!, counter: 'NR_SHMEM' },
+    { what: 'file dirty', classified: fileDirty, kernel: node.NR_FILE_DIRTY!, counter: 'NR_FILE_DIRTY' },
+    { what: 'writeback', classified: writeback, kernel: node.NR_WRITEBACK!, counter: 'NR_WRITEBACK' },
+    { what: 'anon', classified: counts.anon, kernel: node.NR_ANON_MAPPED!, counter: 'NR_ANON_MAPPED' },
+    { what: 'slab (PG_slab)', classified: counts.slab, kernel: slab, counter: 'NR_SLAB_RECLAIMABLE_B + NR_SLAB_UNRECLAIMABLE_B' },
+    // 6.1 accounts large kmalloc (a plain compound page, no PG_slab) as slab: those are among 'unknown: compound'.
+    { what: 'slab + unmarked compound', classified: counts.slab + unknown.compound, kernel: slab, counter: 'NR_SLAB_RECLAIMABLE_B + NR_SLAB_UNRECLAIMABLE_B' },
+    { what: 'page tables', classified: counts.pagetable, kernel: node.NR_PAGETABLE!, counter: 'NR_PAGETABLE' },
+  ];
+}
+
+const hex = (value: bigint | number) => `0x${value.toString(16)}`;
+
+export interface PageClassifierOptions {
+  /** A profile made already (else from the image's vmlinuz, else the guest's BTF; cached). */
+  profile?: LayoutProfile;
+  /** The booted vmlinuz (default the guest image's, where the guest has one). */
+  vmlinuz?: string;
+  /** The cache folder for profiles (default harness/util/paths.ts cacheDir()). */
+  cache?: string;
+}
+
+function guestVmlinuz(guest: Guest): string | undefined {
+  try {
+    return guest.image.path('vmlinuz');
+  } catch {
+    return undefined; // an in-memory stand-in has no image
+  }
+}
+
+/**
+ * Classifies one guest's frames, tick after tick. open() does the one-off checks (5-level paging, the layout
+ * profile from BTF and the series rules against each other, the BTF in guest memory against the profile's,
+ * the guest's VMCOREINFO against both); classify() reads struct page at a pause.
+ */
+export class PageClassifier {
+  private constructor(
+    readonly guest: Guest,
+    readonly memory: KernelMemory,
+    readonly profile: LayoutProfile,
+    readonly rules: SeriesRules,
+  ) {}
+
+  static open(guest: Guest, kernel: KernelInfo, placement: KernelPlacement, options: PageClassifierOptions = {}): PageClassifier {
+    const memory = KernelMemory.open(guest, kernel, placement);
+    const rules = rulesForKernel(guest.id, kernel.version);
+    const profile = options.profile ?? layoutProfile(guest, kernel, placement, options.vmlinuz ?? guestVmlinuz(guest), options.cache);
+    const disagreements = rulesDisagreeWithBtf(rules, profile);
+    if (disagreements.length > 0)
+      throw new PageClassRefusal(guest.id, 'series rules', `the ${rules.series} rules disagree with the kernel's BTF: ${disagreements.join('; ')}`);
+    if (profile.data.kernel.release !== kernel.version.release || profile.data.kernel.buildTag !== kernel.version.buildTag) {
+      throw new PageClassRefusal(
+        guest.id,
+        'layout profile',
+        `the profile is of ${profile.data.kernel.release} ${profile.data.kernel.buildTag}, the guest runs ${kernel.version.release} ${kernel.version.buildTag}`,
+      );
+    }
+    const running = sha256(readGuestBtf(guest, kernel, placement));
+    if (running !== profile.data.btf.sha256) {
+      throw new PageClassRefusal(
+        guest.id,
+        'BTF',
+        `the BTF in the running kernel (sha256 ${running.slice(0, 12)}…) is not the one the layout profile was made from (${profile.data.btf.sha256.slice(0, 12)}…)`,
+      );
+    }
+    checkVmcoreinfo(memory, { profile, rules, release: kernel.version.release });
+    return new PageClassifier(guest, memory, profile, rules);
+  }
+
+  /** Copy the struct pages of frames [0, frames) out of vmemmap; returns them and the frames that back them. */
+  private readMemmap(frames: number): { memmap: Buffer; backing: Set<number> } {
+    const stride = this.profile.size('page');
+    const memmap = Buffer.allocUnsafe(frames * stride);
+    const backing = new Set<number>();
+    let at = 0;
+    while (at < memmap.length) {
+      const virtual = this.memory.vmemmapBase + BigInt(at);
+      const { physical, bytes } = this.memory.mapping(virtual, `struct page of frame ${Math.floor(at / stride)} (vmemmap)`);
+      const take = Math.min(bytes, memmap.length - at);
+      this.memory.physicalBytes(physical, take, 'vmemmap').copy(memmap, at);
+      const first = Number(physical / BigInt(PAGE_SIZE));
+      const last = Number((physical + BigInt(take) - 1n) / BigInt(PAGE_SIZE));
+      for (let frame = first; frame <= last; frame++) backing.add(frame);
+      at += take;
+    }
+    return { memmap, backing };
+  }
+
+  /** The classes of every frame now. The guest must be paused (a guest that changes meanwhile is refused). */
+  classify(): PageClasses {
+    const { guest, memory, profile, rules } = this;
+    const refuse = (check: string, detail: string): never => {
+      throw new PageClassRefusal(guest.id, check, detail);
+    };
+    const frames = guest.memoryPages;
+    const topology = readTopology(memory, profile);
+    const countersBefore = readKernelCounters(memory, profile, topology);
+    const { memmap, backing } = this.readMemmap(frames);
+    const stride = profile.size('page');
+    if (stride !== 64) refuse('layout profile', `struct page is ${stride} bytes`);
+
+    const offsets = {
+      flags: profile.offset('page', 'flags'),
+      compoundHead: profile.offset('page', 'compound_head'),
+      compoundOrder: profile.offset('page', 'compound_order'),
+      mapping: profile.offset('page', 'mapping'),
+      index: profile.offset('page', 'index'),
+      private: profile.offset('page', 'private'),
+      pageType: profile.offset('page', 'page_type'),
+      refcount: profile.offset('page', '_refcount'),
+      slabCache: profile.offset('slab', 'slab_cache'),
+      pcpList: profile.offset('page', 'pcp_list'),
+    };
+    const flag = (name: keyof SeriesRules['pageFlags']) => 1 << rules.pageFlags[name];
+    const [SLAB, RESERVED, HEAD, DIRTY, WRITEBACK, SWAPBACKED] = [
+      flag('PG_slab'),
+      flag('PG_reserved'),
+      flag('PG_head'),
+      flag('PG_dirty'),
+      flag('PG_writeback'),
+      flag('PG_swapbacked'),
+    ];
+    const { base: typeBase } = rules.pageType;
+    const typed = (pageType: number, bit: number) => (pageType & (typeBase | bit)) >>> 0 === typeBase;
+    const vmemmapHigh = Number(memory.vmemmapBase >> 32n);
+    const vmemmapLow = Number(memory.vmemmapBase & 0xffffffffn);
+    /** Frame of a struct page address given as two 32-bit halves, or −1 if it is not one of [0, frames). */
+    const frameOfStructPage = (high: number, low: number): number => {
+      const offset = (high - vmemmapHigh) * 2 ** 32 + (low - vmemmapLow);
+      if (offset < 0 || offset % stride !== 0 || offset / stride >= frames) return -1;
+      return offset / stride;
+    };
+
+    const kind = new Uint8Array(frames);
+    const bits = new Uint8Array(frames);
+    const order = new Uint8Array(frames);
+    const head = new Uint32Array(frames);
+    const ref = new Int32Array(frames).fill(-1);
+    const fileIndex = new Float64Array(frames).fill(Number.NaN);
+    const files: FileInfo[] = [];
+    const fileByMapping = new Map<bigint, number>();
+    const caches: string[] = [];
+    const cacheByPointer = new Map<bigint, number>();
+    const modules: string[] = [];
+
+    const { layout } = memory.kernel;
+    const pfnOf = (address: bigint, roundUp = false) => {
+      const physical = memory.placement.physicalBase + (address - layout.text);
+      return Number((physical + (roundUp ? BigInt(PAGE_SIZE) - 1n : 0n)) / BigInt(PAGE_SIZE));
+    };
+    const text = [pfnOf(layout.code.start), pfnOf(layout.code.end, true)];
+    const rodata = [pfnOf(layout.rodata.start), pfnOf(layout.rodata.end, true)];
+    const image = [pfnOf(layout.text), pfnOf(layout.end, true)];
+
+    let freeUntil = 0;
+    let freeHead = 0;
+    let freeOrder = 0;
+    for (let pfn = 0; pfn < frames; pfn++) {
+      const o = pfn * stride;
+      const flags = memmap.readUInt32LE(o + offsets.flags);
+      const compoundLow = memmap.readUInt32LE(o + offsets.compoundHead);
+      const refcount = memmap.readInt32LE(o + offsets.refcount);
+      const pageType = memmap.readUInt32LE(o + offsets.pageType);
+      head[pfn] = pfn;
+      if (pfn < freeUntil) {
+        // Inside a free block: the head's claim holds only if this frame is free too.
+        if (refcount !== 0 || compoundLow & rules.tailBit || typed(pageType, rules.pageType.buddy)) {
+          refuse(
+            'free block',
+            `the free block of order ${freeOrder} at frame ${hex(freeHead)} holds frame ${hex(pfn)} with refcount ${refcount}` +
+              `${compoundLow & rules.tailBit ? ', a compound tail' : ''}${typed(pageType, rules.pageType.buddy) ? ', a buddy head of its own' : ''}`,
+          );
+        }
+        kind[pfn] = KIND.free;
+        order[pfn] = freeOrder;
+        head[pfn] = freeHead;
+        continue;
+      }
+      if (compoundLow & rules.tailBit) {
+        const headFrame = frameOfStructPage(memmap.readUInt32LE(o + offsets.compoundHead + 4), compoundLow - rules.tailBit);
+        if (headFrame < 0 || headFrame >= pfn)
+          refuse('compound head', `frame ${hex(pfn)} is a tail whose compound_head does not point to a struct page before it`);
+        head[pfn] = headFrame;
+        kind[pfn] = PENDING_TAIL;
+        continue;
+      }
+      if (typed(pageType, rules.pageType.buddy) || typed(pageType, rules.pageType.guard)) {
+        const blockOrder = memmap.readUInt32LE(o + offsets.private);
+        if (blockOrder >= rules.maxOrder || pfn % 2 ** blockOrder !== 0 || pfn + 2 ** blockOrder > frames) {
+          refuse('free block', `frame ${hex(pfn)} is a buddy head of order ${blockOrder}, which does not fit (MAX_ORDER ${rules.maxOrder}, ${frames} frames)`);
+        }
+        if (refcount !== 0) refuse('free block', `buddy head ${hex(pfn)} has refcount ${refcount}`);
+        kind[pfn] = KIND.free;
+        order[pfn] = blockOrder;
+        freeHead = pfn;
+        freeOrder = blockOrder;
+        freeUntil = pfn + 2 ** blockOrder;
+        continue;
+      }
+      if (typed(pageType, rules.pageType.table)) {
+        kind[pfn] = KIND.pagetable;
+        continue;
+      }
+      if (typed(pageType, rules.pageType.offline)) {
+        kind[pfn] = KIND.reserved;
+        continue;
+      }
+      if (flags & HEAD) {
+        bits[pfn] = bits[pfn]! | FRAME_BITS.compound;
+        order[pfn] = memmap[o + stride + offsets.compoundOrder]!;
+      }
+      if (flags & SLAB) {
+        kind[pfn] = KIND.slab;
+        const cache = memmap.readBigUInt64LE(o + offsets.slabCache);
+        let index = cacheByPointer.get(cache);
+        if (index === undefined) {
+          index = this.cacheIndex(cache, pfn, caches);
+          cacheByPointer.set(cache, index);
+        }
+        ref[pfn] = index;
+        continue;
+      }
+      if (flags & RESERVED) {
+        if (pfn >= image[0]! && pfn < image[1]!) {
+          kind[pfn] =
+            pfn >= text[0]! && pfn < text[1]! ? KIND['kernel-text'] : pfn >= rodata[0]! && pfn < rodata[1]! ? KIND['kernel-rodata'] : KIND['kernel-data'];
+        } else {
+          kind[pfn] = KIND.reserved;
+          if (backing.has(pfn)) bits[pfn] = bits[pfn]! | FRAME_BITS.memmap;
+        }
+        continue;
+      }
+      if (pfn >= text[0]! && pfn < text[1]!) refuse('kernel text', `frame ${hex(pfn)} of [_text, _etext) is not PG_reserved (flags ${hex(flags)})`);
+      const mappingLow = memmap.readUInt32LE(o + offsets.mapping);
+      const mappingHigh = memmap.readUInt32LE(o + offsets.mapping + 4);
+      if (mappingLow === 0 && mappingHigh === 0) {
+        kind[pfn] = KIND.unknown;
+        ref[pfn] = refcount === 0 ? UNKNOWN.unowned : flags & HEAD ? UNKNOWN.compound : UNKNOWN.allocated;
+        continue;
+      }
+      const low = mappingLow & rules.mapping.mask;
+      if (low === rules.mapping.anon || low === rules.mapping.ksm) {
+        kind[pfn] = KIND.anon;
+        if (low === rules.mapping.ksm) bits[pfn] = bits[pfn]! | FRAME_BITS.ksm;
+        continue;
+      }
+      if (low === rules.mapping.movable) {
+        kind[pfn] = KIND.unknown;
+        ref[pfn] = UNKNOWN.movable;
+        continue;
+      }
+      const mapping = (BigInt(mappingHigh) << 32n) | BigInt(mappingLow);
+      let file = fileByMapping.get(mapping);
+      if (file === undefined) {
+        const info = this.fileOf(mapping, pfn);
+        file = info ? files.push(info) - 1 : -1;
+        fileByMapping.set(mapping, file);
+      }
+      if (file < 0) {
+        kind[pfn] = KIND.unknown;
+        ref[pfn] = UNKNOWN['no-host'];
+        continue;
+      }
+      kind[pfn] = flags & SWAPBACKED ? KIND.shmem : KIND.pagecache;
+      ref[pfn] = file;
+      fileIndex[pfn] = Number(memmap.readBigUInt64LE(o + offsets.index));
+      if (flags & DIRTY) bits[pfn] = bits[pfn]! | FRAME_BITS.dirty;
+      if (flags & WRITEBACK) bits[pfn] = bits[pfn]! | FRAME_BITS.writeback;
+    }
+
+    // Tails take their head's class (a head comes first: the tail check above demands it).
+    for (let pfn = 0; pfn < frames; pfn++) {
+      if (kind[pfn] !== PENDING_TAIL) continue;
+      const headFrame = head[pfn]!;
+      const headFlags = memmap.readUInt32LE(headFrame * stride + offsets.flags);
+      const headOrder = memmap[headFrame * stride + stride + offsets.compoundOrder]!;
+      if (!(headFlags & HEAD) || pfn - headFrame >= 2 ** headOrder) {
+        refuse(
+          'compound head',
+          `tail ${hex(pfn)} points to frame ${hex(headFrame)}, which is ${headFlags & HEAD ? `a head of order ${headOrder} only` : 'no compound head'}`,
+        );
+      }
+      kind[pfn] = kind[headFrame]!;
+      ref[pfn] = ref[headFrame]!;
+      order[pfn] = headOrder;
+      bits[pfn] = (bits[headFrame]! & ~FRAME_BITS.memmap) | FRAME_BITS.tail | FRAME_BITS.compound;
+      if (kind[pfn] === KIND.pagecache || kind[pfn] === KIND.shmem) fileIndex[pfn] = fileIndex[headFrame]! + (pfn - headFrame);
+    }
+
+    this.perCpuFreeLists(topology, memmap, frameOfStructPage, offsets.pcpList, { kind, bits, order, head, ref }, frames);
+    this.moduleText({ kind, ref }, modules);
+    this.checkZones(topology, memmap, kind, frames);
+
+    // The guest must not have changed while it was read: struct pages and counters read again must be the same.
+    const again = this.readMemmap(frames).memmap;
+    if (!again.equals(memmap)) {
+      let differing = 0;
+      for (let i = 0; i < frames; i++) if (again.compare(memmap, i * stride, (i + 1) * stride, i * stride, (i + 1) * stride) !== 0) differing++;
+      refuse('guest changed', `${differing} struct pages changed while the classes were read (pause the guest first)`);
+    }
+    const countersAfter = readKernelCounters(memory, profile, topology);
+    if (JSON.stringify(countersAfter) !== JSON.stringify(countersBefore))
+      refuse('guest changed', 'its page counters changed while the classes were read (pause the guest first)');
+    return new PageClasses(guest.id, frames, kind, bits, order, head, ref, fileIndex, files, caches, modules, countersBefore, topology);
+  }
+
+  /** Index of a slab cache's name in `names` (read anew each tick: a destroyed cache's address may be reused). */
+  private cacheIndex(cache: bigint, pfn: number, names: string[]): number {
+    const namePointer = this.memory.u64(cache + BigInt(this.profile.offset('kmem_cache', 'name')), `slab cache of frame ${hex(pfn)}`);
+    const name = this.memory.cString(namePointer, `slab cache name of frame ${hex(pfn)}`);
+    const at = names.indexOf(name);
+    return at >= 0 ? at : names.push(name) - 1;
+  }
+
+  /** The file behind an address_space (undefined if it has no host); inconsistent pointers are refused. */
+  private fileOf(mapping: bigint, pfn: number): FileInfo | undefined {
+    const { memory, profile } = this;
+    const what = `the address_space of frame ${hex(pfn)}`;
+    const inode = memory.u64(mapping + BigInt(profile.offset('address_space', 'host')), what);
+    if (inode === 0n) return undefined;
+    const bytes = memory.read(inode, profile.size('inode'), `the inode of frame ${hex(pfn)}`);
+    const iMapping = bytes.readBigUInt64LE(profile.offset('inode', 'i_mapping'));
+    if (iMapping !== mapping) {
+      throw new PageClassRefusal(
+        this.guest.id,
+        'page cache',
+        `frame ${hex(pfn)}'s address_space ${hex(mapping)} has host inode ${hex(inode)}, whose i_mapping is ${hex(iMapping)}`,
+      );
+    }
+    const superBlock = bytes.readBigUInt64LE(profile.offset('inode', 'i_sb'));
+    const sb = memory.read(superBlock, profile.size('super_block'), `the super block of frame ${hex(pfn)}`);
+    const fsTypePointer = sb.readBigUInt64LE(profile.offset('super_block', 's_type'));
+    const fsType =
+      fsTypePointer === 0n
+        ? ''
+        : memory.cString(memory.u64(fsTypePointer + BigInt(profile.offset('file_system_type', 'name')), 'file_system_type'), 'file system name');
+    const idField = profile.field('super_block', 's_id');
+    const id = sb.subarray(idField.offset, idField.offset + idField.size);
+    const time = (member: 'i_mtime' | 'i_ctime') => {
+      const at = profile.offset('inode', member);
+      return {
+        sec: Number(bytes.readBigInt64LE(at + profile.offset('timespec64', 'tv_sec'))),
+        nsec: Number(bytes.readBigInt64LE(at + profile.offset('timespec64', 'tv_nsec'))),
+      };
+    };
+    return {
+      mapping,
+      inode,
+      superBlock,
+      device: sb.readUInt32LE(profile.offset('super_block', 's_dev')),
+      deviceName: id.toString('latin1', 0, id.indexOf(0) < 0 ? id.length : id.indexOf(0)),
+      fsType,
+      ino: Number(bytes.readBigUInt64LE(profile.offset('inode', 'i_ino'))),
+      generation: bytes.readUInt32LE(profile.offset('inode', 'i_generation')),
+      mode: bytes.readUInt16LE(profile.offset('inode', 'i_mode')),
+      size: Number(bytes.readBigInt64LE(profile.offset('inode', 'i_size'))),
+      mtime: time('i_mtime'),
+      ctime: time('i_ctime'),
+    };
+  }
+
+  /** Pages on the per-CPU free lists: refcount 0 and no owner, now free with the list's order. */
+  private perCpuFreeLists(
+    topology: KernelTopology,
+    memmap: Buffer,
+    frameOfStructPage: (high: number, low: number) => number,
+    pcpListOffset: number,
+    columns: { kind: Uint8Array; bits: Uint8Array; order: Uint8Array; head: Uint32Array; ref: Int32Array },
+    frames: number,
+  ): void {
+    const { memory, profile, rules } = this;
+    const lists = profile.field('per_cpu_pages', 'lists');
+    const pcptypes = profile.enumValue('migratetype', 'MIGRATE_PCPTYPES');
+    const lowOrderLists = pcptypes * (rules.pcp.costlyOrder + 1);
+    const stride = profile.size('page');
+    for (const node of topology.nodes) {
+      for (const zone of node.zones) {
+        if (zone.perCpuPageset === 0n || zone.presentPages === 0) continue;
+        for (const cpu of topology.cpus) {
+          const pcp = zone.perCpuPageset + cpu.offset;
+          const bytes = memory.read(pcp, profile.size('per_cpu_pages'), `zone ${zone.name}'s per-CPU pages of CPU ${cpu.id}`);
+          const count = bytes.readInt32LE(profile.offset('per_cpu_pages', 'count'));
+          let pages = 0;
+          for (let list = 0; list < (lists.count ?? 0); list++) {
+            const listOrder = list < lowOrderLists ? Math.floor(list / pcptypes) : rules.pcp.thpOrder;
+            const listHead = pcp + BigInt(lists.offset + list * lists.elementSize!);
+            let next = bytes.readBigUInt64LE(lists.offset + list * lists.elementSize!);
+            let steps = 0;
+            while (next !== listHead) {
+              if (++steps > frames) throw new PageClassRefusal(this.guest.id, 'per-CPU list', `zone ${zone.name} CPU ${cpu.id} list ${list} does not end`);
+              const entry = next - BigInt(pcpListOffset);
+              const pfn = frameOfStructPage(Number(entry >> 32n), Number(entry & 0xffffffffn));
+              if (pfn < 0 || pfn % 2 ** listOrder !== 0 || pfn + 2 ** listOrder > frames) {
+                throw new PageClassRefusal(
+                  this.guest.id,
+                  'per-CPU list',
+                  `zone ${zone.name} CPU ${cpu.id} list ${list} links ${hex(next)}, not a struct page of an order-${listOrder} block`,
+                );
+              }
+              for (let frame = pfn; frame < pfn + 2 ** listOrder; frame++) {
+                if (columns.kind[frame] !== KIND.unknown || columns.ref[frame] !== UNKNOWN.unowned) {
+                  throw new PageClassRefusal(
+                    this.guest.id,
+                    'per-CPU list',
+                    `frame ${hex(frame)} is on CPU ${cpu.id}'s free list of zone ${zone.name} (order ${listOrder}) but reads as ${PAGE_KINDS[columns.kind[frame]!] ?? 'a tail'}`,
+                  );
+                }
+                columns.kind[frame] = KIND.free;
+                columns.bits[frame] = columns.bits[frame]! | FRAME_BITS.perCpu;
+                columns.order[frame] = listOrder;
+                columns.head[frame] = pfn;
+                columns.ref[frame] = -1;
+              }
+              pages += 2 ** listOrder;
+              next = memmap.readBigUInt64LE(pfn * stride + pcpListOffset);
+            }
+          }
+          if (pages !== count) {
+            throw new PageClassRefusal(
+              this.guest.id,
+              'per-CPU list',
+              `zone ${zone.name} CPU ${cpu.id}: the lists hold ${pages} pages, its count says ${count}`,
+            );
+          }
+        }
+      }
+    }
+  }
+
+  /** Frames of loaded modules' text ([core_layout.base, + text_size)), through the page tables. */
+  private moduleText(columns: { kind: Uint8Array; ref: Int32Array }, modules: string[]): void {
+    const { memory, profile } = this;
+    const head = memory.symbolVirtual('modules');
+    const listOffset = BigInt(profile.offset('module', 'list'));
+    let next = memory.u64(head, 'modules');
+    let steps = 0;
+    while (next !== head) {
+      if (++steps > 65536) throw new PageClassRefusal(this.guest.id, 'modules', 'the modules list does not end');
+      const module = next - listOffset;
+      const bytes = memory.read(module, profile.size('module'), 'a struct module');
+      const nameField = profile.field('module', 'name');
+      const nameBytes = bytes.subarray(nameField.offset, nameField.offset + nameField.size);
+      const name = nameBytes.toString('latin1', 0, nameBytes.indexOf(0) < 0 ? nameBytes.length : nameBytes.indexOf(0));
+      const base = bytes.readBigUInt64LE(profile.offset('module', 'core_layout.base'));
+      const textSize = bytes.readUInt32LE(profile.offset('module', 'core_layout.text_size'));
+      const index = modules.push(name) - 1;
+      for (let offset = 0; offset < textSize; offset += PAGE_SIZE) {
+        const pfn = Number(memory.physical(base + BigInt(offset), `module ${name}'s text`) / BigInt(PAGE_SIZE));
+        if (columns.kind[pfn] !== KIND.unknown) {
+          throw new PageClassRefusal(this.guest.id, 'modules', `frame ${hex(pfn)} of module ${name}'s text reads as ${PAGE_KINDS[columns.kind[pfn]!]}`);
+        }
+        columns.kind[pfn] = KIND['module-text'];
+        columns.ref[pfn] = index;
+      }
+      next = bytes.readBigUInt64LE(Number(listOffset));
+    }
+  }
+
+  /** The zone and node numbers in page->flags must put each frame in a zone that spans it. */
+  private checkZones(topology: KernelTopology, memmap: Buffer, kind: Uint8Array, frames: number): void {
+    const { zoneShift, zoneBits, nodeShift, nodeBits } = this.rules.flagsLayout;
+    if (zoneShift < 32 || nodeShift < 32) throw new XmeError('series rules: zone and node bits below bit 32 are not read here');
+    const zones = new Map(topology.nodes.flatMap((node) => node.zones.map((zone) => [node.id * 64 + zone.index, zone] as const)));
+    const spans = [...zones.values()].filter((zone) => zone.spannedPages > 0);
+    const stride = this.profile.size('page');
+    let wrong = 0;
+    let example = '';
+    for (let pfn = 0; pfn < frames; pfn++) {
+      const high = memmap.readUInt32LE(pfn * stride + this.profile.offset('page', 'flags') + 4);
+      const zoneIndex = (high >>> (zoneShift - 32)) & ((1 << zoneBits) - 1);
+      const node = (high >>> (nodeShift - 32)) & ((1 << nodeBits) - 1);
+      const zone = zones.get(node * 64 + zoneIndex);
+      const inSpan = zone !== undefined && pfn >= zone.startPfn && pfn < zone.startPfn + zone.spannedPages;
+      if (inSpan) continue;
+      // A frame outside every zone (the first frame, firmware holes) is reserved by the kernel and carries no zone.
+      if (kind[pfn] === KIND.reserved && !spans.some((z) => pfn >= z.startPfn && pfn < z.startPfn + z.spannedPages)) continue;
+      if (wrong++ === 0) example = `frame ${hex(pfn)} says node ${node} zone ${zoneIndex}`;
+    }
+    if (wrong > 0) {
+      throw new PageClassRefusal(
+        this.guest.id,
+        'zone bits',
+        `${wrong} frames' zone/node bits (${this.rules.series} rules: zone at bit ${zoneShift}, node at ${nodeShift}) name a zone that does not span them, e.g. ${example}`,
+      );
+    }
+  }
+}
