@@ -117,6 +117,16 @@ export class KernelMemory {
     return Buffer.from(this.guest.pages(first, pages).subarray(offset, offset + length));
   }
 
+  /** Copy bytes at a guest-physical address into `target` (no intermediate copy); outside guest memory is a refusal. */
+  copyPhysical(address: bigint, length: number, target: Buffer, targetOffset: number, what: string): void {
+    if (address < 0n || address + BigInt(length) > this.memoryBytes) {
+      throw new PageClassRefusal(this.guest.id, 'pointer', `${what} at guest-physical ${hex(address)}+${length} lies outside guest memory (${this.guest.memoryPages} pages)`);
+    }
+    const first = Number(address / PAGE);
+    const offset = Number(address % PAGE);
+    this.guest.pages(first, Math.ceil((offset + length) / PAGE_SIZE)).copy(target, targetOffset, offset, offset + length);
+  }
+
   /** Guest-physical address of a kernel virtual address, or a refusal naming `what` points there. */
   physical(virtual: bigint, what: string): bigint {
     if (virtual >= this.imageStart && virtual < this.imageEnd) return this.placement.physicalBase + (virtual - this.imageStart);

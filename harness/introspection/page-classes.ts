@@ -298,7 +298,7 @@ export class PageClassifier {
       const virtual = this.memory.vmemmapBase + BigInt(at);
       const { physical, bytes } = this.memory.mapping(virtual, `struct page of frame ${Math.floor(at / stride)} (vmemmap)`);
       const take = Math.min(bytes, memmap.length - at);
-      this.memory.physicalBytes(physical, take, 'vmemmap').copy(memmap, at);
+      this.memory.copyPhysical(physical, take, memmap, at, 'vmemmap');
       const first = Number(physical / BigInt(PAGE_SIZE));
       const last = Number((physical + BigInt(take) - 1n) / BigInt(PAGE_SIZE));
       for (let frame = first; frame <= last; frame++) backing.add(frame);
@@ -684,10 +684,11 @@ export class PageClassifier {
     const zones = new Map(topology.nodes.flatMap((node) => node.zones.map((zone) => [node.id * 64 + zone.index, zone] as const)));
     const spans = [...zones.values()].filter((zone) => zone.spannedPages > 0);
     const stride = this.profile.size('page');
+    const flagsHigh = this.profile.offset('page', 'flags') + 4;
     let wrong = 0;
     let example = '';
     for (let pfn = 0; pfn < frames; pfn++) {
-      const high = memmap.readUInt32LE(pfn * stride + this.profile.offset('page', 'flags') + 4);
+      const high = memmap.readUInt32LE(pfn * stride + flagsHigh);
       const zoneIndex = (high >>> (zoneShift - 32)) & ((1 << zoneBits) - 1);
       const node = (high >>> (nodeShift - 32)) & ((1 << nodeBits) - 1);
       const zone = zones.get(node * 64 + zoneIndex);
