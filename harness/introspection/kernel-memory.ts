@@ -120,7 +120,11 @@ export class KernelMemory {
   /** Copy bytes at a guest-physical address into `target` (no intermediate copy); outside guest memory is a refusal. */
   copyPhysical(address: bigint, length: number, target: Buffer, targetOffset: number, what: string): void {
     if (address < 0n || address + BigInt(length) > this.memoryBytes) {
-      throw new PageClassRefusal(this.guest.id, 'pointer', `${what} at guest-physical ${hex(address)}+${length} lies outside guest memory (${this.guest.memoryPages} pages)`);
+      throw new PageClassRefusal(
+        this.guest.id,
+        'pointer',
+        `${what} at guest-physical ${hex(address)}+${length} lies outside guest memory (${this.guest.memoryPages} pages)`,
+      );
     }
     const first = Number(address / PAGE);
     const offset = Number(address % PAGE);
