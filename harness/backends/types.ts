@@ -75,7 +75,43 @@ export interface Guest {
   readonly hostProcess?: HostProcess;
   /** Writes into guest memory as a device would (test workloads only; never strategies or ledgers). */
   readonly deviceWrite?: DeviceWrite;
-  // Reserved: `agent?: GuestAgent` — the QEMU guest agent (guest-ping, guest-exec), added by its own issue.
+  /** A program inside the guest that runs commands for the harness (QEMU's guest agent on system images). */
+  readonly agent?: GuestAgent;
+}
+
+/** How a command run in the guest ended, with what it printed (captured by the agent, UTF-8). */
+export interface GuestExecResult {
+  /** Its exit status; undefined when a signal ended it. */
+  exitCode: number | undefined;
+  signal: number | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+/** A command started in the guest and not waited for (GuestAgent.spawn), as the agent last saw it. */
+export type GuestProcessStatus = { exited: false } | ({ exited: true } & GuestExecResult);
+
+/**
+ * A guest agent: a daemon in the guest that the harness asks, over a channel of the hypervisor's (QEMU: a
+ * virtio-serial port), to run commands and read files. Only a guest that boots a real system has one (QEMU's
+ * qemu-guest-agent on system images). Its calls need the guest to run: while the guest is paused they wait.
+ */
+export interface GuestAgent {
+  /** Is it there? (guest-ping) */
+  ping(timeoutMs?: number): Promise<void>;
+  /** The agent's version and the commands it has enabled (guest-info). */
+  info(): Promise<{ version: string; commands: string[] }>;
+  /**
+   * Run a program (no shell: give /bin/sh and ['-c', …] for one) and wait for it to end, with its output.
+   * A program still running after timeoutMs is killed and the call fails, naming it.
+   */
+  exec(path: string, args: readonly string[], options?: { timeoutMs?: number }): Promise<GuestExecResult>;
+  /** Start a long-running program without waiting; its output goes where it sends it (not captured). */
+  spawn(path: string, args: readonly string[]): Promise<number>;
+  /** How a spawned program is doing. Once it is reported as exited, the agent forgets the pid. */
+  status(pid: number): Promise<GuestProcessStatus>;
+  /** A whole file of the guest, as bytes (it must fit in memory). */
+  readFile(path: string): Promise<Buffer>;
 }
 
 /** vCPU 0's state as the hypervisor sees it (QEMU: QMP/HMP; Xen: the HVM context and a page walk). */
