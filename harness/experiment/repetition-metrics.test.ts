@@ -14,6 +14,10 @@ function record(label: string, name: string, more: Partial<StrategyRecord> = {})
     cowCpu: [1, 3],
     verifyCpu: [9, 1, 1],
     tickCpu: [109, 4, 8],
+    // tick split: mechanism (scan + verification + CoW model) and instrument (CoW detection), per tick.
+    mechanismCpu: [109, 3.5, 5.5],
+    cowModelCpu: [0, 0.5, 0.5],
+    instrumentCpu: [0, 1, 3],
     refusedScans: 0,
     stats,
     cowMethodDescription: 'content-reread: test',
@@ -45,11 +49,30 @@ describe('repetition metrics', () => {
       cow_cpu_ms: 2,
       verify_cpu_ms: 1,
       tick_cpu_ms: 6,
+      mechanism_cpu_ms: 4.5,
+      cow_model_cpu_ms: 0.5,
+      instrument_cpu_ms: 2,
       cpu_ms_per_s: 0.1, // (4 + 8) ms over the 120 s between the first and the last tick
       refused_scans: 0,
       workload_ops_per_s: 200,
     });
     expect(content!.methods!.cow_faults).toBe('content-reread: test');
+    expect(content!.methods!.mechanism_cpu_ms).toBeUndefined(); // METRICS' own method: the CoW handling is in
+  });
+
+  it('says when the mechanism lacks the CoW handling (no per-fault cost measured), and leaves cow_model_cpu_ms out', () => {
+    const [content] = repetitionMetrics([record('content', 'content', { cowModelCpu: [] })], facts);
+    expect(content!.values.cow_model_cpu_ms).toBeUndefined();
+    expect(content!.methods!.mechanism_cpu_ms).toMatch(/CoW handling NOT included: no per-fault cost was measured \(run.json cowFaultCost/);
+  });
+
+  it('gives the mechanism ratio against semantic, apart from the whole tick’s', () => {
+    const [, content] = repetitionMetrics(
+      [record('semantic', 'semantic', { tickCpu: [50, 2, 2], mechanismCpu: [50, 0.5, 1.5] }), record('content', 'content')],
+      facts,
+    );
+    // content: mechanism 4.5 ms over semantic's 1 ms; whole tick 6 ms over 2 ms.
+    expect(content!.values).toMatchObject({ mechanism_cpu_ratio_vs_semantic: 4.5, tick_cpu_ratio_vs_semantic: 3 });
   });
 
   it('gives CPU ratios against semantic (by label, else by name) to every other strategy', () => {

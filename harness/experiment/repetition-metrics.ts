@@ -7,6 +7,7 @@ import type { LedgerStats } from '../sharing/ledger.ts';
 import type { MetricDeclarations } from '../sharing/types.ts';
 import { XmeError } from '../util/errors.ts';
 import { METRICS } from '../results/metrics.ts';
+import { THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import type { RepetitionMetrics } from '../results/summary.ts';
 
 /** What the tick loop kept of one strategy over one repetition. */
@@ -20,6 +21,10 @@ export interface StrategyRecord {
   cowCpu: number[];
   verifyCpu: number[];
   tickCpu: number[];
+  /** Per tick, the tick split (TickCost): mechanism (with the modelled CoW), the modelled CoW alone (empty where not measured), instrument. */
+  mechanismCpu: number[];
+  cowModelCpu: number[];
+  instrumentCpu: number[];
   refusedScans: number;
   /** The ledger's stats after the last tick. */
   stats: LedgerStats;
@@ -63,6 +68,7 @@ export function repetitionMetrics(records: readonly StrategyRecord[], facts: Rep
   const semantic = records.find((r) => r.label === 'semantic') ?? records.find((r) => r.name === 'semantic');
   const steadyScan = (record: StrategyRecord) => meanOf(steadyState(record.scanCpu));
   const steadyTick = (record: StrategyRecord) => meanOf(steadyState(record.tickCpu));
+  const steadyMechanism = (record: StrategyRecord) => meanOf(steadyState(record.mechanismCpu));
   return records.map((record): RepetitionMetrics => {
     const { stats } = record;
     const metrics = record.lastScanMetrics ?? {};
@@ -84,6 +90,9 @@ export function repetitionMetrics(records: readonly StrategyRecord[], facts: Rep
       cow_cpu_ms: meanOf(record.cowCpu),
       verify_cpu_ms: meanOf(steadyState(record.verifyCpu)),
       tick_cpu_ms: steadyTick(record),
+      mechanism_cpu_ms: steadyMechanism(record),
+      cow_model_cpu_ms: meanOf(steadyState(record.cowModelCpu)),
+      instrument_cpu_ms: meanOf(steadyState(record.instrumentCpu)),
       cpu_ms_per_s: record.tickCpu.length > 1 && facts.spanS > 0 ? steadyState(record.tickCpu).reduce((a, b) => a + b, 0) / facts.spanS : undefined,
       refused_scans: record.refusedScans,
       workload_ops_per_s: meanOf(facts.opsPerSecond),
@@ -93,7 +102,11 @@ export function repetitionMetrics(records: readonly StrategyRecord[], facts: Rep
     if (semantic && semantic !== record) {
       values.scan_cpu_ratio_vs_semantic = ratio(steadyScan(record), steadyScan(semantic));
       values.tick_cpu_ratio_vs_semantic = ratio(steadyTick(record), steadyTick(semantic));
+      values.mechanism_cpu_ratio_vs_semantic = ratio(steadyMechanism(record), steadyMechanism(semantic));
     }
+    // Where no per-fault cost was measured, the mechanism's CPU lacks the CoW handling: its method says so.
+    const cowModelled = record.cowModelCpu.length > 0;
+    const withoutCow = cowModelled ? '' : '; CoW handling NOT included: no per-fault cost was measured (run.json cowFaultCost says why)';
     return {
       memoryMiB: facts.memoryMiB,
       repetition: facts.repetition,
@@ -106,8 +119,12 @@ export function repetitionMetrics(records: readonly StrategyRecord[], facts: Rep
               tick_cpu_ms: `whole cost per tick, mean over ticks after the first; ${record.cpuMethod}`,
               scan_cpu_ms: record.cpuMethod,
               cpu_ms_per_s: `Σ tick CPU after the first tick / seconds between first and last tick; ${record.cpuMethod}`,
+              mechanism_cpu_ms: `the mechanism outside the harness: ${record.cpuMethod}; + the CoW handling modelled per fault (cow_model_cpu_ms), mean over ticks after the first${withoutCow}`,
+              instrument_cpu_ms: `what observing the mechanism cost the harness thread (observer_cpu_ms in samples.csv) + the tick's residency snapshot and RAM copy, mean over ticks after the first; ${THREAD_CPU_METHOD}`,
             }
-          : {}),
+          : withoutCow
+            ? { mechanism_cpu_ms: `${METRICS.mechanism_cpu_ms.method}${withoutCow}` }
+            : {}),
         cow_faults: record.cowMethodDescription,
         cow_faults_per_min: `cow_faults / time between the first and the last tick; ${record.cowMethodDescription}`,
       },

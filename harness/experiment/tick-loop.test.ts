@@ -12,6 +12,10 @@ import { summaryRows } from './summary.ts';
 import type { RepetitionMetrics } from '../results/summary.ts';
 import type { StrategySample, TickSample } from '../results/tick-sample.ts';
 import { runRepetition, strategyOrder } from './tick-loop.ts';
+import type { Backend, HypervisorCounters } from '../backends/types.ts';
+import type { CowFaultCosts } from '../sharing/ledger.ts';
+import type { MeasuredCowFaultCost } from '../host/cow-break.ts';
+import { threadCpuNs } from '../util/thread-cpu.ts';
 
 let hasher: PageHasher;
 beforeAll(async () => {
@@ -41,7 +45,17 @@ interface Run {
   pausedWhileScored: boolean;
 }
 
-async function run(options: { ticks?: number; fake?: FakeBackendOptions; stopAfterTick?: number; strategies?: unknown[] } = {}): Promise<Run> {
+async function run(
+  options: {
+    ticks?: number;
+    fake?: FakeBackendOptions;
+    stopAfterTick?: number;
+    strategies?: unknown[];
+    cowFaultCosts?: CowFaultCosts;
+    /** Makes the backend an enforcing one (share + counters), as Xen is. */
+    enforcer?: Pick<Backend, 'share' | 'counters'>;
+  } = {},
+): Promise<Run> {
   const ticks = options.ticks ?? 2;
   const scenario = parseScenario({
     name: 'tick-loop',
@@ -57,8 +71,9 @@ async function run(options: { ticks?: number; fake?: FakeBackendOptions; stopAft
   const result: Run = { samples: [], metrics: undefined, guests, notes: [], warnings: [], pausedWhileScored: true };
   result.metrics = await runRepetition({
     scenario,
-    backend,
+    backend: options.enforcer ? { enforcesSharing: true, ...options.enforcer } : backend,
     guests,
+    ...(options.cowFaultCosts ? { cowFaultCosts: options.cowFaultCosts } : {}),
     image: fakeImage(),
     kernel: fakeKernel(),
     hasher,
@@ -156,6 +171,120 @@ describe('tick loop on fake guests', () => {
     for (const row of rows) expect(Number.isFinite(row.mean)).toBe(true);
     // Nothing undeclared, nothing refused; a tick that came late on a busy test host is the only warning allowed.
     expect(result.warnings.filter((w) => !/came late/.test(w))).toEqual([]);
+  });
+});
+
+/** A per-fault cost as harness/host/cow-break.ts measures it (the value made up here: this test measures nothing). */
+function measuredCost(nsPerFault: number): MeasuredCowFaultCost {
+  return {
+    status: 'measured',
+    value: nsPerFault,
+    unit: 'ns CPU per CoW fault',
+    wallNsPerFault: nsPerFault,
+    method: 'test',
+    measuredAt: '2026-12-01T00:00:00.000Z',
+    host: { bootId: 'test', kernelRelease: 'test' },
+    programDigest: 'test',
+    trials: [],
+    source: 'test',
+  };
+}
+
+/** Burns about `ms` of this thread's CPU (a stand-in for work whose cost must land on the right side). */
+function burn(ms: number): void {
+  const end = threadCpuNs() + BigInt(Math.round(ms * 1e6));
+  while (threadCpuNs() < end) {
+    // spin
+  }
+}
+
+describe('tick loop: mechanism and instrument', () => {
+  it('splits each tick of a harness-thread strategy into mechanism (scan + apply) and instrument (CoW re-read) that add up to tick_cpu_ms', async () => {
+    const { samples, metrics } = await run({ strategies: ['content', 'semantic'] });
+    for (const strategy of ['content', 'semantic']) {
+      for (const { tick, cost } of totals(samples, strategy)) {
+        // No per-fault cost was given: the CoW model is left empty, never a constant.
+        expect(cost.cowModelCpuMs).toBeUndefined();
+        expect(cost.residencyCpuMs).toBeUndefined(); // these guests report no residency
+        expect(cost.mechanismCpuMs).toBeCloseTo(cost.scanCpuMs + cost.verifyCpuMs, 9);
+        expect(cost.instrumentCpuMs).toBeCloseTo(tick === 0 ? 0 : cost.cowCpuMs!, 9);
+        expect(cost.mechanismCpuMs + cost.instrumentCpuMs).toBeCloseTo(cost.tickCpuMs, 9);
+      }
+    }
+    const content = metrics!.find((m) => m.strategy === 'content')!;
+    expect(content.values.mechanism_cpu_ms! + content.values.instrument_cpu_ms!).toBeCloseTo(content.values.tick_cpu_ms!, 9);
+    expect(content.values.cow_model_cpu_ms).toBeUndefined();
+    expect(content.values.mechanism_cpu_ratio_vs_semantic).toBeGreaterThan(0);
+    expect(content.methods!.mechanism_cpu_ms).toMatch(/CoW handling NOT included/);
+  });
+
+  it('models the CoW handling as faults × the measured per-fault cost, exactly, and adds it to the mechanism', async () => {
+    const { samples, metrics } = await run({ strategies: ['content'], cowFaultCosts: { 'linux-ksm-cow-break': measuredCost(2500) } });
+    const ticks = totals(samples, 'content');
+    expect(ticks.map((s) => s.cowFaultsTick)).toEqual([0, 1, 0]); // g1 writes one shared page after tick 0
+    for (const { cowFaultsTick, cost } of ticks) {
+      expect(cost.cowModelCpuMs).toBe((cowFaultsTick * 2500) / 1e6);
+      expect(cost.mechanismCpuMs + cost.instrumentCpuMs).toBeCloseTo(cost.tickCpuMs + cost.cowModelCpuMs!, 9);
+    }
+    expect(ticks[1]!.cost.cowModelCpuMs).toBe(0.0025);
+    expect(metrics![0]!.values.cow_model_cpu_ms).toBe(0.0025 / 2); // steady state: ticks 1 and 2
+    expect(metrics![0]!.methods?.mechanism_cpu_ms).toBeUndefined(); // the CoW handling is in: METRICS' own method
+  });
+
+  it('bills the residency snapshot to the instrument, once per tick on every strategy’s row', async () => {
+    const { samples } = await run({
+      ticks: 1,
+      strategies: ['content', 'semantic'],
+      cowFaultCosts: { 'linux-ksm-cow-break': measuredCost(1000) },
+      fake: {
+        boot: (guest, index) => {
+          boot(guest, index);
+          guest.hostResidency = {
+            residentPages: () => {
+              burn(1);
+              return new Uint8Array(PAGES).fill(1);
+            },
+          };
+        },
+      },
+    });
+    for (const tick of [0, 1]) {
+      const rows = samples.filter((s): s is StrategySample => s.scope === 'all' && s.tick === tick);
+      expect(rows).toHaveLength(2);
+      const [first, second] = rows;
+      expect(first!.cost.residencyCpuMs).toBeGreaterThanOrEqual(2); // 2 guests × 1 ms
+      expect(second!.cost.residencyCpuMs).toBe(first!.cost.residencyCpuMs);
+      for (const { cost } of rows)
+        expect(cost.mechanismCpuMs + cost.instrumentCpuMs).toBeCloseTo(cost.tickCpuMs + cost.cowModelCpuMs! + cost.residencyCpuMs!, 9);
+    }
+  });
+
+  it('bills an enforcing ledger’s counter reads to the instrument and its share calls to the mechanism; its CoW model is Xen’s', async () => {
+    let shared = [0, 0];
+    const enforcer: Pick<Backend, 'share' | 'counters'> = {
+      share: (_guests, groups) => {
+        burn(1); // the sharing hypercalls: the mechanism's
+        shared = [0, 0];
+        for (const group of groups) for (const page of group) shared[page.guest]!++;
+        return Promise.resolve({ shared: groups, failed: [], hypercalls: groups.length });
+      },
+      counters: (): Promise<HypervisorCounters> => {
+        burn(2); // reading the hypervisor's counters: the instrument's
+        return Promise.resolve({ sharedPagesPerGuest: [...shared], freedFrames: 0, usedFrames: 0 });
+      },
+    };
+    const linuxOnly = await run({ strategies: ['content'], enforcer, cowFaultCosts: { 'linux-ksm-cow-break': measuredCost(2500) } });
+    for (const { tick, cost } of totals(linuxOnly.samples, 'content')) {
+      expect(cost.cowModelCpuMs).toBeUndefined(); // Linux's CoW break is not Xen's unshare (a slot: enforced-ledger.ts)
+      // apply: the verifier's re-read and one counter read (2 ms) are observation; detectCow (tick > 0) reads the counters again.
+      expect(cost.instrumentCpuMs - (cost.cowCpuMs ?? 0)).toBeGreaterThanOrEqual(2);
+      if (tick > 0) expect(cost.cowCpuMs).toBeGreaterThanOrEqual(2);
+      expect(cost.mechanismCpuMs).toBeGreaterThanOrEqual(1); // the share calls
+      expect(cost.mechanismCpuMs).toBeLessThan(cost.scanCpuMs + cost.verifyCpuMs - 1.9);
+      expect(cost.mechanismCpuMs + cost.instrumentCpuMs).toBeCloseTo(cost.tickCpuMs, 9);
+    }
+    const xen = await run({ strategies: ['content'], enforcer, cowFaultCosts: { 'xen-unshare': measuredCost(9000) } });
+    for (const { cowFaultsTick, cost } of totals(xen.samples, 'content')) expect(cost.cowModelCpuMs).toBe((cowFaultsTick * 9000) / 1e6);
   });
 });
 

@@ -11,7 +11,7 @@ import type { WorkloadProgress } from '../vocabulary.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import type { KernelInfo } from '../introspection/kernel-info.ts';
 import type { PageHasher } from '../hashing/page-hasher.ts';
-import type { Ledger } from '../sharing/ledger.ts';
+import { cowModelCpuMs, type CowFaultCosts, type Ledger } from '../sharing/ledger.ts';
 import { ledgerFor } from '../sharing/ledger-for-backend.ts';
 import { measureThreadCpu, THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import { createStrategy } from '../../strategies/registry.ts';
@@ -45,6 +45,8 @@ export interface RepetitionInput {
   stopRequested: () => boolean;
   /** `xme run --record`: told about every scored tick while the guests are still paused (harness/recording/). */
   tickObserver?: TickObserver;
+  /** Per-fault CoW costs measured on this host, by model (sharing/ledger.ts CowFaultModel); absent: cow_model_cpu_ms stays empty. */
+  cowFaultCosts?: CowFaultCosts;
 }
 
 interface StrategyTrack {
@@ -57,6 +59,10 @@ interface StrategyTrack {
   verifyCpu: number[];
   /** CoW detection + scan + verification/apply of one tick: what the strategy costs per tick. */
   tickCpu: number[];
+  /** The same tick split: the mechanism's CPU (with the modelled CoW handling), the modelled CoW part, the instrument's. */
+  mechanismCpu: number[];
+  cowModelCpu: number[];
+  instrumentCpu: number[];
   refusedScans: number;
   lastScan?: ScanResult;
   /** The mechanism's CPU method, where it is not the harness thread's (KSM). */
@@ -130,6 +136,9 @@ export async function runRepetition(input: RepetitionInput): Promise<RepetitionM
       cowCpu: [],
       verifyCpu: [],
       tickCpu: [],
+      mechanismCpu: [],
+      cowModelCpu: [],
+      instrumentCpu: [],
       refusedScans: 0,
       undeclared: new Set(),
     };
@@ -190,15 +199,22 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
     const totals = new Map<StrategyTrack, StrategySample>();
     try {
       // Which pages the host really backs (QEMU: allocated in the RAM file); read once per tick, same for all.
-      // Nobody reads a hole (resident-pages.ts), so this snapshot stays true while guests are paused.
-      const residency = guests.map((g) => g.hostResidency?.residentPages());
+      // Nobody reads a hole (resident-pages.ts), so this snapshot stays true while guests are paused. Its CPU
+      // is the instrument's (a hypervisor knows what it backs), shown on every strategy's row.
+      const snapshot = await measureThreadCpu(() => guests.map((g) => g.hostResidency?.residentPages()));
+      const residency = snapshot.value;
       // Guest RAM that can only be read by copying (KSM runs) is copied once here, for every strategy alike,
       // and its cost is recorded apart: no strategy pays for how the harness reaches memory.
       const copy =
         tracks.some((t) => t.strategy.readsGuestMemory !== false) || input.tickObserver
           ? await measureThreadCpu(() => guests.forEach((g, i) => g.tickCopy?.copyForTick(residency[i])))
           : undefined;
-      const context = { ...baseContext, residency, memoryCopyCpuMs: guests.some((g) => g.tickCopy) ? copy?.cpuMs : undefined };
+      const context = {
+        ...baseContext,
+        residency,
+        memoryCopyCpuMs: guests.some((g) => g.tickCopy) ? copy?.cpuMs : undefined,
+        residencyCpuMs: guests.some((g) => g.hostResidency) ? snapshot.cpuMs : undefined,
+      };
       for (const track of strategyOrder(tracks, tick)) {
         const samples = await scoreTick(track, tick, tS, context, throughput, input);
         totals.set(track, samples[0]);
@@ -229,6 +245,9 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       cowCpu: track.cowCpu,
       verifyCpu: track.verifyCpu,
       tickCpu: track.tickCpu,
+      mechanismCpu: track.mechanismCpu,
+      cowModelCpu: track.cowModelCpu,
+      instrumentCpu: track.instrumentCpu,
       refusedScans: track.refusedScans,
       stats: track.ledger.stats(),
       cowMethodDescription: track.ledger.cowMethodDescription,
@@ -242,7 +261,12 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
 }
 
 /** What strategies see at one tick; residency is always taken (undefined per guest where unknown). */
-type TickContext = StrategyContext & { residency: (Uint8Array | undefined)[]; memoryCopyCpuMs: number | undefined };
+type TickContext = StrategyContext & {
+  residency: (Uint8Array | undefined)[];
+  memoryCopyCpuMs: number | undefined;
+  /** The residency snapshot's CPU (undefined where no guest reports residency). */
+  residencyCpuMs: number | undefined;
+};
 
 /** One strategy at one tick: CoW detection, scan, verified apply; its total and per-guest samples. */
 async function scoreTick(
@@ -273,10 +297,25 @@ async function scoreTick(
   const verifyCpuMs = mechanism ? 0 : verified.cpuMs;
   const cowCpuMs = tick > 0 ? (mechanism ? 0 : cow.cpuMs) : undefined;
   const tickCpuMs = mechanism ? mechanism.cpuMs : threadCpuMs;
+  // Mechanism and instrument (sharing/ledger.ts, "COST: MECHANISM AND INSTRUMENT"). On the harness thread the
+  // scan and the apply are the mechanism's, less what the ledger says was observation inside apply (the
+  // enforced ledger's re-read and counter reads); CoW detection is the instrument's. The CoW handling a real
+  // host pays per fault is added to the mechanism as faults × the measured per-fault cost.
+  const applyInstrumentMs = mechanism ? 0 : (track.ledger.applyInstrumentCpuMs?.() ?? 0);
+  const observedMs = mechanism ? threadCpuMs : (tick > 0 ? cow.cpuMs : 0) + applyInstrumentMs;
+  const perFault = input.cowFaultCosts?.[track.ledger.cowFaultModel];
+  const stats = track.ledger.stats();
+  const faultsTick = stats.cowFaults - faultsBefore;
+  const cowModelMs = perFault?.status === 'measured' ? cowModelCpuMs(faultsTick, perFault) : undefined;
+  const mechanismCpuMs = (mechanism ? mechanism.cpuMs : scanned.cpuMs + verified.cpuMs - applyInstrumentMs) + (cowModelMs ?? 0);
+  const instrumentCpuMs = observedMs + (context.residencyCpuMs ?? 0) + (context.memoryCopyCpuMs ?? 0);
   if (cowCpuMs !== undefined) track.cowCpu.push(cowCpuMs);
   track.scanCpu.push(scanCpuMs);
   track.verifyCpu.push(verifyCpuMs);
   track.tickCpu.push(tickCpuMs);
+  track.mechanismCpu.push(mechanismCpuMs);
+  if (cowModelMs !== undefined) track.cowModelCpu.push(cowModelMs);
+  track.instrumentCpu.push(instrumentCpuMs);
   if (scan.refused) track.refusedScans++;
 
   const metrics = { ...scan.metrics, ...track.ledger.extraMetrics() };
@@ -288,7 +327,6 @@ async function scoreTick(
       `${track.label} reports a figure '${name}' it does not declare: kept in samples.csv (strategy_metrics), left out of summary.csv (no unit or method)`,
     );
   }
-  const stats = track.ledger.stats();
   const origin: SampleOrigin = {
     memoryMiB: input.memoryMiB,
     repetition: input.repetition,
@@ -315,7 +353,7 @@ async function scoreTick(
     hostResidentPages: residency.every((map) => map !== undefined) ? residency.reduce((sum, map) => sum + countResident(map!), 0) : undefined,
     zeroPagesShared: stats.zeroPagesShared,
     // From the ledger's total, not the events: a kernel count (KSM) has faults no event names.
-    cowFaultsTick: stats.cowFaults - faultsBefore,
+    cowFaultsTick: faultsTick,
     cowFaultsTotal: stats.cowFaults,
     cowCopiesTotal: stats.cowCopies,
     cost: {
@@ -327,6 +365,10 @@ async function scoreTick(
       tickCpuMs,
       observerCpuMs: mechanism ? threadCpuMs : undefined,
       memoryCopyCpuMs: context.memoryCopyCpuMs,
+      mechanismCpuMs,
+      cowModelCpuMs: cowModelMs,
+      instrumentCpuMs,
+      residencyCpuMs: context.residencyCpuMs,
       pagesRead: scan.cost.pagesRead,
       bytesHashed: scan.cost.bytesHashed,
       bytesCompared: scan.cost.bytesCompared + applied.bytesCompared,

@@ -39,6 +39,23 @@ export interface TickCost {
   observerCpuMs?: number;
   /** The harness's one copy of guest RAM this tick, where RAM is read by copying (not billed to any strategy). */
   memoryCopyCpuMs?: number;
+  /**
+   * What the sharing mechanism costs this tick, as a real system would pay it (sharing/ledger.ts, "COST:
+   * MECHANISM AND INSTRUMENT"): the scan, the byte confirmation and the share calls (harness thread; where the
+   * mechanism is outside the harness, its own CPU: ksmd), plus cowModelCpuMs where it is known.
+   */
+  mechanismCpuMs: number;
+  /** The CoW handling, modelled: cowFaultsTick × the per-fault cost measured on this host (run.json cowFaultCost); undefined where not measured. */
+  cowModelCpuMs: number | undefined;
+  /**
+   * What xme pays to watch the mechanism this tick: the strategy's own observation (CoW detection by re-read or
+   * counter reads, the enforced ledger's re-read, KSM's observation) plus the tick's residency snapshot and RAM
+   * copy (taken once per tick for every strategy, each strategy's row shows them). For a strategy scored on the
+   * harness thread: mechanismCpuMs + instrumentCpuMs = tickCpuMs + cowModelCpuMs + residencyCpuMs + memoryCopyCpuMs.
+   */
+  instrumentCpuMs: number;
+  /** The tick's residency snapshot (which pages the host backs), once per tick for every strategy; undefined where no guest reports it. */
+  residencyCpuMs?: number;
   pagesRead: number;
   bytesHashed: number;
   /** By the strategy and by the ledger's verification. */

@@ -8,10 +8,24 @@
  */
 import type { Backend, Guest, HypervisorCounters } from '../backends/types.ts';
 import type { PageHasher } from '../hashing/page-hasher.ts';
+import type { UnmeasuredCowFaultCost } from '../host/cow-break.ts';
+import { threadCpuNs } from '../util/thread-cpu.ts';
 import { AccountingLedger, type ApplyResult, type CowEvent, type Ledger, type LedgerStats } from './ledger.ts';
 import type { ShareGroup } from './types.ts';
 
 export const COW_METHOD_HYPERVISOR = 'hypervisor';
+
+/**
+ * A documented slot: what one unshare costs Xen (__mem_sharing_unshare_page: a fresh frame, a 4 KiB copy and
+ * a p2m update, on the faulting vCPU), the per-fault cost of this ledger's CoW model ('xen-unshare'). It is to
+ * be measured in the Xen test host (scripts/xen-testhost), as harness/host/cow-break.ts measures Linux's CoW
+ * break; until then enforced runs leave cow_model_cpu_ms empty and say so, rather than take a constant.
+ */
+export const XEN_UNSHARE_COST_SLOT: UnmeasuredCowFaultCost = {
+  status: 'not measured',
+  reason:
+    "Xen's unshare cost per fault is not measured yet (a documented slot, XEN_UNSHARE_COST_SLOT in harness/sharing/enforced-ledger.ts, for the Xen test host): cow_model_cpu_ms stays empty on Xen",
+};
 
 type Enforcer = Required<Pick<Backend, 'share' | 'counters'>>;
 
@@ -29,6 +43,7 @@ export class EnforcedLedger implements Ledger {
   readonly cowCount = 'upper bound';
   readonly cowMethodDescription =
     `${COW_METHOD_HYPERVISOR}: decreases of each domain's shr_pages between ticks, i.e. every unshare (the harness never unshares). Xen unshares on every guest write to a shared page, identical bytes included, so no write is missed; it also unshares when the hypervisor itself reads a shared page for the guest (__hvm_copy with P2M_UNSHARE, e.g. fetching an instruction it emulates), so the count is an upper bound of guest writes: equal to them on data pages the hypervisor does not read (cowprobe: N + M exactly), above them on kernel code that does MMIO`;
+  readonly cowFaultModel = 'xen-unshare';
   readonly declaredMetrics = {
     hypercalls_total: {
       unit: 'hypercalls',
@@ -41,6 +56,8 @@ export class EnforcedLedger implements Ledger {
   private readonly cowFaults: number[];
   private cowCopies = 0;
   private last: HypervisorCounters | undefined;
+  /** Thread CPU ns of the last apply() spent observing (the verifier's re-read, the counter reads). */
+  private applyInstrumentNs = 0n;
   hypercalls = 0;
 
   constructor(
@@ -56,12 +73,18 @@ export class EnforcedLedger implements Ledger {
   /** Verify bytes (never share differing pages), then ask the hypervisor to share what passed. */
   async apply(groups: ShareGroup[]): Promise<ApplyResult> {
     // Bring the verifier's view up to date first: pages written since the last apply have left their frames
-    // in the hypervisor, so they must not be taken as already verified.
+    // in the hypervisor, so they must not be taken as already verified. A re-read of every shared page: the
+    // instrument's (the hypervisor itself knows), as is the counter read below; the verification and the
+    // sharing calls are the mechanism's.
+    const reread = threadCpuNs();
     this.verifier.detectCow();
+    this.applyInstrumentNs = threadCpuNs() - reread;
     const verified = this.verifier.apply(groups);
     const outcome = await this.backend.share(this.guests, this.verifier.groupsForEnforcement());
     this.hypercalls += outcome.hypercalls;
+    const read = threadCpuNs();
     this.last = await this.backend.counters(this.guests);
+    this.applyInstrumentNs += threadCpuNs() - read;
     this.afterLastShare = this.last;
     return {
       groupsApplied: outcome.shared.length,
@@ -69,6 +92,10 @@ export class EnforcedLedger implements Ledger {
       refused: [...verified.refused, ...outcome.failed],
       bytesCompared: verified.bytesCompared,
     };
+  }
+
+  applyInstrumentCpuMs(): number {
+    return Number(this.applyInstrumentNs) / 1e6;
   }
 
   /** Unshares since the last apply: one CoW fault per shr_pages decrease. */

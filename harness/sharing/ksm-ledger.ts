@@ -13,7 +13,10 @@
  *   memory KSM merged, and it does not count writes to KSM zero pages. Per guest, the ledger counts the pages
  *   that left a shared KSM frame between two ticks (pagemap): a lower bound of that guest's faults (a page
  *   merged and broken within one tick is missed).
- * - CPU: ksmd's, from /proc/<ksmd>/schedstat (a kernel thread has no utime), over each tick's interval.
+ * - CPU: ksmd's, from /proc/<ksmd>/schedstat (a kernel thread has no utime), over each tick's interval: the
+ *   mechanism's; what the harness thread spends observing (pagemap, kpageflags, ksm_stat) is the instrument's.
+ *   The CoW breaks are paid by the guests' vCPU threads, which no clock here sees: they are modelled as
+ *   faults × the measured cost of one break (cowFaultModel 'linux-ksm-cow-break', harness/host/cow-break.ts).
  */
 import type { Guest, HostProcessMemory } from '../backends/types.ts';
 import { XmeError } from '../util/errors.ts';
@@ -57,6 +60,7 @@ export class KsmLedger implements Ledger {
   readonly mode = 'enforced';
   readonly cowMethod = 'kernel';
   readonly cowCount = 'host-wide';
+  readonly cowFaultModel = 'linux-ksm-cow-break';
   readonly cowMethodDescription =
     "cow_ksm in /proc/vmstat, delta since the run began: the kernel counts every CoW break of a KSM page host-wide (other processes' included; writes to KSM zero pages not counted); " +
     'per guest: pages that left a shared KSM frame between two ticks (pagemap), a lower bound';

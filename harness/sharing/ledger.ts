@@ -20,6 +20,8 @@
  * detectCow() (this class) is the QEMU method: every page in shared state is re-read and re-hashed; a page
  * whose bytes changed was written while shared. A lower bound — a write that stores the bytes already there
  * is invisible to it (a hypervisor sees it) — and hash-based (a 64-bit collision would hide a write).
+ * It is xme's instrument, not the mechanism: a real host takes a write-protect fault instead, a cost per
+ * fault, not per shared page (CowFaultModel below), so its CPU is billed to instrument_cpu_ms.
  */
 import type { Guest } from '../backends/types.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
@@ -30,6 +32,7 @@ import { pageBytes, type Residency } from './resident-pages.ts';
 import { ZERO_PAGE } from '../vocabulary.ts';
 import { PackedGroup } from './packed-group.ts';
 import { gfnOfIndex, guestOfIndex } from '../hashing/scan-engine.ts';
+import type { CowFaultCost, MeasuredCowFaultCost } from '../host/cow-break.ts';
 
 export const COW_METHOD_CONTENT_REREAD = 'content-reread';
 
@@ -106,6 +109,28 @@ export function addFrameSaving(split: SavedWhere, zero: boolean, guestsOf: Itera
   }
 }
 
+/**
+ * COST: MECHANISM AND INSTRUMENT. What a strategy costs per tick is split in two (tick-loop.ts, samples.csv):
+ * the mechanism — what a real system doing this sharing would pay: the scan, the byte confirmation, the share
+ * calls, and the CoW handling, which a real host pays per write-protect fault — and the instrument — what xme
+ * pays to watch it on QEMU: detecting writes by re-reading every shared page (content-reread), the residency
+ * snapshot, the copy of anonymous RAM, the observation of KSM. The CoW handling is modelled: faults this tick
+ * × the per-fault cost measured on this host for the kind of sharing the ledger stands for (cowFaultModel).
+ *
+ * - 'linux-ksm-cow-break': a Linux host merging pages as KSM does (the accounted ledger models this on QEMU;
+ *   KSM is it): one KSM CoW break, measured by harness/host/cow-break.ts.
+ * - 'xen-unshare': Xen's unshare of a shared gfn (enforced-ledger.ts): a slot, not measured yet.
+ */
+export type CowFaultModel = 'linux-ksm-cow-break' | 'xen-unshare';
+
+/** The per-fault costs a run has, by model (run.json cowFaultCost); a model absent or 'not measured' leaves cow_model_cpu_ms empty. */
+export type CowFaultCosts = Partial<Record<CowFaultModel, CowFaultCost>>;
+
+/** The modelled CoW handling of `faults` faults: faults × the measured per-fault cost, in ms. */
+export function cowModelCpuMs(faults: number, cost: MeasuredCowFaultCost): number {
+  return (faults * cost.value) / 1e6;
+}
+
 /** What every ledger offers the runner; the mode and the CoW method come from the ledger that measured. */
 export interface Ledger {
   readonly strategy: string;
@@ -135,6 +160,14 @@ export interface Ledger {
    * call, and how it was measured: the tick's cost is that, not the harness thread's (which only observed).
    */
   mechanismCpu?(): { cpuMs: number; method: string };
+  /** The per-fault cost that models this ledger's CoW faults on a real system (see CowFaultModel). */
+  readonly cowFaultModel: CowFaultModel;
+  /**
+   * Of the harness thread's CPU in the last apply(), the part that was the instrument's, not the mechanism's
+   * (the enforced ledger: its verifier's re-read of shared pages and its reads of the hypervisor's counters),
+   * in ms; absent: all of apply() is the mechanism (byte confirmation, share calls).
+   */
+  applyInstrumentCpuMs?(): number;
   /** Release what the ledger holds open (file descriptors). */
   close?(): void;
 }
@@ -153,6 +186,8 @@ const label = (page: PageRef) => `g${page.guest}:0x${page.gfn.toString(16)}`;
 export class AccountingLedger implements Ledger {
   readonly mode = 'accounted';
   readonly cowMethod = COW_METHOD_CONTENT_REREAD;
+  // What it accounts stands for a Linux host sharing as KSM does: a write breaks CoW there.
+  readonly cowFaultModel = 'linux-ksm-cow-break';
   readonly cowCount = 'lower bound';
   readonly cowMethodDescription: string;
   readonly declaredMetrics = {};

@@ -4,6 +4,12 @@
  * page after tick 0, guest g0 with 4 holes; strategies content and semantic, semantic refusing for want of a
  * kernel), tick 1, and the samples.csv lines written for them. Those lines agree, in every column that does
  * not measure time, with what the runner wrote before the reporting seam existed, on the same fake run.
+ *
+ * The tick split (mechanism_cpu_ms, cow_model_cpu_ms, instrument_cpu_ms; tick-sample.ts TickCost) was added
+ * to these samples when it was introduced, from their recorded parts as the tick loop computes it: mechanism =
+ * scan + verification + CoW model, instrument = CoW detection, the CoW model = faults × 3867.529 ns (one KSM
+ * CoW break as measured on the development host, harness/host/cow-break.ts); residency_cpu_ms stays unknown
+ * (not recorded then). The samples.csv header below is a literal: it changes with SAMPLE_SCHEMA, by hand.
  */
 import { THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import type { TickSample } from '../results/tick-sample.ts';
@@ -16,6 +22,10 @@ export const RECORDED_RUN = { runId: '20261127-134455-golden', scenario: { name:
 const origin = { memoryMiB: 64, repetition: 1, tick: 1, tS: 0.021, sharingMode: 'accounted', cowMethod: 'content-reread', cowCount: 'lower bound' } as const;
 const REFUSED =
   'refused: System.map does not match the kernel running in guest g0: no 2 MiB-aligned placement has "Linux version 6.1.0-0-fake-amd64" at linux_banner\'s offset from _text';
+
+/** The per-fault cost the recorded split was computed with (ns CPU), and the content sample's one fault at it, in ms. */
+export const RECORDED_COW_FAULT_NS = 3867.529;
+const RECORDED_COW_MODEL_MS = (1 * RECORDED_COW_FAULT_NS) / 1e6;
 
 export const RECORDED_SAMPLES: TickSample[] = [
   {
@@ -43,6 +53,9 @@ export const RECORDED_SAMPLES: TickSample[] = [
       verifyCpuMs: 0.554984,
       cowCpuMs: 0.114688,
       tickCpuMs: 1.2477710000000002,
+      mechanismCpuMs: 0.578099 + 0.554984 + RECORDED_COW_MODEL_MS,
+      cowModelCpuMs: RECORDED_COW_MODEL_MS,
+      instrumentCpuMs: 0.114688,
       pagesRead: 28,
       bytesHashed: 114688,
       bytesCompared: 81920,
@@ -100,6 +113,9 @@ export const RECORDED_SAMPLES: TickSample[] = [
       verifyCpuMs: 0.006372,
       cowCpuMs: 0.069964,
       tickCpuMs: 0.205451,
+      mechanismCpuMs: 0.129115 + 0.006372,
+      cowModelCpuMs: 0,
+      instrumentCpuMs: 0.069964,
       pagesRead: 0,
       bytesHashed: 0,
       bytesCompared: 0,
@@ -111,11 +127,11 @@ export const RECORDED_SAMPLES: TickSample[] = [
 
 /** samples.csv as written for RECORDED_SAMPLES (header, then one line per sample). */
 export const RECORDED_SAMPLES_CSV = `${[
-  'run_id,scenario,repetition,memory_mib,tick,t_s,strategy,guest,sharing_mode,guest_pages,shared_pages,frames_saved,host_frames_saved,frames_saved_zero,frames_saved_within_guest,frames_saved_across_guests,host_resident_pages,zero_pages_shared,cow_faults_tick,cow_faults_total,cow_copies_total,cow_method,cow_count,scan_cpu_ms,scan_wall_ms,verify_cpu_ms,cow_cpu_ms,tick_cpu_ms,cpu_method,observer_cpu_ms,memory_copy_cpu_ms,pages_read,bytes_hashed,bytes_compared,refused_pages,kernel_code_pages,kernel_code_identical_pages,kernel_rodata_pages,kernel_rodata_identical_pages,strategy_metrics,workload_ops_per_s,status',
-  '20261127-134455-golden,golden,1,64,1,0.021,content,all,accounted,32,29,20,,,,,,14,1,1,1,content-reread,lower bound,0.578099,0.589681,0.554984,0.114688,1.24777,clock_gettime(CLOCK_THREAD_CPUTIME_ID) of the thread that ran the work (user+sys; other threads of the harness not counted); strategy order rotated every tick,,,28,114688,81920,0,,,,,zero_pages=14;distinct_hashes=12,,ok',
-  '20261127-134455-golden,golden,1,64,1,0.021,content,g0,accounted,16,15,,,,,,12,,0,0,,content-reread,lower bound,,,,,,,,,,,,,,,,,,,ok',
-  '20261127-134455-golden,golden,1,64,1,0.021,content,g1,accounted,16,14,,,,,,,,1,1,,content-reread,lower bound,,,,,,,,,,,,,,,,,,,ok',
-  '20261127-134455-golden,golden,1,64,1,0.021,semantic,all,accounted,32,0,0,,,,,,0,0,0,0,content-reread,lower bound,0.129115,0.137422,0.006372,0.069964,0.205451,clock_gettime(CLOCK_THREAD_CPUTIME_ID) of the thread that ran the work (user+sys; other threads of the harness not counted); strategy order rotated every tick,,,0,0,0,0,,,,,,,"refused: System.map does not match the kernel running in guest g0: no 2 MiB-aligned placement has ""Linux version 6.1.0-0-fake-amd64"" at linux_banner\'s offset from _text"',
+  'run_id,scenario,repetition,memory_mib,tick,t_s,strategy,guest,sharing_mode,guest_pages,shared_pages,frames_saved,host_frames_saved,frames_saved_zero,frames_saved_within_guest,frames_saved_across_guests,host_resident_pages,zero_pages_shared,cow_faults_tick,cow_faults_total,cow_copies_total,cow_method,cow_count,scan_cpu_ms,scan_wall_ms,verify_cpu_ms,cow_cpu_ms,tick_cpu_ms,cpu_method,observer_cpu_ms,memory_copy_cpu_ms,residency_cpu_ms,mechanism_cpu_ms,cow_model_cpu_ms,instrument_cpu_ms,pages_read,bytes_hashed,bytes_compared,refused_pages,kernel_code_pages,kernel_code_identical_pages,kernel_rodata_pages,kernel_rodata_identical_pages,strategy_metrics,workload_ops_per_s,status',
+  '20261127-134455-golden,golden,1,64,1,0.021,content,all,accounted,32,29,20,,,,,,14,1,1,1,content-reread,lower bound,0.578099,0.589681,0.554984,0.114688,1.24777,clock_gettime(CLOCK_THREAD_CPUTIME_ID) of the thread that ran the work (user+sys; other threads of the harness not counted); strategy order rotated every tick,,,,1.13695,0.00386753,0.114688,28,114688,81920,0,,,,,zero_pages=14;distinct_hashes=12,,ok',
+  '20261127-134455-golden,golden,1,64,1,0.021,content,g0,accounted,16,15,,,,,,12,,0,0,,content-reread,lower bound,,,,,,,,,,,,,,,,,,,,,,,ok',
+  '20261127-134455-golden,golden,1,64,1,0.021,content,g1,accounted,16,14,,,,,,,,1,1,,content-reread,lower bound,,,,,,,,,,,,,,,,,,,,,,,ok',
+  '20261127-134455-golden,golden,1,64,1,0.021,semantic,all,accounted,32,0,0,,,,,,0,0,0,0,content-reread,lower bound,0.129115,0.137422,0.006372,0.069964,0.205451,clock_gettime(CLOCK_THREAD_CPUTIME_ID) of the thread that ran the work (user+sys; other threads of the harness not counted); strategy order rotated every tick,,,,0.135487,0,0.069964,0,0,0,0,,,,,,,"refused: System.map does not match the kernel running in guest g0: no 2 MiB-aligned placement has ""Linux version 6.1.0-0-fake-amd64"" at linux_banner\'s offset from _text"',
 ].join('\n')}\n`;
 
 /** The header of the recorded run, with its folder moved to `dir` (fixed host and harness: no machine is asked). */

@@ -122,6 +122,10 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
               verifyCpuMs: 1,
               cowCpuMs: tick > 0 ? 1 : undefined,
               tickCpuMs: 3,
+              // The split adds up: mechanism (scan + verification + CoW model at 4 µs a fault) + instrument (CoW detection) = tick + CoW model.
+              mechanismCpuMs: 2 + (tick > 0 ? s + 1 : 0) * 0.004,
+              cowModelCpuMs: (tick > 0 ? s + 1 : 0) * 0.004,
+              instrumentCpuMs: tick > 0 ? 1 : 0,
               pagesRead: 1,
               bytesHashed: 4096,
               bytesCompared: 4096,
@@ -155,6 +159,10 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
           cow_faults: (ticks - 1) * (s + 1),
           scan_cpu_ms: scan,
           tick_cpu_ms: scan * 2,
+          // Mechanism + instrument = tick + the CoW model (a small part, so a figure can show it).
+          mechanism_cpu_ms: scan * 1.25 + 0.01 * (s + 1),
+          cow_model_cpu_ms: 0.01 * (s + 1),
+          instrument_cpu_ms: scan * 0.75,
           workload_ops_per_s: opsPerS === 0 ? 0 : opsPerS + repetition,
         };
         if (hostFrames) values.host_frames_saved = 250 * (1 + s);
