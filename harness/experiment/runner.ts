@@ -21,7 +21,7 @@ import { buildImage } from '../images/build.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import { kernelInfo, type KernelInfo } from '../introspection/kernel-info.ts';
 import { defaultHasher } from '../hashing/page-hasher.ts';
-import type { Ledger } from '../sharing/ledger.ts';
+import type { CowFaultCosts, Ledger } from '../sharing/ledger.ts';
 import type { Scenario } from '../scenario/scenario.ts';
 import { harnessInfo, hostInfo } from '../results/provenance.ts';
 import { runRecord, writeRunRecord } from '../results/run-record.ts';
@@ -71,6 +71,8 @@ export interface RunOptions {
   firstRepetition?: number;
 }
 
+  /** Per-fault CoW costs for cow_model_cpu_ms (the composition measures them: harness/cli/run-outputs.ts); recorded in run.json. */
+  cowFaultCosts?: CowFaultCosts;
 export interface RunOutcome {
   runId: string;
   dir: string;
@@ -151,6 +153,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   let backendInfo: BackendInfo | undefined;
   let status: RunStatus = 'running';
   let summary: SummaryRow[] = [];
+    ...(options.cowFaultCosts ? { cowFaultCosts: options.cowFaultCosts } : {}),
   let overhead: SlowdownRow[] | undefined;
 
   /**
@@ -255,6 +258,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
               },
             });
             if (metrics) repetitions.push(...metrics);
+              ...(options.cowFaultCosts ? { cowFaultCosts: options.cowFaultCosts } : {}),
           } finally {
             await backend.close();
           }

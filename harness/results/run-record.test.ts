@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { recordedHeader } from '../testing/recorded-samples.ts';
+import { RECORDED_COW_FAULT_NS, recordedHeader } from '../testing/recorded-samples.ts';
+import { XEN_UNSHARE_COST_SLOT } from '../sharing/enforced-ledger.ts';
 import { COW_DEFINITION } from '../sharing/ledger.ts';
 import { CPU_METHOD } from './samples.ts';
 import type { RunEnd } from './run.ts';
@@ -37,6 +38,7 @@ const KEYS = [
   'cowMethod',
   'cowDefinition',
   'cpuMethod',
+  'cowFaultCost',
   'repetitionsCompleted',
   'warnings',
   'notes',
@@ -105,6 +107,28 @@ describe('run.json (runRecord, writeRunRecord)', () => {
       notes: ['semantic (64 MiB, rep 1): g0: kernel at physical 0x1000000'],
     });
     expect(fs.readdirSync(dir)).toEqual(['run.json']); // written atomically: no temporary left
+  });
+
+  it('records the per-fault CoW cost it was given (value, unit, method, when), or why there is none', () => {
+    writeRunRecord(dir, runRecord(recordedHeader(dir), undefined));
+    expect(read().cowFaultCost).toEqual({
+      'linux-ksm-cow-break': { status: 'not measured', reason: expect.stringMatching(/^the runner was given no per-fault cost/) },
+    });
+    const measured = {
+      status: 'measured' as const,
+      value: RECORDED_COW_FAULT_NS,
+      unit: 'ns CPU per CoW fault' as const,
+      wallNsPerFault: 3900,
+      method: 'KSM copy-on-write break, by the method of the kernel selftest …',
+      measuredAt: '2026-12-01T23:49:28.334Z',
+      host: { bootId: 'b', kernelRelease: '6.18.44' },
+      programDigest: '0526da5a5993c0a6',
+      trials: [],
+      source: 'measured for this run',
+    };
+    const header = { ...recordedHeader(dir), cowFaultCosts: { 'linux-ksm-cow-break': measured, 'xen-unshare': XEN_UNSHARE_COST_SLOT } };
+    writeRunRecord(dir, runRecord(header, ending));
+    expect(read().cowFaultCost).toEqual({ 'linux-ksm-cow-break': measured, 'xen-unshare': { status: 'not measured', reason: XEN_UNSHARE_COST_SLOT.reason } });
   });
 
   it('names both modes when ledgers of both kinds were made', () => {

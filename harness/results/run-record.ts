@@ -10,7 +10,7 @@ import type { BackendInfo } from '../backends/types.ts';
 import type { ImageManifest } from '../images/manifest.ts';
 import type { KernelVersion } from '../introspection/bzimage.ts';
 import type { KernelLayout } from '../introspection/kernel-layout.ts';
-import { COW_DEFINITION, type Ledger } from '../sharing/ledger.ts';
+import { COW_DEFINITION, type CowFaultCosts, type Ledger } from '../sharing/ledger.ts';
 import type { Scenario } from '../scenario/scenario.ts';
 import type { RunOwner } from '../util/process-identity.ts';
 import { errorMessage, XmeError } from '../util/errors.ts';
@@ -50,6 +50,12 @@ export interface RunRecord {
   cowDefinition: string;
   cpuMethod: string;
   repetitionsCompleted: number;
+  /**
+   * The per-fault cost of a CoW fault by model (sharing/ledger.ts CowFaultModel), with which cow_model_cpu_ms
+   * models the CoW handling: the value, its unit, how and when it was measured (harness/host/cow-break.ts), or
+   * why it was not (then cow_model_cpu_ms is empty).
+   */
+  cowFaultCost: CowFaultCosts;
   warnings: string[];
   notes: string[];
   merged?: MergedFrom;
@@ -62,6 +68,14 @@ const SHARING_MODES: Record<Ledger['mode'], string> = {
 };
 
 /** run.json's content: `end` undefined while the run is running. Key order is the file's, kept stable. */
+/** What run.json says when the runner was given no per-fault cost (runExperiment called without one: a test's stand-ins). */
+const NO_COW_FAULT_COST: CowFaultCosts = {
+  'linux-ksm-cow-break': {
+    status: 'not measured',
+    reason: 'the runner was given no per-fault cost (it is measured by the composition of xme run, harness/cli/run-outputs.ts)',
+  },
+};
+
 export function runRecord(run: RunHeader, end: RunEnd | undefined): RunRecord {
   return {
     schema: 2,
@@ -83,6 +97,7 @@ export function runRecord(run: RunHeader, end: RunEnd | undefined): RunRecord {
     cowDefinition: COW_DEFINITION,
     cpuMethod: CPU_METHOD,
     repetitionsCompleted: end?.repetitions.length ?? 0,
+    cowFaultCost: run.cowFaultCosts ?? NO_COW_FAULT_COST,
     warnings: [...(end?.warnings ?? [])],
     notes: [...(end?.notes ?? [])],
     files: { samples: 'samples.csv', summary: 'summary.csv', logs: 'logs/' },

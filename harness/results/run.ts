@@ -5,7 +5,7 @@
 import type { BackendInfo } from '../backends/types.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import type { KernelInfo } from '../introspection/kernel-info.ts';
-import type { Ledger } from '../sharing/ledger.ts';
+import type { CowFaultCosts, Ledger } from '../sharing/ledger.ts';
 import type { Scenario } from '../scenario/scenario.ts';
 import type { RunOwner } from '../util/process-identity.ts';
 import type { SlowdownRow } from './overhead.ts';
@@ -32,6 +32,8 @@ export interface RunHeader {
   systemMap: string;
   /** The page hasher's name (its library and version). */
   hasher: string;
+  /** The per-fault CoW costs the tick loop models CoW handling with (run.json cowFaultCost); absent: none was given. */
+  cowFaultCosts?: CowFaultCosts;
 }
 
 /** How a run ended, and what it learnt along the way besides samples. */
