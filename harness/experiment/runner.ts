@@ -69,10 +69,10 @@ export interface RunOptions {
    * order (rotated by repetition) what an unsharded run would have.
    */
   firstRepetition?: number;
-}
-
   /** Per-fault CoW costs for cow_model_cpu_ms (the composition measures them: harness/cli/run-outputs.ts); recorded in run.json. */
   cowFaultCosts?: CowFaultCosts;
+}
+
 export interface RunOutcome {
   runId: string;
   dir: string;
@@ -147,13 +147,13 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
     kernel,
     systemMap: scenario.systemMap ?? image.path('systemMap'),
     hasher: hasher.name,
+    ...(options.cowFaultCosts ? { cowFaultCosts: options.cowFaultCosts } : {}),
   };
   const prepareEnd = () => Promise.all([...writers, ...folderOutputs].map((output) => output.prepareEnd?.()));
   const repetitions: RepetitionMetrics[] = [];
   let backendInfo: BackendInfo | undefined;
   let status: RunStatus = 'running';
   let summary: SummaryRow[] = [];
-    ...(options.cowFaultCosts ? { cowFaultCosts: options.cowFaultCosts } : {}),
   let overhead: SlowdownRow[] | undefined;
 
   /**
@@ -252,13 +252,13 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
               note: (text) => notes.add(text),
               warn: (text) => warnings.push(text),
               tickObserver: combinedObserver(observers),
+              ...(options.cowFaultCosts ? { cowFaultCosts: options.cowFaultCosts } : {}),
               onLedger: (ledger) => {
                 ledgerModes.add(ledger.mode);
                 cowMethods.add(ledger.cowMethodDescription);
               },
             });
             if (metrics) repetitions.push(...metrics);
-              ...(options.cowFaultCosts ? { cowFaultCosts: options.cowFaultCosts } : {}),
           } finally {
             await backend.close();
           }

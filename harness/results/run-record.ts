@@ -49,13 +49,13 @@ export interface RunRecord {
   cowMethod: string;
   cowDefinition: string;
   cpuMethod: string;
-  repetitionsCompleted: number;
   /**
    * The per-fault cost of a CoW fault by model (sharing/ledger.ts CowFaultModel), with which cow_model_cpu_ms
    * models the CoW handling: the value, its unit, how and when it was measured (harness/host/cow-break.ts), or
    * why it was not (then cow_model_cpu_ms is empty).
    */
   cowFaultCost: CowFaultCosts;
+  repetitionsCompleted: number;
   warnings: string[];
   notes: string[];
   merged?: MergedFrom;
@@ -67,7 +67,6 @@ const SHARING_MODES: Record<Ledger['mode'], string> = {
   accounted: 'accounted (the backend does not merge pages; the ledger accounts what each strategy would share)',
 };
 
-/** run.json's content: `end` undefined while the run is running. Key order is the file's, kept stable. */
 /** What run.json says when the runner was given no per-fault cost (runExperiment called without one: a test's stand-ins). */
 const NO_COW_FAULT_COST: CowFaultCosts = {
   'linux-ksm-cow-break': {
@@ -76,6 +75,7 @@ const NO_COW_FAULT_COST: CowFaultCosts = {
   },
 };
 
+/** run.json's content: `end` undefined while the run is running. Key order is the file's, kept stable. */
 export function runRecord(run: RunHeader, end: RunEnd | undefined): RunRecord {
   return {
     schema: 2,
@@ -96,8 +96,8 @@ export function runRecord(run: RunHeader, end: RunEnd | undefined): RunRecord {
     cowMethod: end?.cowMethods.length ? end.cowMethods.join('; ') : 'not known yet (no ledger made)',
     cowDefinition: COW_DEFINITION,
     cpuMethod: CPU_METHOD,
-    repetitionsCompleted: end?.repetitions.length ?? 0,
     cowFaultCost: run.cowFaultCosts ?? NO_COW_FAULT_COST,
+    repetitionsCompleted: end?.repetitions.length ?? 0,
     warnings: [...(end?.warnings ?? [])],
     notes: [...(end?.notes ?? [])],
     files: { samples: 'samples.csv', summary: 'summary.csv', logs: 'logs/' },
