@@ -1,31 +1,51 @@
-/** The table printed at the end of a run: the key figures per memory size and strategy (means). */
+/** The tables printed at the end of a run: the key figures per memory size and strategy (means). */
 import type { SummaryRow } from '../results/summary.ts';
 import type { MetricName } from '../results/metrics.ts';
 import type { ResultWriter } from '../results/result-writer.ts';
 import type { RunEnd } from '../results/run.ts';
 import type { SlowdownRow } from '../results/overhead.ts';
 
-const COLUMNS: [MetricName, string, (v: number) => string][] = [
-  ['shared_pages', 'shared pages', (v) => Math.round(v).toLocaleString('en')],
+type Column = [MetricName, string, (v: number) => string];
+
+const count = (v: number) => Math.round(v).toLocaleString('en');
+
+/** What was shared, per memory size and strategy. */
+const SHARING_COLUMNS: Column[] = [
+  ['shared_pages', 'shared pages', count],
   ['frames_saved_pct', 'saved %', (v) => v.toFixed(1)],
-  ['host_frames_saved', 'host saved', (v) => Math.round(v).toLocaleString('en')],
-  ['zero_pages_shared', 'zero pages', (v) => Math.round(v).toLocaleString('en')],
+  ['host_frames_saved', 'host saved', count],
+  ['zero_pages_shared', 'zero pages', count],
   ['kernel_code_shareability_pct', 'kcode %', (v) => v.toFixed(2)],
   ['cow_faults', 'CoW faults', (v) => v.toFixed(0)],
-  ['scan_cpu_ms', 'scan ms', (v) => v.toFixed(1)],
-  ['scan_cpu_ratio_vs_semantic', 'scan ×sem', (v) => v.toFixed(1)],
-  ['tick_cpu_ms', 'tick ms', (v) => v.toFixed(1)],
-  ['tick_cpu_ratio_vs_semantic', 'tick ×sem', (v) => v.toFixed(1)],
-  ['cpu_ms_per_s', 'CPU ms/s', (v) => v.toFixed(1)],
   ['workload_ops_per_s', 'guest ops/s', (v) => v.toFixed(0)],
 ];
 
-export function consoleTable(rows: SummaryRow[]): string {
+/** What it cost per tick, split into the mechanism's part and xme's instrument (sharing/ledger.ts). */
+const COST_COLUMNS: Column[] = [
+  ['mechanism_cpu_ms', 'mech ms', (v) => v.toFixed(1)],
+  ['mechanism_cpu_ratio_vs_semantic', 'mech ×sem', (v) => v.toFixed(1)],
+  ['cow_model_cpu_ms', 'CoW model ms', (v) => v.toFixed(2)],
+  ['instrument_cpu_ms', 'instr ms', (v) => v.toFixed(1)],
+  ['tick_cpu_ms', 'tick ms', (v) => v.toFixed(1)],
+  ['tick_cpu_ratio_vs_semantic', 'tick ×sem', (v) => v.toFixed(1)],
+  ['scan_cpu_ms', 'scan ms', (v) => v.toFixed(1)],
+  ['cpu_ms_per_s', 'CPU ms/s', (v) => v.toFixed(1)],
+];
+
+/** Under the cost table: what its words mean (summary.csv's method column says it in full). */
+export const COST_LEGEND = [
+  'mech   the sharing mechanism as a real system pays it: scan + byte confirmation + share calls (ksm: ksmd’s CPU)',
+  '       + CoW model: CoW faults × the cost of one CoW break measured on this host (run.json cowFaultCost)',
+  'instr  xme’s instrument, not paid by a real system: CoW detection by re-read, residency, RAM copy, KSM observation',
+  'tick   as run here: CoW detection + scan + verification (ksm: ksmd); ×sem: ÷ semantic, same repetition; steady state',
+];
+
+function table(rows: SummaryRow[], columns: Column[]): string {
   const keys = [...new Set(rows.map((r) => `${r.memory_mib} MiB\u0000${r.strategy}`))];
-  const header = ['memory', 'strategy', ...COLUMNS.map(([, title]) => title)];
+  const header = ['memory', 'strategy', ...columns.map(([, title]) => title)];
   const body = keys.map((key) => {
     const [memory, strategy] = key.split('\u0000') as [string, string];
-    const cells = COLUMNS.map(([metric, , format]) => {
+    const cells = columns.map(([metric, , format]) => {
       const row = rows.find((r) => `${r.memory_mib} MiB` === memory && r.strategy === strategy && r.metric === metric);
       return row && Number.isFinite(row.mean) ? format(row.mean) : '–';
     });
@@ -34,6 +54,11 @@ export function consoleTable(rows: SummaryRow[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const format = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [format(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(format)].join('\n');
+}
+
+/** Two tables of means per memory size and strategy: what was shared, then what it cost per tick (with its legend). */
+export function consoleTable(rows: SummaryRow[]): string {
+  return [table(rows, SHARING_COLUMNS), '', 'CPU per tick: mechanism and instrument', table(rows, COST_COLUMNS), ...COST_LEGEND].join('\n');
 }
 
 /** One line per strategy: the guests' slowdown against the baseline, with its 95% CI. */

@@ -67,13 +67,20 @@ describe('figure data of one run (a sweep: 2 memory sizes × 3 repetitions)', ()
     expect(f.notes).toEqual([]);
   });
 
-  it('(3) CPU: a mean with its 95% CI per memory × strategy × scan/tick, one line per strategy × scan/tick', () => {
+  it('(3) CPU: a mean with its 95% CI per memory × strategy × panel: mechanism, instrument, whole tick, scan', () => {
     const f = figure(figures, 'cpu');
     expect(f.kind).toBe('means');
-    expect(f.points).toHaveLength(2 * 3 * 2);
-    expect(f.series).toHaveLength(3 * 2);
+    expect(f.points).toHaveLength(2 * 3 * 4);
+    expect(f.series).toHaveLength(3 * 4);
     expect(f.points.every((p) => p.low !== undefined && p.high !== undefined && p.low < p.y && p.y < p.high)).toBe(true);
-    expect(f.fyDomain).toEqual(['scan (ms per scan)', 'whole tick (ms per tick)']);
+    // The tick split first, labelled: what a real system pays, then xme's instrument; the whole tick and the scan below.
+    expect(f.fyDomain).toEqual(['mechanism (ms per tick)', 'instrument (ms per tick)', 'whole tick (ms per tick)', 'scan (ms per scan)']);
+    expect(f.caption.measures).toMatch(/mechanism \(mechanism_cpu_ms: what a real system doing this sharing pays/);
+    expect(f.caption.measures).toMatch(/xme’s instrument \(instrument_cpu_ms: .*CoW detection by re-reading every shared page/);
+    expect(f.caption.method.some((m) => m.startsWith('cow_model_cpu_ms (part of the mechanism): CoW handling modelled per fault'))).toBe(true);
+    // content at 128 MiB, repetition means: mechanism = 1.25 × scan + CoW model, instrument = 0.75 × scan (synthetic-run.ts).
+    const content = (panel: string) => f.points.find((p) => p.legend === 'content' && p.x === 128 && p.fy === panel)!.y;
+    expect(content('mechanism (ms per tick)') + content('instrument (ms per tick)')).toBeCloseTo(content('whole tick (ms per tick)') + 0.03, 9);
     expect(f.yScale).toBe('log'); // content's 120 ms against semantic's 4 ms
     expect(f.caption.n).toMatch(/^n = 3 repetitions per mean/);
     expect(f.caption.method.some((m) => m.startsWith('cpu_method: clock_gettime(CLOCK_THREAD_CPUTIME_ID)'))).toBe(true);
@@ -124,7 +131,9 @@ describe('figures left out, with the reason', () => {
     const noSummary = writeSyntheticRun(root, { runId: 'no-summary', without: ['summary.csv'], status: 'interrupted' });
     const figures = buildFigures([readReportRun(noSummary)]);
     expect(figures.filter((f) => f.drawn).map((f) => f.id)).toEqual(['sharing', 'cow']);
-    expect(omission(figures, 'cpu')).toBe("no run's summary.csv has scan_cpu_ms or tick_cpu_ms; no summary.csv in no-summary");
+    expect(omission(figures, 'cpu')).toBe(
+      "no run's summary.csv has mechanism_cpu_ms or instrument_cpu_ms or tick_cpu_ms or scan_cpu_ms; no summary.csv in no-summary",
+    );
     const noSamples = writeSyntheticRun(root, { runId: 'no-samples', without: ['samples.csv'] });
     const others = buildFigures([readReportRun(noSamples)]);
     expect(omission(others, 'sharing')).toBe('no samples.csv in no-samples');
@@ -150,7 +159,23 @@ describe('figures left out, with the reason', () => {
     const dir = writeSyntheticRun(root, { runId: 'single' });
     const f = figure(buildFigures([readReportRun(dir)]), 'cpu');
     expect(f.points.every((p) => p.low === undefined)).toBe(true);
-    expect(f.notes[0]).toMatch(/^4 means without a CI: n = 1/);
+    expect(f.notes[0]).toMatch(/^8 means without a CI: n = 1/);
+  });
+
+  it('draws the whole tick and the scan alone for results written before the tick split, and says so', () => {
+    const dir = writeSyntheticRun(root, { runId: 'before-split' });
+    const file = path.join(dir, 'summary.csv');
+    const rows = parse(fs.readFileSync(file), { columns: true }) as Record<string, string>[];
+    fs.writeFileSync(
+      file,
+      stringify(
+        rows.filter((row) => !/^(mechanism|instrument|cow_model)_/.test(row.metric!)),
+        { header: true },
+      ),
+    );
+    const f = figure(buildFigures([readReportRun(dir)]), 'cpu');
+    expect(f.fyDomain).toEqual(['whole tick (ms per tick)', 'scan (ms per scan)']);
+    expect(f.notes).toContain('These results predate the split of a tick into mechanism and instrument: only the whole tick and the scan are drawn.');
   });
 });
 
