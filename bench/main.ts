@@ -6,7 +6,11 @@
  *  2. On 2 × 256 MiB idle guests with shared-file RAM: the content strategy's whole pass (read + hash + index
  *     + group + byte-confirm, i.e. scan()), in thread CPU (best and median of the passes), against the C ceiling
  *     on the heap buffer and on the very same resident guest pages; index bytes per guest page; steady-state
- *     tick CPU (CoW detection + scan + ledger apply) of semantic and content.
+ *     tick CPU (CoW detection + scan + ledger apply) of semantic, content, content-incremental and hybrid, split
+ *     into the mechanism (scan + apply + CoW handling modelled as faults × the per-fault cost) and xme's
+ *     instrument (CoW detection by re-read + residency snapshot), as the tick loop splits it.
+ *  0. First, the cost of one CoW fault on this host (harness/host/cow-break.ts: KSM's CoW break as the kernel
+ *     selftest ksm_tests.c -C measures it; this boot's cached value if there is one).
  *  3. On 2 × 256 MiB idle guests with anonymous mergeable RAM: ksmd's pages per CPU-second (KSM on through
  *     KsmSession, knobs restored) while merging and once steady (bench/ksmd.ts says why both), and the content
  *     pass on those same guests: on the tick copy, as in a run, with the copy's CPU apart and counted in.
@@ -30,6 +34,9 @@ import { best, median, timeRepeated } from './measure.ts';
 import { steadyTicks } from './ticks.ts';
 import { measureKsmd } from './ksmd.ts';
 import { measureThreadCpu } from '../harness/util/thread-cpu.ts';
+import { hostCowBreakCost } from '../harness/host/cow-break.ts';
+import { createStrategy } from '../strategies/registry.ts';
+import os from 'node:os';
 
 const PAGE = 4096;
 const GUEST_MIB = 256;
@@ -120,6 +127,18 @@ async function contentPasses(guests: Guest[], context: Omit<StrategyContext, 're
   };
 }
 
+const load = () =>
+  `load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`;
+const cowCost = await hostCowBreakCost({ measure: true, say });
+const perFault = cowCost.status === 'measured' ? cowCost : undefined;
+say(
+  perFault
+    ? `CoW fault (KSM CoW break): ${(perFault.value / 1000).toFixed(2)} µs CPU per fault, trials ${perFault.trials.map((t) => (t.cpuNsPerFault / 1000).toFixed(2)).join(', ')} µs (${perFault.source}); ${load()}`
+    : `CoW fault cost not measured (${cowCost.status === 'not measured' ? cowCost.reason : ''}): the CoW model is left out`,
+);
 say(`scan engine: ${scanEngineFor(await defaultHasher()).name}`);
 const hashingResults = await hashing();
 say('page hashing, one core (GB/s):');
@@ -134,9 +153,26 @@ const shared = await withGuests('shared-file', async (guests, context) => {
   const files = guests.map((g) => g.files.memory).filter((f): f is string => f !== undefined);
   const guestCeiling = guestFilesCeiling(files);
   say('steady-state ticks (5 each, 0.5 s apart) …');
-  const semanticTicks = await steadyTicks(semantic, context, 5, 500);
-  const contentTicks = await steadyTicks(new ContentStrategy({ zeroPages: true }), context, 5, 500);
-  return { pass: { ...pass, residency: undefined }, guestCeiling, semanticTicks, contentTicks };
+  const semanticTicks = await steadyTicks(semantic, context, 5, 500, perFault);
+  const semanticLoad = load();
+  const contentTicks = await steadyTicks(new ContentStrategy({ zeroPages: true }), context, 5, 500, perFault);
+  const contentLoad = load();
+  const incrementalTicks = await steadyTicks(createStrategy('content-incremental', {}), context, 5, 500, perFault);
+  const incrementalLoad = load();
+  const hybridTicks = await steadyTicks(createStrategy('hybrid', { route: 'memory' }), context, 5, 500, perFault);
+  const hybridLoad = load();
+  return {
+    pass: { ...pass, residency: undefined },
+    guestCeiling,
+    semanticTicks,
+    contentTicks,
+    ticks: [
+      { name: 'semantic', figures: semanticTicks, load: semanticLoad },
+      { name: 'content', figures: contentTicks, load: contentLoad },
+      { name: 'content-incremental', figures: incrementalTicks, load: incrementalLoad },
+      { name: 'hybrid', figures: hybridTicks, load: hybridLoad },
+    ],
+  };
 });
 
 const anonymous = await withGuests('anonymous-mergeable', async (guests, context) => {
@@ -175,6 +211,23 @@ const results = {
   semantic_scan_cpu_ms: shared.semanticTicks.scanCpuMs,
   content_tick_cpu_ms: shared.contentTicks.tickCpuMs,
   content_scan_cpu_ms: shared.contentTicks.scanCpuMs,
+  cow_fault_cpu_ns: perFault?.value ?? Number.NaN,
+  ticks_split: Object.fromEntries(
+    shared.ticks.map(({ name, figures }) => [
+      name,
+      {
+        tick_cpu_ms: figures.tickCpuMs,
+        mechanism_cpu_ms: figures.mechanismCpuMs,
+        cow_model_cpu_ms: figures.cowModelCpuMs ?? Number.NaN,
+        instrument_cpu_ms: figures.instrumentCpuMs,
+        cow_detect_cpu_ms: figures.cowDetectCpuMs,
+        residency_cpu_ms: figures.residencyCpuMs,
+        scan_cpu_ms: figures.scanCpuMs,
+        cow_faults: figures.cowFaults,
+        shared_pages: figures.sharedPages,
+      },
+    ]),
+  ),
   hashing_gbps: hashingResults,
 };
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
@@ -190,7 +243,25 @@ pages per CPU-second: content ${(results.content_pages_per_cpu_s / 1e6).toFixed(
   ksmd steady (next ${anonymous.ksmd.steady.windowS} s; a merged page costs it no read): ${(results.ksmd_steady_pages_per_cpu_s / 1e6).toFixed(2)} M (${anonymous.ksmd.steady.pagesScanned} pages in ${anonymous.ksmd.steady.cpuS.toFixed(2)} CPU-s, ${anonymous.ksmd.steady.fullScans} full scans)
   content / ksmd merging = ${ratio(results.content_pages_per_cpu_s, results.ksmd_pages_per_cpu_s)} (shared-file), ${ratio(results.content_anon_pages_per_cpu_s, results.ksmd_pages_per_cpu_s)} (same anonymous guests; ${ratio(results.content_anon_pages_per_cpu_s_with_copy, results.ksmd_pages_per_cpu_s)} with the copy) (goal ≥ 2×)
   content / ksmd steady = ${ratio(results.content_pages_per_cpu_s, results.ksmd_steady_pages_per_cpu_s)} (shared-file), ${ratio(results.content_anon_pages_per_cpu_s, results.ksmd_steady_pages_per_cpu_s)} (anonymous): steady ksmd skips merged pages unread, which only a scanner whose shares are write-protected can do
-steady-state tick CPU (median of 5; CoW detection + scan + ledger apply): semantic ${results.semantic_tick_cpu_ms.toFixed(2)} ms (scan ${results.semantic_scan_cpu_ms.toFixed(2)}), content ${results.content_tick_cpu_ms.toFixed(2)} ms (scan ${results.content_scan_cpu_ms.toFixed(2)}); content / semantic = ${ratio(results.content_tick_cpu_ms, results.semantic_tick_cpu_ms)}`);
+steady-state tick CPU (median of 5; CoW detection + scan + ledger apply): semantic ${results.semantic_tick_cpu_ms.toFixed(2)} ms (scan ${results.semantic_scan_cpu_ms.toFixed(2)}), content ${results.content_tick_cpu_ms.toFixed(2)} ms (scan ${results.content_scan_cpu_ms.toFixed(2)}); content / semantic = ${ratio(results.content_tick_cpu_ms, results.semantic_tick_cpu_ms)}
+${splitTable(shared.ticks)}`);
+
+/** The tick split per strategy: the whole tick as run, the mechanism's part, xme's instrument, and the ratios to semantic. */
+function splitTable(rows: { name: string; figures: Awaited<ReturnType<typeof steadyTicks>>; load: string }[]): string {
+  const semantic = rows.find((r) => r.name === 'semantic')!.figures;
+  const f = (v: number | undefined, digits = 2) => (v === undefined ? '–' : v.toFixed(digits));
+  const lines = [
+    'tick split on 2 × 256 MiB idle guests (shared-file), ms CPU per tick, median of 5 ticks each part:',
+    '  mechanism = scan + apply (byte confirmation) + CoW model (faults × per-fault cost); instrument = CoW detection by re-read + residency snapshot',
+    `  ${'strategy'.padEnd(20)} ${'tick'.padStart(7)} ${'mech'.padStart(7)} ${'(CoW model)'.padStart(11)} ${'instr'.padStart(7)} ${'(re-read'.padStart(8)} ${'residency)'.padStart(10)} ${'shared'.padStart(7)} ${'faults'.padStart(6)} ${'tick ×sem'.padStart(9)} ${'mech ×sem'.padStart(9)}  load`,
+  ];
+  for (const { name, figures: t, load: l } of rows) {
+    lines.push(
+      `  ${name.padEnd(20)} ${f(t.tickCpuMs).padStart(7)} ${f(t.mechanismCpuMs).padStart(7)} ${f(t.cowModelCpuMs, 4).padStart(11)} ${f(t.instrumentCpuMs).padStart(7)} ${f(t.cowDetectCpuMs).padStart(8)} ${f(t.residencyCpuMs).padStart(10)} ${String(t.sharedPages).padStart(7)} ${String(t.cowFaults).padStart(6)} ${ratio(t.tickCpuMs, semantic.tickCpuMs).padStart(9)} ${ratio(t.mechanismCpuMs, semantic.mechanismCpuMs).padStart(9)}  ${l}`,
+    );
+  }
+  return lines.join('\n');
+}
 if (json) {
   const file = path.join(import.meta.dirname, 'results.json');
   fs.writeFileSync(file, `${JSON.stringify({ at: new Date().toISOString(), ...results }, null, 2)}\n`);
