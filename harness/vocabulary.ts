@@ -14,14 +14,33 @@ export interface PageRef {
   gfn: number;
 }
 
-/** What a guest runs once booted (see guest-images/init/xme-load.c for what each does and counts). */
-export const WORKLOADS = ['idle', 'memchurn', 'pagecache', 'cpu', 'cowprobe', 'httpd', 'gzip'] as const;
-export type WorkloadName = (typeof WORKLOADS)[number];
+/**
+ * What a kernel image's guest runs once booted: the busybox initramfs's xme-load (guest-images/init/xme-load.c
+ * says what each does and counts), reported on the serial console (harness/workloads/console-protocol.ts).
+ */
+export const BUSYBOX_WORKLOADS = ['idle', 'memchurn', 'pagecache', 'cpu', 'cowprobe', 'httpd', 'gzip'] as const;
+export type BusyboxWorkloadName = (typeof BUSYBOX_WORKLOADS)[number];
 
 /**
- * Every parameter xme-load takes (as k=v words). All workloads: interval_ms, seed; memchurn/pagecache/cpu/httpd/gzip:
- * mib, rate (units/s); httpd/gzip: fail_after (a deliberate failure after that many ops, for tests);
- * cowprobe (harness/workloads/cowprobe.ts): pages, writes, same, delay_ms, gap_ms, doorbell.
+ * What a system image's guest runs: real applications of the Debian system with their own load generators,
+ * started through the guest agent (harness/workloads/app-workloads.ts says what each runs and counts).
+ */
+export const APP_WORKLOADS = ['nginx', 'redis', 'pgbench', 'build', 'system-idle'] as const;
+export type AppWorkloadName = (typeof APP_WORKLOADS)[number];
+
+/** Every workload name: busybox workloads need a kernel image, application workloads a system image. */
+export const WORKLOADS = [...BUSYBOX_WORKLOADS, ...APP_WORKLOADS] as const;
+export type WorkloadName = (typeof WORKLOADS)[number];
+
+export function isAppWorkload(name: WorkloadName): name is AppWorkloadName {
+  return (APP_WORKLOADS as readonly string[]).includes(name);
+}
+
+/**
+ * Every workload parameter. xme-load takes them as k=v words — all: interval_ms, seed; memchurn/pagecache/cpu/
+ * httpd/gzip: mib, rate (units/s); httpd/gzip: fail_after (a deliberate failure after that many ops, for tests);
+ * cowprobe (harness/workloads/cowprobe.ts): pages, writes, same, delay_ms, gap_ms, doorbell. Application
+ * workloads take the few that app-workloads.ts lists for each (nginx: mib, interval_ms; pgbench: interval_ms).
  */
 export const WORKLOAD_PARAMS = ['mib', 'rate', 'interval_ms', 'seed', 'fail_after', 'pages', 'writes', 'same', 'delay_ms', 'gap_ms', 'doorbell'] as const;
 export type WorkloadParam = (typeof WORKLOAD_PARAMS)[number];
@@ -32,7 +51,10 @@ export interface WorkloadSpec {
   params?: Partial<Record<WorkloadParam, number>>;
 }
 
-/** One progress line of the guest's workload: cumulative ops at a guest time. */
+/**
+ * One progress record of the guest's workload: cumulative ops at a guest time. Busybox workloads print them
+ * (XME-PROGRESS lines); for application workloads the harness reads them from the tool's own output.
+ */
 export interface WorkloadProgress {
   /** Guest time (CLOCK_MONOTONIC in the guest): it stops while the guest is paused. */
   tMs: number;

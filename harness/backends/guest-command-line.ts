@@ -1,6 +1,8 @@
 /**
  * What every backend tells a guest kernel, whatever the hypervisor: console, KASLR, and the workload that the
- * guest's /init starts (guest-images/init/init.sh reads xme.workload and xme.args).
+ * guest's /init starts (guest-images/init/init.sh reads xme.workload and xme.args). A system image's kernel
+ * gets the image's own command line (root disk, console) with the same KASLR and robustness options; its
+ * workload is started through the guest agent, not by the command line.
  */
 import type { WorkloadSpec } from '../vocabulary.ts';
 
@@ -24,17 +26,26 @@ export function workloadCommandLine(workload: WorkloadSpec): string[] {
   return words;
 }
 
-/** The guest kernel's command line: console device (ttyS0 under QEMU, hvc0 under Xen), KASLR, workload. */
-export function kernelCommandLine(launch: { kaslr: boolean; workload: WorkloadSpec }, console = 'ttyS0'): string {
+/** The options every guest kernel gets, kernel image or system image: panic ends the guest, timer check, KASLR. */
+function commonOptions(kaslr: boolean): string[] {
   return [
-    `console=${console}`,
     // panic=-1: a crashed guest kernel reboots at once, which ends QEMU (-no-reboot) or the domain (on_reboot).
     'panic=-1',
     'quiet',
     // no_timer_check: under TCG on a loaded host the IO-APIC timer check at boot can miss its ticks and panic
     // ("IO-APIC + timer doesn't work!", seen 2026-11-27 at load ≈ 5); a virtual machine's timer needs no check.
     'no_timer_check',
-    launch.kaslr ? 'kaslr' : 'nokaslr',
-    ...workloadCommandLine(launch.workload),
-  ].join(' ');
+    // Debian's kernels have KASLR on by default; say it either way, so that the command line shows the choice.
+    kaslr ? 'kaslr' : 'nokaslr',
+  ];
+}
+
+/** A system image's kernel command line: the image's own (root=/dev/vda rw console=ttyS0), then the common options. */
+export function systemKernelCommandLine(imageCommandLine: string, launch: { kaslr: boolean }): string {
+  return [imageCommandLine, ...commonOptions(launch.kaslr)].join(' ');
+}
+
+/** The guest kernel's command line: console device (ttyS0 under QEMU, hvc0 under Xen), KASLR, workload. */
+export function kernelCommandLine(launch: { kaslr: boolean; workload: WorkloadSpec }, console = 'ttyS0'): string {
+  return [`console=${console}`, ...commonOptions(launch.kaslr), ...workloadCommandLine(launch.workload)].join(' ');
 }

@@ -18,6 +18,8 @@ import { backendFactory, type BackendFactory } from '../backends/registry.ts';
 import type { BackendInfo } from '../backends/types.ts';
 import type { AcceleratorRequest } from '../backends/qemu/accelerator.ts';
 import { buildImage } from '../images/build.ts';
+import { buildSystemImage } from '../images/system-build.ts';
+import { isSystemImage } from '../images/system-recipes.ts';
 import type { GuestImage } from '../images/manifest.ts';
 import { kernelInfo, type KernelInfo } from '../introspection/kernel-info.ts';
 import { defaultHasher } from '../hashing/page-hasher.ts';
@@ -93,7 +95,11 @@ function newRunId(root: string, scenario: string): string {
 /** The scenario's image (built on first use, then only checked) and its kernel. */
 export async function prepareImage(scenario: Scenario, say: (line: string) => void): Promise<PreparedImage> {
   say(`image '${scenario.image}': checking (built from Debian packages on first use)`);
-  const image = (await buildImage(scenario.image, { onStep: (m) => say(`  ${m}`) })).image;
+  const onStep = (m: string) => say(`  ${m}`);
+  // A system image (a real Debian system on one disk) has its own builder; both kinds boot the same kernel.
+  const image = isSystemImage(scenario.image)
+    ? (await buildSystemImage(scenario.image, { onStep })).image
+    : (await buildImage(scenario.image, { onStep })).image;
   return { image, kernel: kernelInfo(image, scenario.systemMap) };
 }
 

@@ -13,7 +13,7 @@ import { sha256 } from '../util/hash.ts';
 import { XmeError } from '../util/errors.ts';
 import { requireTool } from '../util/tools.ts';
 import { withFileLock } from '../util/file-lock.ts';
-import { WORKLOADS } from '../vocabulary.ts';
+import { BUSYBOX_WORKLOADS } from '../vocabulary.ts';
 import { recipeByName } from './recipes.ts';
 import { writeCpio, type CpioEntry } from './cpio.ts';
 import { checkImage, fileRecord, MANIFEST_SCHEMA, type GuestImage, type ImageManifest } from './manifest.ts';
@@ -148,7 +148,7 @@ async function buildInto(work: string, name: string, inputs: Inputs, options: Bu
     kernel: { package: inputs.kernel.name, version: inputs.kernel.version },
     debugPackage: { package: inputs.debug.name, version: inputs.debug.version },
     busybox: { package: inputs.busybox.name, version: inputs.busybox.version },
-    workloads: [...WORKLOADS],
+    workloads: [...BUSYBOX_WORKLOADS],
     files: {
       vmlinuz: await fileRecord(work, 'vmlinuz'),
       initramfs: await fileRecord(work, 'initramfs.cpio'),

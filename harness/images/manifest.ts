@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { sha256File } from '../util/hash.ts';
 import { XmeError } from '../util/errors.ts';
-import { WORKLOADS, type WorkloadName } from '../vocabulary.ts';
+import { BUSYBOX_WORKLOADS, type BusyboxWorkloadName } from '../vocabulary.ts';
 
 export const MANIFEST_SCHEMA = 1;
 export const IMAGE_FILES = ['vmlinuz', 'initramfs', 'systemMap', 'config'] as const;
@@ -32,6 +32,8 @@ export interface PackageRecord {
 
 export interface ImageManifest {
   schema: typeof MANIFEST_SCHEMA;
+  /** Absent in a kernel image's manifest (as in every manifest before system images); 'system' in a system image's. */
+  kind?: 'kernel';
   name: string;
   /** Hash of everything the build depends on (recipe, package versions, init sources): a change rebuilds. */
   recipeHash: string;
@@ -42,12 +44,14 @@ export interface ImageManifest {
   /** The -dbg package the real System.map came from (linux-image-*'s own is an 83-byte placeholder). */
   debugPackage: PackageRecord;
   busybox: PackageRecord;
-  workloads: WorkloadName[];
+  workloads: BusyboxWorkloadName[];
   files: Record<ImageFile, FileRecord>;
 }
 
-/** A verified, ready-to-boot image. */
-export interface GuestImage {
+/** A verified, ready-to-boot kernel image: vmlinuz + the busybox initramfs. */
+export interface KernelImage {
+  /** Absent on kernel images (as before system images existed); a system image has 'system'. */
+  kind?: 'kernel';
   name: string;
   dir: string;
   manifest: ImageManifest;
@@ -97,11 +101,19 @@ export type AnyImageManifest = ImageManifest | SystemImageManifest;
 
 /** A verified system image: boot files.vmlinuz + files.initrd on an overlay of files.baseDisk (read-only). */
 export interface SystemImage {
+  kind: 'system';
   name: string;
   dir: string;
   manifest: SystemImageManifest;
   path(file: SystemImageFile): string;
 }
+
+/**
+ * What a guest boots, of either kind; `kind` tells them apart without a downcast (`image.kind === 'system'`).
+ * What both have: name, dir, the kernel (manifest.kernelRelease, kernel, debugPackage) and path() of vmlinuz,
+ * systemMap and config.
+ */
+export type GuestImage = KernelImage | SystemImage;
 
 function fail(field: string, problem: string): never {
   throw new XmeError(`invalid image manifest: field '${field}' ${problem}`, 'rebuild the image: xme image build --force');
@@ -161,8 +173,8 @@ export function parseManifest(json: unknown): ImageManifest {
   if (raw.kind !== undefined && raw.kind !== 'kernel') {
     fail('kind', `is ${JSON.stringify(raw.kind)}: not a kernel + initramfs image (those have no kind, or 'kernel')`);
   }
-  if (!Array.isArray(raw.workloads) || raw.workloads.some((w) => !(WORKLOADS as readonly unknown[]).includes(w))) {
-    fail('workloads', `must be a list of ${WORKLOADS.join('/')}`);
+  if (!Array.isArray(raw.workloads) || raw.workloads.some((w) => !(BUSYBOX_WORKLOADS as readonly unknown[]).includes(w))) {
+    fail('workloads', `must be a list of ${BUSYBOX_WORKLOADS.join('/')}`);
   }
   const files = requireFiles(raw.files, IMAGE_FILES);
   return {
@@ -174,7 +186,7 @@ export function parseManifest(json: unknown): ImageManifest {
     kernel: requirePackage(raw.kernel, 'kernel'),
     debugPackage: requirePackage(raw.debugPackage, 'debugPackage'),
     busybox: requirePackage(raw.busybox, 'busybox'),
-    workloads: raw.workloads as WorkloadName[],
+    workloads: raw.workloads as BusyboxWorkloadName[],
     files,
   };
 }
@@ -240,7 +252,7 @@ export async function fileRecord(dir: string, file: string): Promise<FileRecord>
   return { file, sha256: await sha256File(full), bytes: fs.statSync(full).size };
 }
 
-export type ImageCheck = { ok: true; image: GuestImage } | { ok: false; reason: string };
+export type ImageCheck = { ok: true; image: KernelImage } | { ok: false; reason: string };
 export type SystemImageCheck = { ok: true; image: SystemImage } | { ok: false; reason: string };
 
 /**
@@ -288,6 +300,6 @@ export async function checkSystemImage(dir: string): Promise<SystemImageCheck> {
   const manifest = check.manifest;
   return {
     ok: true,
-    image: { name: manifest.name, dir, manifest, path: (file) => path.join(dir, manifest.files[file].file) },
+    image: { kind: 'system', name: manifest.name, dir, manifest, path: (file) => path.join(dir, manifest.files[file].file) },
   };
 }

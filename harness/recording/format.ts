@@ -6,7 +6,7 @@
  */
 import type { BackendInfo } from '../backends/types.ts';
 import type { WorkloadProgress } from '../vocabulary.ts';
-import type { ImageManifest } from '../images/manifest.ts';
+import type { AnyImageManifest } from '../images/manifest.ts';
 import type { KernelVersion } from '../introspection/bzimage.ts';
 import type { PlacementRoute } from '../introspection/kernel-placement.ts';
 import type { HarnessInfo, HostInfo } from '../results/provenance.ts';
@@ -89,7 +89,7 @@ export interface RecordingManifest {
   scenario: Record<string, unknown>;
   /** Which ticks of each repetition were recorded. */
   ticks: 'all' | number[];
-  image: { name: string; manifest: ImageManifest };
+  image: { name: string; manifest: AnyImageManifest };
   kernel: { version: KernelVersion; systemMap: RecordedFile & { source: string; textSha256: string } };
   segments: RecordedSegment[];
 }

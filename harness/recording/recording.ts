@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import type { GuestImage, ImageFile } from '../images/manifest.ts';
+import type { GuestImage, ImageFile, SystemImageFile } from '../images/manifest.ts';
 import type { KernelInfo } from '../introspection/kernel-info.ts';
 import { kernelLayout } from '../introspection/kernel-layout.ts';
 import { SystemMap } from '../introspection/system-map.ts';
@@ -72,15 +72,15 @@ export function readRecordedFile(dir: string, entry: RecordedFile): Buffer {
 }
 
 function imageOf(dir: string, manifest: RecordingManifest): GuestImage {
-  return {
-    name: manifest.image.name,
-    dir,
-    manifest: manifest.image.manifest,
-    path(file: ImageFile): string {
-      if (file === 'systemMap') return path.join(dir, manifest.kernel.systemMap.file);
-      throw new RecordingError(`a recording holds no ${file}: a replay boots nothing`);
-    },
+  const path_ = (file: ImageFile | SystemImageFile): string => {
+    if (file === 'systemMap') return path.join(dir, manifest.kernel.systemMap.file);
+    throw new RecordingError(`a recording holds no ${file}: a replay boots nothing`);
   };
+  const recorded = manifest.image.manifest;
+  // Either kind of image, as recorded (a system image's manifest has kind 'system').
+  return recorded.kind === 'system'
+    ? { kind: 'system', name: manifest.image.name, dir, manifest: recorded, path: path_ }
+    : { name: manifest.image.name, dir, manifest: recorded, path: path_ };
 }
 
 /** Open and check a recording (a recording folder or a run's results folder). */

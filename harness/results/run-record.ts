@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { BackendInfo } from '../backends/types.ts';
-import type { ImageManifest } from '../images/manifest.ts';
+import type { AnyImageManifest } from '../images/manifest.ts';
 import type { KernelVersion } from '../introspection/bzimage.ts';
 import type { KernelLayout } from '../introspection/kernel-layout.ts';
 import { COW_DEFINITION, type CowFaultCosts, type Ledger } from '../sharing/ledger.ts';
@@ -43,7 +43,8 @@ export interface RunRecord {
   argv: string[] | undefined;
   backend: BackendInfo | { name: string; note: string };
   sharingMode: string;
-  image: ImageManifest & { dir: string };
+  /** The manifest of the image booted, of either kind (a system image's has kind 'system'), and where it is. */
+  image: AnyImageManifest & { dir: string };
   kernel: { version: KernelVersion; systemMap: string; layout: KernelLayout };
   hasher: string;
   cowMethod: string;

@@ -49,6 +49,30 @@ describe('scenario validation', () => {
     expect(() => parseScenario([])).toThrow(/field '\(root\)' must be an object/);
   });
 
+  it('application workloads need a system image and busybox workloads a kernel image, each naming the field', () => {
+    const real = { ...valid, image: 'debian-system', memoryMiB: 512, workload: { name: 'nginx', params: { interval_ms: 5000 } } };
+    expect(parseScenario(real)).toMatchObject({ image: 'debian-system', workload: { name: 'nginx', params: { interval_ms: 5000 } } });
+    // Without a workload, a system image's guests run nothing more than their own services.
+    expect(parseScenario({ ...real, workload: undefined }).workload.name).toBe('system-idle');
+    expect(parseScenario({ ...valid, workload: undefined }).workload.name).toBe('idle');
+    expect(() => parseScenario({ ...valid, workload: { name: 'pgbench' } })).toThrow(
+      /field 'workload.name' is 'pgbench', an application workload, which needs a system image \(debian-system\); image 'cloud' is a kernel image/,
+    );
+    expect(() => parseScenario({ ...real, workload: { name: 'memchurn' } })).toThrow(
+      /field 'workload.name' is 'memchurn', a busybox workload of kernel images, but image 'debian-system' is a system image: its workloads are nginx, redis, pgbench, build, system-idle/,
+    );
+    // Each application takes only its own parameters.
+    expect(() => parseScenario({ ...real, workload: { name: 'nginx', params: { rate: 10 } } })).toThrow(
+      /field 'workload.params.rate' is not a workload parameter of nginx \(mib, interval_ms\)/,
+    );
+    expect(() => parseScenario({ ...real, workload: { name: 'redis', params: { mib: 1 } } })).toThrow(
+      /field 'workload.params.mib' is not a workload parameter of redis \(it takes none\)/,
+    );
+    expect(() => parseScenario({ ...real, backend: 'xen', strategies: ['content'] })).toThrow(
+      /field 'image' is the system image 'debian-system', which needs backend qemu/,
+    );
+  });
+
   it('labels every strategy: its own label, else the name the strategy gives itself', () => {
     const scenario = parseScenario({
       ...valid,

@@ -6,8 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { XmeError, errorMessage } from '../util/errors.ts';
 import { projectRoot } from '../util/paths.ts';
-import { WORKLOAD_PARAMS, WORKLOADS, type WorkloadSpec } from '../vocabulary.ts';
+import { APP_WORKLOADS, BUSYBOX_WORKLOADS, isAppWorkload, WORKLOAD_PARAMS, WORKLOADS, type WorkloadSpec } from '../vocabulary.ts';
 import { recipes } from '../images/recipes.ts';
+import { isSystemImage, systemRecipes } from '../images/system-recipes.ts';
+import { appWorkload } from '../workloads/app-workloads.ts';
 import { strategyFactories } from '../../strategies/registry.ts';
 import { BACKENDS, type BackendName } from '../backends/registry.ts';
 
@@ -128,18 +130,37 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
   }
 
   const image = raw.image ?? 'cloud';
-  if (typeof image !== 'string' || !(image in recipes)) v.fail('image', `must be one of ${Object.keys(recipes).join(', ')}`);
+  const imageNames = [...Object.keys(recipes), ...Object.keys(systemRecipes)];
+  if (typeof image !== 'string' || !(Object.hasOwn(recipes, image) || isSystemImage(image))) v.fail('image', `must be one of ${imageNames.join(', ')}`);
+  const systemImage = isSystemImage(image as string);
 
   const memories = Array.isArray(raw.memoryMiB) ? raw.memoryMiB : [raw.memoryMiB ?? 256];
   if (memories.length === 0) v.fail('memoryMiB', 'must not be an empty list');
   const memoryMiB = memories.map((m, i) => v.integer(m, Array.isArray(raw.memoryMiB) ? `memoryMiB[${i}]` : 'memoryMiB', 64, 3072));
 
-  const workloadRaw = v.object(raw.workload ?? { name: 'idle' }, 'workload');
+  // A kernel image runs the busybox workloads, a system image the application workloads (app-workloads.ts).
+  const workloadRaw = v.object(raw.workload ?? { name: systemImage ? 'system-idle' : 'idle' }, 'workload');
   for (const field of Object.keys(workloadRaw)) if (!['name', 'params'].includes(field)) v.fail(`workload.${field}`, 'is not a workload field (name, params)');
   if (!(WORKLOADS as readonly unknown[]).includes(workloadRaw.name)) v.fail('workload.name', `must be one of ${WORKLOADS.join(', ')}`);
+  const workloadName = workloadRaw.name as WorkloadSpec['name'];
+  if (systemImage && !isAppWorkload(workloadName)) {
+    v.fail(
+      'workload.name',
+      `is '${workloadName}', a busybox workload of kernel images, but image '${image}' is a system image: its workloads are ${APP_WORKLOADS.join(', ')}`,
+    );
+  }
+  if (!systemImage && isAppWorkload(workloadName)) {
+    v.fail(
+      'workload.name',
+      `is '${workloadName}', an application workload, which needs a system image (${Object.keys(systemRecipes).join(', ')}); image '${image}' is a kernel image, whose workloads are ${BUSYBOX_WORKLOADS.join(', ')}`,
+    );
+  }
+  const allowedParams: readonly string[] = isAppWorkload(workloadName) ? appWorkload(workloadName).params : WORKLOAD_PARAMS;
   const params: NonNullable<WorkloadSpec['params']> = {};
   for (const [key, value] of Object.entries(v.object(workloadRaw.params ?? {}, 'workload.params'))) {
-    if (!(WORKLOAD_PARAMS as readonly string[]).includes(key)) v.fail(`workload.params.${key}`, `is not a workload parameter (${WORKLOAD_PARAMS.join(', ')})`);
+    if (!allowedParams.includes(key)) {
+      v.fail(`workload.params.${key}`, `is not a workload parameter of ${workloadName} (${allowedParams.length ? allowedParams.join(', ') : 'it takes none'})`);
+    }
     params[key as keyof typeof params] = v.integer(value, `workload.params.${key}`, 0, 1_000_000);
   }
 
@@ -187,6 +208,7 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     v.fail('strategyGuests', `must be "together" or "apart", got ${JSON.stringify(strategyGuests)}`);
   const backend = raw.backend ?? 'qemu';
   if (!(BACKENDS as readonly unknown[]).includes(backend)) v.fail('backend', `must be one of ${BACKENDS.join(', ')}`);
+  if (backend === 'xen' && systemImage) v.fail('image', `is the system image '${image}', which needs backend qemu (the Xen backend boots kernel images)`);
   if (backend === 'xen' && strategies.length !== 1 && strategyGuests !== 'apart') {
     v.fail(
       'strategies',
@@ -227,7 +249,7 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     guests: v.integer(raw.guests, 'guests', 1, 64),
     memoryMiB,
     kaslr: v.boolean(raw.kaslr, 'kaslr', false),
-    workload: { name: workloadRaw.name as WorkloadSpec['name'], params },
+    workload: { name: workloadName, params },
     warmupS,
     durationS,
     tickS,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { qemuArguments, type GuestLaunch } from './qemu-args.ts';
-import { kernelCommandLine, workloadCommandLine } from '../guest-command-line.ts';
+import { qemuArguments, type GuestLaunch, type SystemLaunch } from './qemu-args.ts';
+import { kernelCommandLine, systemKernelCommandLine, workloadCommandLine } from '../guest-command-line.ts';
 
 const launch: GuestLaunch = {
   memoryMiB: 256,
@@ -64,5 +64,39 @@ describe('QEMU command line', () => {
     expect(workloadCommandLine({ name: 'idle' })).toEqual(['xme.workload=idle']);
     expect(() => workloadCommandLine({ name: 'cpu', params: { rate: -1 } })).toThrow(/rate must be a non-negative integer/);
     expect(() => workloadCommandLine({ name: 'cpu', params: { rate: 1.5 } })).toThrow(/rate/);
+  });
+
+  it('boots a system image from its overlay (virtio-blk), its own initrd and command line, no NIC, the guest agent and the workload port', () => {
+    const { initramfs: _, workload: __, ...common } = launch as Extract<GuestLaunch, { initramfs: string }>;
+    const system: SystemLaunch = {
+      ...common,
+      kaslr: true,
+      boot: 'system',
+      initrd: '/cache/debian-system/initrd.img',
+      disk: '/dev/shm/xme-1-a/g0.qcow2',
+      imageCommandLine: 'root=/dev/vda rw console=ttyS0',
+      agentSocket: '/dev/shm/xme-1-a/g0.qga',
+      workloadLog: '/dev/shm/xme-1-a/g0.workload.log',
+    };
+    const args = qemuArguments(system);
+    expect(valueAfter(args, '-initrd')).toEqual(['/cache/debian-system/initrd.img']);
+    expect(valueAfter(args, '-append')).toEqual(['root=/dev/vda rw console=ttyS0 panic=-1 quiet no_timer_check kaslr']);
+    expect(valueAfter(args, '-drive')).toEqual(['file=/dev/shm/xme-1-a/g0.qcow2,format=qcow2,if=virtio,cache=unsafe']);
+    expect(valueAfter(args, '-nic')).toEqual(['none']);
+    expect(valueAfter(args, '-chardev')).toEqual([
+      'socket,path=/dev/shm/xme-1-a/g0.qga,server=on,wait=off,id=qga0',
+      'file,path=/dev/shm/xme-1-a/g0.workload.log,id=xmewl0',
+    ]);
+    expect(valueAfter(args, '-device')).toEqual([
+      'virtio-serial',
+      'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
+      'virtserialport,chardev=xmewl0,name=xme.workload',
+    ]);
+    // The same RAM, CPU and console options as a kernel image's guest.
+    for (const flag of ['-object', '-machine', '-cpu', '-serial', '-qmp', '-m'])
+      expect(valueAfter(args, flag)).toEqual(valueAfter(qemuArguments(launch), flag));
+    expect(valueAfter(qemuArguments({ ...system, ram: 'anonymous-mergeable' }), '-object')).toEqual(['memory-backend-ram,id=xme-ram,size=256M,merge=on']);
+    expect(systemKernelCommandLine('root=/dev/vda rw console=ttyS0', { kaslr: false }).split(' ')).toContain('nokaslr');
+    expect(args.join(' ')).not.toContain('xme.workload=');
   });
 });

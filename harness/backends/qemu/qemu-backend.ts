@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { XmeError } from '../../util/errors.ts';
-import { requireTool } from '../../util/tools.ts';
+import { findOnPath, requireTool } from '../../util/tools.ts';
 import { onCleanup } from '../../util/cleanup.ts';
 import type { GuestImage } from '../../images/manifest.ts';
 import type { Backend, BackendInfo, Guest, ProvisionOptions } from '../types.ts';
@@ -14,6 +14,7 @@ import { chooseAccelerator, type AcceleratorChoice, type AcceleratorRequest } fr
 import { QemuGuest } from './qemu-guest.ts';
 import { createRuntimeDir, sweepStaleRuntimeDirs } from './runtime-dir.ts';
 import { perGuestWorkload } from '../guest-command-line.ts';
+import { APP_WORKLOADS } from '../../vocabulary.ts';
 
 export interface QemuBackendOptions {
   accelerator?: AcceleratorRequest;
@@ -67,8 +68,15 @@ export class QemuBackend implements Backend {
   async provision(image: GuestImage, count: number, options: ProvisionOptions): Promise<Guest[]> {
     if (this.closing) throw new Error('backend is closed');
     if (!Number.isInteger(count) || count < 1) throw new XmeError(`guest count must be a positive integer, got ${count}`);
-    if (!image.manifest.workloads.includes(options.workload.name)) {
-      throw new XmeError(`image '${image.name}' has no workload '${options.workload.name}'`, `known: ${image.manifest.workloads.join(', ')}`);
+    const workloads: readonly string[] = image.kind === 'system' ? APP_WORKLOADS : image.manifest.workloads;
+    if (!workloads.includes(options.workload.name)) {
+      throw new XmeError(`image '${image.name}' has no workload '${options.workload.name}'`, `known: ${workloads.join(', ')}`);
+    }
+    if (image.kind === 'system' && !findOnPath('qemu-img')) {
+      throw new XmeError(
+        'qemu-img is not installed (each guest of a system image boots its own overlay of the base disk)',
+        'install it with: apt-get install qemu-utils',
+      );
     }
     for (const stale of sweepStaleRuntimeDirs()) this.options.onNotice?.(`removed ${stale}, left by an xme process that no longer runs`);
     this.dir ??= createRuntimeDir();
@@ -93,14 +101,19 @@ export class QemuBackend implements Backend {
       this.guests.push(guest);
       started.push(guest);
     }
-    // Guests boot concurrently under TCG; on 2 cores 8 guests take ~21 s when quiet, and 2 guests missed 50 s at load 9.
-    const deadline = Date.now() + (options.bootTimeoutMs ?? 60_000 + 15_000 * count);
+    // Guests boot concurrently under TCG; on 2 cores 8 busybox guests take ~21 s when quiet, and 2 guests missed
+    // 50 s at load 9. A real Debian system takes ~25 s alone and ~38 s three at once (FACTS, 2026-12-01).
+    const bootBudget = image.kind === 'system' ? 90_000 + 30_000 * count : 60_000 + 15_000 * count;
+    const deadline = Date.now() + (options.bootTimeoutMs ?? bootBudget);
     await Promise.all(
       started.map(async (guest) => {
         await guest.waitForBoot(deadline);
         options.onGuestBooted?.(guest, guest.bootMs);
       }),
     );
+    // Application workloads start once every guest is up (each counts a first op before provision resolves).
+    const workloadDeadline = Date.now() + (options.bootTimeoutMs ?? 120_000 + 30_000 * count);
+    await Promise.all(started.map((guest) => guest.startWorkload(workloadDeadline)));
     return started;
   }
 

@@ -1,16 +1,20 @@
 import path from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import { XmeError } from '../../util/errors.ts';
+import { execa, execaSync, type ResultPromise } from 'execa';
+import { XmeError, errorMessage } from '../../util/errors.ts';
 import { findOnPath } from '../../util/tools.ts';
-import type { GuestImage } from '../../images/manifest.ts';
-import type { DeviceWrite, Guest, GuestRamKind, HostProcess, HostResidency, MemoryView, ProvisionOptions, TickCopy, VcpuAccess } from '../types.ts';
+import type { GuestImage, SystemImage } from '../../images/manifest.ts';
+import type { DeviceWrite, Guest, GuestAgent, GuestRamKind, HostProcess, HostResidency, MemoryView, ProvisionOptions, TickCopy, VcpuAccess } from '../types.ts';
 import type { GuestConsole } from '../../workloads/console-protocol.ts';
-import { PAGE_SIZE } from '../../vocabulary.ts';
+import { AppOutput, appWorkload } from '../../workloads/app-workloads.ts';
+import { isAppWorkload, PAGE_SIZE } from '../../vocabulary.ts';
 import type { AcceleratorChoice } from './accelerator.ts';
 import { ProcessRam, SharedFileRam, type GuestRam } from './guest-ram.ts';
 import { QmpClient } from './qmp.ts';
-import { qemuArguments } from './qemu-args.ts';
+import { qemuArguments, type GuestLaunch } from './qemu-args.ts';
+import { GuestAgentClient } from './guest-agent.ts';
 import { SerialConsole, waitForBootMarker } from '../serial-console.ts';
+import { FileFollower } from '../file-follower.ts';
+import { startAppWorkload } from '../app-workload-run.ts';
 
 export interface GuestStart {
   id: string;
@@ -23,11 +27,26 @@ export interface GuestStart {
   options: ProvisionOptions;
 }
 
+/** A guest's files: RAM file (shared-file RAM), serial log, QMP socket; a system guest's overlay, agent socket and workload output. */
+export type QemuGuestFiles = Readonly<Partial<Record<'memory' | 'disk' | 'agentSocket' | 'workloadLog', string>> & Record<'serialLog' | 'qmpSocket', string>>;
+
+/** The guest's own copy-on-write overlay of a system image's read-only base disk. */
+export function createOverlay(base: string, overlay: string): void {
+  const result = execaSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', overlay], { reject: false });
+  if (result.exitCode !== 0) {
+    throw new XmeError(`qemu-img could not create the overlay ${overlay}: ${String(result.stderr).trim().split('\n').pop() ?? `status ${result.exitCode}`}`);
+  }
+}
+
 export class QemuGuest implements Guest {
   readonly memoryPages: number;
-  readonly files: Readonly<Partial<Record<'memory', string>> & Record<'serialLog' | 'qmpSocket', string>>;
+  readonly files: QemuGuestFiles;
   bootMs = Number.NaN;
   private readonly serial: SerialConsole;
+  /** System guests: the guest agent (connected during the boot), the workload port's output and its parser. */
+  private agentClient: GuestAgentClient | undefined;
+  private readonly appOutput: AppOutput | undefined;
+  private readonly appFollower: FileFollower | undefined;
   /** Set at start (shared file) or once QEMU answers where its RAM is (anonymous: after the boot). */
   private memory: GuestRam | undefined;
   private qmp: QmpClient | undefined;
@@ -40,6 +59,7 @@ export class QemuGuest implements Guest {
   private constructor(
     readonly id: string,
     readonly image: GuestImage,
+    private readonly options: ProvisionOptions,
     private readonly subprocess: ResultPromise,
     readonly ramKind: GuestRamKind,
     private readonly ramBytes: number,
@@ -51,6 +71,20 @@ export class QemuGuest implements Guest {
     this.memoryPages = ramBytes / PAGE_SIZE;
     this.files = files;
     this.serial = new SerialConsole(files.serialLog);
+    if (image.kind === 'system') {
+      const workload = options.workload.name;
+      const output = new AppOutput(workload, isAppWorkload(workload) ? appWorkload(workload).meter?.(options.workload.params ?? {}) : undefined);
+      this.appOutput = output;
+      this.appFollower = new FileFollower(files.workloadLog!, (text, hostMs) => output.consume(text, hostMs));
+      this.agent = {
+        ping: (timeoutMs) => this.connectedAgent().ping(timeoutMs),
+        info: () => this.connectedAgent().info(),
+        exec: (file, args, execOptions) => this.connectedAgent().exec(file, args, execOptions),
+        spawn: (file, args) => this.connectedAgent().spawn(file, args),
+        status: (pid) => this.connectedAgent().status(pid),
+        readFile: (file) => this.connectedAgent().readFile(file),
+      };
+    }
     // Set only where RAM is anonymous memory of QEMU (its place is known after the boot: waitForBoot).
     this.hostProcess =
       ramKind === 'anonymous-mergeable'
@@ -73,30 +107,49 @@ export class QemuGuest implements Guest {
     );
   }
 
-  /** Create the guest's RAM file (shared-file: 0600, mapped), and start QEMU. Does not wait for the boot. */
+  /**
+   * Create the guest's RAM file (shared-file: 0600, mapped) and, for a system image, its overlay of the base
+   * disk; then start QEMU. Does not wait for the boot.
+   */
   static start(start: GuestStart): QemuGuest {
     const bytes = start.options.memoryMiB * 1024 * 1024;
     const ram = start.options.guestRam ?? 'shared-file';
     const memoryFile = path.join(start.dir, `${start.id}.ram`);
+    const image = start.image;
+    const system =
+      image.kind === 'system'
+        ? {
+            disk: path.join(start.dir, `${start.id}.qcow2`),
+            agentSocket: path.join(start.dir, `${start.id}.qga`),
+            workloadLog: path.join(start.dir, `${start.id}.workload.log`),
+          }
+        : undefined;
     const files = {
       ...(ram === 'shared-file' ? { memory: memoryFile } : {}),
       serialLog: path.join(start.dir, `${start.id}.serial.log`),
       qmpSocket: path.join(start.dir, `${start.id}.qmp`),
+      ...system,
     };
-    const memory = ram === 'shared-file' ? SharedFileRam.create(memoryFile, bytes) : undefined;
-    const argv = qemuArguments({
+    const common = {
       memoryMiB: start.options.memoryMiB,
       ram,
       memoryFile,
       qmpSocket: files.qmpSocket,
       serialLog: files.serialLog,
-      kernel: start.image.path('vmlinuz'),
-      initramfs: start.image.path('initramfs'),
+      kernel: image.path('vmlinuz'),
       accelerator: start.accelerator,
       ...(start.cpuModel ? { cpuModel: start.cpuModel } : {}),
       kaslr: start.options.kaslr,
-      workload: start.options.workload,
-    });
+    };
+    let launch: GuestLaunch;
+    if (image.kind === 'system') {
+      createOverlay(image.path('baseDisk'), system!.disk);
+      launch = { ...common, boot: 'system', initrd: image.path('initrd'), imageCommandLine: image.manifest.kernelCommandLine, ...system! };
+    } else {
+      launch = { ...common, initramfs: image.path('initramfs'), workload: start.options.workload };
+    }
+    const memory = ram === 'shared-file' ? SharedFileRam.create(memoryFile, bytes) : undefined;
+    const argv = qemuArguments(launch);
     // setpriv --pdeathsig: if the harness itself is killed with SIGKILL, the kernel ends QEMU too.
     const setpriv = findOnPath('setpriv');
     const [file, args] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', start.qemuBinary, ...argv]] : [start.qemuBinary, argv];
@@ -108,7 +161,7 @@ export class QemuGuest implements Guest {
       reject: false,
       cleanup: true,
     });
-    return new QemuGuest(start.id, start.image, subprocess, ram, bytes, memory, files, [start.qemuBinary, ...argv]);
+    return new QemuGuest(start.id, start.image, start.options, subprocess, ram, bytes, memory, files, [start.qemuBinary, ...argv]);
   }
 
   /** Registers, virtual reads and translation through QMP/HMP (info registers, x, gva2gpa). */
@@ -118,17 +171,34 @@ export class QemuGuest implements Guest {
     readVirtual: (address, length) => this.readVirtual(address, length),
   };
 
-  /** The serial log (-serial file:), followed by SerialConsole. */
+  /**
+   * The serial log (-serial file:), followed by SerialConsole. A kernel image's workload reports its progress
+   * there; a system image's application workload reports it on its own port (AppOutput: the tool's output),
+   * whose XME- lines (the load's end) are found by lines() too.
+   */
   readonly console: GuestConsole = {
     progress: () => {
+      if (this.appOutput) {
+        this.appFollower!.poll();
+        return this.appOutput.progress;
+      }
       this.serial.poll();
       return this.serial.progress;
     },
     lines: (prefix) => {
       this.serial.poll();
-      return this.serial.matching(prefix);
+      this.appFollower?.poll();
+      return [...this.serial.matching(prefix), ...(this.appOutput?.matching(prefix) ?? [])];
     },
   };
+
+  /** The guest agent (system images only): commands run in the guest (guest-agent.ts). */
+  readonly agent: GuestAgent | undefined;
+
+  private connectedAgent(): GuestAgentClient {
+    if (!this.agentClient?.isOpen) throw new XmeError(`guest ${this.id}'s agent is not connected (${this.alive() ? 'not booted' : this.exitDescription()})`);
+    return this.agentClient;
+  }
 
   /** Pages that cost the host a frame of their own (guest-ram.ts: file holes and zero-page mappings do not). */
   readonly hostResidency: HostResidency = { residentPages: () => this.ram().residentPages() };
@@ -181,8 +251,21 @@ export class QemuGuest implements Guest {
     return [`QEMU ended (${how})`, stderr && `qemu: ${stderr}`, consoleTail && `console: ${consoleTail.trim()}`].filter(Boolean).join('; ');
   }
 
-  /** Wait for the boot marker on the serial console, then connect QMP. */
+  /**
+   * Wait until the guest is up, then connect QMP: a kernel image's guest prints the boot marker on the serial
+   * console; a system image's guest is up when its guest agent answers (guest-sync, guest-ping).
+   */
   async waitForBoot(deadline: number): Promise<void> {
+    if (this.image.kind === 'system') await this.waitForAgent(this.image, deadline);
+    else await this.waitForMarker(deadline);
+    this.bootMs = Date.now() - this.startedAt;
+    this.serial.watch();
+    this.appFollower?.watch();
+    this.qmp = await QmpClient.connect(this.files.qmpSocket, Math.max(2000, deadline - Date.now()), () => this.alive());
+    if (this.ramKind === 'anonymous-mergeable') this.memory = new ProcessRam(this.pid, await this.ramAddress(), this.ramBytes);
+  }
+
+  private async waitForMarker(deadline: number): Promise<void> {
     await waitForBootMarker(this.serial, {
       label: `guest ${this.id}`,
       log: this.files.serialLog,
@@ -193,10 +276,67 @@ export class QemuGuest implements Guest {
       expectedRelease: this.image.manifest.kernelRelease,
       pollMs: 50,
     });
-    this.bootMs = Date.now() - this.startedAt;
-    this.serial.watch();
-    this.qmp = await QmpClient.connect(this.files.qmpSocket, Math.max(2000, deadline - Date.now()), () => this.alive());
-    if (this.ramKind === 'anonymous-mergeable') this.memory = new ProcessRam(this.pid, await this.ramAddress(), this.ramBytes);
+  }
+
+  /** The last console lines on one line, for an error message. */
+  private consoleSummary(n = 3): string {
+    this.serial.poll();
+    const lines = this.serial
+      .tail(n)
+      .map((line) => line.trim())
+      .filter(Boolean);
+    return lines.length ? lines.join(' | ') : 'nothing printed';
+  }
+
+  /** A system guest is booted when its agent answers; it must run the image's kernel (uname -r). */
+  private async waitForAgent(image: SystemImage, deadline: number): Promise<void> {
+    const hint = `console log: ${this.files.serialLog}`;
+    const seconds = Math.round((deadline - this.startedAt) / 1000);
+    try {
+      this.agentClient = await GuestAgentClient.open(this.files.agentSocket!, `guest ${this.id}'s agent`, Math.max(1000, deadline - Date.now()), () =>
+        this.alive(),
+      );
+      await this.agentClient.waitUntilReady({
+        deadline,
+        stopWaiting: () => {
+          if (!this.alive()) return this.exitDescription();
+          this.serial.poll();
+          return this.serial.failure && `its console shows: ${this.serial.failure}`;
+        },
+      });
+    } catch (error) {
+      const why = !this.alive() ? this.exitDescription() : (this.serial.failure ?? `no answer within ${seconds} s`);
+      throw new XmeError(
+        `guest ${this.id} did not come up: its guest agent never answered (${why}); last console lines: ${this.consoleSummary()}`,
+        `${hint}; ${errorMessage(error)}`,
+      );
+    }
+    const release = await this.agentClient.exec('/bin/uname', ['-r'], { timeoutMs: Math.max(5000, deadline - Date.now()) });
+    if (release.stdout.trim() !== image.manifest.kernelRelease) {
+      throw new XmeError(`guest ${this.id} booted kernel ${release.stdout.trim()}, but the image's kernel is ${image.manifest.kernelRelease}`, hint);
+    }
+  }
+
+  /**
+   * A system image's application workload: set up, wait until the application is ready, start the load, and
+   * return once it counts ops (app-workload-run.ts). Nothing to do for busybox workloads (the guest's /init
+   * started them) or system-idle.
+   */
+  async startWorkload(deadline: number): Promise<void> {
+    const workload = this.options.workload;
+    if (this.image.kind !== 'system' || !isAppWorkload(workload.name)) return;
+    const manifest = this.image.manifest;
+    await startAppWorkload({
+      label: `guest ${this.id}`,
+      agent: this.connectedAgent(),
+      workload: { ...workload, name: workload.name },
+      image: { pgbenchDatabase: manifest.pgbench.database, buildSource: manifest.buildSource },
+      output: this.appOutput!,
+      poll: () => this.appFollower!.poll(),
+      alive: () => this.alive(),
+      whyGone: () => this.exitDescription(),
+      deadline,
+    });
   }
 
   /** Where QEMU keeps guest-physical address 0 in its own address space (HMP gpa2hva). */
@@ -269,6 +409,8 @@ export class QemuGuest implements Guest {
   /** Graceful stop (QMP quit), then SIGKILL by PID if QEMU is still there; unmaps guest memory. */
   async stop(graceMs = 3000): Promise<void> {
     this.serial.unwatch();
+    this.appFollower?.unwatch();
+    this.agentClient?.close();
     if (this.alive() && this.qmp?.isOpen) await this.qmp.quit(graceMs).catch(() => undefined);
     this.qmp?.close();
     if (this.alive()) {

@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { XmeError, errorMessage } from '../../util/errors.ts';
 import { requireTool } from '../../util/tools.ts';
 import { onCleanup } from '../../util/cleanup.ts';
-import type { GuestImage } from '../../images/manifest.ts';
+import type { GuestImage, KernelImage } from '../../images/manifest.ts';
 import type { PageRef } from '../../vocabulary.ts';
 import type { Backend, BackendInfo, Guest, HypervisorCounters, ProvisionOptions, ShareOutcome } from '../types.ts';
 import { kernelCommandLine, perGuestWorkload } from '../guest-command-line.ts';
@@ -101,6 +101,10 @@ export class XenBackend implements Backend {
 
   async provision(image: GuestImage, count: number, options: ProvisionOptions): Promise<Guest[]> {
     if (this.closing) throw new Error('backend is closed');
+    if (image.kind === 'system') {
+      throw new XmeError(`the Xen backend boots kernel images only, not the system image '${image.name}'`, 'run system images on the qemu backend');
+    }
+    const kernelImage = image;
     this.dir ??= fs.mkdtempSync(path.join(os.tmpdir(), `xme-${process.pid}-`));
     this.unregisterCleanup ??= onCleanup({ name: `Xen domains of xme ${process.pid}`, run: () => this.close(), runSync: () => this.destroyAllSync() });
     const started: XenGuest[] = [];
@@ -110,7 +114,7 @@ export class XenBackend implements Backend {
     const deadline = Date.now() + (options.bootTimeoutMs ?? 120_000 + 120_000 * count);
     for (let i = 0; i < count; i++) {
       const index = this.guests.length;
-      started.push(await this.startGuest(image, index, options, deadline));
+      started.push(await this.startGuest(kernelImage, index, options, deadline));
     }
     return started;
   }
@@ -121,7 +125,7 @@ export class XenBackend implements Backend {
    * and in the workload were seen); such a guest is destroyed and created again, at most twice, and the retry
    * is reported as a notice.
    */
-  private async startGuest(image: GuestImage, index: number, options: ProvisionOptions, deadline: number): Promise<XenGuest> {
+  private async startGuest(image: KernelImage, index: number, options: ProvisionOptions, deadline: number): Promise<XenGuest> {
     const id = `g${index}`;
     const name = `xme-${process.pid}-${id}`;
     const config = path.join(this.dir!, `${id}.cfg`);
