@@ -330,10 +330,15 @@ export class AppOutput {
     return lines.filter((line) => line.includes(prefix)).map((line) => line.slice(line.indexOf(prefix)));
   }
 
-  /** Why the load is no longer running, once it has ended: the tool's status and its last line. */
+  /**
+   * Why the load is no longer running, once it has ended: the tool's status and its last two lines (a tool's
+   * reason often comes the line before its last: pgbench says which database is missing, then that it gave up).
+   */
   failure(): string | undefined {
     if (this.exitStatus === undefined) return undefined;
-    const last = this.lastLine();
+    const last = this.tail(2)
+      .map((line) => line.trim())
+      .join(' | ');
     return `${this.workload}'s load ended with status ${this.exitStatus}${last ? ` (last output: ${last})` : ' (no output)'}`;
   }
 }

@@ -43,7 +43,7 @@ const FLUSH = Buffer.from([0xff]);
 export interface ReadyWait {
   /** Give up at this time (Date.now() clock). */
   deadline: number;
-  /** How long one guest-sync may take before it is sent again (default 3 s). */
+  /** How long one guest-sync may take before it is sent again (default 1 s). */
   attemptMs?: number;
   /** Asked between attempts: a reason to stop waiting (the guest died, its console shows a panic), or undefined. */
   stopWaiting?: () => string | undefined;
@@ -95,7 +95,7 @@ export class GuestAgentClient implements GuestAgent {
    * stopWaiting gives, or at the deadline.
    */
   async waitUntilReady(wait: ReadyWait): Promise<void> {
-    const attemptMs = wait.attemptMs ?? 3000;
+    const attemptMs = wait.attemptMs ?? 1000;
     for (;;) {
       const reason = wait.stopWaiting?.();
       if (reason) throw new XmeError(`${this.label} cannot answer: ${reason}`);
