@@ -92,7 +92,7 @@ export type PageClass =
   | { kind: 'slab'; cache: string; head: number }
   | { kind: 'pagetable' }
   | { kind: 'kernel-text' | 'kernel-rodata' | 'kernel-data' }
-  | { kind: 'module-text'; module: string }
+  | { kind: 'module-text'; module: string /** page k of the module's text */; index: number }
   | { kind: 'reserved'; memmap: boolean }
   | { kind: 'unknown'; reason: UnknownReason };
 
@@ -119,7 +119,7 @@ export class PageClasses {
     readonly head: Uint32Array,
     /** pagecache/shmem: index into files; slab: into caches; module-text: into modules; unknown: into UNKNOWN_REASONS. */
     readonly ref: Int32Array,
-    /** pagecache/shmem: the page's index in its file. */
+    /** pagecache/shmem: the page's index in its file; module-text: the page's index in the module's text. */
     readonly fileIndex: Float64Array,
     readonly files: readonly FileInfo[],
     readonly caches: readonly string[],
@@ -155,7 +155,7 @@ export class PageClasses {
       case 'slab':
         return { kind, cache: this.caches[this.ref[frame]!]!, head: this.head[frame]! };
       case 'module-text':
-        return { kind, module: this.modules[this.ref[frame]!]! };
+        return { kind, module: this.modules[this.ref[frame]!]!, index: this.fileIndex[frame]! };
       case 'reserved':
         return { kind, memmap: (bits & FRAME_BITS.memmap) !== 0 };
       case 'unknown':
@@ -509,7 +509,7 @@ export class PageClassifier {
     }
 
     this.perCpuFreeLists(topology, memmap, frameOfStructPage, offsets.pcpList, { kind, bits, order, head, ref }, frames);
-    this.moduleText({ kind, ref }, modules);
+    this.moduleText({ kind, ref, fileIndex }, modules);
     this.checkZones(topology, memmap, kind, frames);
 
     // The guest must not have changed while it was read: struct pages and counters read again must be the same.
@@ -649,7 +649,7 @@ export class PageClassifier {
   }
 
   /** Frames of loaded modules' text ([core_layout.base, + text_size)), through the page tables. */
-  private moduleText(columns: { kind: Uint8Array; ref: Int32Array }, modules: string[]): void {
+  private moduleText(columns: { kind: Uint8Array; ref: Int32Array; fileIndex: Float64Array }, modules: string[]): void {
     const { memory, profile } = this;
     const head = memory.symbolVirtual('modules');
     const listOffset = BigInt(profile.offset('module', 'list'));
@@ -672,6 +672,7 @@ export class PageClassifier {
         }
         columns.kind[pfn] = KIND['module-text'];
         columns.ref[pfn] = index;
+        columns.fileIndex[pfn] = offset / PAGE_SIZE;
       }
       next = bytes.readBigUInt64LE(Number(listOffset));
     }
