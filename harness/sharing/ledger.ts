@@ -77,6 +77,15 @@ export interface LedgerStats {
   /** CoW faults that needed a copy (the frame still had other users); the rest hit a lone survivor. */
   cowCopies: number;
   perGuest: { sharedPages: number; cowFaults: number }[];
+  /**
+   * Free frames in reclaimed state (reclaimFree, "FREE PAGES RECLAIMED" below): counted apart, never in
+   * sharedPages, framesSaved or zeroPagesShared. Undefined where the ledger reclaims nothing (no reclaimFree).
+   */
+  reclaimedFree?: number;
+  /** reclaimedFree counting only frames the host backs (undefined where residency is unknown). */
+  hostReclaimedFree?: number;
+  /** Reclaimed frames that the next tick's classes no longer found free (each left reclaimed state). */
+  reclaimFaults?: number;
 }
 
 /**
@@ -108,6 +117,48 @@ export function addFrameSaving(split: SavedWhere, zero: boolean, guestsOf: Itera
     split.withinGuest += members - guests.size;
   }
 }
+
+/**
+ * FREE PAGES RECLAIMED — the one deliberate exception to "pages whose bytes differ are never shared".
+ *
+ * A frame the guest kernel holds on its free lists holds stale bytes that no one will read: the kernel hands it
+ * out to be written (a user page is zeroed, a page-cache page filled, a slab initialised). So a host may take
+ * it back and back it by one zero frame until the guest uses it again, as Chiang et al. (VEE'13) do on Xen;
+ * on QEMU the ledger accounts it. Its bytes differ from zero and from each other, so such frames never go
+ * through apply()'s byte verification and are never counted as shared: reclaimFree() keeps them in a state of
+ * their own, `reclaimedFree`, apart from sharedPages and framesSaved (results: reclaimed_free_pages).
+ *
+ * Which frames: only those the guest's page classes (harness/introspection/page-classes.ts, read from struct
+ * page at a pause) found free at this tick — the strategy (semantic-free) proposes the whole set every tick.
+ * A frame already in shared state stays there (it is saved as shared; a frame is in one state at a time), and
+ * apply() refuses a page in reclaimed state (it is not data to compare).
+ *
+ * Why a pause is enough here (accounting, QEMU): the guests are paused from the classification to this call
+ * and nothing is remapped, so no guest can take a frame between "found free" and "reclaimed". Whether it stays
+ * free is what the next tick's classes say: a reclaimed frame they no longer find free was allocated meanwhile,
+ * which on a real host is a fault on its first write (the zero frame is copy-on-write), and here it is one
+ * *reclaim fault* (reclaim_faults): the frame leaves reclaimed state, as a written page leaves its frame on a
+ * CoW fault. A lower bound: a frame allocated and freed again between two ticks is free at both and its fault
+ * is not seen. A tick whose classes are unknown (refused) releases every reclaimed frame, uncounted as
+ * faults: the ledger does not keep what it can no longer check. An enforcing ledger would have to re-check at
+ * the share, as Chiang's does; the enforced and KSM ledgers do not reclaim (no reclaimFree).
+ */
+export type FreeProposal = { frames: readonly ArrayLike<number>[] } | { unknown: string };
+
+export interface ReclaimResult {
+  /** Frames in reclaimed state after the call. */
+  reclaimed: number;
+  /** Of those, frames newly reclaimed by this call. */
+  newlyReclaimed: number;
+  /** Reclaimed frames no longer proposed as free: one reclaim fault each. */
+  faults: number;
+  /** Reclaimed frames let go because the free frames were unknown this tick (not faults). */
+  released: number;
+  /** Proposed frames not taken, with why (in shared state already, outside guest memory). */
+  refused: RefusedGroup[];
+}
+
+export const REFUSED_RECLAIMED = 'page is a reclaimed free frame (reclaimFree), not data to compare';
 
 /**
  * COST: MECHANISM AND INSTRUMENT. What a strategy costs per tick is split in two (tick-loop.ts, samples.csv):
@@ -147,6 +198,8 @@ export interface Ledger {
   /** One sentence for run.json and summary.csv: how CoW faults were counted and what the count bounds. */
   readonly cowMethodDescription: string;
   apply(groups: ShareGroup[]): ApplyResult | Promise<ApplyResult>;
+  /** Free frames counted as reclaimed, apart from shared ones ("FREE PAGES RECLAIMED" above); absent: this ledger reclaims none. */
+  reclaimFree?(proposal: FreeProposal): ReclaimResult;
   detectCow(): CowEvent[] | Promise<CowEvent[]>;
   stats(): LedgerStats;
   /** Per guest, which pages the host really backs (1 = backed); accounted ledgers use it for hostFramesSaved. */
@@ -199,6 +252,11 @@ export class AccountingLedger implements Ledger {
   private cowCopies = 0;
   /** Per guest: which pages the host really backs (1) — set by the runner each tick where known. */
   private hostResidency: Residency | undefined;
+  /** Per guest, 1 for a free frame in reclaimed state (reclaimFree); undefined until the first reclaim. */
+  private reclaimed: Uint8Array[] | undefined;
+  private reclaimedCount = 0;
+  private hostReclaimedCount: number | undefined;
+  private reclaimFaults = 0;
 
   constructor(
     readonly strategy: string,
@@ -283,6 +341,7 @@ export class AccountingLedger implements Ledger {
       const candidates: number[] = [];
       for (const key of keys) {
         if (proposedThisApply.has(key)) refused.push({ pages: [refOf(key)], reason: 'page is already in another group' });
+        else if (this.reclaimedCount > 0 && this.isReclaimedKey(key)) refused.push({ pages: [refOf(key)], reason: REFUSED_RECLAIMED });
         else candidates.push(key);
       }
       // The first candidate is the reference; a member already on the reference's frame needs no compare
@@ -340,6 +399,69 @@ export class AccountingLedger implements Ledger {
     this.frames.set(id, { members: [...keys], hash: this.hasher.hashPage(bytes), zero: bytes.equals(ZERO_PAGE) });
     for (const key of keys) this.frameOf.set(key, id);
     return fresh;
+  }
+
+  private isReclaimedKey(key: number): boolean {
+    return this.reclaimed?.[Math.floor(key / GUEST_SHIFT)]?.[key % GUEST_SHIFT] === 1;
+  }
+
+  /**
+   * The free frames of this tick ("FREE PAGES RECLAIMED" above): reclaimed state becomes exactly the proposed
+   * frames that are not in shared state; a frame reclaimed before and not proposed now is one reclaim fault.
+   * `{ unknown }`: every reclaimed frame is let go, uncounted. Call it after setHostResidency, before apply.
+   */
+  reclaimFree(proposal: FreeProposal): ReclaimResult {
+    const before = this.reclaimed;
+    const refused: RefusedGroup[] = [];
+    if ('unknown' in proposal) {
+      const released = this.reclaimedCount;
+      this.reclaimed = this.guests.map((g) => new Uint8Array(g.memoryPages));
+      this.reclaimedCount = 0;
+      this.hostReclaimedCount = this.hostResidency ? 0 : undefined;
+      return { reclaimed: 0, newlyReclaimed: 0, faults: 0, released, refused };
+    }
+    if (proposal.frames.length !== this.guests.length) {
+      throw new RangeError(`reclaimFree: free frames of ${proposal.frames.length} guests proposed, the ledger has ${this.guests.length}`);
+    }
+    const residency = this.hostResidency;
+    const hostKnown = residency !== undefined && residency.length === this.guests.length && residency.every((map) => map !== undefined);
+    const next = this.guests.map((g) => new Uint8Array(g.memoryPages));
+    let reclaimed = 0;
+    let newlyReclaimed = 0;
+    let hostReclaimed = 0;
+    let faults = 0;
+    this.guests.forEach((guest, g) => {
+      const map = next[g]!;
+      const old = before?.[g];
+      const inShared: PageRef[] = [];
+      const outside: PageRef[] = [];
+      const frames = proposal.frames[g]!;
+      for (let i = 0; i < frames.length; i++) {
+        const gfn = frames[i]!;
+        if (!Number.isInteger(gfn) || gfn < 0 || gfn >= guest.memoryPages) outside.push({ guest: g, gfn });
+        else if (map[gfn] === 1) continue;
+        else if (this.frameOf.has(g * GUEST_SHIFT + gfn)) inShared.push({ guest: g, gfn });
+        else {
+          map[gfn] = 1;
+          reclaimed++;
+          if (old?.[gfn] !== 1) newlyReclaimed++;
+          if (hostKnown && residency[g]![gfn]) hostReclaimed++;
+        }
+      }
+      if (old) for (let gfn = 0; gfn < old.length; gfn++) if (old[gfn] === 1 && map[gfn] !== 1) faults++;
+      if (inShared.length) refused.push({ pages: inShared, reason: 'free frame already in shared state (saved there)' });
+      if (outside.length) refused.push({ pages: outside, reason: 'page is outside guest memory' });
+    });
+    this.reclaimed = next;
+    this.reclaimedCount = reclaimed;
+    this.hostReclaimedCount = hostKnown ? hostReclaimed : undefined;
+    this.reclaimFaults += faults;
+    return { reclaimed, newlyReclaimed, faults, released: 0, refused };
+  }
+
+  /** True if this guest frame is in reclaimed-free state. */
+  isReclaimed(ref: PageRef): boolean {
+    return this.reclaimed?.[ref.guest]?.[ref.gfn] === 1;
   }
 
   /** Pages written since they were shared: each is one CoW fault and leaves its frame (see the header). */
@@ -422,6 +544,8 @@ export class AccountingLedger implements Ledger {
       cowFaults: this.cowFaultsPerGuest.reduce((a, b) => a + b, 0),
       cowCopies: this.cowCopies,
       perGuest,
+      // Apart from every figure above: reclaimed free frames are not shared (no byte verification).
+      ...(this.reclaimed ? { reclaimedFree: this.reclaimedCount, hostReclaimedFree: this.hostReclaimedCount, reclaimFaults: this.reclaimFaults } : {}),
     };
   }
 
