@@ -25,6 +25,8 @@ export interface StrategyRecord {
   mechanismCpu: number[];
   cowModelCpu: number[];
   instrumentCpu: number[];
+  /** Per tick, the page classification billed to the strategy (strategies that read page classes only). */
+  classifyCpu?: number[];
   refusedScans: number;
   /** The ledger's stats after the last tick. */
   stats: LedgerStats;
@@ -81,6 +83,12 @@ export function repetitionMetrics(records: readonly StrategyRecord[], facts: Rep
       frames_saved_within_guest: stats.savedWhere?.withinGuest,
       frames_saved_across_guests: stats.savedWhere?.acrossGuests,
       zero_pages_shared: stats.zeroPagesShared,
+      // Free-frame reclaim, apart from frames_saved (sharing/ledger.ts "FREE PAGES RECLAIMED"), and both together.
+      reclaimed_free_pages: stats.reclaimedFree,
+      host_reclaimed_free_pages: stats.hostReclaimedFree,
+      reclaim_faults: stats.reclaimFaults,
+      frames_saved_and_reclaimed: stats.reclaimedFree !== undefined ? stats.framesSaved + stats.reclaimedFree : undefined,
+      classify_cpu_ms: meanOf(steadyState(record.classifyCpu ?? [])),
       cow_faults: stats.cowFaults,
       cow_copies: stats.cowCopies,
       cow_faults_per_min: spanMin > 0 ? stats.cowFaults / spanMin : undefined,

@@ -30,6 +30,24 @@ export const METRICS = {
     method: 'the part of frames_saved between guests: a non-zero frame backing pages of k guests saves k − 1 across guests, at the last tick',
   },
   zero_pages_shared: { unit: 'pages', method: 'shared pages whose bytes are all zero (checked by the ledger), at the last tick' },
+  reclaimed_free_pages: {
+    unit: 'pages',
+    method:
+      "free frames in reclaimed state at the last tick: found free (buddy lists) by the guest kernel's page classes at a pause and counted apart from frames_saved, never byte-verified (their stale bytes are not data; sharing/ledger.ts 'FREE PAGES RECLAIMED'); guest-physical",
+  },
+  host_reclaimed_free_pages: {
+    unit: 'pages',
+    method: 'reclaimed_free_pages counting only frames the host backs (QEMU: allocated in the guest RAM file), at the last tick',
+  },
+  reclaim_faults: {
+    unit: 'faults',
+    method:
+      "reclaimed free frames that a later tick's page classes no longer found free (allocated since: on a real host, a fault on the zero frame at the first write); a lower bound: a frame allocated and freed again between two ticks is not seen",
+  },
+  frames_saved_and_reclaimed: {
+    unit: 'pages',
+    method: 'frames_saved + reclaimed_free_pages at the last tick: byte-verified sharing and free-frame reclaim together',
+  },
   cow_faults: { unit: 'faults', method: 'writes to pages in shared state (see run.json cowDefinition); method of the ledger that counted' },
   cow_copies: { unit: 'faults', method: 'CoW faults that needed a copy (the frame still had other users); the rest hit a lone survivor' },
   cow_faults_per_min: { unit: 'faults/min', method: 'cow_faults / time between the first and the last tick' },
@@ -63,6 +81,10 @@ export const METRICS = {
   instrument_cpu_ms: {
     unit: 'ms per tick',
     method: `what xme pays to watch the mechanism per tick, which a real system does not: CoW detection by re-reading every shared page (accounted), the enforced ledger's re-read and counter reads, the observation of KSM (pagemap, kpageflags, ksm_stat), plus the tick's residency snapshot and copy of anonymous RAM (once per tick, counted on every strategy's row), mean over ticks after the first; ${THREAD_CPU}`,
+  },
+  classify_cpu_ms: {
+    unit: 'ms per tick',
+    method: `the page classification of all guests (struct page read from guest memory, experiment/tick-page-classes.ts), done once per tick and billed whole to each strategy that reads page classes (it is in that strategy's scan_cpu_ms, tick_cpu_ms and mechanism_cpu_ms), mean over ticks after the first; ${THREAD_CPU}`,
   },
   scan_cpu_ratio_vs_semantic: { unit: 'ratio', method: 'scan only: steady-state scan_cpu_ms of this strategy / that of semantic, same repetition' },
   tick_cpu_ratio_vs_semantic: {

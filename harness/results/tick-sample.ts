@@ -56,6 +56,11 @@ export interface TickCost {
   instrumentCpuMs: number;
   /** The tick's residency snapshot (which pages the host backs), once per tick for every strategy; undefined where no guest reports it. */
   residencyCpuMs?: number;
+  /**
+   * The tick's page classification (experiment/tick-page-classes.ts), for strategies that read page classes only:
+   * done once per tick, billed whole to each such strategy (it is in its scanCpuMs, tickCpuMs and mechanismCpuMs).
+   */
+  classifyCpuMs?: number;
   pagesRead: number;
   bytesHashed: number;
   /** By the strategy and by the ledger's verification. */
@@ -82,6 +87,16 @@ export interface StrategySample extends SampleOrigin {
   cowFaultsTick: number;
   cowFaultsTotal: number;
   cowCopiesTotal: number;
+  /**
+   * Free frames in reclaimed state (sharing/ledger.ts, "FREE PAGES RECLAIMED"): apart from sharedPages and
+   * framesSaved, never byte-verified. Absent where the ledger reclaims nothing; hostReclaimedFreePages counts
+   * only frames the host backs (undefined where unknown).
+   */
+  reclaimedFreePages?: number;
+  hostReclaimedFreePages?: number | undefined;
+  /** Reclaimed frames the classes of this tick no longer found free (each left reclaimed state), and since the start. */
+  reclaimFaultsTick?: number;
+  reclaimFaultsTotal?: number;
   cost: TickCost;
   /** Pages the ledger refused this tick (bytes differ, malformed groups). */
   refusedPages: number;
