@@ -9,6 +9,18 @@ import type { KernelInfo } from '../harness/introspection/kernel-info.ts';
 import type { PageHasher } from '../harness/hashing/page-hasher.ts';
 import type { MetricDeclarations, ScanCost, ShareGroup } from '../harness/sharing/types.ts';
 import type { Residency } from '../harness/sharing/resident-pages.ts';
+import type { ApplyResult, FreeProposal } from '../harness/sharing/ledger.ts';
+import type { PageClasses } from '../harness/introspection/page-classes.ts';
+
+/**
+ * The guests' page classes at this tick (harness/introspection/page-classes.ts), taken by the tick loop once per
+ * tick at the pause, for the strategies that ask for them (Strategy.readsPageClasses): one PageClasses per guest,
+ * in the order of StrategyContext.guests — or, when any guest's classes were refused (a PageClassRefusal, a
+ * kernel that does not fit the System.map, guests not paused), none, with the reason: the strategy then
+ * proposes nothing (ScanResult.refused). cpuMs is what taking them cost (every strategy that reads them is
+ * billed all of it: harness/experiment/tick-page-classes.ts).
+ */
+export type TickPageClasses = { refused?: undefined; guests: readonly PageClasses[]; cpuMs: number } | { refused: string; cpuMs: number };
 
 export interface StrategyContext {
   guests: readonly Guest[];
@@ -21,6 +33,8 @@ export interface StrategyContext {
    * marked 0 is a hole: all zeros, and reading it would make the host allocate it — use pageBytes/backedRuns.
    */
   residency?: Residency;
+  /** The guests' page classes at this tick; given only to strategies with readsPageClasses. */
+  pageClasses?: TickPageClasses;
 }
 
 export interface ScanResult {
@@ -32,6 +46,13 @@ export interface ScanResult {
   metrics: Record<string, number>;
   /** Things worth recording once in run.json (e.g. how the kernel was located). */
   notes: string[];
+  /**
+   * Free frames to count as reclaimed (semantic-free; harness/sharing/ledger.ts reclaimFree): the frames the page
+   * classes found free at this pause, per guest — the whole set every tick — or `{ unknown }` when the strategy
+   * cannot tell this tick (classes refused): the ledger then holds none reclaimed. Never byte-verified: a free
+   * frame's stale bytes are not data (the one exception to "pages whose bytes differ are never shared").
+   */
+  freeFrames?: FreeProposal;
 }
 
 /** What a strategy with a lifecycle is given, and may tell the run (begin()). */
@@ -56,6 +77,12 @@ export interface Strategy {
   /** false for strategies that never read guest memory (ksm, none): no per-tick copy of RAM is made for them. */
   readonly readsGuestMemory?: boolean;
   /**
+   * true for strategies that share by what a page is (page cache, free): the tick loop then classifies every
+   * paused guest once per tick (harness/experiment/tick-page-classes.ts) and gives the classes in
+   * StrategyContext.pageClasses; the classification's CPU is billed to each such strategy's scan.
+   */
+  readonly readsPageClasses?: boolean;
+  /**
    * A strategy whose sharing is done by a mechanism outside xme (the host kernel's KSM) brings the ledger that
    * observes that mechanism; every other strategy is verified and accounted (or enforced) by the harness's.
    */
@@ -72,6 +99,12 @@ export interface Strategy {
   readonly declaredMetrics: MetricDeclarations;
   describe(): string;
   scan(context: StrategyContext): Promise<ScanResult>;
+  /**
+   * Told what the ledger made of this tick's proposal (which pages it refused, bytes differing), right after
+   * apply: figures that only the ledger's byte comparison can give (e.g. how often a key proposed pages whose
+   * bytes differ), merged into this tick's metrics and declared in declaredMetrics like the scan's.
+   */
+  afterApply?(applied: ApplyResult): Record<string, number>;
 }
 
 export interface StrategyFactory {

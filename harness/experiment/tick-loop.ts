@@ -15,7 +15,8 @@ import { cowModelCpuMs, type CowFaultCosts, type Ledger } from '../sharing/ledge
 import { ledgerFor } from '../sharing/ledger-for-backend.ts';
 import { measureThreadCpu, THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import { createStrategy } from '../../strategies/registry.ts';
-import type { ScanResult, Strategy, StrategyContext } from '../../strategies/types.ts';
+import type { ScanResult, Strategy, StrategyContext, TickPageClasses } from '../../strategies/types.ts';
+import { TickPageClassifier, type PageClassSource } from './tick-page-classes.ts';
 import type { Scenario } from '../scenario/scenario.ts';
 import type { RepetitionMetrics } from '../results/summary.ts';
 import type { SampleOrigin, StrategySample, TickSample } from '../results/tick-sample.ts';
@@ -47,6 +48,8 @@ export interface RepetitionInput {
   tickObserver?: TickObserver;
   /** Per-fault CoW costs measured on this host, by model (sharing/ledger.ts CowFaultModel); absent: cow_model_cpu_ms stays empty. */
   cowFaultCosts?: CowFaultCosts;
+  /** Where page classes come from for strategies that read them (default: each guest's kernel, tick-page-classes.ts). */
+  pageClassSource?: PageClassSource;
 }
 
 interface StrategyTrack {
@@ -69,6 +72,10 @@ interface StrategyTrack {
   cpuMethod?: string;
   /** Undeclared figures already warned about (once per repetition is enough). */
   undeclared: Set<string>;
+  /** Per tick, the page classification billed to this strategy (only for strategies that read classes). */
+  classifyCpu: number[];
+  /** Warned that this ledger cannot reclaim free frames (once per repetition). */
+  reclaimWarned?: boolean;
 }
 
 async function sleepUntil(deadline: number, stopRequested: () => boolean): Promise<void> {
@@ -141,6 +148,7 @@ export async function runRepetition(input: RepetitionInput): Promise<RepetitionM
       instrumentCpu: [],
       refusedScans: 0,
       undeclared: new Set(),
+      classifyCpu: [],
     };
   });
   try {
@@ -159,6 +167,8 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
   const { scenario, guests, stopRequested } = input;
   const baseContext = { guests, image: input.image, kernel: input.kernel, hasher: input.hasher };
   const meter = new ThroughputMeter();
+  // Page classes, taken once per tick for the strategies that read them (tick-page-classes.ts).
+  const classSource = tracks.some((t) => t.strategy.readsPageClasses) ? (input.pageClassSource ?? new TickPageClassifier(input.kernel)) : undefined;
   // A replayed recording dictates its ticks and their times: no warm-up, no clock (harness/recording/).
   const replay = input.backend.replayTicks?.(guests);
   if (scenario.warmupS > 0 && !replay) {
@@ -209,9 +219,14 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
         tracks.some((t) => t.strategy.readsGuestMemory !== false) || input.tickObserver
           ? await measureThreadCpu(() => guests.forEach((g, i) => g.tickCopy?.copyForTick(residency[i])))
           : undefined;
+      // After the copy (a guest that copies serves its pages from it), before any strategy scores.
+      const classified = classSource ? await measureThreadCpu(() => classSource.classify(guests, scenario.pauseDuringScan)) : undefined;
+      for (const note of classSource?.takeNotes() ?? []) input.note(`${note} (${input.memoryMiB} MiB, rep ${input.repetition})`);
+      const pageClasses: TickPageClasses | undefined = classified && { ...classified.value, cpuMs: classified.cpuMs };
       const context = {
         ...baseContext,
         residency,
+        pageClasses,
         memoryCopyCpuMs: guests.some((g) => g.tickCopy) ? copy?.cpuMs : undefined,
         residencyCpuMs: guests.some((g) => g.hostResidency) ? snapshot.cpuMs : undefined,
       };
@@ -248,6 +263,7 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       mechanismCpu: track.mechanismCpu,
       cowModelCpu: track.cowModelCpu,
       instrumentCpu: track.instrumentCpu,
+      classifyCpu: track.classifyCpu,
       refusedScans: track.refusedScans,
       stats: track.ledger.stats(),
       cowMethodDescription: track.ledger.cowMethodDescription,
@@ -279,21 +295,32 @@ async function scoreTick(
 ): Promise<[StrategySample, ...TickSample[]]> {
   const { guests, residency } = context;
   track.ledger.setHostResidency?.(residency);
-  const faultsBefore = track.ledger.stats().cowFaults;
+  const statsBefore = track.ledger.stats();
+  const faultsBefore = statsBefore.cowFaults;
   // CPU of this thread only (harness/util/thread-cpu.ts): every call below runs on it.
   const cow = await measureThreadCpu(() => (tick > 0 ? track.ledger.detectCow() : []));
   const cowEvents = cow.value;
-  const scanned = await measureThreadCpu(() => track.strategy.scan(context));
+  // Page classes only to the strategies that read them, which are billed the classification (tick-page-classes.ts).
+  const classes = track.strategy.readsPageClasses ? context.pageClasses : undefined;
+  const scanned = await measureThreadCpu(() => track.strategy.scan(classes ? context : { ...context, pageClasses: undefined }));
   const scan = scanned.value;
   track.lastScan = scan;
   for (const note of scan.notes) input.note(`${track.label} (${input.memoryMiB} MiB, rep ${input.repetition}): ${note}`);
-  const verified = await measureThreadCpu(() => track.ledger.apply(scan.groups));
+  // Free frames are reclaimed before apply, which then refuses a reclaimed frame (sharing/ledger.ts, "FREE PAGES RECLAIMED").
+  const verified = await measureThreadCpu(() => (reclaimFree(track, scan, input), track.ledger.apply(scan.groups)));
   const applied = verified.value;
-  const threadCpuMs = (tick > 0 ? cow.cpuMs : 0) + scanned.cpuMs + verified.cpuMs;
+  // What only the ledger's byte comparison can tell the strategy (e.g. how often its key proposed differing bytes).
+  const judged = await measureThreadCpu(() => track.strategy.afterApply?.(applied));
+  if (judged.value) track.lastScan = { ...scan, metrics: { ...scan.metrics, ...judged.value } };
+  const classifyCpuMs = classes?.cpuMs;
+  if (classifyCpuMs !== undefined) track.classifyCpu.push(classifyCpuMs);
+  // The strategy's own work: its scan, the classification it needs, its reading of the ledger's verdict.
+  const strategyCpuMs = scanned.cpuMs + (classifyCpuMs ?? 0) + (judged.value ? judged.cpuMs : 0);
+  const threadCpuMs = (tick > 0 ? cow.cpuMs : 0) + strategyCpuMs + verified.cpuMs;
   // Sharing done outside the harness (ksmd) costs what that mechanism spent; the harness thread only observed.
   const mechanism = track.ledger.mechanismCpu?.();
   if (mechanism) track.cpuMethod = mechanism.method;
-  const scanCpuMs = mechanism ? mechanism.cpuMs : scanned.cpuMs;
+  const scanCpuMs = mechanism ? mechanism.cpuMs : strategyCpuMs;
   const verifyCpuMs = mechanism ? 0 : verified.cpuMs;
   const cowCpuMs = tick > 0 ? (mechanism ? 0 : cow.cpuMs) : undefined;
   const tickCpuMs = mechanism ? mechanism.cpuMs : threadCpuMs;
@@ -307,7 +334,7 @@ async function scoreTick(
   const stats = track.ledger.stats();
   const faultsTick = stats.cowFaults - faultsBefore;
   const cowModelMs = perFault?.status === 'measured' ? cowModelCpuMs(faultsTick, perFault) : undefined;
-  const mechanismCpuMs = (mechanism ? mechanism.cpuMs : scanned.cpuMs + verified.cpuMs - applyInstrumentMs) + (cowModelMs ?? 0);
+  const mechanismCpuMs = (mechanism ? mechanism.cpuMs : strategyCpuMs + verified.cpuMs - applyInstrumentMs) + (cowModelMs ?? 0);
   const instrumentCpuMs = observedMs + (context.residencyCpuMs ?? 0) + (context.memoryCopyCpuMs ?? 0);
   if (cowCpuMs !== undefined) track.cowCpu.push(cowCpuMs);
   track.scanCpu.push(scanCpuMs);
@@ -318,7 +345,7 @@ async function scoreTick(
   track.instrumentCpu.push(instrumentCpuMs);
   if (scan.refused) track.refusedScans++;
 
-  const metrics = { ...scan.metrics, ...track.ledger.extraMetrics() };
+  const metrics = { ...track.lastScan.metrics, ...track.ledger.extraMetrics() };
   const declared = { ...track.strategy.declaredMetrics, ...track.ledger.declaredMetrics };
   for (const name of undeclaredMetrics(metrics, declared)) {
     if (track.undeclared.has(name)) continue;
@@ -356,6 +383,15 @@ async function scoreTick(
     cowFaultsTick: faultsTick,
     cowFaultsTotal: stats.cowFaults,
     cowCopiesTotal: stats.cowCopies,
+    // Reclaimed free frames, apart from every shared figure above (sharing/ledger.ts, "FREE PAGES RECLAIMED").
+    ...(stats.reclaimedFree !== undefined
+      ? {
+          reclaimedFreePages: stats.reclaimedFree,
+          hostReclaimedFreePages: stats.hostReclaimedFree,
+          reclaimFaultsTick: (stats.reclaimFaults ?? 0) - (statsBefore.reclaimFaults ?? 0),
+          reclaimFaultsTotal: stats.reclaimFaults ?? 0,
+        }
+      : {}),
     cost: {
       cpuMethod: mechanism?.method ?? THREAD_CPU_METHOD,
       scanCpuMs,
@@ -369,6 +405,7 @@ async function scoreTick(
       cowModelCpuMs: cowModelMs,
       instrumentCpuMs,
       residencyCpuMs: context.residencyCpuMs,
+      ...(classifyCpuMs !== undefined ? { classifyCpuMs } : {}),
       pagesRead: scan.cost.pagesRead,
       bytesHashed: scan.cost.bytesHashed,
       bytesCompared: scan.cost.bytesCompared + applied.bytesCompared,
@@ -393,10 +430,24 @@ async function scoreTick(
   return [total, ...perGuest];
 }
 
+/** A strategy's free frames to its ledger (sharing/ledger.ts, "FREE PAGES RECLAIMED"); a ledger that cannot reclaim drops them, once said. */
+function reclaimFree(track: StrategyTrack, scan: ScanResult, input: RepetitionInput): void {
+  if (!scan.freeFrames) return;
+  if (track.ledger.reclaimFree) {
+    track.ledger.reclaimFree(scan.freeFrames);
+    return;
+  }
+  if (track.reclaimWarned) return;
+  track.reclaimWarned = true;
+  input.warn(
+    `${track.label} proposes free frames to reclaim, but the ${track.ledger.mode} ledger (${track.ledger.cowMethod}) reclaims none: they are not counted`,
+  );
+}
+
 /** A strategy's part of the progress line of one tick. */
 function progressOf(sample: StrategySample | undefined): string {
   if (!sample) return '';
   return sample.status === 'ok'
-    ? `${sample.strategy}: ${sample.sharedPages} shared, ${sample.cowFaultsTotal} CoW, tick ${sample.cost.tickCpuMs.toFixed(1)} ms CPU`
+    ? `${sample.strategy}: ${sample.sharedPages} shared${sample.reclaimedFreePages !== undefined ? `, ${sample.reclaimedFreePages} free reclaimed` : ''}, ${sample.cowFaultsTotal} CoW, tick ${sample.cost.tickCpuMs.toFixed(1)} ms CPU`
     : `${sample.strategy}: REFUSED`;
 }
