@@ -8,6 +8,9 @@ import { hybridFactory } from './hybrid.ts';
 import { ksmFactory } from './ksm.ts';
 import { noneFactory } from './none.ts';
 import { semanticFactory } from './semantic.ts';
+import { semanticFreeFactory } from './semantic-free.ts';
+import { semanticPageCacheFactory } from './semantic-pagecache.ts';
+import { semanticUnionFactory } from './semantic-union.ts';
 import type { Strategy, StrategyFactory } from './types.ts';
 
 export const strategyFactories: readonly StrategyFactory[] = [
@@ -15,6 +18,9 @@ export const strategyFactories: readonly StrategyFactory[] = [
   contentFactory,
   contentIncrementalFactory,
   hybridFactory,
+  semanticPageCacheFactory,
+  semanticFreeFactory,
+  semanticUnionFactory,
   ksmFactory,
   noneFactory,
 ];
