@@ -254,6 +254,8 @@ export class AccountingLedger implements Ledger {
   private hostResidency: Residency | undefined;
   /** Per guest, 1 for a free frame in reclaimed state (reclaimFree); undefined until the first reclaim. */
   private reclaimed: Uint8Array[] | undefined;
+  /** The bitmaps of the tick before, reused for the next (no allocation per tick). */
+  private spareReclaimed: Uint8Array[] | undefined;
   private reclaimedCount = 0;
   private hostReclaimedCount: number | undefined;
   private reclaimFaults = 0;
@@ -425,7 +427,9 @@ export class AccountingLedger implements Ledger {
     }
     const residency = this.hostResidency;
     const hostKnown = residency !== undefined && residency.length === this.guests.length && residency.every((map) => map !== undefined);
-    const next = this.guests.map((g) => new Uint8Array(g.memoryPages));
+    const next = this.spareReclaimed ?? this.guests.map((g) => new Uint8Array(g.memoryPages));
+    for (const map of next) map.fill(0);
+    const anyShared = this.frameOf.size > 0;
     let reclaimed = 0;
     let newlyReclaimed = 0;
     let hostReclaimed = 0;
@@ -440,7 +444,7 @@ export class AccountingLedger implements Ledger {
         const gfn = frames[i]!;
         if (!Number.isInteger(gfn) || gfn < 0 || gfn >= guest.memoryPages) outside.push({ guest: g, gfn });
         else if (map[gfn] === 1) continue;
-        else if (this.frameOf.has(g * GUEST_SHIFT + gfn)) inShared.push({ guest: g, gfn });
+        else if (anyShared && this.frameOf.has(g * GUEST_SHIFT + gfn)) inShared.push({ guest: g, gfn });
         else {
           map[gfn] = 1;
           reclaimed++;
@@ -452,6 +456,7 @@ export class AccountingLedger implements Ledger {
       if (inShared.length) refused.push({ pages: inShared, reason: 'free frame already in shared state (saved there)' });
       if (outside.length) refused.push({ pages: outside, reason: 'page is outside guest memory' });
     });
+    this.spareReclaimed = before;
     this.reclaimed = next;
     this.reclaimedCount = reclaimed;
     this.hostReclaimedCount = hostKnown ? hostReclaimed : undefined;
