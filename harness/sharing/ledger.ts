@@ -31,7 +31,7 @@ import type { PageRef } from '../vocabulary.ts';
 import { pageBytes, type Residency } from './resident-pages.ts';
 import { ZERO_PAGE } from '../vocabulary.ts';
 import { PackedGroup } from './packed-group.ts';
-import { gfnOfIndex, guestOfIndex } from '../hashing/scan-engine.ts';
+import { gfnOfIndex, guestOfIndex, MAX_GUEST_PAGES, MAX_GUESTS } from '../hashing/scan-engine.ts';
 import type { CowFaultCost, MeasuredCowFaultCost } from '../host/cow-break.ts';
 
 export const COW_METHOD_CONTENT_REREAD = 'content-reread';
@@ -231,7 +231,9 @@ interface Frame {
   zero: boolean;
 }
 
-const GUEST_SHIFT = 2 ** 32;
+// A page's key is the scan engine's packed index, guest · 2^24 + gfn: below 2^31 for the 64 guests a scenario may
+// have, so V8 keeps keys as small integers in the ledger's maps and sets (2^32 made every key a heap number).
+const GUEST_SHIFT = MAX_GUEST_PAGES;
 const keyOf = (page: PageRef) => page.guest * GUEST_SHIFT + page.gfn;
 const refOf = (key: number): PageRef => ({ guest: Math.floor(key / GUEST_SHIFT), gfn: key % GUEST_SHIFT });
 const label = (page: PageRef) => `g${page.guest}:0x${page.gfn.toString(16)}`;
@@ -265,6 +267,9 @@ export class AccountingLedger implements Ledger {
     private readonly guests: readonly Guest[],
     private readonly hasher: PageHasher,
   ) {
+    if (guests.length > MAX_GUESTS || guests.some((g) => g.memoryPages > MAX_GUEST_PAGES)) {
+      throw new RangeError(`the ledger keys pages as guest · 2^24 + gfn: at most ${MAX_GUESTS} guests of at most 2^24 pages`);
+    }
     this.cowFaultsPerGuest = guests.map(() => 0);
     this.cowMethodDescription = `${COW_METHOD_CONTENT_REREAD}: each tick every page in shared state is re-read and re-hashed (${hasher.name}); a changed page was written while shared. Lower bound: a write that stores the bytes already there is not seen`;
   }
@@ -309,10 +314,12 @@ export class AccountingLedger implements Ledger {
     const keys: number[] = [];
     const outside: PageRef[] = [];
     if (group instanceof PackedGroup) {
+      // The packed index is the key (GUEST_SHIFT is the scan engine's); a PageRef only for a page outside memory.
+      const { guests } = this;
       for (const index of group.indices) {
-        const ref = { guest: guestOfIndex(index), gfn: gfnOfIndex(index) };
-        if (this.outside(ref)) outside.push(ref);
-        else keys.push(ref.guest * GUEST_SHIFT + ref.gfn);
+        const guest = guestOfIndex(index);
+        if (guest < guests.length && gfnOfIndex(index) < guests[guest]!.memoryPages) keys.push(index);
+        else outside.push({ guest, gfn: gfnOfIndex(index) });
       }
     } else {
       for (const ref of group.pages) {
