@@ -134,7 +134,7 @@ describe('Xen backend: semantic sharing of kernel code', () => {
     // at run time (static keys, e.g. when the clocksource watchdog marks the TSC unstable under emulation),
     // and each such write is a real CoW fault. Seen: 1 in 5 s in 1 run of 6. The QEMU runner test allows ≤ 2 too.
     expect(cow.length).toBeLessThanOrEqual(2);
-  }, 300_000);
+  }, 600_000); // took 316–347 s in the Xen test host while the machine was loaded (load 4–10): 300 s was too tight
 
   it('refuses a pair with different bytes before any hypercall', async () => {
     const ledger = enforcedLedger(backend, guests, 'semantic');
