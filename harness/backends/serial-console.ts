@@ -3,16 +3,16 @@
  * guest log) into a ConsoleTranscript, which understands what the guest prints (harness/workloads/
  * console-protocol.ts), and waits for the boot marker. Shared by the QEMU and Xen backends.
  */
-import fs from 'node:fs';
 import { XmeError } from '../util/errors.ts';
 import { ConsoleTranscript, type BootInfo } from '../workloads/console-protocol.ts';
+import { FileFollower } from './file-follower.ts';
 
 export class SerialConsole extends ConsoleTranscript {
-  private offset = 0;
-  private watcher: NodeJS.Timeout | undefined;
+  private readonly follower: FileFollower;
 
   constructor(readonly file: string) {
     super();
+    this.follower = new FileFollower(file, (text) => this.consume(text));
   }
 
   /**
@@ -21,34 +21,16 @@ export class SerialConsole extends ConsoleTranscript {
    * so a throughput over host time counts the pauses as time the guest lost. The timer never keeps Node alive.
    */
   watch(intervalMs = 100): void {
-    this.watcher ??= setInterval(() => this.poll(), intervalMs);
-    this.watcher.unref();
+    this.follower.watch(intervalMs);
   }
 
   unwatch(): void {
-    clearInterval(this.watcher);
-    this.watcher = undefined;
+    this.follower.unwatch();
   }
 
-  /** Read what the guest printed since the last poll. */
+  /** Read what the guest printed since the last poll (nothing if the hypervisor has not created the file yet). */
   poll(): void {
-    let fd: number;
-    try {
-      fd = fs.openSync(this.file, 'r');
-    } catch {
-      return; // the hypervisor has not created it yet
-    }
-    try {
-      const chunk = Buffer.alloc(64 * 1024);
-      for (;;) {
-        const read = fs.readSync(fd, chunk, 0, chunk.length, this.offset);
-        if (read <= 0) break;
-        this.offset += read;
-        this.consume(chunk.toString('utf8', 0, read));
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
+    this.follower.poll();
   }
 }
 
