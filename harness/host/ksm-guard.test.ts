@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { projectRoot } from '../util/paths.ts';
-import { processExists } from '../util/process.ts';
+import { processAlive } from '../util/process.ts';
 import { ownerIdentity, type ProcessIdentity } from '../util/process-identity.ts';
 import { KsmSession, recoverAbandonedKsmState, takeKsmGuardReports, type KsmSettings } from './ksm.ts';
 import { KsmGuard } from './ksm-guard.ts';
@@ -133,7 +133,7 @@ describe('KSM guard (fake sysfs, real processes)', () => {
     expect(fake.snapshot()).toEqual(original);
     expect(ms).toBeLessThan(2000);
     expect(await exitOf(holder)).toEqual({ code: null, signal: 'SIGKILL' });
-    expect(await within(GUARD_EXIT_MS, () => !processExists(guardPid))).toBeLessThan(GUARD_EXIT_MS); // it ends once done
+    expect(await within(GUARD_EXIT_MS, () => !processAlive(guardPid))).toBeLessThan(GUARD_EXIT_MS); // it ends once done
     expect(fs.existsSync(ksmStateFile())).toBe(false);
 
     const reports = takeKsmGuardReports();
@@ -162,7 +162,7 @@ describe('KSM guard (fake sysfs, real processes)', () => {
     process.kill(-holder.pid!, 'SIGINT'); // as the terminal does: the guard, in a session of its own, gets none
     expect(await exitOf(holder)).toEqual({ code: 130, signal: null });
     expect(fake.snapshot()).toEqual(original);
-    expect(await within(GUARD_EXIT_MS, () => !processExists(guardPid))).toBeLessThan(GUARD_EXIT_MS); // does not outlive the session
+    expect(await within(GUARD_EXIT_MS, () => !processAlive(guardPid))).toBeLessThan(GUARD_EXIT_MS); // does not outlive the session
     expect(fs.readdirSync(fake.stateDir)).toEqual([]);
     expect(takeKsmGuardReports()).toEqual([]);
   }, 90_000);
@@ -170,12 +170,12 @@ describe('KSM guard (fake sysfs, real processes)', () => {
   it('after release, ends without touching a knob another program changed meanwhile', async () => {
     const session = KsmSession.acquire(settings, { onNotice: (message) => expect.fail(`unexpected notice: ${message}`) });
     const guardPid = session.guardPid!;
-    expect(processExists(guardPid)).toBe(true);
+    expect(processAlive(guardPid)).toBe(true);
     expect(sessionOf(guardPid)).toBe(String(guardPid)); // a session of its own: no Ctrl-C from the terminal
     expect(sessionOf(guardPid)).not.toBe(sessionOf(process.pid));
     session.release();
     fake.write('run', '1'); // someone else turns KSM on right after the run
-    expect(await within(GUARD_EXIT_MS, () => !processExists(guardPid))).toBeLessThan(GUARD_EXIT_MS);
+    expect(await within(GUARD_EXIT_MS, () => !processAlive(guardPid))).toBeLessThan(GUARD_EXIT_MS);
     await sleep(300);
     expect(fake.snapshot()).toEqual({ ...original, run: '1' });
     expect(takeKsmGuardReports()).toEqual([]);
@@ -216,7 +216,7 @@ describe('KSM guard (fake sysfs, real processes)', () => {
     expect(readStateFile()?.guard?.pid).toBe(second);
     expect(fake.snapshot()).toEqual(whileHeld); // the dead guard did nothing
     session.release();
-    expect(await within(GUARD_EXIT_MS, () => !processExists(second))).toBeLessThan(GUARD_EXIT_MS);
+    expect(await within(GUARD_EXIT_MS, () => !processAlive(second))).toBeLessThan(GUARD_EXIT_MS);
     expect(fake.snapshot()).toEqual(original);
   });
 
@@ -232,7 +232,7 @@ describe('KSM guard (fake sysfs, real processes)', () => {
     const guardPid = guards[0]!.pid!;
     owner.kill('SIGKILL');
     expect(await within(2000, () => JSON.stringify(fake.snapshot()) === JSON.stringify(original))).toBeLessThan(2000);
-    expect(await within(GUARD_EXIT_MS, () => !processExists(guardPid))).toBeLessThan(GUARD_EXIT_MS); // its report is written by then
+    expect(await within(GUARD_EXIT_MS, () => !processAlive(guardPid))).toBeLessThan(GUARD_EXIT_MS); // its report is written by then
     const reports = takeKsmGuardReports();
     expect(reports.map((r) => [r.owner.pid, r.guardPid, r.noticedBy])).toEqual([[owner.pid, guardPid, 'poll']]);
     expect(notices).toEqual([]); // it ended by itself, having done its job: not restarted

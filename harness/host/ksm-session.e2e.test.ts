@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../util/paths.ts';
-import { processExists } from '../util/process.ts';
+import { processAlive } from '../util/process.ts';
 import { KsmSession, ksmAvailable, readKsmCounters, readProcessKsmStat, recoverAbandonedKsmState, type KsmSettings } from './ksm.ts';
 import { CHANGED_KNOBS, KSM_SYSFS_DIR, readKnob, readKnobs, RECORDED_KNOBS, writeKnob } from './ksm-knobs.ts';
 import { restoreKnobs } from './ksm-apply.ts';
@@ -182,7 +182,7 @@ describe('KSM session on the real kernel', () => {
     const pid = child.pid!;
     child.kill('SIGKILL');
     expect(await exitOf(child)).toEqual({ code: null, signal: 'SIGKILL' });
-    expect(processExists(pid)).toBe(false);
+    expect(processAlive(pid)).toBe(false);
 
     // Nothing ran in the holder: its settings are still in place, and its state file names it.
     expect(knobs()).toEqual(expectedWhileHeld(before, settings));

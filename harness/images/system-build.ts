@@ -18,7 +18,7 @@ import { XmeError } from '../util/errors.ts';
 import { findOnPath } from '../util/tools.ts';
 import { acquireFileLock } from '../util/file-lock.ts';
 import { onCleanup } from '../util/cleanup.ts';
-import { processExists } from '../util/process.ts';
+import { processAlive, processExists } from '../util/process.ts';
 import { fetchRealSystemMap, imageDir, imagesDir, resolveDebugPackage } from './build.ts';
 import { resolveKernelPackage, type PackageRef } from './debian-packages.ts';
 import { readHostSources, releaseSources, sourceLine, type AptSource } from './apt-sources.ts';
@@ -399,7 +399,7 @@ function removeStaleWorkspaces(name: string, step: (m: string) => void): void {
   for (const entry of fs.readdirSync(imagesDir())) {
     if (!entry.startsWith(WORKSPACE_PREFIX(name))) continue;
     const pid = Number(/^(\d+)-/.exec(entry.slice(WORKSPACE_PREFIX(name).length))?.[1]);
-    if (pid && processExists(pid)) continue;
+    if (pid && processAlive(pid)) continue;
     step(`removing ${entry}, left by a build that was killed`);
     removeWorkTree(path.join(imagesDir(), entry));
   }

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { processExists } from './process.ts';
+import { processAlive } from './process.ts';
 
 /**
  * Take an exclusive lock file (parallel test files, two terminals building into one cache): it holds the
@@ -27,7 +27,7 @@ export async function acquireFileLock(lockFile: string, timeoutMs = Number.POSIT
     } catch {
       continue; // released between our two calls
     }
-    if (!processExists(owner)) {
+    if (!processAlive(owner)) {
       fs.rmSync(lockFile, { force: true });
       continue;
     }

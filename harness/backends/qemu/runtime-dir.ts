@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { runtimeBaseDir } from '../../util/paths.ts';
-import { processExists } from '../../util/process.ts';
+import { processAlive } from '../../util/process.ts';
 
 const PREFIX = 'xme-';
 
@@ -27,7 +27,7 @@ export function sweepStaleRuntimeDirs(base = runtimeBaseDir()): string[] {
   }
   for (const name of names) {
     const match = new RegExp(`^${PREFIX}(\\d+)-\\w+$`).exec(name);
-    if (!match || processExists(Number(match[1]))) continue;
+    if (!match || processAlive(Number(match[1]))) continue;
     const dir = path.join(base, name);
     try {
       if (fs.statSync(dir).uid !== process.getuid?.()) continue;
