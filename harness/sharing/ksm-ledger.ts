@@ -24,6 +24,7 @@ import { FrameFlags, NOT_PRESENT, readPageFrames } from '../host/page-frames.ts'
 import { readKsmCounters, readProcessKsmStat, type KsmCounters } from '../host/ksm.ts';
 import { addFrameSaving, type ApplyResult, type CowEvent, type Ledger, type LedgerStats, type SavedWhere } from './ledger.ts';
 import type { MetricDeclarations, ShareGroup } from './types.ts';
+import { pageIndex } from '../hashing/scan-engine.ts';
 
 export const KSMD_CPU_METHOD = "ksmd's run time: field 1 of /proc/<ksmd pid>/schedstat (a kernel thread), delta over the interval since the previous tick";
 
@@ -160,6 +161,27 @@ export class KsmLedger implements Ledger {
       }
     });
     return events;
+  }
+
+  /**
+   * The shared KSM frames of the last census, each as the keys (guest · 2^24 + gfn) of the run's pages on it. KSM
+   * zero pages are not among them: ksm_stat counts them and no frame of guest memory backs them.
+   */
+  sharedFrames(): Iterable<readonly number[]> {
+    const census = this.census;
+    if (!census) return [];
+    const members = new Map<number, number[]>();
+    census.frames.forEach((map, g) => {
+      for (let gfn = 0; gfn < map.length; gfn++) {
+        const pfn = map[gfn]!;
+        if (!census.sharedFrames.has(pfn)) continue;
+        const key = pageIndex(g, gfn);
+        const keys = members.get(pfn);
+        if (keys) keys.push(key);
+        else members.set(pfn, [key]);
+      }
+    });
+    return members.values();
   }
 
   private sharedPagesOf(census: FrameCensus): number {

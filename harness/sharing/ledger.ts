@@ -223,6 +223,14 @@ export interface Ledger {
   applyInstrumentCpuMs?(): number;
   /** Release what the ledger holds open (file descriptors). */
   close?(): void;
+  /**
+   * The frames in shared state, each as its pages' keys (the scan engine's packed index, guest · 2^24 + gfn), for
+   * attributing frames saved to page classes (introspection/saved-by-class.ts); absent where the ledger does not
+   * know which pages share a frame (Xen's counters). Read only: the arrays are the ledger's own.
+   */
+  sharedFrames?(): Iterable<readonly number[]>;
+  /** Per guest, 1 for a frame in reclaimed-free state (reclaimFree); undefined before the first reclaim. */
+  reclaimedFrames?(): readonly Uint8Array[] | undefined;
 }
 
 interface Frame {
@@ -504,6 +512,14 @@ export class AccountingLedger implements Ledger {
   /** Frames with two or more users, as page lists, for a hypervisor to enforce. */
   groupsForEnforcement(): PageRef[][] {
     return [...this.frames.values()].filter((frame) => frame.members.length >= 2).map((frame) => frame.members.map(refOf));
+  }
+
+  *sharedFrames(): Iterable<readonly number[]> {
+    for (const frame of this.frames.values()) yield frame.members;
+  }
+
+  reclaimedFrames(): readonly Uint8Array[] | undefined {
+    return this.reclaimed;
   }
 
   /** Pages currently in shared state (what detectCow re-reads). */
