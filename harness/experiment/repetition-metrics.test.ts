@@ -28,7 +28,7 @@ function record(label: string, name: string, more: Partial<StrategyRecord> = {})
   };
 }
 
-const facts = { memoryMiB: 64, repetition: 2, totalPages: 262144, spanS: 120, opsPerSecond: [100, 300] };
+const facts = { guests: 2, memoryMiB: 64, repetition: 2, totalPages: 262144, spanS: 120, opsPerSecond: [100, 300] };
 
 describe('repetition metrics', () => {
   it('takes ledger figures from the last tick and CPU as the steady-state mean, the first scan apart', () => {

@@ -42,6 +42,7 @@ export interface StrategyRecord {
 }
 
 export interface RepetitionFacts {
+  guests: number;
   memoryMiB: number;
   repetition: number;
   /** Pages of all guests. */
@@ -116,6 +117,7 @@ export function repetitionMetrics(records: readonly StrategyRecord[], facts: Rep
     const cowModelled = record.cowModelCpu.length > 0;
     const withoutCow = cowModelled ? '' : '; CoW handling NOT included: no per-fault cost was measured (run.json cowFaultCost says why)';
     return {
+      guests: facts.guests,
       memoryMiB: facts.memoryMiB,
       repetition: facts.repetition,
       strategy: record.label,

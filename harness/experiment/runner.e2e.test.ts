@@ -136,7 +136,7 @@ describe('xme run — a System.map of another kernel build', () => {
 
 describe('xme run — KASLR on', () => {
   it('computes a lower kernel-code shareability, from both guests’ own placements', async () => {
-    const scenario = withOverrides(loadScenario('thesis-kernel-code'), { kaslr: true, guests: 2, memoryMiB: [128], durationS: 2, tickS: 2 });
+    const scenario = withOverrides(loadScenario('thesis-kernel-code'), { kaslr: true, guests: [2], memoryMiB: [128], durationS: 2, tickS: 2 });
     const outcome = await runWithOutputs({ scenario, resultsRoot });
     const record = JSON.parse(fs.readFileSync(path.join(outcome.dir, 'run.json'), 'utf8'));
     const offsets = (record.notes as string[])
@@ -153,7 +153,7 @@ describe('xme run — KASLR on', () => {
 
 describe('xme run — CPU is the scan’s own', () => {
   it('bills a scan that reads more pages more CPU, in one run (semantic code only vs code + rodata)', async () => {
-    const scenario = withOverrides(loadScenario('thesis-kernel-code'), { guests: 2, memoryMiB: [128], durationS: 12, tickS: 1 });
+    const scenario = withOverrides(loadScenario('thesis-kernel-code'), { guests: [2], memoryMiB: [128], durationS: 12, tickS: 1 });
     const outcome = await runWithOutputs({ scenario, resultsRoot });
     const samples = readCsv(path.join(outcome.dir, 'samples.csv'));
     const totals = samples.filter((r) => r.guest === 'all' && r.tick !== '0'); // steady state: the first scan locates kernels

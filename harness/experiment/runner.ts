@@ -206,71 +206,77 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   say(`results: ${dir}`);
 
   try {
-    for (const memoryMiB of scenario.memoryMiB) {
-      const first = options.firstRepetition ?? 1;
-      const last = first + scenario.repetitions - 1;
-      for (let repetition = first; repetition <= last && !stopRequested(); repetition++) {
-        const label = `[${memoryMiB} MiB · rep ${repetition}/${last}]`;
-        // Together: one set of guests scored by every strategy. Apart: a set per strategy, in an order that
-        // rotates with the repetition, so that no strategy always runs first (on a fresher, cooler host).
-        const sets = scenario.strategyGuests === 'apart' ? strategyOrder(scenario.strategies, repetition - 1).map((spec) => [spec]) : [scenario.strategies];
-        for (const strategies of sets) {
-          if (stopRequested()) break;
-          const setLabel = sets.length > 1 ? `${label} ${strategies[0]!.label}:` : label;
-          const setScenario = { ...scenario, strategies };
-          const backend = await backends.create({
-            accelerator: options.accelerator ?? 'auto',
-            keepLogsIn: path.join(dir, 'logs', sets.length > 1 ? `m${memoryMiB}-r${repetition}-${strategies[0]!.label}` : `m${memoryMiB}-r${repetition}`),
-            onNotice: (message) => warnings.push(message),
-          });
-          try {
-            backendInfo = backend.info();
-            const guestRam = guestRamFor(strategies);
-            say(
-              `${setLabel} ${backend.replayTicks ? 'loading recorded' : 'booting'} ${scenario.guests} × ${image.manifest.kernelRelease} (${backendInfo.accelerator}, ${scenario.kaslr ? 'KASLR on' : 'nokaslr'}, workload ${scenario.workload.name}${guestRam === 'anonymous-mergeable' ? ', anonymous mergeable RAM' : ''})`,
-            );
-            const guests = await backend.provision(image, scenario.guests, {
-              memoryMiB,
-              kaslr: scenario.kaslr,
-              workload: scenario.workload,
-              guestRam,
-              ...(scenario.cpuModels ? { cpuModels: scenario.cpuModels } : {}),
+    for (const guestCount of scenario.guests)
+      for (const memoryMiB of scenario.memoryMiB) {
+        const first = options.firstRepetition ?? 1;
+        const last = first + scenario.repetitions - 1;
+        for (let repetition = first; repetition <= last && !stopRequested(); repetition++) {
+          const sweepsGuests = scenario.guests.length > 1;
+          const label = `[${sweepsGuests ? `${guestCount} guests · ` : ''}${memoryMiB} MiB · rep ${repetition}/${last}]`;
+          // Together: one set of guests scored by every strategy. Apart: a set per strategy, in an order that
+          // rotates with the repetition, so that no strategy always runs first (on a fresher, cooler host).
+          const sets = scenario.strategyGuests === 'apart' ? strategyOrder(scenario.strategies, repetition - 1).map((spec) => [spec]) : [scenario.strategies];
+          for (const strategies of sets) {
+            if (stopRequested()) break;
+            const setLabel = sets.length > 1 ? `${label} ${strategies[0]!.label}:` : label;
+            const setScenario = { ...scenario, strategies };
+            const backend = await backends.create({
+              accelerator: options.accelerator ?? 'auto',
+              keepLogsIn: path.join(
+                dir,
+                'logs',
+                `${sweepsGuests ? `g${guestCount}-` : ''}m${memoryMiB}-r${repetition}${sets.length > 1 ? `-${strategies[0]!.label}` : ''}`,
+              ),
+              onNotice: (message) => warnings.push(message),
             });
-            say(
-              `${setLabel} booted in ${(Math.max(...guests.map((g) => g.bootMs)) / 1000).toFixed(1)} s; scoring ${strategies.map((s) => s.label).join(', ')} every ${scenario.tickS} s for ${scenario.durationS} s`,
-            );
-            const start = { memoryMiB, repetition, guests, backend: backendInfo };
-            const observers = writers.flatMap((writer) => writer.repetition?.(start) ?? []);
-            const metrics = await runRepetition({
-              scenario: setScenario,
-              backend,
-              guests,
-              image,
-              kernel,
-              hasher,
-              memoryMiB,
-              repetition,
-              stopRequested,
-              emit: (sample) => {
-                for (const writer of writers) writer.sample?.(sample);
-              },
-              say: (line) => say(`${setLabel} ${line}`),
-              note: (text) => notes.add(text),
-              warn: (text) => warnings.push(text),
-              tickObserver: combinedObserver(observers),
-              ...(options.cowFaultCosts ? { cowFaultCosts: options.cowFaultCosts } : {}),
-              onLedger: (ledger) => {
-                ledgerModes.add(ledger.mode);
-                cowMethods.add(ledger.cowMethodDescription);
-              },
-            });
-            if (metrics) repetitions.push(...metrics);
-          } finally {
-            await backend.close();
+            try {
+              backendInfo = backend.info();
+              const guestRam = guestRamFor(strategies);
+              say(
+                `${setLabel} ${backend.replayTicks ? 'loading recorded' : 'booting'} ${guestCount} × ${image.manifest.kernelRelease} (${backendInfo.accelerator}, ${scenario.kaslr ? 'KASLR on' : 'nokaslr'}, workload ${scenario.workload.name}${guestRam === 'anonymous-mergeable' ? ', anonymous mergeable RAM' : ''})`,
+              );
+              const guests = await backend.provision(image, guestCount, {
+                memoryMiB,
+                kaslr: scenario.kaslr,
+                workload: scenario.workload,
+                guestRam,
+                ...(scenario.cpuModels ? { cpuModels: scenario.cpuModels } : {}),
+              });
+              say(
+                `${setLabel} booted in ${(Math.max(...guests.map((g) => g.bootMs)) / 1000).toFixed(1)} s; scoring ${strategies.map((s) => s.label).join(', ')} every ${scenario.tickS} s for ${scenario.durationS} s`,
+              );
+              const start = { memoryMiB, repetition, guests, backend: backendInfo };
+              const observers = writers.flatMap((writer) => writer.repetition?.(start) ?? []);
+              const metrics = await runRepetition({
+                scenario: setScenario,
+                backend,
+                guests,
+                image,
+                kernel,
+                hasher,
+                memoryMiB,
+                repetition,
+                stopRequested,
+                emit: (sample) => {
+                  for (const writer of writers) writer.sample?.(sample);
+                },
+                say: (line) => say(`${setLabel} ${line}`),
+                note: (text) => notes.add(text),
+                warn: (text) => warnings.push(text),
+                tickObserver: combinedObserver(observers),
+                ...(options.cowFaultCosts ? { cowFaultCosts: options.cowFaultCosts } : {}),
+                onLedger: (ledger) => {
+                  ledgerModes.add(ledger.mode);
+                  cowMethods.add(ledger.cowMethodDescription);
+                },
+              });
+              if (metrics) repetitions.push(...metrics);
+            } finally {
+              await backend.close();
+            }
           }
         }
       }
-    }
     await prepareEnd();
     finish(stopRequested() ? 'interrupted' : 'completed');
   } catch (error) {

@@ -3,6 +3,7 @@ import { slowdownRows } from './slowdown.ts';
 import type { RepetitionMetrics } from '../results/summary.ts';
 
 const rep = (strategy: string, repetition: number, ops: number | undefined, memoryMiB = 256): RepetitionMetrics => ({
+  guests: 3,
   memoryMiB,
   repetition,
   strategy,

@@ -7,7 +7,7 @@ import type { RepetitionMetrics } from '../results/summary.ts';
 const scenario = { name: 'sweep' };
 
 function rep(memoryMiB: number, strategy: string, repetition: number, values: RepetitionMetrics['values']): RepetitionMetrics {
-  return { memoryMiB, strategy, repetition, values };
+  return { guests: 3, memoryMiB, strategy, repetition, values };
 }
 
 describe('summary rows', () => {

@@ -1,4 +1,4 @@
-/** summary.csv: per scenario × memory size × strategy × metric, mean / sd / 95% CI over repetitions. */
+/** summary.csv: per scenario × guest count × memory size × strategy × metric, mean / sd / 95% CI over repetitions. */
 import type { Scenario } from '../scenario/scenario.ts';
 import { METRICS, type MetricName } from '../results/metrics.ts';
 import type { DeclaredValue, RepetitionMetrics, SummaryRow } from '../results/summary.ts';
@@ -23,26 +23,27 @@ export class NonFiniteMetricError extends XmeError {
 }
 
 /**
- * One row per memory size × strategy × metric (in the order first seen; METRICS in their order, then the
+ * One row per guest count × memory size × strategy × metric (in the order first seen; METRICS in their order, then the
  * declared figures in the order first seen) over the repetitions that measured it: a metric left undefined
  * in a repetition is absent from its n. A NaN or ±Infinity throws NonFiniteMetricError rather than being dropped.
  */
 export function summaryRows(scenario: Pick<Scenario, 'name'>, repetitions: readonly RepetitionMetrics[]): SummaryRow[] {
   const rows: SummaryRow[] = [];
-  const keys = [...new Set(repetitions.map((r) => `${r.memoryMiB}\u0000${r.strategy}`))];
+  const keys = [...new Set(repetitions.map((r) => `${r.guests}\u0000${r.memoryMiB}\u0000${r.strategy}`))];
   for (const key of keys) {
-    const [memory, strategy] = key.split('\u0000') as [string, string];
-    const group = repetitions.filter((r) => r.memoryMiB === Number(memory) && r.strategy === strategy);
+    const [guests, memory, strategy] = key.split('\u0000') as [string, string, string];
+    const group = repetitions.filter((r) => r.guests === Number(guests) && r.memoryMiB === Number(memory) && r.strategy === strategy);
     const row = (metric: string, measured: { repetition: RepetitionMetrics; value: number }[], unit: string, method: string) => {
       const bad = measured.find((m) => !Number.isFinite(m.value));
       if (bad) throw new NonFiniteMetricError(metric, strategy, bad.repetition.memoryMiB, bad.repetition.repetition, bad.value);
       const stats = summarize(
         measured.map((m) => m.value),
-        `metric '${metric}' (${strategy}, ${memory} MiB)`,
+        `metric '${metric}' (${strategy}, ${guests} guests × ${memory} MiB)`,
       );
       if (!stats) return;
       rows.push({
         scenario: scenario.name,
+        guests: Number(guests),
         memory_mib: Number(memory),
         strategy,
         metric,

@@ -67,7 +67,7 @@ async function run(
     strategies: options.strategies ?? STRATEGIES,
   });
   const backend = new FakeBackend({ memoryPages: PAGES, boot, workload, ...options.fake });
-  const guests = await backend.provision(fakeImage(), scenario.guests, { memoryMiB: 64, kaslr: false, workload: scenario.workload });
+  const guests = await backend.provision(fakeImage(), scenario.guests[0]!, { memoryMiB: 64, kaslr: false, workload: scenario.workload });
   const result: Run = { samples: [], metrics: undefined, guests, notes: [], warnings: [], pausedWhileScored: true };
   result.metrics = await runRepetition({
     scenario,

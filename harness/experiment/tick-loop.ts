@@ -273,7 +273,14 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       ...(track.cpuMethod ? { cpuMethod: track.cpuMethod } : {}),
     }),
   );
-  return repetitionMetrics(records, { memoryMiB: input.memoryMiB, repetition: input.repetition, totalPages, spanS: lastTickS, opsPerSecond });
+  return repetitionMetrics(records, {
+    guests: input.guests.length,
+    memoryMiB: input.memoryMiB,
+    repetition: input.repetition,
+    totalPages,
+    spanS: lastTickS,
+    opsPerSecond,
+  });
 }
 
 /** What strategies see at one tick; residency is always taken (undefined per guest where unknown). */
@@ -355,6 +362,7 @@ async function scoreTick(
     );
   }
   const origin: SampleOrigin = {
+    guests: input.guests.length,
     memoryMiB: input.memoryMiB,
     repetition: input.repetition,
     tick,

@@ -1,8 +1,10 @@
 /** overhead.csv: the guests' workload slowdown under each strategy against the scenario's baseline (experiment/slowdown.ts computes it). */
-import { headerNumber, requiredNumber, requiredText, type RowOf } from './csv.ts';
+import { headerNumber, numberColumn, requiredNumber, requiredText, type RowOf } from './csv.ts';
 
 export const SLOWDOWN_SCHEMA = {
   scenario: requiredText,
+  /** Guests per set (absent in files written before the column existed). */
+  guests: numberColumn,
   memory_mib: requiredNumber,
   strategy: requiredText,
   baseline: requiredText,

@@ -52,8 +52,8 @@ const ending: RunEnd = {
   sharingModes: ['accounted'],
   cowMethods: ['content-reread: each tick …'],
   repetitions: [
-    { memoryMiB: 64, repetition: 1, strategy: 'content', values: {} },
-    { memoryMiB: 64, repetition: 1, strategy: 'semantic', values: {} },
+    { guests: 2, memoryMiB: 64, repetition: 1, strategy: 'content', values: {} },
+    { guests: 2, memoryMiB: 64, repetition: 1, strategy: 'semantic', values: {} },
   ],
   summary: [],
   overhead: undefined,

@@ -11,6 +11,8 @@ export const SAMPLE_SCHEMA = {
   run_id: textColumn,
   scenario: textColumn,
   repetition: requiredNumber,
+  /** Guests scored together (absent in files written before the column existed). */
+  guests: numberColumn,
   memory_mib: requiredNumber,
   tick: requiredNumber,
   t_s: requiredNumber,
@@ -77,6 +79,7 @@ export function sampleRow(run: { runId: string; scenario: { name: string } }, sa
     run_id: run.runId,
     scenario: run.scenario.name,
     repetition: sample.repetition,
+    guests: sample.guests,
     memory_mib: sample.memoryMiB,
     tick: sample.tick,
     t_s: sample.tS,

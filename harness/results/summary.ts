@@ -5,11 +5,13 @@
 import { XmeError } from '../util/errors.ts';
 import type { MetricName } from './metrics.ts';
 import type { MetricDefinition } from '../sharing/types.ts';
-import { headerNumber, readCsv, requiredNumber, requiredText, textColumn, type RowOf } from './csv.ts';
+import { headerNumber, numberColumn, readCsv, requiredNumber, requiredText, textColumn, type RowOf } from './csv.ts';
 import { RESULTS_HINT } from './samples.ts';
 
 /** What one repetition of one strategy measured: the input of summary.csv, overhead.csv and a suite's merge. */
 export interface RepetitionMetrics {
+  /** Guests scored together (a scenario may sweep the count). */
+  guests: number;
   memoryMiB: number;
   repetition: number;
   strategy: string;
@@ -30,6 +32,8 @@ export interface DeclaredValue extends MetricDefinition {
 
 export const SUMMARY_SCHEMA = {
   scenario: requiredText,
+  /** Guests scored together (absent in files written before the column existed). */
+  guests: numberColumn,
   memory_mib: requiredNumber,
   strategy: requiredText,
   /** One of METRICS, or a figure a strategy or ledger declared. */

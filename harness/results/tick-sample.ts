@@ -7,6 +7,8 @@ import type { Ledger } from '../sharing/ledger.ts';
 
 /** Where and when a sample was taken, and how the strategy's ledger measured. */
 export interface SampleOrigin {
+  /** Guests scored together (a scenario may sweep the count). */
+  guests: number;
   memoryMiB: number;
   repetition: number;
   /** 0 for the first scoring of a repetition. */

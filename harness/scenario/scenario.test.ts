@@ -161,7 +161,7 @@ describe('scenario validation', () => {
     const scenario = parseScenario(valid);
     expect(withOverrides(scenario, { kaslr: true }).kaslr).toBe(true);
     expect(withOverrides(scenario, { durationS: 4 })).toMatchObject({ durationS: 4, tickS: 4 });
-    expect(() => withOverrides(scenario, { guests: 0 })).toThrow(/field 'guests'/);
+    expect(() => withOverrides(scenario, { guests: [0] })).toThrow(/field 'guests\[0\]'/);
     expect(withOverrides(scenario, {})).toBe(scenario);
   });
 
@@ -175,7 +175,7 @@ describe('scenario validation', () => {
     });
     expect(withOverrides(labelled, { kaslr: true }).strategies).toEqual(labelled.strategies);
     const shipped = loadScenario('thesis-kernel-code');
-    expect(withOverrides(shipped, { guests: 2 }).strategies).toEqual(shipped.strategies);
+    expect(withOverrides(shipped, { guests: [2] }).strategies).toEqual(shipped.strategies);
 
     const scenario = parseScenario(valid);
     expect(withOverrides(scenario, { strategies: ['content'] }).strategies).toEqual([{ name: 'content', label: 'content', options: {} }]);

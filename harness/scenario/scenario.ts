@@ -32,7 +32,8 @@ export interface Scenario {
   backend: BackendName;
   description: string;
   image: string;
-  guests: number;
+  /** Guests booted together; several counts make a sweep (scale), each count booted and scored in turn. */
+  guests: number[];
   /** One run per size: several sizes make a sweep (scan-overhead). */
   memoryMiB: number[];
   kaslr: boolean;
@@ -58,6 +59,9 @@ export interface Scenario {
   /** QEMU CPU model per guest (guest i: cpuModels[i % length]); default the accelerator's model for all. */
   cpuModels?: string[];
 }
+
+/** Guests in one run: 64 × 256 MiB booted and were scored on a 2-core, 24 GiB host (docs/architecture.md, "Scale"). */
+export const MAX_GUESTS = 64;
 
 export const scenariosDir = path.join(projectRoot, 'scenarios');
 
@@ -133,6 +137,11 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
   const imageNames = [...Object.keys(recipes), ...Object.keys(systemRecipes)];
   if (typeof image !== 'string' || !(Object.hasOwn(recipes, image) || isSystemImage(image))) v.fail('image', `must be one of ${imageNames.join(', ')}`);
   const systemImage = isSystemImage(image as string);
+
+  const counts = Array.isArray(raw.guests) ? raw.guests : [raw.guests];
+  if (counts.length === 0) v.fail('guests', 'must not be an empty list');
+  const guests = counts.map((n, i) => v.integer(n, Array.isArray(raw.guests) ? `guests[${i}]` : 'guests', 1, MAX_GUESTS));
+  if (new Set(guests).size !== guests.length) v.fail('guests', 'names a count twice');
 
   const memories = Array.isArray(raw.memoryMiB) ? raw.memoryMiB : [raw.memoryMiB ?? 256];
   if (memories.length === 0) v.fail('memoryMiB', 'must not be an empty list');
@@ -246,7 +255,7 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     backend: backend as BackendName,
     description: typeof raw.description === 'string' ? raw.description : '',
     image: image as string,
-    guests: v.integer(raw.guests, 'guests', 1, 64),
+    guests,
     memoryMiB,
     kaslr: v.boolean(raw.kaslr, 'kaslr', false),
     workload: { name: workloadName, params },
@@ -295,7 +304,7 @@ export interface ScenarioOverrides {
   repetitions?: number;
   durationS?: number;
   tickS?: number;
-  guests?: number;
+  guests?: number[];
   memoryMiB?: number[];
   systemMap?: string;
 }

@@ -65,7 +65,7 @@ function xme(args: string[]) {
 
 describe('ksm-peer on real guests', () => {
   it('KSM merges for real beside the accounted strategies, and the host settings come back', async () => {
-    const scenario = withOverrides(loadScenario('ksm-peer'), { guests: 2, durationS: 30, tickS: 10 });
+    const scenario = withOverrides(loadScenario('ksm-peer'), { guests: [2], durationS: 30, tickS: 10 });
     const outcome = await runWithOutputs({ scenario, resultsRoot });
     expect(outcome.status).toBe('completed');
     expect(knobs()).toEqual(before);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { XmeError, errorMessage } from '../util/errors.ts';
 import { projectRoot } from '../util/paths.ts';
 import { BACKENDS, type BackendName } from '../backends/registry.ts';
+import { MAX_GUESTS } from '../scenario/scenario.ts';
 
 /** What an entry (or the quick block) may change in its scenario: the same overrides as `xme run`. */
 export interface EntryOverrides {
@@ -15,7 +16,7 @@ export interface EntryOverrides {
   repetitions?: number;
   kaslr?: boolean;
   backend?: BackendName;
-  guests?: number;
+  guests?: number[];
   durationS?: number;
   tickS?: number;
 }
@@ -90,7 +91,12 @@ function validator(suiteName: string) {
         fail(`${prefix}backend`, `must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(raw.backend)}`);
       out.backend = raw.backend as BackendName;
     }
-    if (raw.guests !== undefined) out.guests = integer(raw.guests, `${prefix}guests`, 1, 64);
+    if (raw.guests !== undefined) {
+      // A list is a sweep inside each cell (one run boots each count in turn), not a cell per count.
+      const list = Array.isArray(raw.guests) ? raw.guests : [raw.guests];
+      if (list.length === 0) fail(`${prefix}guests`, 'must not be an empty list');
+      out.guests = list.map((n, i) => integer(n, Array.isArray(raw.guests) ? `${prefix}guests[${i}]` : `${prefix}guests`, 1, MAX_GUESTS));
+    }
     if (raw.durationS !== undefined) out.durationS = positive(raw.durationS, `${prefix}durationS`, 24 * 3600);
     if (raw.tickS !== undefined) out.tickS = positive(raw.tickS, `${prefix}tickS`, 24 * 3600);
     return out;

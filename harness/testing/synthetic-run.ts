@@ -68,7 +68,7 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
     scenario: {
       ...recorded.scenario,
       name: spec.scenario ?? 'synthetic',
-      guests,
+      guests: [guests],
       memoryMiB: memories,
       kaslr: spec.kaslr ?? false,
       workload: { name: (spec.workload ?? 'memchurn') as RunHeader['scenario']['workload']['name'], params: {} },
@@ -89,6 +89,7 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
         strategies.forEach((strategy, s) => {
           const shared = (isSemantic(strategy) ? 1000 : 20_000) * (1 + s) + tick * 10 + repetition;
           const origin = {
+            guests,
             memoryMiB,
             repetition,
             tick,
@@ -170,7 +171,7 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
           values.kernel_code_shareability_pct = spec.kaslr ? 28.6 + repetition / 10 : 100;
           if (strategy.includes('rodata')) values.kernel_rodata_shareability_pct = spec.kaslr ? 20 + repetition / 10 : 99.7;
         }
-        metrics.push({ memoryMiB, repetition, strategy, values });
+        metrics.push({ guests, memoryMiB, repetition, strategy, values });
       });
     }
   }

@@ -31,7 +31,7 @@ export function registerRunCommand(cli: Argv): Argv {
         .option('repetitions', { alias: 'r', type: 'number', describe: 'override the number of repetitions' })
         .option('duration', { type: 'number', describe: 'override the duration of each repetition, seconds' })
         .option('tick', { type: 'number', describe: 'override the scoring interval, seconds' })
-        .option('guests', { type: 'number', describe: 'override the number of guests' })
+        .option('guests', { type: 'number', array: true, describe: 'override the number of guests (several values: a sweep, e.g. --guests 2 8 32)' })
         .option('memory', { type: 'number', array: true, describe: 'override guest RAM in MiB (several values: a sweep)' })
         .option('system-map', { type: 'string', describe: 'use this System.map instead of the image’s (a wrong one must be refused)' })
         .option('accel', {

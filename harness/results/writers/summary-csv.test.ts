@@ -16,6 +16,7 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const repetitions: RepetitionMetrics[] = [1, 2].map((repetition) => ({
+  guests: 2,
   memoryMiB: 64,
   repetition,
   strategy: 'content',
@@ -52,9 +53,9 @@ describe('summary.csv writer', () => {
     expect(written(summaryRows({ name: 'golden' }, repetitions))).toBe(
       [
         SUMMARY_COLUMNS.join(','),
-        'golden,64,content,shared_pages,pages,2,29.5,0.707107,23.1469,35.8531,"at the last tick: guest pages in shared state (mapped to a shared frame, not written since; a lone survivor of a written pair included, as Xen counts shr_pages)"',
-        'golden,64,content,cow_faults,faults,2,1,0,1,1,content-reread (test)',
-        'golden,64,content,distinct_hashes,hashes,2,12,0,12,12,distinct page hashes; value at the last tick',
+        'golden,2,64,content,shared_pages,pages,2,29.5,0.707107,23.1469,35.8531,"at the last tick: guest pages in shared state (mapped to a shared frame, not written since; a lone survivor of a written pair included, as Xen counts shr_pages)"',
+        'golden,2,64,content,cow_faults,faults,2,1,0,1,1,content-reread (test)',
+        'golden,2,64,content,distinct_hashes,hashes,2,12,0,12,12,distinct page hashes; value at the last tick',
         '',
       ].join('\n'),
     );
