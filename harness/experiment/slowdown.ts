@@ -21,9 +21,7 @@ export function slowdownRows(scenario: string, baseline: string, repetitions: re
   const strategies = [...new Set(repetitions.map((r) => r.strategy))].filter((s) => s !== baseline);
   for (const { guests, memoryMiB } of sizes) {
     const same = (r: RepetitionMetrics) => r.guests === guests && r.memoryMiB === memoryMiB;
-    const base = new Map(
-      repetitions.filter((r) => same(r) && r.strategy === baseline && (throughput(r) ?? 0) > 0).map((r) => [r.repetition, throughput(r)!]),
-    );
+    const base = new Map(repetitions.filter((r) => same(r) && r.strategy === baseline && (throughput(r) ?? 0) > 0).map((r) => [r.repetition, throughput(r)!]));
     for (const strategy of strategies) {
       const pairs = repetitions
         .filter((r) => same(r) && r.strategy === strategy && throughput(r) !== undefined && base.has(r.repetition))
