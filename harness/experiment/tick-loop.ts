@@ -17,6 +17,7 @@ import { measureThreadCpu, THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import { createStrategy } from '../../strategies/registry.ts';
 import type { ScanResult, Strategy, StrategyContext, TickPageClasses } from '../../strategies/types.ts';
 import { TickPageClassifier, type PageClassSource } from './tick-page-classes.ts';
+import { TickAttributor, type ScoredTrack } from './tick-attribution.ts';
 import type { Scenario } from '../scenario/scenario.ts';
 import type { RepetitionMetrics } from '../results/summary.ts';
 import type { SampleOrigin, StrategySample, TickSample } from '../results/tick-sample.ts';
@@ -50,6 +51,11 @@ export interface RepetitionInput {
   cowFaultCosts?: CowFaultCosts;
   /** Where page classes come from for strategies that read them (default: each guest's kernel, tick-page-classes.ts). */
   pageClassSource?: PageClassSource;
+  /**
+   * Classify every tick even when no strategy reads page classes, for attribution only (where sharing comes
+   * from, experiment/tick-attribution.ts): that classification is then billed to the instrument, not to any strategy.
+   */
+  classifyForAttribution?: boolean;
 }
 
 interface StrategyTrack {
@@ -168,7 +174,9 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
   const baseContext = { guests, image: input.image, kernel: input.kernel, hasher: input.hasher };
   const meter = new ThroughputMeter();
   // Page classes, taken once per tick for the strategies that read them (tick-page-classes.ts).
-  const classSource = tracks.some((t) => t.strategy.readsPageClasses) ? (input.pageClassSource ?? new TickPageClassifier(input.kernel)) : undefined;
+  const classesRead = tracks.some((t) => t.strategy.readsPageClasses);
+  const classSource = classesRead || input.classifyForAttribution ? (input.pageClassSource ?? new TickPageClassifier(input.kernel)) : undefined;
+  const attributor = new TickAttributor(input.warn);
   // A replayed recording dictates its ticks and their times: no warm-up, no clock (harness/recording/).
   const replay = input.backend.replayTicks?.(guests);
   if (scenario.warmupS > 0 && !replay) {
@@ -230,12 +238,19 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
         memoryCopyCpuMs: guests.some((g) => g.tickCopy) ? copy?.cpuMs : undefined,
         residencyCpuMs: guests.some((g) => g.hostResidency) ? snapshot.cpuMs : undefined,
       };
+      const scored: (ScoredTrack & { track: StrategyTrack })[] = [];
       for (const track of strategyOrder(tracks, tick)) {
         const samples = await scoreTick(track, tick, tS, context, throughput, input);
         totals.set(track, samples[0]);
-        for (const sample of samples) input.emit(sample);
+        scored.push({ track, label: track.label, name: track.name, ledger: track.ledger, samples });
         if (track.lastScan?.refused && tick === 0) input.say(`${track.label} refused: ${track.lastScan.refused}`);
       }
+      // Where sharing comes from, once every strategy has scored: the instrument's (tick-attribution.ts).
+      if (pageClasses && pageClasses.refused === undefined) {
+        const cpuMs = attributor.apply(tick, scored, guests, pageClasses.guests, classesRead ? 0 : pageClasses.cpuMs);
+        for (const { track } of scored) track.instrumentCpu[track.instrumentCpu.length - 1]! += cpuMs;
+      }
+      for (const { samples } of scored) for (const sample of samples) input.emit(sample);
       // After every strategy, so that recording costs none of them CPU or cache; the guests are still paused.
       await input.tickObserver?.afterTick(tick, tS, guests, residency);
     } finally {

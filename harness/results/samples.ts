@@ -5,7 +5,9 @@
  */
 import { THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import { numberColumn, readCsv, requiredNumber, requiredText, textColumn, type CsvValue, type RowOf } from './csv.ts';
-import type { TickSample } from './tick-sample.ts';
+import type { StrategySample, TickSample } from './tick-sample.ts';
+import { COUNTER_CHECKS, type CounterCheck } from '../introspection/counter-check.ts';
+import { SAVED_CLASSES } from '../introspection/saved-by-class.ts';
 
 export const SAMPLE_SCHEMA = {
   run_id: textColumn,
@@ -35,6 +37,20 @@ export const SAMPLE_SCHEMA = {
   host_reclaimed_free_pages: numberColumn,
   reclaim_faults_tick: numberColumn,
   reclaim_faults_total: numberColumn,
+  // Where sharing comes from (scenarios/README.md, "Where sharing comes from"): frames_saved by page class.
+  saved_free_frames: numberColumn,
+  saved_pagecache_frames: numberColumn,
+  saved_shmem_frames: numberColumn,
+  saved_anon_frames: numberColumn,
+  saved_slab_frames: numberColumn,
+  saved_pagetable_frames: numberColumn,
+  saved_kernel_text_frames: numberColumn,
+  saved_kernel_rodata_frames: numberColumn,
+  saved_kernel_data_frames: numberColumn,
+  saved_module_text_frames: numberColumn,
+  saved_other_frames: numberColumn,
+  saved_unlocated_frames: numberColumn,
+  content_saved_found_frames: numberColumn,
   cow_method: textColumn,
   cow_count: textColumn,
   scan_cpu_ms: numberColumn,
@@ -50,6 +66,7 @@ export const SAMPLE_SCHEMA = {
   cow_model_cpu_ms: numberColumn,
   instrument_cpu_ms: numberColumn,
   classify_cpu_ms: numberColumn,
+  attribution_cpu_ms: numberColumn,
   pages_read: numberColumn,
   bytes_hashed: numberColumn,
   bytes_compared: numberColumn,
@@ -60,6 +77,18 @@ export const SAMPLE_SCHEMA = {
   kernel_rodata_identical_pages: numberColumn,
   strategy_metrics: textColumn,
   workload_ops_per_s: numberColumn,
+  // Guest rows: the tick's page classes beside the kernel's own counters (introspection/counter-check.ts).
+  classes_free_pages: numberColumn,
+  kernel_free_pages: numberColumn,
+  classes_file_pages: numberColumn,
+  kernel_file_pages: numberColumn,
+  classes_anon_pages: numberColumn,
+  kernel_anon_pages: numberColumn,
+  classes_slab_pages: numberColumn,
+  kernel_slab_pages: numberColumn,
+  classes_pagetable_pages: numberColumn,
+  kernel_pagetable_pages: numberColumn,
+  classes_counters_agree: numberColumn,
   status: requiredText,
 } as const;
 
@@ -99,6 +128,7 @@ export function sampleRow(run: { runId: string; scenario: { name: string } }, sa
       cow_faults_tick: sample.cowFaultsTick,
       cow_faults_total: sample.cowFaultsTotal,
       workload_ops_per_s: sample.workloadOpsPerS,
+      ...counterCells(sample.counters),
       status: sample.status,
     };
   }
@@ -123,6 +153,7 @@ export function sampleRow(run: { runId: string; scenario: { name: string } }, sa
     host_reclaimed_free_pages: sample.hostReclaimedFreePages,
     reclaim_faults_tick: sample.reclaimFaultsTick,
     reclaim_faults_total: sample.reclaimFaultsTotal,
+    ...savedCells(sample),
     scan_cpu_ms: cost.scanCpuMs,
     scan_wall_ms: cost.scanWallMs,
     verify_cpu_ms: cost.verifyCpuMs,
@@ -138,6 +169,7 @@ export function sampleRow(run: { runId: string; scenario: { name: string } }, sa
     cow_model_cpu_ms: cost.cowModelCpuMs,
     instrument_cpu_ms: cost.instrumentCpuMs,
     classify_cpu_ms: cost.classifyCpuMs,
+    attribution_cpu_ms: cost.attributionCpuMs,
     pages_read: cost.pagesRead,
     bytes_hashed: cost.bytesHashed,
     bytes_compared: cost.bytesCompared,
@@ -151,6 +183,26 @@ export function sampleRow(run: { runId: string; scenario: { name: string } }, sa
     strategy_metrics: metricsCell(metrics),
     status: sample.status,
   };
+}
+
+/** frames_saved by page class (introspection/saved-by-class.ts) and the part of content's savings found. */
+function savedCells(sample: StrategySample): SampleCells {
+  const byClass = sample.savedByClass;
+  const cells: SampleCells = { content_saved_found_frames: sample.contentSavedFound };
+  if (!byClass) return cells;
+  for (const name of SAVED_CLASSES) cells[`saved_${name}_frames` as SampleColumn] = byClass[name];
+  return { ...cells, saved_unlocated_frames: sample.savedUnlocated };
+}
+
+/** A guest row's classes beside its kernel's counters; classes_counters_agree 1 when every pair is within tolerance. */
+function counterCells(check: CounterCheck | undefined): SampleCells {
+  if (!check) return {};
+  const cells: SampleCells = { classes_counters_agree: COUNTER_CHECKS.every((name) => check[name].agrees) ? 1 : 0 };
+  for (const name of COUNTER_CHECKS) {
+    cells[`classes_${name}_pages` as SampleColumn] = check[name].classified;
+    cells[`kernel_${name}_pages` as SampleColumn] = check[name].kernel;
+  }
+  return cells;
 }
 
 /** Strategy- and ledger-specific figures (names carry their unit) as one `name=value;…` cell. */

@@ -3,6 +3,8 @@
  * totals over all guests, its costs) and one GuestSample per guest. Writers (writers/) turn them into files;
  * nothing here knows about CSV. Run-wide facts (run id, scenario) are in the RunHeader (writers/result-writer.ts).
  */
+import type { CounterCheck } from '../introspection/counter-check.ts';
+import type { SavedByClass } from '../introspection/saved-by-class.ts';
 import type { Ledger } from '../sharing/ledger.ts';
 
 /** Where and when a sample was taken, and how the strategy's ledger measured. */
@@ -53,7 +55,8 @@ export interface TickCost {
    * What xme pays to watch the mechanism this tick: the strategy's own observation (CoW detection by re-read or
    * counter reads, the enforced ledger's re-read, KSM's observation) plus the tick's residency snapshot and RAM
    * copy (taken once per tick for every strategy, each strategy's row shows them). For a strategy scored on the
-   * harness thread: mechanismCpuMs + instrumentCpuMs = tickCpuMs + cowModelCpuMs + residencyCpuMs + memoryCopyCpuMs.
+   * harness thread: mechanismCpuMs + instrumentCpuMs = tickCpuMs + cowModelCpuMs + residencyCpuMs + memoryCopyCpuMs
+   * + attributionCpuMs.
    */
   instrumentCpuMs: number;
   /** The tick's residency snapshot (which pages the host backs), once per tick for every strategy; undefined where no guest reports it. */
@@ -63,6 +66,12 @@ export interface TickCost {
    * done once per tick, billed whole to each such strategy (it is in its scanCpuMs, tickCpuMs and mechanismCpuMs).
    */
   classifyCpuMs?: number;
+  /**
+   * Where sharing comes from (experiment/tick-attribution.ts): attributing every strategy's frames saved to page
+   * classes and checking the classes against the kernel's counters, plus the classification itself when it was
+   * made for attribution only; once per tick, the instrument's (in instrumentCpuMs of every strategy's row).
+   */
+  attributionCpuMs?: number;
   pagesRead: number;
   bytesHashed: number;
   /** By the strategy and by the ledger's verification. */
@@ -99,6 +108,12 @@ export interface StrategySample extends SampleOrigin {
   /** Reclaimed frames the classes of this tick no longer found free (each left reclaimed state), and since the start. */
   reclaimFaultsTick?: number;
   reclaimFaultsTotal?: number;
+  /** framesSaved by the page class of each saved page at this tick (introspection/saved-by-class.ts); absent without classes. */
+  savedByClass?: SavedByClass;
+  /** framesSaved the classes cannot place (KSM's zero pages: no guest frame backs them). */
+  savedUnlocated?: number | undefined;
+  /** Of the content strategy's saved pages at this tick, those this strategy's ledger also saves or reclaims. */
+  contentSavedFound?: number;
   cost: TickCost;
   /** Pages the ledger refused this tick (bytes differ, malformed groups). */
   refusedPages: number;
@@ -118,6 +133,8 @@ export interface GuestSample extends SampleOrigin {
   cowFaultsTotal: number;
   /** Workload ops/s since the previous tick, from the guest's progress lines; undefined when unknown. */
   workloadOpsPerS: number | undefined;
+  /** The tick's page classes of this guest beside its kernel's own counters (introspection/counter-check.ts); absent without classes. */
+  counters?: CounterCheck;
 }
 
 export type TickSample = StrategySample | GuestSample;

@@ -19,7 +19,16 @@ import { fakeImage, fakeKernel } from './fake-backend.ts';
 
 export const RECORDED_RUN = { runId: '20261127-134455-golden', scenario: { name: 'golden' } };
 
-const origin = { guests: 2, memoryMiB: 64, repetition: 1, tick: 1, tS: 0.021, sharingMode: 'accounted', cowMethod: 'content-reread', cowCount: 'lower bound' } as const;
+const origin = {
+  guests: 2,
+  memoryMiB: 64,
+  repetition: 1,
+  tick: 1,
+  tS: 0.021,
+  sharingMode: 'accounted',
+  cowMethod: 'content-reread',
+  cowCount: 'lower bound',
+} as const;
 const REFUSED =
   'refused: System.map does not match the kernel running in guest g0: no 2 MiB-aligned placement has "Linux version 6.1.0-0-fake-amd64" at linux_banner\'s offset from _text';
 
@@ -127,11 +136,11 @@ export const RECORDED_SAMPLES: TickSample[] = [
 
 /** samples.csv as written for RECORDED_SAMPLES (header, then one line per sample). */
 export const RECORDED_SAMPLES_CSV = `${[
-  'run_id,scenario,repetition,guests,memory_mib,tick,t_s,strategy,guest,sharing_mode,guest_pages,shared_pages,frames_saved,host_frames_saved,frames_saved_zero,frames_saved_within_guest,frames_saved_across_guests,host_resident_pages,zero_pages_shared,cow_faults_tick,cow_faults_total,cow_copies_total,reclaimed_free_pages,host_reclaimed_free_pages,reclaim_faults_tick,reclaim_faults_total,cow_method,cow_count,scan_cpu_ms,scan_wall_ms,verify_cpu_ms,cow_cpu_ms,tick_cpu_ms,cpu_method,observer_cpu_ms,memory_copy_cpu_ms,residency_cpu_ms,mechanism_cpu_ms,cow_model_cpu_ms,instrument_cpu_ms,classify_cpu_ms,pages_read,bytes_hashed,bytes_compared,refused_pages,kernel_code_pages,kernel_code_identical_pages,kernel_rodata_pages,kernel_rodata_identical_pages,strategy_metrics,workload_ops_per_s,status',
-  '20261127-134455-golden,golden,1,2,64,1,0.021,content,all,accounted,32,29,20,,,,,,14,1,1,1,,,,,content-reread,lower bound,0.578099,0.589681,0.554984,0.114688,1.24777,clock_gettime(CLOCK_THREAD_CPUTIME_ID) of the thread that ran the work (user+sys; other threads of the harness not counted); strategy order rotated every tick,,,,1.13695,0.00386753,0.114688,,28,114688,81920,0,,,,,zero_pages=14;distinct_hashes=12,,ok',
-  '20261127-134455-golden,golden,1,2,64,1,0.021,content,g0,accounted,16,15,,,,,,12,,0,0,,,,,,content-reread,lower bound,,,,,,,,,,,,,,,,,,,,,,,,ok',
-  '20261127-134455-golden,golden,1,2,64,1,0.021,content,g1,accounted,16,14,,,,,,,,1,1,,,,,,content-reread,lower bound,,,,,,,,,,,,,,,,,,,,,,,,ok',
-  '20261127-134455-golden,golden,1,2,64,1,0.021,semantic,all,accounted,32,0,0,,,,,,0,0,0,0,,,,,content-reread,lower bound,0.129115,0.137422,0.006372,0.069964,0.205451,clock_gettime(CLOCK_THREAD_CPUTIME_ID) of the thread that ran the work (user+sys; other threads of the harness not counted); strategy order rotated every tick,,,,0.135487,0,0.069964,,0,0,0,0,,,,,,,"refused: System.map does not match the kernel running in guest g0: no 2 MiB-aligned placement has ""Linux version 6.1.0-0-fake-amd64"" at linux_banner\'s offset from _text"',
+  'run_id,scenario,repetition,guests,memory_mib,tick,t_s,strategy,guest,sharing_mode,guest_pages,shared_pages,frames_saved,host_frames_saved,frames_saved_zero,frames_saved_within_guest,frames_saved_across_guests,host_resident_pages,zero_pages_shared,cow_faults_tick,cow_faults_total,cow_copies_total,reclaimed_free_pages,host_reclaimed_free_pages,reclaim_faults_tick,reclaim_faults_total,saved_free_frames,saved_pagecache_frames,saved_shmem_frames,saved_anon_frames,saved_slab_frames,saved_pagetable_frames,saved_kernel_text_frames,saved_kernel_rodata_frames,saved_kernel_data_frames,saved_module_text_frames,saved_other_frames,saved_unlocated_frames,content_saved_found_frames,cow_method,cow_count,scan_cpu_ms,scan_wall_ms,verify_cpu_ms,cow_cpu_ms,tick_cpu_ms,cpu_method,observer_cpu_ms,memory_copy_cpu_ms,residency_cpu_ms,mechanism_cpu_ms,cow_model_cpu_ms,instrument_cpu_ms,classify_cpu_ms,attribution_cpu_ms,pages_read,bytes_hashed,bytes_compared,refused_pages,kernel_code_pages,kernel_code_identical_pages,kernel_rodata_pages,kernel_rodata_identical_pages,strategy_metrics,workload_ops_per_s,classes_free_pages,kernel_free_pages,classes_file_pages,kernel_file_pages,classes_anon_pages,kernel_anon_pages,classes_slab_pages,kernel_slab_pages,classes_pagetable_pages,kernel_pagetable_pages,classes_counters_agree,status',
+  '20261127-134455-golden,golden,1,2,64,1,0.021,content,all,accounted,32,29,20,,,,,,14,1,1,1,,,,,,,,,,,,,,,,,,content-reread,lower bound,0.578099,0.589681,0.554984,0.114688,1.24777,clock_gettime(CLOCK_THREAD_CPUTIME_ID) of the thread that ran the work (user+sys; other threads of the harness not counted); strategy order rotated every tick,,,,1.13695,0.00386753,0.114688,,,28,114688,81920,0,,,,,zero_pages=14;distinct_hashes=12,,,,,,,,,,,,,ok',
+  '20261127-134455-golden,golden,1,2,64,1,0.021,content,g0,accounted,16,15,,,,,,12,,0,0,,,,,,,,,,,,,,,,,,,content-reread,lower bound,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,ok',
+  '20261127-134455-golden,golden,1,2,64,1,0.021,content,g1,accounted,16,14,,,,,,,,1,1,,,,,,,,,,,,,,,,,,,content-reread,lower bound,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,ok',
+  '20261127-134455-golden,golden,1,2,64,1,0.021,semantic,all,accounted,32,0,0,,,,,,0,0,0,0,,,,,,,,,,,,,,,,,,content-reread,lower bound,0.129115,0.137422,0.006372,0.069964,0.205451,clock_gettime(CLOCK_THREAD_CPUTIME_ID) of the thread that ran the work (user+sys; other threads of the harness not counted); strategy order rotated every tick,,,,0.135487,0,0.069964,,,0,0,0,0,,,,,,,,,,,,,,,,,,"refused: System.map does not match the kernel running in guest g0: no 2 MiB-aligned placement has ""Linux version 6.1.0-0-fake-amd64"" at linux_banner\'s offset from _text"',
 ].join('\n')}\n`;
 
 /** The header of the recorded run, with its folder moved to `dir` (fixed host and harness: no machine is asked). */
