@@ -1,4 +1,4 @@
-/** The tables printed at the end of a run: the key figures per memory size and strategy (means). */
+/** The tables printed at the end of a run: the key figures per guest count, memory size and strategy (means). */
 import type { SummaryRow } from '../results/summary.ts';
 import type { MetricName } from '../results/metrics.ts';
 import type { ResultWriter } from '../results/result-writer.ts';
@@ -32,6 +32,15 @@ const COST_COLUMNS: Column[] = [
   ['cpu_ms_per_s', 'CPU ms/s', (v) => v.toFixed(1)],
 ];
 
+/** With a sweep of the guest count: what the fleet's size costs (scale). */
+const SCALE_COLUMNS: Column[] = [
+  ['boot_s', 'boot s', (v) => v.toFixed(1)],
+  ['first_result_s', 'first result s', (v) => v.toFixed(1)],
+  ['first_scan_cpu_ms_per_guest', 'first scan ms/guest', (v) => v.toFixed(1)],
+  ['mechanism_cpu_ms_per_guest', 'mech ms/guest', (v) => v.toFixed(2)],
+  ['harness_memory_mib', 'harness MiB', (v) => v.toFixed(0)],
+];
+
 /** Under the cost table: what its words mean (summary.csv's method column says it in full). */
 export const COST_LEGEND = [
   'mech   the sharing mechanism as a real system pays it: scan + byte confirmation + share calls (ksm: ksmd’s CPU)',
@@ -40,25 +49,33 @@ export const COST_LEGEND = [
   'tick   as run here: CoW detection + scan + verification (ksm: ksmd); ×sem: ÷ semantic, same repetition; steady state',
 ];
 
+/** "3 × 256 MiB" (files written before the guests column: "256 MiB"). */
+const sizeOf = (row: SummaryRow) => `${row.guests !== undefined ? `${row.guests} × ` : ''}${row.memory_mib} MiB`;
+
 function table(rows: SummaryRow[], columns: Column[]): string {
-  const keys = [...new Set(rows.map((r) => `${r.memory_mib} MiB\u0000${r.strategy}`))];
-  const header = ['memory', 'strategy', ...columns.map(([, title]) => title)];
+  const keys = [...new Set(rows.map((r) => `${sizeOf(r)}\u0000${r.strategy}`))];
+  const header = [rows.some((r) => r.guests !== undefined) ? 'guests × memory' : 'memory', 'strategy', ...columns.map(([, title]) => title)];
   const body = keys.map((key) => {
-    const [memory, strategy] = key.split('\u0000') as [string, string];
+    const [size, strategy] = key.split('\u0000') as [string, string];
     const cells = columns.map(([metric, , format]) => {
-      const row = rows.find((r) => `${r.memory_mib} MiB` === memory && r.strategy === strategy && r.metric === metric);
+      const row = rows.find((r) => sizeOf(r) === size && r.strategy === strategy && r.metric === metric);
       return row && Number.isFinite(row.mean) ? format(row.mean) : '–';
     });
-    return [memory, strategy, ...cells];
+    return [size, strategy, ...cells];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const format = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [format(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(format)].join('\n');
 }
 
-/** Two tables of means per memory size and strategy: what was shared, then what it cost per tick (with its legend). */
+/**
+ * Tables of means per guest count, memory size and strategy: what was shared, then what it cost per tick (with
+ * its legend), and, when the run swept the guest count, what the fleet's size cost.
+ */
 export function consoleTable(rows: SummaryRow[]): string {
-  return [table(rows, SHARING_COLUMNS), '', 'CPU per tick: mechanism and instrument', table(rows, COST_COLUMNS), ...COST_LEGEND].join('\n');
+  const tables = [table(rows, SHARING_COLUMNS), '', 'CPU per tick: mechanism and instrument', table(rows, COST_COLUMNS), ...COST_LEGEND];
+  if (new Set(rows.map((r) => r.guests)).size > 1) tables.push('', 'Scale: what the number of guests costs', table(rows, SCALE_COLUMNS));
+  return tables.join('\n');
 }
 
 /** One line per strategy: the guests' slowdown against the baseline, with its 95% CI. */
@@ -67,7 +84,7 @@ export function slowdownLines(rows: readonly SlowdownRow[]): string {
   return rows
     .map(
       (row) =>
-        `${row.memory_mib} MiB  ${row.strategy}: guest workload ${row.slowdown_pct >= 0 ? 'slowdown' : 'speed-up'} ${Math.abs(row.slowdown_pct).toFixed(1)} %${ci(row)} vs ${row.baseline}, n=${row.n} (${row.ops_per_s.toFixed(0)} vs ${row.baseline_ops_per_s.toFixed(0)} ops/s)`,
+        `${row.guests !== undefined ? `${row.guests} × ` : ''}${row.memory_mib} MiB  ${row.strategy}: guest workload ${row.slowdown_pct >= 0 ? 'slowdown' : 'speed-up'} ${Math.abs(row.slowdown_pct).toFixed(1)} %${ci(row)} vs ${row.baseline}, n=${row.n} (${row.ops_per_s.toFixed(0)} vs ${row.baseline_ops_per_s.toFixed(0)} ops/s)`,
     )
     .join('\n');
 }

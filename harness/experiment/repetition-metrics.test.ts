@@ -45,11 +45,13 @@ describe('repetition metrics', () => {
       cow_faults_per_min: 3, // 6 faults in 2 minutes
       scan_cpu_ms: 3,
       first_scan_cpu_ms: 100,
+      first_scan_cpu_ms_per_guest: 50, // 2 guests
       scan_cpu_ms_per_gib: 3, // 262144 pages = 1 GiB
       cow_cpu_ms: 2,
       verify_cpu_ms: 1,
       tick_cpu_ms: 6,
       mechanism_cpu_ms: 4.5,
+      mechanism_cpu_ms_per_guest: 2.25,
       cow_model_cpu_ms: 0.5,
       instrument_cpu_ms: 2,
       cpu_ms_per_s: 0.1, // (4 + 8) ms over the 120 s between the first and the last tick
@@ -57,6 +59,8 @@ describe('repetition metrics', () => {
       workload_ops_per_s: 200,
     });
     expect(content!.methods!.cow_faults).toBe('content-reread: test');
+    const [scaled] = repetitionMetrics([record('content', 'content')], { ...facts, bootS: 12.5, firstResultS: 20, harnessMemoryMiB: 300 });
+    expect(scaled!.values).toMatchObject({ boot_s: 12.5, first_result_s: 20, harness_memory_mib: 300 });
     expect(content!.methods!.mechanism_cpu_ms).toBeUndefined(); // METRICS' own method: the CoW handling is in
   });
 

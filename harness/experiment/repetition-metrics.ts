@@ -51,6 +51,12 @@ export interface RepetitionFacts {
   spanS: number;
   /** Every guest's workload ops/s seen at any tick. */
   opsPerSecond: number[];
+  /** The slowest guest's boot to ready, s. */
+  bootS?: number;
+  /** From the start of provisioning to the end of the first scored tick, s (not for replays). */
+  firstResultS?: number;
+  /** The harness process's peak private memory over the ticks, MiB (util/process-memory.ts). */
+  harnessMemoryMiB?: number;
 }
 
 /** A mean, or undefined where nothing was measured (never NaN: summary.csv refuses non-finite values). */
@@ -95,16 +101,22 @@ export function repetitionMetrics(records: readonly StrategyRecord[], facts: Rep
       cow_faults_per_min: spanMin > 0 ? stats.cowFaults / spanMin : undefined,
       scan_cpu_ms: steadyScan(record),
       first_scan_cpu_ms: record.scanCpu[0],
+      first_scan_cpu_ms_per_guest: record.scanCpu[0] !== undefined ? record.scanCpu[0] / facts.guests : undefined,
       scan_cpu_ms_per_gib: ratio(steadyScan(record), guestGiB),
       cow_cpu_ms: meanOf(record.cowCpu),
       verify_cpu_ms: meanOf(steadyState(record.verifyCpu)),
       tick_cpu_ms: steadyTick(record),
       mechanism_cpu_ms: steadyMechanism(record),
+      mechanism_cpu_ms_per_guest: ratio(steadyMechanism(record), facts.guests),
       cow_model_cpu_ms: meanOf(steadyState(record.cowModelCpu)),
       instrument_cpu_ms: meanOf(steadyState(record.instrumentCpu)),
       cpu_ms_per_s: record.tickCpu.length > 1 && facts.spanS > 0 ? steadyState(record.tickCpu).reduce((a, b) => a + b, 0) / facts.spanS : undefined,
       refused_scans: record.refusedScans,
       workload_ops_per_s: meanOf(facts.opsPerSecond),
+      // Run-wide facts of the repetition, on every strategy's row (scale: cost against the guest count).
+      boot_s: facts.bootS,
+      first_result_s: facts.firstResultS,
+      harness_memory_mib: facts.harnessMemoryMiB,
     };
     if (metrics.kernel_code_pages) values.kernel_code_shareability_pct = ((metrics.kernel_code_identical_pages ?? 0) / metrics.kernel_code_pages) * 100;
     if (metrics.kernel_rodata_pages) values.kernel_rodata_shareability_pct = ((metrics.kernel_rodata_identical_pages ?? 0) / metrics.kernel_rodata_pages) * 100;

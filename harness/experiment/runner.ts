@@ -235,6 +235,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
               say(
                 `${setLabel} ${backend.replayTicks ? 'loading recorded' : 'booting'} ${guestCount} × ${image.manifest.kernelRelease} (${backendInfo.accelerator}, ${scenario.kaslr ? 'KASLR on' : 'nokaslr'}, workload ${scenario.workload.name}${guestRam === 'anonymous-mergeable' ? ', anonymous mergeable RAM' : ''})`,
               );
+              const provisionStartedAt = Date.now();
               const guests = await backend.provision(image, guestCount, {
                 memoryMiB,
                 kaslr: scenario.kaslr,
@@ -256,6 +257,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
                 hasher,
                 memoryMiB,
                 repetition,
+                provisionStartedAt,
                 stopRequested,
                 emit: (sample) => {
                   for (const writer of writers) writer.sample?.(sample);

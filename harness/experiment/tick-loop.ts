@@ -23,6 +23,7 @@ import type { RepetitionMetrics } from '../results/summary.ts';
 import type { SampleOrigin, StrategySample, TickSample } from '../results/tick-sample.ts';
 import { checkDeclarations, repetitionMetrics, undeclaredMetrics, type StrategyRecord } from './repetition-metrics.ts';
 import type { TickObserver } from '../results/result-writer.ts';
+import { PeakMemory } from '../util/process-memory.ts';
 
 export interface RepetitionInput {
   scenario: Scenario;
@@ -51,6 +52,8 @@ export interface RepetitionInput {
   cowFaultCosts?: CowFaultCosts;
   /** Where page classes come from for strategies that read them (default: each guest's kernel, tick-page-classes.ts). */
   pageClassSource?: PageClassSource;
+  /** When provisioning of these guests began (Date.now()): first_result_s runs from there. */
+  provisionStartedAt?: number;
   /**
    * Classify every tick even when no strategy reads page classes, for attribution only (where sharing comes
    * from, experiment/tick-attribution.ts): that classification is then billed to the instrument, not to any strategy.
@@ -192,6 +195,8 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
 
   let delayed = 0;
   let previousEnd = 0;
+  let firstResultAt: number | undefined;
+  const harnessMemory = new PeakMemory();
   for (const [index, tick] of schedule.entries()) {
     if (replay) {
       if (stopRequested()) break;
@@ -258,6 +263,8 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       if (scenario.pauseDuringScan) await Promise.all(guests.filter((g) => g.alive()).map((g) => g.resume()));
     }
     previousEnd = Date.now();
+    firstResultAt ??= previousEnd;
+    harnessMemory.sample();
     input.say(`t=${tS.toFixed(0)}s  ${tracks.map((t) => progressOf(totals.get(t))).join(' | ')}`);
   }
 
@@ -295,6 +302,11 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
     totalPages,
     spanS: lastTickS,
     opsPerSecond,
+    bootS: Math.max(...guests.map((g) => g.bootMs)) / 1000,
+    ...(input.provisionStartedAt !== undefined && firstResultAt !== undefined && !replay
+      ? { firstResultS: (firstResultAt - input.provisionStartedAt) / 1000 }
+      : {}),
+    ...(harnessMemory.value ? { harnessMemoryMiB: harnessMemory.value.anonMiB } : {}),
   });
 }
 

@@ -3,6 +3,7 @@
  * its unit and method so that a number read out of context still says what it is.
  */
 import type { MetricDefinition } from '../sharing/types.ts';
+import { OWN_MEMORY_METHOD } from '../util/process-memory.ts';
 
 const THREAD_CPU =
   'CPU time of the harness thread that ran it (clock_gettime CLOCK_THREAD_CPUTIME_ID; other threads such as V8 background GC not counted), strategies in rotated order';
@@ -56,6 +57,7 @@ export const METRICS = {
     unit: 'ms',
     method: `the first scan, which includes one-off work (semantic: locating each kernel, checking System.map against kallsyms); ${THREAD_CPU}`,
   },
+  first_scan_cpu_ms_per_guest: { unit: 'ms per guest', method: 'first_scan_cpu_ms / guests scored together' },
   scan_cpu_ms_per_gib: { unit: 'ms per GiB scanned guest memory', method: 'scan_cpu_ms / GiB of guest RAM of all guests' },
   cow_cpu_ms: {
     unit: 'ms per tick',
@@ -73,6 +75,7 @@ export const METRICS = {
     unit: 'ms per tick',
     method: `what the sharing mechanism costs per tick as a real system would pay it: scan + byte confirmation + share calls (harness thread) + the CoW handling modelled per fault (cow_model_cpu_ms), mean over ticks after the first; ${THREAD_CPU}`,
   },
+  mechanism_cpu_ms_per_guest: { unit: 'ms per tick per guest', method: 'mechanism_cpu_ms / guests scored together' },
   cow_model_cpu_ms: {
     unit: 'ms per tick',
     method:
@@ -110,6 +113,16 @@ export const METRICS = {
     method:
       "guest-reported XME-PROGRESS ops over host time between the lines' arrival (consoles polled every 100 ms; time a guest spent paused counts), mean over guests and ticks",
   },
+  boot_s: {
+    unit: 's',
+    method: "the slowest guest's boot to ready (all guests of the repetition booted at once), host clock; the same on every strategy's row",
+  },
+  first_result_s: {
+    unit: 's',
+    method:
+      "from the start of provisioning to the end of the first scored tick (boot, warm-up, every strategy's first scan), host clock; the same on every strategy's row",
+  },
+  harness_memory_mib: { unit: 'MiB', method: `${OWN_MEMORY_METHOD}; peak over the ticks; the same on every strategy's row` },
 } as const satisfies Record<string, MetricDefinition>;
 
 export type MetricName = keyof typeof METRICS;
