@@ -19,6 +19,8 @@ import {
   type PairSlots,
   type ScanEngine,
 } from '../harness/hashing/scan-engine.ts';
+import { canThread, confirmThreaded, hashGuestsThreaded } from '../harness/hashing/parallel-scan.ts';
+import { viewAddresses } from '../harness/hashing/native-scan-engine.ts';
 import { pageBytes, type Residency } from '../harness/sharing/resident-pages.ts';
 import { PackedGroup } from '../harness/sharing/packed-group.ts';
 import { XmeError } from '../harness/util/errors.ts';
@@ -33,9 +35,9 @@ export const WINDOW_PAGES = 256;
 
 /** Growable typed arrays, kept from scan to scan. */
 export class KeyIndex {
-  keys = new BigUint64Array(0);
-  scratch = new BigUint64Array(0);
-  bounds = new Uint32Array(0);
+  keys: BigUint64Array = new BigUint64Array(0);
+  scratch: BigUint64Array = new BigUint64Array(0);
+  bounds: Uint32Array = new Uint32Array(0);
   flags: PageFlags = { bytes: new Uint8Array(0), offsets: new Uint32Array(0) };
   private readonly slots = [0, 1].map(() => ({ hashes: new BigUint64Array(WINDOW_PAGES), addrs: new BigUint64Array(WINDOW_PAGES) }));
 
@@ -43,14 +45,15 @@ export class KeyIndex {
   reserve(guests: readonly Guest[]): void {
     checkGuestsFit(guests);
     const pages = guests.reduce((sum, g) => sum + g.memoryPages, 0);
+    // Shared memory, so that scan threads (harness/hashing/parallel-scan.ts) write the index in place.
     if (this.keys.length < pages) {
-      this.keys = new BigUint64Array(pages);
-      this.scratch = new BigUint64Array(pages);
-      this.bounds = new Uint32Array(2 * Math.ceil(pages / 2));
+      this.keys = new BigUint64Array(new SharedArrayBuffer(8 * pages));
+      this.scratch = new BigUint64Array(new SharedArrayBuffer(8 * pages));
+      this.bounds = new Uint32Array(new SharedArrayBuffer(4 * 2 * Math.ceil(pages / 2)));
     }
     const offsets = new Uint32Array(guests.length);
     guests.forEach((_, g) => (offsets[g] = g === 0 ? 0 : offsets[g - 1]! + guests[g - 1]!.memoryPages));
-    if (this.flags.bytes.length !== pages) this.flags = { bytes: new Uint8Array(pages), offsets };
+    if (this.flags.bytes.length !== pages) this.flags = { bytes: new Uint8Array(new SharedArrayBuffer(pages)), offsets };
     else this.flags.offsets = offsets;
   }
 
@@ -124,15 +127,10 @@ export function hashAllPages(
   stats: Float64Array,
 ): { n: number; pagesRead: number } {
   index.reserve(guests);
-  const views = guests.map((g) => g.memoryView?.all());
-  if (engine.hashGuests && views.every((v) => v !== undefined)) {
+  const views = mappedViews(guests);
+  if (engine.hashGuests && views) {
     // One native call for the whole pass; on entry the flags are the residency (0 = hole, never read).
-    guests.forEach((guest, g) => {
-      const flags = index.guestFlags(g, guest.memoryPages);
-      const map = residency?.[g];
-      if (map) flags.set(map.subarray(0, flags.length));
-      else flags.fill(1);
-    });
+    seedResidency(index, guests, residency);
     const before = stats[2] ?? 0;
     const n = engine.hashGuests(views as Buffer[], index.flags, index.keys, stats);
     return { n, pagesRead: stats[2]! - before };
@@ -171,6 +169,70 @@ export function hashAllPages(
     });
   }
   return { n, pagesRead };
+}
+
+/** Every guest's RAM as one in-place view, or undefined if any guest has none (it copies). */
+function mappedViews(guests: readonly Guest[]): Buffer[] | undefined {
+  const views = guests.map((g) => g.memoryView?.all());
+  return views.every((v) => v !== undefined) ? (views as Buffer[]) : undefined;
+}
+
+/** The native pass's flags on entry: the residency (0 = hole, never read; else read). */
+function seedResidency(index: KeyIndex, guests: readonly Guest[], residency: Residency | undefined): void {
+  guests.forEach((guest, g) => {
+    const flags = index.guestFlags(g, guest.memoryPages);
+    const map = residency?.[g];
+    if (map) flags.set(map.subarray(0, flags.length));
+    else flags.fill(1);
+  });
+}
+
+/** How a pass ran: threads that worked (the harness thread included) and the scan threads' CPU, which the harness thread's clock does not see. */
+export interface PassThreads {
+  threads: number;
+  workerCpuMs: number;
+}
+
+/** Threads a pass over these guests can use: `wanted` where every guest is mapped and the engine is native, else 1. */
+export function usableThreads(engine: ScanEngine, guests: readonly Guest[], wanted: number): number {
+  return wanted > 1 && canThread(engine) && mappedViews(guests) ? wanted : 1;
+}
+
+/**
+ * hashAllPages, then sort and confirm, on `threads` threads where usableThreads allows (harness/hashing/parallel-scan.ts:
+ * ranges of whole windows, then runs of equal hashes; the same keys, classes and figures as one thread).
+ * Returns what hashAllPages and confirmRuns return, with how many threads worked and their CPU.
+ */
+export async function hashSortConfirm(
+  engine: ScanEngine,
+  index: KeyIndex,
+  guests: readonly Guest[],
+  residency: Residency | undefined,
+  stats: Float64Array,
+  threads: number,
+): Promise<{ n: number; pagesRead: number; confirmed: Confirmed; threads: PassThreads }> {
+  const views = mappedViews(guests);
+  if (usableThreads(engine, guests, threads) === 1 || !views || !canThread(engine)) {
+    const { n, pagesRead } = hashAllPages(engine, index, guests, residency, stats);
+    engine.sortKeys(index.keys, n, index.scratch);
+    return { n, pagesRead, confirmed: confirmRuns(engine, index, n, guests, residency), threads: { threads: 1, workerCpuMs: 0 } };
+  }
+  index.reserve(guests);
+  seedResidency(index, guests, residency);
+  // The memory behind the views (the mapped RAM file, or the tick's copy) is the guests' until teardown or
+  // the end of the tick, neither of which can come while the strategy scans: its addresses stay good.
+  const bases = viewAddresses(views);
+  const pageCounts = new Uint32Array(guests.map((g) => g.memoryPages));
+  const before = stats[2] ?? 0;
+  const hashed = await hashGuestsThreaded(engine, bases, pageCounts, index.flags, index.keys, stats, threads);
+  engine.sortKeys(index.keys, hashed.n, index.scratch);
+  const confirmed = await confirmThreaded(engine, index.keys, hashed.n, bases, index.flags, index.bounds, index.scratch, threads);
+  return {
+    n: hashed.n,
+    pagesRead: stats[2]! - before,
+    confirmed: { classes: confirmed.classes, bytesCompared: confirmed.bytesCompared },
+    threads: { threads, workerCpuMs: hashed.workerCpuMs + confirmed.workerCpuMs },
+  };
 }
 
 export interface Confirmed {

@@ -6,8 +6,10 @@
  * are one group, counted apart. Pages the host does not back (holes) are zeros and are not read, like KSM,
  * which scans only present pages. The per-page loops run in C (harness/hashing/native/page-scan.c): one call
  * for the whole pass over mapped guests, one per run of backed pages for guests that copy; the index is typed
- * arrays (content-index.ts), ≈ 21 bytes per guest page. bytesCompared counts a whole page for every compare,
- * also one that stopped at the first difference (an upper bound).
+ * arrays (content-index.ts), ≈ 21 bytes per guest page. Over mapped guests the pass runs on several threads
+ * (harness/hashing/parallel-scan.ts: by ranges of gfns, results identical to one thread); the scan threads'
+ * CPU is reported (ScanResult.threads) and added to the scan's by the tick loop. bytesCompared counts a whole
+ * page for every compare, also one that stopped at the first difference (an upper bound).
  * The incremental scanner a real system would run is content-incremental.ts.
  */
 import type { Guest } from '../harness/backends/types.ts';
@@ -15,13 +17,19 @@ import { XmeError } from '../harness/util/errors.ts';
 import { PAGE_ZERO } from '../harness/hashing/scan-engine.ts';
 import type { ScanCost, ShareGroup } from '../harness/sharing/types.ts';
 import { PackedGroup } from '../harness/sharing/packed-group.ts';
-import { classGroups, confirmRuns, distinctHashes, flaggedPages, hashAllPages, KeyIndex } from './content-index.ts';
+import { classGroups, distinctHashes, flaggedPages, hashSortConfirm, KeyIndex } from './content-index.ts';
+import { scanThreadCount } from '../harness/hashing/scan-threads.ts';
 import { scanEngineFor } from './scan-engine-choice.ts';
 import type { ScanResult, Strategy, StrategyContext, StrategyFactory } from './types.ts';
 
 export interface ContentOptions {
   /** Propose all-zero pages too (they are still counted apart). */
   zeroPages: boolean;
+  /**
+   * Threads for the pass, the harness thread included (harness/hashing/parallel-scan.ts; same results on any
+   * number). Unset: XME_SCAN_THREADS, else the host's cores (scan-threads.ts scanThreadCount). The bench sets it.
+   */
+  scanThreads?: number;
 }
 
 export class ContentStrategy implements Strategy {
@@ -34,6 +42,16 @@ export class ContentStrategy implements Strategy {
     distinct_hashes: {
       unit: 'hashes',
       method: 'distinct 32-bit hash prefixes among the non-zero pages of all guests, plus one for the zero page (each a distinct content, collisions aside)',
+    },
+    scan_threads: {
+      unit: 'threads',
+      method:
+        'threads the pass ran on, the harness thread included (harness/hashing/parallel-scan.ts, by ranges of gfns; the same groups as one thread): option scanThreads, else XME_SCAN_THREADS, else the host’s cores, one per 16 MiB of the longest guest at most; 1 where a guest is not mapped',
+    },
+    scan_worker_cpu_ms: {
+      unit: 'ms',
+      method:
+        'CPU of the scan threads besides the harness thread (CLOCK_THREAD_CPUTIME_ID of each around its native calls); included in scan_cpu_ms, tick_cpu_ms and mechanism_cpu_ms, whose wall time is scan_wall_ms',
     },
   };
   private readonly index = new KeyIndex();
@@ -54,9 +72,8 @@ export class ContentStrategy implements Strategy {
     const { guests } = context;
     const engine = scanEngineFor(context.hasher);
     const stats = new Float64Array(3);
-    const { n, pagesRead } = hashAllPages(engine, this.index, guests, context.residency, stats);
-    engine.sortKeys(this.index.keys, n, this.index.scratch);
-    const confirmed = confirmRuns(engine, this.index, n, guests, context.residency);
+    const wanted = scanThreadCount(Math.max(0, ...guests.map((g) => g.memoryPages)), this.options.scanThreads);
+    const { n, pagesRead, confirmed, threads } = await hashSortConfirm(engine, this.index, guests, context.residency, stats, wanted);
     // bytesHashed counts what XXH3 read: a page confirmed equal to its partner by memcmp is not hashed.
     const cost: ScanCost = { pagesRead, bytesHashed: stats[1]!, bytesCompared: stats[0]! + confirmed.bytesCompared };
     const groups: ShareGroup[] = classGroups(this.index, confirmed);
@@ -68,8 +85,11 @@ export class ContentStrategy implements Strategy {
       metrics: {
         zero_pages: zeroPages.length,
         distinct_hashes: distinctHashes(this.index, n) + (zeroPages.length > 0 ? 1 : 0),
+        scan_threads: threads.threads,
+        scan_worker_cpu_ms: threads.workerCpuMs,
       },
       notes: [],
+      threads: { count: threads.threads, workerCpuMs: threads.workerCpuMs },
     };
   }
 }

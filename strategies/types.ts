@@ -53,6 +53,12 @@ export interface ScanResult {
    * frame's stale bytes are not data (the one exception to "pages whose bytes differ are never shared").
    */
   freeFrames?: FreeProposal;
+  /**
+   * Where the scan also ran on worker threads (content's pass, harness/hashing/parallel-scan.ts): how many
+   * threads worked, the harness thread included, and the workers' own thread CPU, which the harness thread's
+   * clock does not see; the tick loop adds it to the scan's CPU (so to tick and mechanism CPU). Absent: one thread.
+   */
+  threads?: { count: number; workerCpuMs: number };
 }
 
 /** What a strategy with a lifecycle is given, and may tell the run (begin()). */

@@ -348,8 +348,9 @@ async function scoreTick(
   if (judged.value) track.lastScan = { ...scan, metrics: { ...scan.metrics, ...judged.value } };
   const classifyCpuMs = classes?.cpuMs;
   if (classifyCpuMs !== undefined) track.classifyCpu.push(classifyCpuMs);
-  // The strategy's own work: its scan, the classification it needs, its reading of the ledger's verdict.
-  const strategyCpuMs = scanned.cpuMs + (classifyCpuMs ?? 0) + (judged.value ? judged.cpuMs : 0);
+  // The strategy's own work: its scan (with its worker threads' CPU, which this thread's clock does not see:
+  // content's pass, harness/hashing/parallel-scan.ts), the classification it needs, its reading of the ledger's verdict.
+  const strategyCpuMs = scanned.cpuMs + (scan.threads?.workerCpuMs ?? 0) + (classifyCpuMs ?? 0) + (judged.value ? judged.cpuMs : 0);
   const threadCpuMs = (tick > 0 ? cow.cpuMs : 0) + strategyCpuMs + verified.cpuMs;
   // Sharing done outside the harness (ksmd) costs what that mechanism spent; the harness thread only observed.
   const mechanism = track.ledger.mechanismCpu?.();

@@ -4,17 +4,13 @@
  * (koffi passes their memory, no copy); guest pages go as addresses of views that outlive the call.
  * Undefined (with the reason) where gcc or libxxhash is missing: callers then use PortableScanEngine.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import koffi from 'koffi';
 import { PAGE_SIZE } from '../vocabulary.ts';
-import { cacheDir } from '../util/paths.ts';
-import { findOnPath } from '../util/tools.ts';
-import type { PageFlags, PairSlots, ScanEngine } from './scan-engine.ts';
+import { buildNative } from './native-build.ts';
+import { SCAN_WINDOW_PAGES, type PageFlags, type PairSlots, type ScanEngine } from './scan-engine.ts';
 
-const SOURCE = path.join(import.meta.dirname, 'native', 'page-scan.c');
+/** The scan engine's shared object (page-scan.c with libxxhash), built if missing; worker threads load the same file. */
+export const buildPageScan = (): string => buildNative('page-scan', ['-l:libxxhash.so.0']);
 
 type HashPages = (base: number, count: number, hashes: BigUint64Array) => void;
 type HashKeys = (
@@ -30,6 +26,18 @@ type HashKeys = (
   curHashes: BigUint64Array,
   curAddrs: BigUint64Array,
   stats: Float64Array,
+) => number;
+type HashGuestsRange = (
+  guests: number,
+  bases: BigUint64Array,
+  pageCounts: Uint32Array,
+  flags: Uint8Array,
+  flagOffsets: Uint32Array,
+  zeroHash: bigint,
+  keys: BigUint64Array,
+  stats: Float64Array,
+  firstGfn: number,
+  endGfn: number,
 ) => number;
 type CollectFlag = (flags: Uint8Array, flagOffsets: Uint32Array, pageCounts: Uint32Array, guests: number, want: number, out: Uint32Array | null) => number;
 type HashGuests = (
@@ -63,22 +71,9 @@ type ConfirmRuns = (
   compared: Float64Array,
 ) => number;
 
-/** Build (once) and return the shared object's path. */
-function build(): string {
-  const source = fs.readFileSync(SOURCE);
-  const digest = createHash('sha256').update(source).digest('hex').slice(0, 16);
-  const dir = path.join(cacheDir(), 'native');
-  const target = path.join(dir, `page-scan-${digest}.so`);
-  if (fs.existsSync(target)) return target;
-  const gcc = findOnPath('gcc');
-  if (!gcc) throw new Error('gcc not found (Debian: gcc libc6-dev)');
-  fs.mkdirSync(dir, { recursive: true });
-  const temporary = `${target}.${process.pid}.tmp`;
-  // -O3 vectorizes the zero check; no -march=native, so the cached object runs on any x86-64 (XXH3 itself is
-  // the library's). Written to a temporary name and renamed: two builders never see half a file.
-  execFileSync(gcc, ['-O3', '-shared', '-fPIC', '-o', temporary, SOURCE, '-l:libxxhash.so.0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  fs.renameSync(temporary, target);
-  return target;
+/** The addresses of views (guest RAM mapped in this process), for a native call on any thread; the caller holds the views meanwhile. */
+export function viewAddresses(views: readonly Buffer[]): BigUint64Array {
+  return new BigUint64Array(views.map((view) => BigInt(koffi.address(view))));
 }
 
 class NativeScanEngine implements ScanEngine {
@@ -89,6 +84,7 @@ class NativeScanEngine implements ScanEngine {
       hashPages: HashPages;
       hashKeys: HashKeys;
       hashGuests: HashGuests;
+      hashGuestsRange: HashGuestsRange;
       collectFlag: CollectFlag;
       keysFromHashes: KeysFromHashes;
       sortKeys: SortKeys;
@@ -139,8 +135,40 @@ class NativeScanEngine implements ScanEngine {
     if (keys.length < total || flags.bytes.length < total || flags.offsets.length !== views.length || stats.length < 3)
       throw new RangeError('keys, flags or stats too short for these guests');
     // The caller holds the views for the whole call: their memory (mapped guest RAM) does not move.
-    const bases = new BigUint64Array(views.map((view) => BigInt(koffi.address(view))));
+    const bases = viewAddresses(views);
     return this.fns.hashGuests(views.length, bases, pageCounts, flags.bytes, flags.offsets, this.zeroHash, keys, stats);
+  }
+
+  hashGuestsRange(
+    bases: BigUint64Array,
+    pageCounts: Uint32Array,
+    flags: PageFlags,
+    keys: BigUint64Array,
+    stats: Float64Array,
+    firstGfn: number,
+    endGfn: number,
+  ): number {
+    const guests = bases.length;
+    if (pageCounts.length !== guests || flags.offsets.length !== guests || stats.length < 3)
+      throw new RangeError('one base, page count and flag offset per guest');
+    if (firstGfn % SCAN_WINDOW_PAGES !== 0) throw new RangeError(`a range starts at a multiple of ${SCAN_WINDOW_PAGES} pages (${firstGfn} given)`);
+    let most = 0;
+    for (let g = 0; g < guests; g++) most += Math.max(0, Math.min(endGfn, pageCounts[g]!) - Math.min(firstGfn, pageCounts[g]!));
+    if (keys.length < most) throw new RangeError('keys too short for this range');
+    return this.fns.hashGuestsRange(guests, bases, pageCounts, flags.bytes, flags.offsets, this.zeroHash, keys, stats, firstGfn, endGfn);
+  }
+
+  confirmAt(
+    keys: BigUint64Array,
+    n: number,
+    bases: BigUint64Array,
+    flags: PageFlags,
+    bounds: Uint32Array,
+    scratch: BigUint64Array,
+    compared: Float64Array,
+  ): number {
+    if (keys.length < n || scratch.length < n || bounds.length < 2 * Math.floor(n / 2)) throw new RangeError('key, scratch or bounds array too short');
+    return n > 1 ? this.fns.confirmRuns(keys, n, bases, flags.bytes, flags.offsets, bounds, scratch, compared) : 0;
   }
 
   keysFromHashes(hashes: BigUint64Array, flags: Uint8Array, want: number, firstIndex: number, keys: BigUint64Array, fill: number): number {
@@ -165,7 +193,7 @@ class NativeScanEngine implements ScanEngine {
     // At most n / 2 classes of two or more pages.
     if (keys.length < n || scratch.length < n || bounds.length < 2 * Math.floor(n / 2)) throw new RangeError('key, scratch or bounds array too short');
     // The caller holds the views for the whole call: their memory (mapped guest RAM) does not move.
-    const bases = new BigUint64Array(views.map((view) => BigInt(koffi.address(view))));
+    const bases = viewAddresses(views);
     return n > 1 ? this.fns.confirmRuns(keys, n, bases, flags.bytes, flags.offsets, bounds, scratch, compared) : 0;
   }
 }
@@ -177,12 +205,15 @@ export function nativeScanEngine(): { engine?: ScanEngine; reason?: string } {
   if (loaded) return loaded;
   if (process.env.XME_HASHER === 'wasm') return (loaded = { reason: 'XME_HASHER=wasm' });
   try {
-    const lib = koffi.load(build());
+    const lib = koffi.load(buildPageScan());
     const fns = {
       hashPages: lib.func('void xme_hash_pages(uintptr_t base, uint32_t count, _Out_ uint64_t *hashes)') as HashPages,
       hashKeys: lib.func(
         'uint32_t xme_hash_keys(uintptr_t base, uint32_t count, uint32_t first_index, uint64_t zero_hash, _Inout_ uint64_t *keys, uint32_t fill, _Inout_ uint8_t *flags, const uint64_t *prev_hashes, const uint64_t *prev_addrs, _Inout_ uint64_t *cur_hashes, _Inout_ uint64_t *cur_addrs, _Inout_ double *stats)',
       ) as HashKeys,
+      hashGuestsRange: lib.func(
+        'uint32_t xme_hash_guests_range(uint32_t guests, const uint64_t *bases, const uint32_t *page_counts, _Inout_ uint8_t *flags, const uint32_t *flag_offsets, uint64_t zero_hash, _Inout_ uint64_t *keys, _Inout_ double *stats, uint32_t first_gfn, uint32_t end_gfn)',
+      ) as HashGuestsRange,
       collectFlag: lib.func(
         'uint32_t xme_collect_flag(const uint8_t *flags, const uint32_t *flag_offsets, const uint32_t *page_counts, uint32_t guests, uint8_t want, _Inout_ uint32_t *out)',
       ) as CollectFlag,

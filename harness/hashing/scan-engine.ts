@@ -19,6 +19,9 @@ export const pageIndex = (guest: number, gfn: number): number => guest * MAX_GUE
 export const guestOfIndex = (index: number): number => Math.floor(index / MAX_GUEST_PAGES);
 export const gfnOfIndex = (index: number): number => index % MAX_GUEST_PAGES;
 
+/** Pages per lockstep window of the native pass over mapped guests (WINDOW in native/page-scan.c). */
+export const SCAN_WINDOW_PAGES = 64;
+
 /** What the hash pass confirmed about a page, in cache (flags). */
 export const PAGE_ZERO = 1;
 export const PAGE_PAIR = 2;
@@ -57,6 +60,30 @@ export interface ScanEngine {
    * compared, stats[1] += bytes hashed, stats[2] += pages read.
    */
   hashGuests?(views: readonly Buffer[], flags: PageFlags, keys: BigUint64Array, stats: Float64Array): number;
+  /**
+   * Native only: hashGuests over the lockstep windows of gfns [firstGfn, endGfn) alone (firstGfn a multiple of
+   * SCAN_WINDOW_PAGES), guest RAM given by address (bases[g]: a view the caller holds; any thread of the process
+   * may read it). Keys from keys[0]; returns how many. Ranges done apart and put end to end give hashGuests.
+   */
+  hashGuestsRange?(
+    bases: BigUint64Array,
+    pageCounts: Uint32Array,
+    flags: PageFlags,
+    keys: BigUint64Array,
+    stats: Float64Array,
+    firstGfn: number,
+    endGfn: number,
+  ): number;
+  /** Native only: confirmInPlace with guest RAM given by address (bases[g]), for any thread. */
+  confirmAt?(
+    keys: BigUint64Array,
+    n: number,
+    bases: BigUint64Array,
+    flags: PageFlags,
+    bounds: Uint32Array,
+    scratch: BigUint64Array,
+    compared: Float64Array,
+  ): number;
   /** Native only: the packed indices of the pages whose flag is `want` (pageCounts[g] pages of guest g). */
   collectFlag?(flags: PageFlags, pageCounts: Uint32Array, want: number): Uint32Array;
   /** Append the keys of pages [0, flags.length) whose flag is `want`, from stored hashes; returns the new fill. */

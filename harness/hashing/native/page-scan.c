@@ -1,7 +1,7 @@
 /*
  * xme's page-scan engine: the per-page loops of content-based sharing, in C so that a page costs what the
  * hardware needs (XXH3 over 4 KiB, a memcmp) and not a JS-to-C crossing per page (≈ 70 ns through koffi, a
- * quarter of the hash itself). Built on first use by native-scan.ts (gcc -O3 -shared, linked with Debian's
+ * quarter of the hash itself). Built on first use by native-build.ts (gcc -O3 -shared, linked with Debian's
  * libxxhash) and called through koffi once per chunk of pages, never once per page.
  *
  * Keys: one uint64 per page, high word = top 32 bits of the page's XXH3, low word = the page's global index
@@ -97,16 +97,22 @@ uint32_t xme_hash_keys(uintptr_t base, uint32_t count, uint32_t first_index, uin
  * allocate it), non-zero for a page to read; on return a hole is FLAG_ZERO and every read page has its flag.
  * Keys are appended from 0; returns how many. stats[0] += bytes compared, stats[1] += bytes hashed, stats[2]
  * += pages read.
+ *
+ * xme_hash_guests_range does the windows of gfns [first_gfn, end_gfn) only (first_gfn a multiple of WINDOW):
+ * no window looks at another (a page pairs only with the previous guest's page at its gfn), so passes over
+ * consecutive ranges, each writing its own keys, give the flags of the whole pass and, put end to end in
+ * range order, its very keys (harness/hashing/parallel-scan.ts runs them on several threads).
  */
 #define WINDOW 64
-uint32_t xme_hash_guests(uint32_t guests, const uint64_t *bases, const uint32_t *page_counts, uint8_t *flags, const uint32_t *flag_offsets,
-                         uint64_t zero_hash, uint64_t *keys, double *stats) {
+uint32_t xme_hash_guests_range(uint32_t guests, const uint64_t *bases, const uint32_t *page_counts, uint8_t *flags, const uint32_t *flag_offsets,
+                               uint64_t zero_hash, uint64_t *keys, double *stats, uint32_t first_gfn, uint32_t end_gfn) {
   uint64_t hashes[2][WINDOW];
   const uint8_t *addrs[2][WINDOW];
   uint32_t longest = 0, fill = 0;
   double read = 0;
   for (uint32_t g = 0; g < guests; g++) if (page_counts[g] > longest) longest = page_counts[g];
-  for (uint32_t window = 0; window < longest; window += WINDOW) {
+  if (end_gfn < longest) longest = end_gfn;
+  for (uint32_t window = first_gfn; window < longest; window += WINDOW) {
     memset(addrs[1], 0, sizeof addrs[1]); /* the first guest has no previous guest */
     for (uint32_t g = 0; g < guests; g++) {
       int cur = g & 1, prev = 1 - cur;
@@ -130,6 +136,11 @@ uint32_t xme_hash_guests(uint32_t guests, const uint64_t *bases, const uint32_t 
   }
   stats[2] += read;
   return fill;
+}
+
+uint32_t xme_hash_guests(uint32_t guests, const uint64_t *bases, const uint32_t *page_counts, uint8_t *flags, const uint32_t *flag_offsets,
+                         uint64_t zero_hash, uint64_t *keys, double *stats) {
+  return xme_hash_guests_range(guests, bases, page_counts, flags, flag_offsets, zero_hash, keys, stats, 0, UINT32_MAX);
 }
 
 /* The global indices (guest << 24 | gfn) of the pages whose flag is `want`, into out (NULL: only count). */

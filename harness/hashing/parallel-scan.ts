@@ -1,0 +1,203 @@
+/**
+ * The content pass on several threads (the harness thread and scan threads, scan-threads.ts), with results
+ * identical to the one-thread pass, key for key.
+ *
+ * Why over page ranges and not over guests: the pass reads the guests in lockstep windows of 64 gfns, and
+ * guest g's page is first compared with guest g − 1's page at the same gfn (the in-cache pairing that
+ * confirms most duplicates of identical guests without a hash). Splitting by guest would cut those pairs
+ * (every thread's first guest would have no previous guest), changing the flags, the hashes done and the
+ * keys' order. A window never looks at another window, so each thread takes a range of whole windows across
+ * all guests: it writes exactly the flags the one-thread pass writes there, and its keys, which the one
+ * thread would have written in window order too, are put end to end in range order — the same key array.
+ * The radix sort is stable, so the sorted keys are the same; confirmation is then split at boundaries of
+ * runs of equal hashes (each run is confirmed alone in the one-thread pass as well), and each part's classes
+ * are put end to end in key order: the same classes, in the same order.
+ *
+ * CPU: each scan thread times its own native call (CLOCK_THREAD_CPUTIME_ID); the harness thread's part is on
+ * the harness thread's clock, which the caller measures. workerCpuMs is the scan threads' sum, to be added.
+ */
+import { SCAN_WINDOW_PAGES, type PageFlags, type ScanEngine } from './scan-engine.ts';
+import type { ScanJobDone } from './scan-jobs.ts';
+import { scanThreads } from './scan-threads.ts';
+
+type RangeEngine = Required<Pick<ScanEngine, 'hashGuestsRange' | 'confirmAt'>>;
+
+/** Whether this engine can run the pass on several threads (the native engine). */
+export function canThread(engine: ScanEngine): engine is ScanEngine & RangeEngine {
+  return engine.hashGuestsRange !== undefined && engine.confirmAt !== undefined;
+}
+
+/** The SharedArrayBuffer-backed arrays a threaded pass writes (content-index.ts allocates them so). */
+function requireShared(...arrays: ArrayBufferView[]): void {
+  if (arrays.some((a) => !(a.buffer instanceof SharedArrayBuffer))) throw new RangeError('a threaded pass writes only SharedArrayBuffer-backed arrays');
+}
+
+export interface ThreadedHash {
+  /** Keys written, from keys[0], as the one-thread pass writes them. */
+  n: number;
+  /** Threads that worked, the harness thread included. */
+  threads: number;
+  /** The scan threads' CPU (the harness thread's own part is not in it). */
+  workerCpuMs: number;
+}
+
+/**
+ * Cut the windows of gfns into `parts` ranges of about equal pages to read (flags ≠ 0 on entry: the resident
+ * pages of every guest), each starting at a multiple of SCAN_WINDOW_PAGES. Returns parts + 1 gfn boundaries.
+ */
+export function windowRanges(flags: PageFlags, pageCounts: Uint32Array, parts: number): number[] {
+  const longest = Math.max(0, ...pageCounts);
+  const windows = Math.ceil(longest / SCAN_WINDOW_PAGES);
+  const perWindow = new Float64Array(windows);
+  let total = 0;
+  pageCounts.forEach((count, g) => {
+    const start = flags.offsets[g]!;
+    for (let gfn = 0; gfn < count; gfn++) {
+      if (flags.bytes[start + gfn] !== 0) {
+        perWindow[gfn >>> 6]!++;
+        total++;
+      }
+    }
+  });
+  const cuts = [0];
+  let seen = 0;
+  let window = 0;
+  for (let part = 1; part < parts; part++) {
+    const target = (total * part) / parts;
+    while (window < windows && seen + perWindow[window]! <= target) seen += perWindow[window++]!;
+    cuts.push(Math.max(cuts[cuts.length - 1]!, window * SCAN_WINDOW_PAGES));
+  }
+  cuts.push(Math.max(longest, cuts[cuts.length - 1]!));
+  return cuts;
+}
+
+/** Keys a range [first, end) may write at most: its pages in every guest. */
+function rangePages(pageCounts: Uint32Array, first: number, end: number): number {
+  let pages = 0;
+  for (const count of pageCounts) pages += Math.max(0, Math.min(end, count) - Math.min(first, count));
+  return pages;
+}
+
+/** Settle every job before returning or throwing: a thread must not write an index, or read RAM, after the pass. */
+async function finish(jobs: Promise<ScanJobDone>[], own: () => number): Promise<{ own: number; done: ScanJobDone[] }> {
+  let ownCount = 0;
+  let ownError: unknown;
+  try {
+    ownCount = own();
+  } catch (error) {
+    ownError = error;
+  }
+  const settled = await Promise.allSettled(jobs);
+  if (ownError !== undefined) throw ownError;
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return { own: ownCount, done: settled.map((s) => (s as PromiseFulfilledResult<ScanJobDone>).value) };
+}
+
+/**
+ * hashGuests on `threads` threads: the harness thread takes the first range, each scan thread one of the
+ * others. bases: addresses of the guests' views, which the caller holds until this resolves. keys, flags:
+ * SharedArrayBuffer-backed. stats as hashGuests' (summed over the threads).
+ */
+export async function hashGuestsThreaded(
+  engine: RangeEngine,
+  bases: BigUint64Array,
+  pageCounts: Uint32Array,
+  flags: PageFlags,
+  keys: BigUint64Array,
+  stats: Float64Array,
+  threads: number,
+): Promise<ThreadedHash> {
+  requireShared(keys, flags.bytes);
+  const cuts = windowRanges(flags, pageCounts, threads);
+  // Range t writes its keys from the first key it could have (the pages of the ranges before it): no overlap.
+  const offsets = cuts.map((cut) => rangePages(pageCounts, 0, cut));
+  const workers = scanThreads(threads - 1);
+  const jobs = workers.map((worker, w) =>
+    worker.run({
+      kind: 'hash',
+      bases,
+      pageCounts,
+      flagBytes: flags.bytes,
+      flagOffsets: flags.offsets,
+      keys: keys.subarray(offsets[w + 1]!, offsets[w + 2]!),
+      firstGfn: cuts[w + 1]!,
+      endGfn: cuts[w + 2]!,
+    }),
+  );
+  const { own, done } = await finish(jobs, () => engine.hashGuestsRange(bases, pageCounts, flags, keys.subarray(0, offsets[1]!), stats, cuts[0]!, cuts[1]!));
+  // End to end in range order: the one-thread pass's key array.
+  let n = own;
+  done.forEach((job, w) => {
+    const from = offsets[w + 1]!;
+    if (from !== n) keys.copyWithin(n, from, from + job.count);
+    n += job.count;
+    for (let s = 0; s < 3; s++) stats[s]! += job.stats[s]!;
+  });
+  return { n, threads, workerCpuMs: done.reduce((sum, job) => sum + job.cpuNs, 0) / 1e6 };
+}
+
+/** Cut sorted keys[0, n) into `parts` at boundaries of runs of equal hashes (high words); parts + 1 positions. */
+export function runBoundaries(keys: BigUint64Array, n: number, parts: number): number[] {
+  const words = new Uint32Array(keys.buffer, keys.byteOffset, 2 * n);
+  const cuts = [0];
+  for (let part = 1; part < parts; part++) {
+    let cut = Math.max(cuts[cuts.length - 1]!, Math.floor((n * part) / parts));
+    while (cut > 0 && cut < n && words[2 * cut + 1] === words[2 * cut - 1]) cut++;
+    cuts.push(cut);
+  }
+  cuts.push(n);
+  return cuts;
+}
+
+export interface ThreadedConfirm {
+  classes: number;
+  bytesCompared: number;
+  threads: number;
+  workerCpuMs: number;
+}
+
+/** confirmInPlace on `threads` threads, parts cut at run boundaries; bounds as the one-thread pass leaves them. */
+export async function confirmThreaded(
+  engine: RangeEngine,
+  keys: BigUint64Array,
+  n: number,
+  bases: BigUint64Array,
+  flags: PageFlags,
+  bounds: Uint32Array,
+  scratch: BigUint64Array,
+  threads: number,
+): Promise<ThreadedConfirm> {
+  requireShared(keys, bounds, scratch, flags.bytes);
+  const cuts = runBoundaries(keys, n, threads);
+  // Part t works on keys, scratch and bounds from its first key on: a part of k keys has at most k / 2 classes
+  // of two or more, 2 bounds each, so its bounds stay within its own k entries.
+  const part = (t: number) => ({ from: cuts[t]!, n: cuts[t + 1]! - cuts[t]! });
+  const workers = scanThreads(threads - 1);
+  const jobs = workers.map((worker, w) => {
+    const { from, n: count } = part(w + 1);
+    return worker.run({
+      kind: 'confirm',
+      bases,
+      flagBytes: flags.bytes,
+      flagOffsets: flags.offsets,
+      keys: keys.subarray(from),
+      n: count,
+      bounds: bounds.subarray(from),
+      scratch: scratch.subarray(from),
+    });
+  });
+  const compared = new Float64Array(1);
+  const { own, done } = await finish(jobs, () => engine.confirmAt(keys, part(0).n, bases, flags, bounds, scratch, compared));
+  // Each part's bounds are positions within the part: shifted to the whole array and put end to end (the
+  // destination never passes the source: 2 × classes before a part ≤ the keys before it).
+  let classes = own;
+  let bytesCompared = compared[0]!;
+  done.forEach((job, w) => {
+    const from = part(w + 1).from;
+    for (let k = 0; k < 2 * job.count; k++) bounds[2 * classes + k] = bounds[from + k]! + from;
+    classes += job.count;
+    bytesCompared += job.stats[0];
+  });
+  return { classes, bytesCompared, threads, workerCpuMs: done.reduce((sum, job) => sum + job.cpuNs, 0) / 1e6 };
+}
