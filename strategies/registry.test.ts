@@ -25,6 +25,7 @@ describe('strategy registry', () => {
       'kernel_code_identical_pages',
       'kernel_rodata_pages',
       'kernel_rodata_identical_pages',
+      'kernel_builds',
     ]);
   });
 });

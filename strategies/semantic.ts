@@ -6,6 +6,11 @@
  * must agree) and its linux_banner must be the booted build's banner, or the strategy refuses and proposes
  * nothing. Page k of [_text, _etext) is proposed for sharing among the guests whose page k is byte-identical.
  * Option rodata adds [__start_rodata, __end_rodata).
+ *
+ * A mixed fleet (guests booting images of different kernel builds, scenario field guestImages) is grouped by
+ * build: each guest is located and verified with its own image's System.map, and pages are proposed only among
+ * guests of one build — page k of one build's System.map means nothing in another build's kernel. What
+ * different builds have in common byte for byte is content-based sharing's to find, not this strategy's.
  */
 import { PAGE_SIZE } from '../harness/vocabulary.ts';
 import { XmeError } from '../harness/util/errors.ts';
@@ -14,6 +19,8 @@ import { KernelMismatchError, locateKernelByHypervisor, locateKernelInMemory, ve
 import type { KernelPlacement } from '../harness/introspection/kernel-placement.ts';
 import type { MetricDeclarations, ScanCost, ShareGroup } from '../harness/sharing/types.ts';
 import type { Guest } from '../harness/backends/types.ts';
+import type { GuestImage } from '../harness/images/manifest.ts';
+import { kernelInfo, type KernelInfo } from '../harness/introspection/kernel-info.ts';
 import { identicalClasses } from './page-classes.ts';
 import type { ScanResult, Strategy, StrategyContext, StrategyFactory } from './types.ts';
 
@@ -33,11 +40,13 @@ export class SemanticStrategy implements Strategy {
   readonly name: string;
   readonly declaredMetrics: MetricDeclarations;
   private readonly placements = new Map<Guest, KernelPlacement>();
+  /** Kernels of guests whose image is not the run's (a mixed fleet), read from each image once. */
+  private readonly otherKernels = new Map<GuestImage, KernelInfo>();
 
   constructor(private readonly options: SemanticOptions) {
     this.name = options.rodata ? 'semantic+rodata' : 'semantic';
     const ranges: (keyof typeof RANGE_METRICS)[] = options.rodata ? ['kernel_code', 'kernel_rodata'] : ['kernel_code'];
-    this.declaredMetrics = Object.fromEntries(
+    const rangeMetrics: MetricDeclarations = Object.fromEntries(
       ranges.flatMap((label) => [
         [
           `${label}_pages`,
@@ -45,18 +54,40 @@ export class SemanticStrategy implements Strategy {
         ],
         [
           `${label}_identical_pages`,
-          { unit: 'pages', method: `pages of ${RANGE_METRICS[label]} byte-identical in all guests at their located kernel placement` },
+          {
+            unit: 'pages',
+            method: `pages of ${RANGE_METRICS[label]} byte-identical in all guests at their located kernel placement (a mixed fleet: in all guests of one kernel build, summed over builds)`,
+          },
         ],
       ]),
     );
+    this.declaredMetrics = {
+      ...rangeMetrics,
+      kernel_builds: {
+        unit: 'builds',
+        method: "distinct kernel builds among the guests (banner version of each guest's image); pages are shared within a build only",
+      },
+    };
   }
 
   describe(): string {
     return `System.map sharing of kernel code${this.options.rodata ? ' and rodata' : ''} (located by ${this.options.route} route)`;
   }
 
+  /** The guest's own kernel: the run's (System.map override included) for the run's image, else its image's. */
+  private kernelOf(guest: Guest, context: StrategyContext): KernelInfo {
+    if (guest.image === context.image || guest.image.dir === context.image.dir) return context.kernel;
+    let kernel = this.otherKernels.get(guest.image);
+    if (!kernel) {
+      kernel = kernelInfo(guest.image);
+      this.otherKernels.set(guest.image, kernel);
+    }
+    return kernel;
+  }
+
   private async place(guest: Guest, context: StrategyContext, notes: string[]): Promise<KernelPlacement> {
-    const { layout, version } = context.kernel;
+    const kernel = this.kernelOf(guest, context);
+    const { layout, version } = kernel;
     const known = this.placements.get(guest);
     if (known) {
       verifyBanner(guest, layout, known, version); // cheap: one read; catches a guest that rebooted
@@ -67,11 +98,11 @@ export class SemanticStrategy implements Strategy {
       throw new XmeError(`guest ${guest.id}: the hypervisor route was asked for, but this backend cannot read vCPU state (use route "memory")`);
     }
     if (this.options.route === 'hypervisor') {
-      placement = await locateKernelByHypervisor(guest, context.kernel);
+      placement = await locateKernelByHypervisor(guest, kernel);
     } else {
-      placement = locateKernelInMemory(guest, context.kernel);
+      placement = locateKernelInMemory(guest, kernel);
       if (this.options.route === 'both' && guest.vcpu) {
-        const other = await locateKernelByHypervisor(guest, context.kernel);
+        const other = await locateKernelByHypervisor(guest, kernel);
         if (other.physicalBase !== placement.physicalBase || other.virtualOffset !== placement.virtualOffset) {
           throw new KernelMismatchError(
             guest.id,
@@ -82,7 +113,9 @@ export class SemanticStrategy implements Strategy {
       }
     }
     const route = this.options.route === 'both' && !guest.vcpu ? 'memory route; this backend has no vCPU introspection' : `${this.options.route} route`;
-    notes.push(`${guest.id}: kernel at physical 0x${placement.physicalBase.toString(16)}, KASLR offset 0x${placement.virtualOffset.toString(16)} (${route})`);
+    notes.push(
+      `${guest.id}: ${version.release} kernel at physical 0x${placement.physicalBase.toString(16)}, KASLR offset 0x${placement.virtualOffset.toString(16)} (${route})`,
+    );
     this.placements.set(guest, placement);
     return placement;
   }
@@ -95,7 +128,7 @@ export class SemanticStrategy implements Strategy {
   kernelPageRanges(guest: Guest, context: StrategyContext): { first: number; count: number }[] | undefined {
     const placement = this.placements.get(guest);
     if (!placement) return undefined;
-    const { layout } = context.kernel;
+    const { layout } = this.kernelOf(guest, context);
     const ranges = this.options.rodata ? [layout.code, layout.rodata] : [layout.code];
     const base = Number(placement.physicalBase / BigInt(PAGE_SIZE));
     return ranges.map((range) => {
@@ -107,7 +140,6 @@ export class SemanticStrategy implements Strategy {
   async scan(context: StrategyContext): Promise<ScanResult> {
     const cost: ScanCost = { pagesRead: 0, bytesHashed: 0, bytesCompared: 0 };
     const notes: string[] = [];
-    const { layout } = context.kernel;
     const placements: KernelPlacement[] = [];
     try {
       for (const guest of context.guests) placements.push(await this.place(guest, context, notes));
@@ -118,13 +150,26 @@ export class SemanticStrategy implements Strategy {
 
     const groups: ShareGroup[] = [];
     const metrics: Record<string, number> = {};
-    const ranges: [keyof typeof RANGE_METRICS, AddressRange][] = [['kernel_code', layout.code]];
-    if (this.options.rodata) ranges.push(['kernel_rodata', layout.rodata]);
-    for (const [label, range] of ranges) {
+    // Guests by kernel build (one System.map each); pages are proposed only among guests of one build.
+    const builds = new Map<string, { kernel: KernelInfo; inBuild: number[] }>();
+    context.guests.forEach((guest, index) => {
+      const kernel = this.kernelOf(guest, context);
+      const build = builds.get(kernel.version.text) ?? { kernel, inBuild: [] };
+      build.inBuild.push(index);
+      builds.set(kernel.version.text, build);
+    });
+    metrics.kernel_builds = builds.size;
+    // Every (build, range): page k of the range is compared among that build's guests only.
+    const ranges = [...builds.values()].flatMap(({ kernel: { layout }, inBuild }) => {
+      const own: [keyof typeof RANGE_METRICS, AddressRange][] = [['kernel_code', layout.code]];
+      if (this.options.rodata) own.push(['kernel_rodata', layout.rodata]);
+      return own.map(([label, range]) => ({ label, range, layout, inBuild }));
+    });
+    for (const { label, range, layout, inBuild } of ranges) {
       const span = pageSpan(layout, range);
       // One view per guest over the whole range; pages are compared in place (no per-page allocation).
-      const gfns = placements.map((p) => Number(p.physicalBase / BigInt(PAGE_SIZE)) + span.first);
-      const views = context.guests.map((guest, i) => guest.pages(gfns[i]!, span.count));
+      const gfns = inBuild.map((g) => Number(placements[g]!.physicalBase / BigInt(PAGE_SIZE)) + span.first);
+      const views = inBuild.map((g, i) => context.guests[g]!.pages(gfns[i]!, span.count));
       let identicalInAll = 0;
       for (let k = 0; k < span.count; k++) {
         const start = k * PAGE_SIZE;
@@ -138,18 +183,18 @@ export class SemanticStrategy implements Strategy {
         }
         if (allEqual) {
           identicalInAll++;
-          if (views.length > 1) groups.push({ pages: gfns.map((gfn, guest) => ({ guest, gfn: gfn + k })) });
+          if (views.length > 1) groups.push({ pages: gfns.map((gfn, i) => ({ guest: inBuild[i]!, gfn: gfn + k })) });
           continue;
         }
         // Some guest differs: partition this page's guests into classes of identical bytes.
         const { classes, bytesCompared } = identicalClasses(
-          views.map((view, guest) => ({ ref: { guest, gfn: gfns[guest]! + k }, bytes: view.subarray(start, end) })),
+          views.map((view, i) => ({ ref: { guest: inBuild[i]!, gfn: gfns[i]! + k }, bytes: view.subarray(start, end) })),
         );
         cost.bytesCompared += bytesCompared;
         for (const members of classes) groups.push({ pages: members });
       }
-      metrics[`${label}_pages`] = span.count;
-      metrics[`${label}_identical_pages`] = identicalInAll;
+      metrics[`${label}_pages`] = (metrics[`${label}_pages`] ?? 0) + span.count;
+      metrics[`${label}_identical_pages`] = (metrics[`${label}_identical_pages`] ?? 0) + identicalInAll;
     }
     return { groups, cost, metrics, notes };
   }
