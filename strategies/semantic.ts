@@ -21,6 +21,7 @@ import type { MetricDeclarations, ScanCost, ShareGroup } from '../harness/sharin
 import type { Guest } from '../harness/backends/types.ts';
 import type { GuestImage } from '../harness/images/manifest.ts';
 import { kernelInfo, type KernelInfo } from '../harness/introspection/kernel-info.ts';
+import { compareAcrossGuests } from '../harness/hashing/native-compare.ts';
 import { identicalClasses } from './page-classes.ts';
 import type { ScanResult, Strategy, StrategyContext, StrategyFactory } from './types.ts';
 
@@ -171,17 +172,15 @@ export class SemanticStrategy implements Strategy {
       const gfns = inBuild.map((g) => Number(placements[g]!.physicalBase / BigInt(PAGE_SIZE)) + span.first);
       const views = inBuild.map((g, i) => context.guests[g]!.pages(gfns[i]!, span.count));
       let identicalInAll = 0;
+      // Page k of every guest against the first guest's, in C at memcmp's speed (harness/hashing/native-compare.ts).
+      const firstDiff = new Uint16Array(span.count);
+      const compared = compareAcrossGuests(views, span.count, firstDiff);
+      cost.pagesRead += views.length * span.count;
+      cost.bytesCompared += compared.bytesCompared;
       for (let k = 0; k < span.count; k++) {
         const start = k * PAGE_SIZE;
         const end = start + PAGE_SIZE;
-        cost.pagesRead += views.length;
-        const reference = views[0]!;
-        let allEqual = true;
-        for (let g = 1; g < views.length && allEqual; g++) {
-          cost.bytesCompared += PAGE_SIZE;
-          allEqual = views[g]!.compare(reference, start, end, start, end) === 0;
-        }
-        if (allEqual) {
+        if (firstDiff[k] === 0) {
           identicalInAll++;
           if (views.length > 1) groups.push({ pages: gfns.map((gfn, i) => ({ guest: inBuild[i]!, gfn: gfn + k })) });
           continue;
