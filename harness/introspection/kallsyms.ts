@@ -33,16 +33,47 @@ export interface KallsymsCheck {
 
 const MAX_SYMBOLS = 1_000_000;
 
-/** Read and decode the guest kernel's kallsyms, at the places the System.map gives. */
-export function readKallsyms(guest: Guest, map: SystemMap, layout: KernelLayout, placement: KernelPlacement): KallsymsEntry[] {
+/**
+ * The kallsyms tables as they sit in one guest's memory. Guests booted from one kernel build hold them
+ * byte for byte alike (they are read-only data of the image; only kallsyms_relative_base is relocated, and it
+ * is kept here with the KASLR slide removed), and tables alike decode to the same symbols.
+ */
+interface RawKallsyms {
+  count: number;
+  offsets: Buffer;
+  /** kallsyms_relative_base less the guest's KASLR offset. */
+  relativeBase: bigint;
+  tokenIndex: Buffer;
+  tokenTable: Buffer;
+  names: Buffer;
+}
+
+function readRawKallsyms(guest: Guest, map: SystemMap, layout: KernelLayout, placement: KernelPlacement): RawKallsyms {
   const physical = (symbol: string) => placement.physicalBase + (map.address(symbol) - layout.text);
   const count = readPhysical(guest, physical('kallsyms_num_syms'), 4).readUInt32LE(0);
   if (count === 0 || count > MAX_SYMBOLS) throw new Error(`kallsyms_num_syms reads ${count}`);
-  const offsets = readPhysical(guest, physical('kallsyms_offsets'), count * 4);
-  const relativeBase = readPhysical(guest, physical('kallsyms_relative_base'), 8).readBigUInt64LE(0) - placement.virtualOffset;
-  const tokenIndex = readPhysical(guest, physical('kallsyms_token_index'), 512);
   const tokenTableStart = map.address('kallsyms_token_table');
-  const tokenTable = readPhysical(guest, physical('kallsyms_token_table'), Number(map.address('kallsyms_token_index') - tokenTableStart));
+  // kallsyms_names ends where the next kallsyms object begins; bound the read by the markers' address.
+  const namesStart = map.address('kallsyms_names');
+  return {
+    count,
+    offsets: readPhysical(guest, physical('kallsyms_offsets'), count * 4),
+    relativeBase: readPhysical(guest, physical('kallsyms_relative_base'), 8).readBigUInt64LE(0) - placement.virtualOffset,
+    tokenIndex: readPhysical(guest, physical('kallsyms_token_index'), 512),
+    tokenTable: readPhysical(guest, physical('kallsyms_token_table'), Number(map.address('kallsyms_token_index') - tokenTableStart)),
+    names: readPhysical(guest, physical('kallsyms_names'), Number(map.address('kallsyms_markers') - namesStart)),
+  };
+}
+
+const sameTables = (a: RawKallsyms, b: RawKallsyms): boolean =>
+  a.count === b.count &&
+  a.relativeBase === b.relativeBase &&
+  a.offsets.equals(b.offsets) &&
+  a.tokenIndex.equals(b.tokenIndex) &&
+  a.tokenTable.equals(b.tokenTable) &&
+  a.names.equals(b.names);
+
+function decodeKallsyms({ count, offsets, relativeBase, tokenIndex, tokenTable, names }: RawKallsyms): KallsymsEntry[] {
   const tokens: string[] = [];
   for (let i = 0; i < 256; i++) {
     const start = tokenIndex.readUInt16LE(i * 2);
@@ -50,10 +81,6 @@ export function readKallsyms(guest: Guest, map: SystemMap, layout: KernelLayout,
     if (start >= tokenTable.length || end < 0) throw new Error(`kallsyms token ${i} is outside the token table`);
     tokens.push(tokenTable.toString('latin1', start, end));
   }
-  // kallsyms_names ends where the next kallsyms object begins; bound the read by the markers' address.
-  const namesStart = map.address('kallsyms_names');
-  const names = readPhysical(guest, physical('kallsyms_names'), Number(map.address('kallsyms_markers') - namesStart));
-
   const entries: KallsymsEntry[] = [];
   let at = 0;
   for (let i = 0; i < count; i++) {
@@ -69,6 +96,34 @@ export function readKallsyms(guest: Guest, map: SystemMap, layout: KernelLayout,
     entries.push({ type: expanded.charAt(0), name: expanded.slice(1), address });
   }
   return entries;
+}
+
+/** Read and decode the guest kernel's kallsyms, at the places the System.map gives. */
+export function readKallsyms(guest: Guest, map: SystemMap, layout: KernelLayout, placement: KernelPlacement): KallsymsEntry[] {
+  return decodeKallsyms(readRawKallsyms(guest, map, layout, placement));
+}
+
+/**
+ * Per System.map, the tables already decoded and compared, with the outcome. Decoding ~150,000 symbols and
+ * looking each up takes ~100–250 ms; with 64 guests of one build that was most of semantic's first scan. A
+ * guest whose own tables (read from its memory every time) equal a checked guest's byte for byte decodes to
+ * the same symbols, so it gets the same outcome without decoding: the check stays per guest and exact.
+ */
+const checked = new WeakMap<SystemMap, { tables: RawKallsyms; check: KallsymsCheck }[]>();
+/** Distinct tables remembered per map (guests of one build have one; a bound, not a tuning). */
+const REMEMBERED_TABLES = 4;
+
+/** The guest kernel's kallsyms compared with the System.map (see `checked` for why guests alike cost little). */
+export function checkKallsyms(guest: Guest, map: SystemMap, layout: KernelLayout, placement: KernelPlacement): KallsymsCheck {
+  const tables = readRawKallsyms(guest, map, layout, placement);
+  const known = checked.get(map) ?? [];
+  const same = known.find((entry) => sameTables(entry.tables, tables));
+  if (same) return same.check;
+  const check = compareWithSystemMap(decodeKallsyms(tables), map);
+  known.unshift({ tables, check });
+  known.length = Math.min(known.length, REMEMBERED_TABLES);
+  checked.set(map, known);
+  return check;
 }
 
 /** Compare the kernel's kallsyms with a System.map. */

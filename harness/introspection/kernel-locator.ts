@@ -17,7 +17,7 @@ import type { Guest } from '../backends/types.ts';
 import { bannerMatches, type KernelVersion } from './bzimage.ts';
 import type { KernelLayout } from './kernel-layout.ts';
 import type { KernelInfo } from './kernel-info.ts';
-import { compareWithSystemMap, readKallsyms } from './kallsyms.ts';
+import { checkKallsyms, type KallsymsCheck } from './kallsyms.ts';
 import type { KernelPlacement } from './kernel-placement.ts';
 import { readPhysical } from '../backends/guest-memory.ts';
 import { PAGE_SIZE } from '../vocabulary.ts';
@@ -116,9 +116,9 @@ export async function locateKernelByHypervisor(guest: Guest, kernel: KernelInfo)
 
 /** Throws KernelMismatchError unless the kernel's own kallsyms agree with the System.map, symbol by symbol. */
 export function verifyKallsyms(guest: Guest, kernel: KernelInfo, placement: KernelPlacement): number {
-  let check: ReturnType<typeof compareWithSystemMap>;
+  let check: KallsymsCheck;
   try {
-    check = compareWithSystemMap(readKallsyms(guest, kernel.systemMap, kernel.layout, placement), kernel.systemMap);
+    check = checkKallsyms(guest, kernel.systemMap, kernel.layout, placement);
   } catch (error) {
     throw new KernelMismatchError(guest.id, `the kernel's symbol table (kallsyms) cannot be read where System.map puts it: ${errorMessage(error)}`);
   }
