@@ -21,6 +21,7 @@ function figure(figures: FigureData[], id: FigureId): DrawnFigure {
   if (!found?.drawn) throw new Error(`figure ${id} not drawn: ${found && !found.drawn ? found.reason : 'absent'}`);
   return found;
 }
+const distinctX = (f: DrawnFigure) => [...new Set(f.points.map((p) => p.x))];
 const omission = (figures: FigureData[], id: FigureId) => {
   const found = figures.find((f) => f.id === id);
   if (!found || found.drawn) throw new Error(`figure ${id} was drawn`);
@@ -30,8 +31,8 @@ const omission = (figures: FigureData[], id: FigureId) => {
 describe('figure data of one run (a sweep: 2 memory sizes × 3 repetitions)', () => {
   const figures = buildFigures([readReportRun(sweep)]);
 
-  it('has the six figures in order', () => {
-    expect(figures.map((f) => f.id)).toEqual(['sharing', 'split', 'cow', 'cpu', 'kernel', 'throughput']);
+  it('has the eight figures in order', () => {
+    expect(figures.map((f) => f.id)).toEqual(['sharing', 'split', 'classes', 'found', 'cow', 'cpu', 'kernel', 'throughput']);
     expect(figures.every((f) => f.drawn)).toBe(true);
   });
 
@@ -104,6 +105,35 @@ describe('figure data of one run (a sweep: 2 memory sizes × 3 repetitions)', ()
     expect(f.caption.measures).toMatch(/k − 1 “across guests” and m − k “within a guest”/);
   });
 
+  it('(1c) classes: per memory × strategy, a stacked part per page class with savings, adding up to frames_saved at the last tick', () => {
+    const f = figure(figures, 'classes');
+    expect(f.kind).toBe('stacked');
+    expect(f.legend).toEqual(['free', 'page cache', 'kernel text']);
+    expect(f.points).toHaveLength(2 * 3 * 3);
+    // content's frames_saved at each repetition's last tick, from samples.csv: the synthetic run splits it ¼ free, ½ page cache, ¼ kernel text.
+    const content = f.points.filter((p) => p.x === 'content' && p.fx === '128 MiB');
+    const rows = readReportRun(sweep).samples!.filter((r) => r.strategy === 'content' && r.memory_mib === 128 && r.tick === 3);
+    expect(rows).toHaveLength(3);
+    const saved = rows.reduce((sum, r) => sum + r.frames_saved!, 0) / 3;
+    // samples.csv keeps 6 significant digits: the parts agree with frames_saved to that.
+    expect(content.map((p) => p.legend)).toEqual(['free', 'page cache', 'kernel text']);
+    content.forEach((p, i) => expect(p.y).toBeCloseTo([saved / 4, saved / 2, saved / 4][i]!, 1));
+    expect(f.caption.measures).toMatch(/keeper/);
+  });
+
+  it('(1d) found: each strategy but content, its content_saved_found_frames as a % of content’s frames_saved at the same tick', () => {
+    const f = figure(figures, 'found');
+    expect(f.kind).toBe('bars');
+    expect(distinctX(f)).toEqual(['semantic', 'semantic+rodata']);
+    const semantic = f.points.find((p) => p.x === 'semantic' && p.fx === '256 MiB')!;
+    const at = (strategy: string) => readReportRun(sweep).samples!.filter((r) => r.strategy === strategy && r.memory_mib === 256 && r.tick === 3);
+    const content = at('content');
+    const expected =
+      at('semantic').reduce((sum, r) => sum + (100 * r.content_saved_found_frames!) / content.find((c) => c.repetition === r.repetition)!.frames_saved!, 0) / 3;
+    expect(expected).toBeGreaterThan(0);
+    expect(semantic.y).toBeCloseTo(expected, 9);
+  });
+
   it('(5) throughput: a bar per memory × strategy', () => {
     const f = figure(figures, 'throughput');
     expect(f.points).toHaveLength(2 * 3);
@@ -130,7 +160,7 @@ describe('figures left out, with the reason', () => {
   it('omits the summary figures of a run without summary.csv, and the time figures of one without samples.csv', () => {
     const noSummary = writeSyntheticRun(root, { runId: 'no-summary', without: ['summary.csv'], status: 'interrupted' });
     const figures = buildFigures([readReportRun(noSummary)]);
-    expect(figures.filter((f) => f.drawn).map((f) => f.id)).toEqual(['sharing', 'cow']);
+    expect(figures.filter((f) => f.drawn).map((f) => f.id)).toEqual(['sharing', 'classes', 'found', 'cow']);
     expect(omission(figures, 'cpu')).toBe(
       "no run's summary.csv has mechanism_cpu_ms or instrument_cpu_ms or tick_cpu_ms or scan_cpu_ms; no summary.csv in no-summary",
     );
@@ -139,6 +169,8 @@ describe('figures left out, with the reason', () => {
     expect(omission(others, 'sharing')).toBe('no samples.csv in no-samples');
     expect(omission(others, 'cow')).toBe('no samples.csv in no-samples');
     expect(others.filter((f) => f.drawn).map((f) => f.id)).toEqual(['split', 'cpu', 'kernel', 'throughput']);
+    expect(omission(others, 'classes')).toMatch(/^no tick had page classes/);
+    expect(omission(others, 'found')).toBe('no run has both the content strategy and a tick with page classes');
   });
 
   it('omits the kernel figure when no semantic strategy measured it, and throughput when the workload reports none', () => {

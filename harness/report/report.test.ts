@@ -58,6 +58,8 @@ describe('report.html', () => {
     expect([...document.querySelectorAll('[src],[href]')].map((e) => e.getAttribute('src') ?? e.getAttribute('href'))).toEqual([
       'figures/sharing.svg',
       'figures/split.svg',
+      'figures/classes.svg',
+      'figures/found.svg',
       'figures/cow.svg',
       'figures/cpu.svg',
       'figures/kernel.svg',
@@ -121,7 +123,7 @@ describe('report.html for a run that lacks some data', () => {
       expect(section!.textContent).toMatch(/Not drawn: /);
       expect(section!.querySelector('svg')).toBeNull();
     }
-    expect(document.querySelectorAll('figure svg.xme-figure').length).toBe(4);
+    expect(document.querySelectorAll('figure svg.xme-figure').length).toBe(6);
   });
 });
 
@@ -130,7 +132,16 @@ describe('files', () => {
     const out = path.join(root, 'out');
     const first = reportFolders([sweep, idle], out);
     expect(first.html).toBe(path.join(out, 'report.html'));
-    expect(first.figures.map((f) => path.basename(f.file))).toEqual(['sharing.svg', 'split.svg', 'cow.svg', 'cpu.svg', 'kernel.svg', 'throughput.svg']);
+    expect(first.figures.map((f) => path.basename(f.file))).toEqual([
+      'sharing.svg',
+      'split.svg',
+      'classes.svg',
+      'found.svg',
+      'cow.svg',
+      'cpu.svg',
+      'kernel.svg',
+      'throughput.svg',
+    ]);
     for (const { file } of first.figures) {
       const svg = fs.readFileSync(file, 'utf8');
       expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg" ')).toBe(true);
@@ -139,7 +150,7 @@ describe('files', () => {
     }
     const second = reportFolders([idle], out);
     expect(second.omitted.map((o) => o.id)).toEqual(['kernel', 'throughput']);
-    expect(fs.readdirSync(path.join(out, 'figures')).sort()).toEqual(['cow.svg', 'cpu.svg', 'sharing.svg', 'split.svg']);
+    expect(fs.readdirSync(path.join(out, 'figures')).sort()).toEqual(['classes.svg', 'cow.svg', 'cpu.svg', 'found.svg', 'sharing.svg', 'split.svg']);
   });
 });
 

@@ -4,6 +4,7 @@
  * (recorded-samples.ts). The numbers follow simple rules so a test can say how many series and points each
  * figure must have; nothing boots, nothing is measured.
  */
+import { emptySavedByClass } from '../introspection/saved-by-class.ts';
 import { THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -113,6 +114,10 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
             framesSavedZero: 0,
             framesSavedWithinGuest: shared / 8,
             framesSavedAcrossGuests: shared / 2 - shared / 8,
+            // Where sharing comes from, adding up to framesSaved: half page cache, a quarter free, a quarter kernel text.
+            savedByClass: { ...emptySavedByClass(), pagecache: shared / 4, free: shared / 8, kernel_text: shared / 8 },
+            savedUnlocated: 0,
+            ...(strategy === 'content' ? {} : { contentSavedFound: shared / 8 }),
             cowFaultsTick: tick > 0 ? s + 1 : 0,
             cowFaultsTotal: tick * (s + 1),
             cowCopiesTotal: tick * (s + 1),
