@@ -29,6 +29,11 @@ export interface ProvisionOptions {
    * code patching (alternatives) depends on the CPU, so kernel code differs between guests on different models.
    */
   cpuModels?: readonly string[];
+  /**
+   * A mixed fleet: guest i boots guestImages[i % length] instead of the provision call's image (images of one
+   * kind; e.g. two kernel builds). Default: every guest the one image.
+   */
+  guestImages?: readonly GuestImage[];
   workload: WorkloadSpec;
   /** false → `nokaslr` on the kernel command line (identical kernel layout in every guest). */
   kaslr: boolean;

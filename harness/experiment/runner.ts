@@ -41,6 +41,8 @@ import { guestRamFor } from './guest-ram-choice.ts';
 export interface PreparedImage {
   image: GuestImage;
   kernel: KernelInfo;
+  /** A mixed fleet (scenario.guestImages): guest i boots guestImages[i % length]; image is the first. */
+  guestImages?: GuestImage[];
 }
 
 export interface RunOptions {
@@ -97,10 +99,12 @@ export async function prepareImage(scenario: Scenario, say: (line: string) => vo
   say(`image '${scenario.image}': checking (built from Debian packages on first use)`);
   const onStep = (m: string) => say(`  ${m}`);
   // A system image (a real Debian system on one disk) has its own builder; both kinds boot the same kernel.
-  const image = isSystemImage(scenario.image)
-    ? (await buildSystemImage(scenario.image, { onStep })).image
-    : (await buildImage(scenario.image, { onStep })).image;
-  return { image, kernel: kernelInfo(image, scenario.systemMap) };
+  const build = async (name: string) => (isSystemImage(name) ? (await buildSystemImage(name, { onStep })).image : (await buildImage(name, { onStep })).image);
+  const image = await build(scenario.image);
+  if (!scenario.guestImages) return { image, kernel: kernelInfo(image, scenario.systemMap) };
+  const built = new Map<string, GuestImage>([[scenario.image, image]]);
+  for (const name of scenario.guestImages) if (!built.has(name)) built.set(name, await build(name));
+  return { image, kernel: kernelInfo(image), guestImages: scenario.guestImages.map((name) => built.get(name)!) };
 }
 
 /** overhead.csv's rows where the scenario names a baseline; undefined otherwise. */
@@ -131,7 +135,8 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
   const cowMethods = new Set<string>();
 
   await backends.check();
-  const { image, kernel } = options.image ?? (await prepareImage(scenario, say));
+  const { image, kernel, guestImages } = options.image ?? (await prepareImage(scenario, say));
+  const kernels = [...new Set((guestImages ?? [image]).map((each) => each.manifest.kernelRelease))].join(' + ');
   const hasher = await defaultHasher();
 
   fs.mkdirSync(options.resultsRoot, { recursive: true });
@@ -233,7 +238,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
               backendInfo = backend.info();
               const guestRam = guestRamFor(strategies);
               say(
-                `${setLabel} ${backend.replayTicks ? 'loading recorded' : 'booting'} ${guestCount} × ${image.manifest.kernelRelease} (${backendInfo.accelerator}, ${scenario.kaslr ? 'KASLR on' : 'nokaslr'}, workload ${scenario.workload.name}${guestRam === 'anonymous-mergeable' ? ', anonymous mergeable RAM' : ''})`,
+                `${setLabel} ${backend.replayTicks ? 'loading recorded' : 'booting'} ${guestCount} × ${kernels} (${backendInfo.accelerator}, ${scenario.kaslr ? 'KASLR on' : 'nokaslr'}, workload ${scenario.workload.name}${guestRam === 'anonymous-mergeable' ? ', anonymous mergeable RAM' : ''})`,
               );
               const provisionStartedAt = Date.now();
               const guests = await backend.provision(image, guestCount, {
@@ -242,6 +247,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
                 workload: scenario.workload,
                 guestRam,
                 ...(scenario.cpuModels ? { cpuModels: scenario.cpuModels } : {}),
+                ...(guestImages ? { guestImages } : {}),
               });
               say(
                 `${setLabel} booted in ${(Math.max(...guests.map((g) => g.bootMs)) / 1000).toFixed(1)} s; scoring ${strategies.map((s) => s.label).join(', ')} every ${scenario.tickS} s for ${scenario.durationS} s`,

@@ -29,10 +29,27 @@ export const recipes: Record<string, ImageRecipe> = {
 
 export const defaultImageName = 'cloud';
 
+/**
+ * A kernel image pinned to one kernel build: `<recipe>@<abi>`, e.g. `cloud@6.1.0-56`, is the recipe `cloud`
+ * with that ABI, cached under its own name beside the unpinned one (which follows the meta-package). Mixed
+ * fleets boot guests of two builds side by side this way (scenario field `guestImages`).
+ */
+const PINNED = /^([a-z][a-z0-9-]*)@(\d+\.\d+\.\d+-\d+)$/;
+
+/** Whether `name` is a kernel image: a recipe, or a recipe pinned to an ABI (`cloud@6.1.0-56`). */
+export function isKernelImage(name: string): boolean {
+  const pinned = PINNED.exec(name);
+  return Object.hasOwn(recipes, pinned ? pinned[1]! : name);
+}
+
 export function recipeByName(name: string): ImageRecipe {
-  const recipe = recipes[name];
+  const pinned = PINNED.exec(name);
+  const recipe = Object.hasOwn(recipes, pinned ? pinned[1]! : name) ? recipes[pinned ? pinned[1]! : name] : undefined;
   if (!recipe) {
-    throw new XmeError(`unknown guest image '${name}'`, `known images: ${Object.keys(recipes).join(', ')} (xme image list)`);
+    throw new XmeError(
+      `unknown guest image '${name}'`,
+      `known images: ${Object.keys(recipes).join(', ')}, or one pinned to a kernel ABI such as cloud@6.1.0-56 (xme image list)`,
+    );
   }
-  return recipe;
+  return pinned ? { ...recipe, name, abi: pinned[2]! } : recipe;
 }

@@ -146,6 +146,30 @@ describe('scenario validation', () => {
     expect(() => parseScenario({ ...valid, backend: 'xen', strategyGuests: 'apart', cpuModels: ['max'] })).toThrow(/cpuModels' is only for backend qemu/);
   });
 
+  it('gives each guest its own image in a mixed fleet, naming the field of every mistake', () => {
+    const fleet = parseScenario({ ...valid, guests: 4, guestImages: ['cloud', 'cloud@6.1.0-56'] });
+    expect(fleet).toMatchObject({ image: 'cloud', guestImages: ['cloud', 'cloud@6.1.0-56'] });
+    expect(parseScenario({ ...valid, image: 'cloud@6.1.0-56' }).image).toBe('cloud@6.1.0-56'); // a pinned kernel image alone
+    expect(broken((s) => (s.guestImages = []))).toThrow(/field 'guestImages' must be a non-empty list of image names/);
+    expect(broken((s) => (s.guestImages = ['cloud', 'cloud@6.1']))).toThrow(/field 'guestImages\[1\]' must be one of cloud, generic, .*got "cloud@6.1"/);
+    expect(broken((s) => (s.guestImages = ['cloud', 'debian-system']))).toThrow(
+      /field 'guestImages\[1\]' is the system image 'debian-system', but guestImages\[0\] 'cloud' is a kernel image/,
+    );
+    expect(broken((s) => Object.assign(s, { image: 'generic', guestImages: ['cloud', 'generic'] }))).toThrow(
+      /field 'image' must be left out, or be guestImages\[0\]/,
+    );
+    expect(broken((s) => Object.assign(s, { guestImages: ['cloud', 'generic'], systemMap: 'x' }))).toThrow(
+      /field 'systemMap' cannot be combined with guestImages/,
+    );
+    expect(broken((s) => Object.assign(s, { guestImages: ['cloud', 'generic'], backend: 'xen', strategies: ['semantic'] }))).toThrow(
+      /field 'guestImages' is only for backend qemu/,
+    );
+    expect(broken((s) => Object.assign(s, { guestImages: ['cloud', 'generic'], strategies: ['semantic', 'semantic-pagecache'] }))).toThrow(
+      /field 'strategies\[1\]' is semantic-pagecache, which reads page classes with one kernel build's layout/,
+    );
+    expect(broken((s) => (s.guestImages = ['cloud', 'cloud']))).not.toThrow(); // one build: the classifier works
+  });
+
   it('loads every shipped scenario', () => {
     const names = listScenarios();
     expect(names).toEqual(expect.arrayContaining(['smoke', 'thesis-kernel-code', 'cow-faults', 'scan-overhead']));

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { XmeError, errorMessage } from '../util/errors.ts';
 import { projectRoot } from '../util/paths.ts';
 import { APP_WORKLOADS, BUSYBOX_WORKLOADS, isAppWorkload, WORKLOAD_PARAMS, WORKLOADS, type WorkloadSpec } from '../vocabulary.ts';
-import { recipes } from '../images/recipes.ts';
+import { isKernelImage, recipes } from '../images/recipes.ts';
 import { isSystemImage, systemRecipes } from '../images/system-recipes.ts';
 import { appWorkload } from '../workloads/app-workloads.ts';
 import { strategyFactories } from '../../strategies/registry.ts';
@@ -58,6 +58,12 @@ export interface Scenario {
   baseline?: string;
   /** QEMU CPU model per guest (guest i: cpuModels[i % length]); default the accelerator's model for all. */
   cpuModels?: string[];
+  /**
+   * A mixed fleet: guest i boots guestImages[i % length] (images of one kind, e.g. two kernel builds: "cloud" and
+   * "cloud@6.1.0-56"); `image` is then guestImages[0]. Semantic sharing works within each build (a System.map
+   * per build, each verified against its guests); content finds what all have in common.
+   */
+  guestImages?: string[];
 }
 
 /** Guests in one run: 64 × 256 MiB booted and were scored on a 2-core, 24 GiB host (docs/architecture.md, "Scale"). */
@@ -85,6 +91,7 @@ const KNOWN_FIELDS = [
   'strategyGuests',
   'baseline',
   'cpuModels',
+  'guestImages',
 ];
 
 class FieldError extends XmeError {}
@@ -133,9 +140,11 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     if (!KNOWN_FIELDS.includes(field)) v.fail(field, `is not a scenario field (known: ${KNOWN_FIELDS.slice(1).join(', ')})`);
   }
 
-  const image = raw.image ?? 'cloud';
-  const imageNames = [...Object.keys(recipes), ...Object.keys(systemRecipes)];
-  if (typeof image !== 'string' || !(Object.hasOwn(recipes, image) || isSystemImage(image))) v.fail('image', `must be one of ${imageNames.join(', ')}`);
+  const imageNames = `${[...Object.keys(recipes), ...Object.keys(systemRecipes)].join(', ')}, or a kernel image pinned to an ABI such as cloud@6.1.0-56`;
+  const knownImage = (name: unknown): name is string => typeof name === 'string' && (isKernelImage(name) || isSystemImage(name));
+  const guestImages = raw.guestImages === undefined ? undefined : parseGuestImages(raw.guestImages, raw.image, v, knownImage, imageNames);
+  const image = guestImages?.[0] ?? raw.image ?? 'cloud';
+  if (!knownImage(image)) v.fail('image', `must be one of ${imageNames}`);
   const systemImage = isSystemImage(image as string);
 
   const counts = Array.isArray(raw.guests) ? raw.guests : [raw.guests];
@@ -243,8 +252,21 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     v.fail('baseline', `must be the label of one of the strategies (${strategies.map((s) => s.label).join(', ')}), got ${JSON.stringify(raw.baseline)}`);
   }
 
+  if (guestImages && backend !== 'qemu') v.fail('guestImages', 'is only for backend qemu (the Xen backend boots one kernel image for all guests)');
+  if (guestImages && new Set(guestImages).size > 1) {
+    // The page classifier reads every guest with the run's one kernel build (tick-page-classes.ts).
+    const classReader = strategies.findIndex((spec) => strategyFactories.find((f) => f.name === spec.name)!.create(spec.options).readsPageClasses);
+    if (classReader >= 0) {
+      v.fail(
+        `strategies[${classReader}]`,
+        `is ${strategies[classReader]!.name}, which reads page classes with one kernel build's layout; a mixed fleet (guestImages) boots several builds`,
+      );
+    }
+  }
+
   let systemMap: string | undefined;
   if (raw.systemMap !== undefined) {
+    if (guestImages) v.fail('systemMap', "cannot be combined with guestImages: each guest's kernel is checked against its own image's System.map");
     if (typeof raw.systemMap !== 'string' || !raw.systemMap) v.fail('systemMap', 'must be a file path');
     systemMap = path.resolve(baseDir, raw.systemMap as string);
     if (!fs.existsSync(systemMap)) v.fail('systemMap', `names a file that does not exist: ${systemMap}`);
@@ -269,7 +291,35 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     strategyGuests: strategyGuests as Scenario['strategyGuests'],
     ...(raw.baseline !== undefined ? { baseline: raw.baseline as string } : {}),
     ...(cpuModels ? { cpuModels } : {}),
+    ...(guestImages ? { guestImages } : {}),
   };
+}
+
+/** guestImages: a non-empty list of known images of one kind; `image`, if given too, must be its first. */
+function parseGuestImages(
+  value: unknown,
+  image: unknown,
+  v: ReturnType<typeof validator>,
+  knownImage: (name: unknown) => name is string,
+  imageNames: string,
+): string[] {
+  if (!Array.isArray(value) || value.length === 0) v.fail('guestImages', 'must be a non-empty list of image names (guest i boots guestImages[i % length])');
+  const names = (value as unknown[]).map((name, i) =>
+    knownImage(name) ? name : v.fail(`guestImages[${i}]`, `must be one of ${imageNames}, got ${JSON.stringify(name)}`),
+  );
+  const kindOf = (name: string) => (isSystemImage(name) ? 'system' : 'kernel');
+  names.forEach((name, i) => {
+    if (kindOf(name) !== kindOf(names[0]!)) {
+      v.fail(
+        `guestImages[${i}]`,
+        `is the ${kindOf(name)} image '${name}', but guestImages[0] '${names[0]}' is a ${kindOf(names[0]!)} image: a fleet boots images of one kind`,
+      );
+    }
+  });
+  if (image !== undefined && image !== names[0]) {
+    v.fail('image', `must be left out, or be guestImages[0] ('${names[0]}'), when guestImages is given: guest i boots guestImages[i % length]`);
+  }
+  return names;
 }
 
 /** Names of the scenarios shipped in scenarios/. */

@@ -119,7 +119,7 @@ export async function runShard(options: ShardRunOptions): Promise<ShardOutcome> 
       const scenario = cellScenario(variant, cell);
       try {
         // One image check per image and System.map, not per cell.
-        const imageKey = `${scenario.image}\u0000${scenario.systemMap ?? ''}`;
+        const imageKey = `${scenario.image}\u0000${scenario.systemMap ?? ''}\u0000${scenario.guestImages?.join(',') ?? ''}`;
         let image = options.image ?? images.get(imageKey);
         if (!image) {
           image = await prepareImage(scenario, say);

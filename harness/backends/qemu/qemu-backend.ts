@@ -72,6 +72,9 @@ export class QemuBackend implements Backend {
     if (!workloads.includes(options.workload.name)) {
       throw new XmeError(`image '${image.name}' has no workload '${options.workload.name}'`, `known: ${workloads.join(', ')}`);
     }
+    const otherKind = options.guestImages?.find((other) => other.kind !== image.kind);
+    if (otherKind)
+      throw new XmeError(`a mixed fleet boots images of one kind: '${otherKind.name}' is a ${otherKind.kind} image, '${image.name}' a ${image.kind} image`);
     if (image.kind === 'system' && !findOnPath('qemu-img')) {
       throw new XmeError(
         'qemu-img is not installed (each guest of a system image boots its own overlay of the base disk)',
@@ -89,11 +92,12 @@ export class QemuBackend implements Backend {
     const started: QemuGuest[] = [];
     for (let i = 0; i < count; i++) {
       const cpuModel = options.cpuModels?.length ? options.cpuModels[i % options.cpuModels.length] : undefined;
+      const guestImage = options.guestImages?.length ? options.guestImages[i % options.guestImages.length]! : image;
       const guest = QemuGuest.start({
         id: `g${this.guests.length}`,
         dir: this.dir,
         qemuBinary: this.qemuBinary,
-        image,
+        image: guestImage,
         accelerator: this.accelerator,
         ...(cpuModel ? { cpuModel } : {}),
         options: { ...options, workload: perGuestWorkload(options.workload, this.guests.length) },
