@@ -90,6 +90,18 @@ describe('system recipes', () => {
     expect(() => systemRecipeByName('cloud')).toThrow(/unknown system image 'cloud'/);
   });
 
+  it('may be pinned to a kernel ABI as <recipe>@<abi>: the same system with that kernel, under its own name', () => {
+    const pinned = systemRecipeByName('debian-system@6.1.0-56');
+    expect(pinned).toMatchObject({ name: 'debian-system@6.1.0-56', kernelImage: 'cloud@6.1.0-56', packagesFile: 'debian-system.packages' });
+    expect(systemKernelFlavour(pinned)).toEqual({ flavour: 'cloud-amd64', abi: '6.1.0-56' });
+    expect(systemKernelFlavour(systemRecipeByName('debian-system')).abi).toBeUndefined();
+    expect(isSystemImage('debian-system@6.1.0-56')).toBe(true);
+    for (const name of ['debian-system@6.1', 'cloud@6.1.0-56', 'nothing@6.1.0-56']) {
+      expect(isSystemImage(name), name).toBe(false);
+      expect(() => systemRecipeByName(name), name).toThrow(`unknown system image '${name}'`);
+    }
+  });
+
   it('hash every input: the same inputs give the same hash, any change another', () => {
     const recipe = systemRecipeByName('debian-system');
     const base: SystemRecipeInputs = {

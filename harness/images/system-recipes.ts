@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { sha256 } from '../util/hash.ts';
 import { projectRoot } from '../util/paths.ts';
 import { XmeError } from '../util/errors.ts';
-import { recipes } from './recipes.ts';
+import { recipeByName } from './recipes.ts';
 import type { PackageRef } from './debian-packages.ts';
 
 /** Bump when the way a system image is built changes (not its data), so that old cache entries are rebuilt. */
@@ -66,16 +66,28 @@ export const systemRecipes: Record<string, SystemRecipe> = {
   },
 };
 
+/**
+ * A system image pinned to one kernel build, `<recipe>@<abi>` (e.g. `debian-system@6.1.0-56`): the same system
+ * with that ABI's kernel, its modules on its own disk, cached under its own name — for mixed fleets of real
+ * guests (scenario field guestImages), as kernel images are pinned (recipes.ts).
+ */
+const PINNED = /^([a-z][a-z0-9-]*)@(\d+\.\d+\.\d+-\d+)$/;
+
 export function isSystemImage(name: string): boolean {
-  return Object.hasOwn(systemRecipes, name);
+  return Object.hasOwn(systemRecipes, PINNED.exec(name)?.[1] ?? name);
 }
 
 export function systemRecipeByName(name: string): SystemRecipe {
-  const recipe = isSystemImage(name) ? systemRecipes[name] : undefined;
+  const pinned = PINNED.exec(name);
+  const base = pinned ? pinned[1]! : name;
+  const recipe = Object.hasOwn(systemRecipes, base) ? systemRecipes[base] : undefined;
   if (!recipe) {
-    throw new XmeError(`unknown system image '${name}'`, `known system images: ${Object.keys(systemRecipes).join(', ')} (xme image list)`);
+    throw new XmeError(
+      `unknown system image '${name}'`,
+      `known system images: ${Object.keys(systemRecipes).join(', ')}, or one pinned to a kernel ABI such as debian-system@6.1.0-56 (xme image list)`,
+    );
   }
-  return recipe;
+  return pinned ? { ...recipe, name, kernelImage: `${recipe.kernelImage}@${pinned[2]}` } : recipe;
 }
 
 const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
@@ -106,8 +118,12 @@ export function readPackageList(recipe: SystemRecipe): string[] {
 
 /** The kernel flavour of a system recipe: the one of its kernel image recipe. */
 export function systemKernelFlavour(recipe: SystemRecipe): { flavour: string; abi?: string } {
-  const kernelRecipe = recipes[recipe.kernelImage];
-  if (!kernelRecipe) throw new XmeError(`system image '${recipe.name}' names an unknown kernel image '${recipe.kernelImage}'`);
+  let kernelRecipe: ReturnType<typeof recipeByName>;
+  try {
+    kernelRecipe = recipeByName(recipe.kernelImage);
+  } catch {
+    throw new XmeError(`system image '${recipe.name}' names an unknown kernel image '${recipe.kernelImage}'`);
+  }
   return { flavour: kernelRecipe.flavour, ...(kernelRecipe.abi ? { abi: kernelRecipe.abi } : {}) };
 }
 
