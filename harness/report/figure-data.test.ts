@@ -31,9 +31,10 @@ const omission = (figures: FigureData[], id: FigureId) => {
 describe('figure data of one run (a sweep: 2 memory sizes × 3 repetitions)', () => {
   const figures = buildFigures([readReportRun(sweep)]);
 
-  it('has the eight figures in order', () => {
-    expect(figures.map((f) => f.id)).toEqual(['sharing', 'split', 'classes', 'found', 'cow', 'cpu', 'kernel', 'throughput']);
-    expect(figures.every((f) => f.drawn)).toBe(true);
+  it('has the nine figures in order, all drawn but scale (one guest count)', () => {
+    expect(figures.map((f) => f.id)).toEqual(['sharing', 'split', 'classes', 'found', 'cow', 'cpu', 'scale', 'kernel', 'throughput']);
+    expect(figures.filter((f) => !f.drawn).map((f) => f.id)).toEqual(['scale']);
+    expect(omission(figures, 'scale')).toMatch(/^no run swept the guest count/);
   });
 
   it('(1) sharing: a line per memory × repetition × strategy × quantity, a point per tick, panels in order', () => {
@@ -44,7 +45,7 @@ describe('figure data of one run (a sweep: 2 memory sizes × 3 repetitions)', ()
     expect(f.legend).toEqual(STRATEGIES);
     expect(f.fyDomain).toEqual(['shared pages', 'frames saved', 'host frames saved']);
     expect(f.fxDomain).toEqual(['128 MiB', '256 MiB']);
-    const semantic = f.points.filter((p) => p.series === '|128|semantic|2|shared pages');
+    const semantic = f.points.filter((p) => p.series === '|2|128|semantic|2|shared pages');
     expect(semantic.map((p) => [p.x, p.y])).toEqual([
       [0, 1002],
       [2.5, 1012],
@@ -63,7 +64,7 @@ describe('figure data of one run (a sweep: 2 memory sizes × 3 repetitions)', ()
     expect(f.series).toHaveLength(2 * 3 * 3);
     expect(f.points).toHaveLength(2 * 3 * 3 * 4);
     expect(f.legend).toEqual(STRATEGIES.map((s) => `${s} (content-reread, lower bound)`));
-    expect(f.points.filter((p) => p.series === '|256|content|1|CoW faults').map((p) => p.y)).toEqual([0, 3, 6, 9]);
+    expect(f.points.filter((p) => p.series === '|2|256|content|1|CoW faults').map((p) => p.y)).toEqual([0, 3, 6, 9]);
     expect(f.caption.method[0]).toBe('CoW method (cow_method) and count (cow_count): content-reread: lower bound');
     expect(f.notes).toEqual([]);
   });
@@ -242,5 +243,42 @@ describe('older and enforced results', () => {
     expect(() => readReportRun(path.join(root, 'nothing-here'))).toThrow(/results folder .*nothing-here does not exist/);
     const empty = fs.mkdtempSync(path.join(root, 'empty-'));
     expect(() => readReportRun(empty)).toThrow(/is not a results folder: it has no run.json/);
+  });
+});
+
+describe('figure data of a run that sweeps the guest count (scale)', () => {
+  const fleet = writeSyntheticRun(root, { runId: 'fleet', guests: [2, 8, 32], repetitions: 2, strategies: ['semantic', 'content'] });
+  const figures = buildFigures([readReportRun(fleet)]);
+
+  it('(6) scale: per strategy a mean per guest count in three panels, and the whole run’s memory and first result once', () => {
+    const f = figure(figures, 'scale');
+    expect(f.kind).toBe('means');
+    expect(distinctX(f)).toEqual([2, 8, 32]);
+    expect(f.fyDomain).toEqual([
+      'mechanism CPU per tick (ms per tick)',
+      'mechanism CPU per tick per guest (ms per tick per guest)',
+      'first scan per guest (ms per guest)',
+      "the harness's own memory (peak) (MiB)",
+      'boot to the first result (s)',
+    ]);
+    // 2 strategies × 3 per-strategy panels + 2 whole-run panels drawn once.
+    expect(f.series).toHaveLength(2 * 3 + 2);
+    const memory = f.points.filter((p) => p.fy === "the harness's own memory (peak) (MiB)");
+    expect(memory.map((p) => [p.x, p.legend])).toEqual([
+      [2, 'whole run (all strategies)'],
+      [8, 'whole run (all strategies)'],
+      [32, 'whole run (all strategies)'],
+    ]);
+    expect(memory.map((p) => p.y)).toEqual([150 + 2 * 4 + 1.5, 150 + 8 * 4 + 1.5, 150 + 32 * 4 + 1.5]); // mean of repetitions 1 and 2
+    expect(memory.every((p) => p.low !== undefined && p.high !== undefined)).toBe(true);
+    expect(f.caption.method.find((m) => m.startsWith('harness_memory_mib: '))).toMatch(/RssAnon/);
+  });
+
+  it('(3) CPU draws such a run at its largest count, and says so', () => {
+    const f = figure(figures, 'cpu');
+    expect(f.points.length).toBeGreaterThan(0);
+    expect(f.notes).toContain('A run that swept the guest count is drawn at its largest count here; the scale figure has every count.');
+    expect(distinctX(f)).toEqual([256]);
+    expect(f.points.filter((p) => p.fy?.startsWith('mechanism')).length).toBe(2); // one per strategy, not one per count
   });
 });

@@ -8,8 +8,26 @@ import { METRICS, type MetricName } from '../results/metrics.ts';
 import type { ReportRun, TotalsSample } from './read-results.ts';
 import type { SummaryRow } from '../results/summary.ts';
 
-import { distinct, finish, mib, omitted, plural, runName, tagRuns, withTag, type FigureData, type FigurePoint, type TaggedRun } from './figure-kit.ts';
+import {
+  ci,
+  distinct,
+  finish,
+  methodsOf,
+  mib,
+  noSummaryReason,
+  omitted,
+  plural,
+  runName,
+  summaryN,
+  summaryRowsOf,
+  tagRuns,
+  withTag,
+  type FigureData,
+  type FigurePoint,
+  type TaggedRun,
+} from './figure-kit.ts';
 import { classesFigure, foundFigure } from './class-figure.ts';
+import { scaleFigure } from './scale-figure.ts';
 
 export * from './figure-kit.ts';
 
@@ -23,6 +41,7 @@ export function buildFigures(runs: readonly ReportRun[]): FigureData[] {
     foundFigure(tagged),
     cowFigure(tagged),
     cpuFigure(tagged),
+    scaleFigure(tagged),
     kernelFigure(tagged),
     throughputFigure(tagged),
   ];
@@ -83,7 +102,7 @@ function timeFigure(
         const y = quantity.pick(s);
         if (y === undefined) continue;
         points.push({
-          series: [r.tag, s.memory_mib, s.strategy, s.repetition, quantity.label].join('|'),
+          series: [r.tag, s.guests, s.memory_mib, s.strategy, s.repetition, quantity.label].join('|'), // a guest sweep restarts t_s per count
           legend: legendOf(r, s),
           x: s.t_s,
           y,
@@ -233,34 +252,6 @@ export function cowFigure(runs: readonly TaggedRun[]): FigureData {
 }
 
 /** Summary rows of some metrics, with their run. */
-function summaryRowsOf(runs: readonly TaggedRun[], metrics: readonly string[]): { r: TaggedRun; row: SummaryRow }[] {
-  return runs.flatMap((r) => (r.run.summary ?? []).filter((row) => metrics.includes(row.metric)).map((row) => ({ r, row })));
-}
-
-/** Why a summary figure has nothing: no summary.csv, or the metrics are not in it. */
-function noSummaryReason(runs: readonly TaggedRun[], metrics: readonly string[]): string {
-  const none = runs.filter((r) => r.run.summary === undefined).map((r) => r.run.info.runId);
-  const parts = [`no run's summary.csv has ${metrics.join(' or ')}`];
-  if (none.length) parts.push(`no summary.csv in ${none.join(', ')}`);
-  return parts.join('; ');
-}
-
-function ci(row: SummaryRow): Pick<FigurePoint, 'low' | 'high'> {
-  return row.ci95_low !== undefined && row.ci95_high !== undefined ? { low: row.ci95_low, high: row.ci95_high } : {};
-}
-
-/** "n = 3 repetitions per mean; bars: 95% CI" and a note when some means have no CI. */
-function summaryN(rows: readonly SummaryRow[]): { n: string; notes: string[] } {
-  const ns = distinct(rows.map((row) => row.n)).sort((a, b) => a - b);
-  const noCi = rows.filter((row) => row.ci95_low === undefined || row.ci95_high === undefined).length;
-  return {
-    n: `n = ${ns.join(', ')} ${ns.length === 1 && ns[0] === 1 ? 'repetition' : 'repetitions'} per mean (each repetition boots fresh guests); error bars: 95% CI (Student t)`,
-    notes: noCi ? [`${plural(noCi, 'mean')} without a CI: n = 1 gives no spread (more repetitions: --repetitions).`] : [],
-  };
-}
-
-const methodsOf = (rows: readonly { row: SummaryRow }[], metric: string) =>
-  distinct(rows.filter((x) => x.row.metric === metric).map((x) => x.row.method)).join(' | ');
 
 /**
  * The CPU figure's panels, top to bottom: the tick split (sharing/ledger.ts, "COST: MECHANISM AND INSTRUMENT")
@@ -275,10 +266,18 @@ const CPU_PANELS = [
 ] as const;
 
 /** (3) steady-state CPU per tick — the mechanism's, the instrument's, the whole tick's — and per scan, against guest memory size, mean with 95% CI. */
+/** Per run, the rows of its largest guest count: against memory size, several counts would fall on one point. */
+function atLargestFleet(rows: { r: TaggedRun; row: SummaryRow }[]): { r: TaggedRun; row: SummaryRow }[] {
+  const largest = new Map<TaggedRun, number>();
+  for (const { r, row } of rows) if (row.guests !== undefined) largest.set(r, Math.max(largest.get(r) ?? 0, row.guests));
+  return rows.filter(({ r, row }) => row.guests === undefined || row.guests === largest.get(r));
+}
+
 export function cpuFigure(runs: readonly TaggedRun[]): FigureData {
   const metrics = CPU_PANELS.map(([metric]) => metric);
   const order = (metric: string) => metrics.indexOf(metric as (typeof metrics)[number]);
-  const rows = summaryRowsOf(runs, metrics).sort((a, b) => order(a.row.metric) - order(b.row.metric));
+  const all = summaryRowsOf(runs, metrics);
+  const rows = atLargestFleet(all).sort((a, b) => order(a.row.metric) - order(b.row.metric));
   if (!rows.length) return omitted('cpu', noSummaryReason(runs, metrics));
   const panel = (row: SummaryRow) => `${CPU_PANELS[order(row.metric)]![1]} (${row.unit})`;
   const points: FigurePoint[] = rows.map(({ r, row }) => ({
@@ -302,6 +301,7 @@ export function cpuFigure(runs: readonly TaggedRun[]): FigureData {
   if (rows.some((x) => x.row.metric === 'mechanism_cpu_ms' && /CoW handling NOT included/.test(x.row.method ?? '')))
     notes.push('In some runs no per-fault CoW cost was measured (run.json cowFaultCost says why): their mechanism leaves out the CoW handling.');
   if (log) notes.push('Logarithmic y axis: the strategies differ by more than 20×.');
+  if (rows.length < all.length) notes.push('A run that swept the guest count is drawn at its largest count here; the scale figure has every count.');
   return finish({
     id: 'cpu',
     kind: 'means',

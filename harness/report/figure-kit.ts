@@ -4,8 +4,9 @@
  * helpers that finish a figure. Pure data, nothing drawn here.
  */
 import type { ReportRun } from './read-results.ts';
+import type { SummaryRow } from '../results/summary.ts';
 
-export const FIGURE_IDS = ['sharing', 'split', 'classes', 'found', 'cow', 'cpu', 'kernel', 'throughput'] as const;
+export const FIGURE_IDS = ['sharing', 'split', 'classes', 'found', 'cow', 'cpu', 'scale', 'kernel', 'throughput'] as const;
 export type FigureId = (typeof FIGURE_IDS)[number];
 
 export const FIGURE_TITLES: Record<FigureId, string> = {
@@ -15,6 +16,7 @@ export const FIGURE_TITLES: Record<FigureId, string> = {
   found: 'How much of content’s savings each strategy finds without scanning',
   cow: 'Cumulative copy-on-write faults over time',
   cpu: 'CPU per tick against guest memory: the mechanism and xme’s instrument',
+  scale: 'What the number of guests costs: CPU, first scan, harness memory, time to the first result',
   kernel: 'Kernel code and rodata shareability per run',
   throughput: 'Guest throughput per strategy',
 };
@@ -77,6 +79,8 @@ export interface OmittedFigure {
   drawn: false;
   /** Why there is nothing to draw. */
   reason: string;
+  /** The runs did not set out to measure it (e.g. no guest sweep for the scale figure): no note on the console. */
+  notAsked?: boolean;
 }
 
 export type FigureData = DrawnFigure | OmittedFigure;
@@ -97,8 +101,8 @@ export const runName = ({ run, tag }: TaggedRun) => (tag ? `${tag} = ${run.info.
 export const mib = (memory: number) => `${memory} MiB`;
 export const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-export function omitted(id: FigureId, reason: string): OmittedFigure {
-  return { id, title: FIGURE_TITLES[id], drawn: false, reason };
+export function omitted(id: FigureId, reason: string, options: { notAsked?: boolean } = {}): OmittedFigure {
+  return { id, title: FIGURE_TITLES[id], drawn: false, reason, ...(options.notAsked ? { notAsked: true } : {}) };
 }
 
 export function finish(figure: Omit<DrawnFigure, 'series' | 'legend' | 'title' | 'drawn' | 'fxDomain' | 'fyDomain'>): DrawnFigure {
@@ -113,3 +117,34 @@ export function finish(figure: Omit<DrawnFigure, 'series' | 'legend' | 'title' |
     fyDomain: panels((p) => p.fy),
   };
 }
+
+// Summary figures: rows of summary.csv by metric, their CIs, their n and methods.
+
+export function summaryRowsOf(runs: readonly TaggedRun[], metrics: readonly string[]): { r: TaggedRun; row: SummaryRow }[] {
+  return runs.flatMap((r) => (r.run.summary ?? []).filter((row) => metrics.includes(row.metric)).map((row) => ({ r, row })));
+}
+
+/** Why a summary figure has nothing: no summary.csv, or the metrics are not in it. */
+export function noSummaryReason(runs: readonly TaggedRun[], metrics: readonly string[]): string {
+  const none = runs.filter((r) => r.run.summary === undefined).map((r) => r.run.info.runId);
+  const parts = [`no run's summary.csv has ${metrics.join(' or ')}`];
+  if (none.length) parts.push(`no summary.csv in ${none.join(', ')}`);
+  return parts.join('; ');
+}
+
+export function ci(row: SummaryRow): Pick<FigurePoint, 'low' | 'high'> {
+  return row.ci95_low !== undefined && row.ci95_high !== undefined ? { low: row.ci95_low, high: row.ci95_high } : {};
+}
+
+/** "n = 3 repetitions per mean; bars: 95% CI" and a note when some means have no CI. */
+export function summaryN(rows: readonly SummaryRow[]): { n: string; notes: string[] } {
+  const ns = distinct(rows.map((row) => row.n)).sort((a, b) => a - b);
+  const noCi = rows.filter((row) => row.ci95_low === undefined || row.ci95_high === undefined).length;
+  return {
+    n: `n = ${ns.join(', ')} ${ns.length === 1 && ns[0] === 1 ? 'repetition' : 'repetitions'} per mean (each repetition boots fresh guests); error bars: 95% CI (Student t)`,
+    notes: noCi ? [`${plural(noCi, 'mean')} without a CI: n = 1 gives no spread (more repetitions: --repetitions).`] : [],
+  };
+}
+
+export const methodsOf = (rows: readonly { row: SummaryRow }[], metric: string) =>
+  distinct(rows.filter((x) => x.row.metric === metric).map((x) => x.row.method)).join(' | ');

@@ -68,7 +68,7 @@ function runsTable(runs: readonly ReportRun[]): string {
       text(i.scenario),
       i.status === 'completed' ? text(i.status) : `<td class="warn">${escapeXml(i.status)}</td>`,
       text(i.kaslr === undefined ? 'not recorded' : i.kaslr ? 'on' : 'off (nokaslr)'),
-      text(`${i.guests ?? '?'} × ${memories.map((m) => `${m} MiB`).join(', ') || '?'}`),
+      text(`${i.guests?.join(', ') ?? '?'} × ${memories.map((m) => `${m} MiB`).join(', ') || '?'}`),
       text(i.workload ?? '–'),
       text(strategies.join(', ') || '–'),
       text(i.backend ?? '–'),

@@ -28,7 +28,8 @@ export interface RunInfo {
   cowMethod: string | undefined;
   cpuMethod: string | undefined;
   startedAt: string | undefined;
-  guests: number | undefined;
+  /** Guest counts (several: the run swept the count); files before the sweep held one number. */
+  guests: number[] | undefined;
   kernel: string | undefined;
   gitCommit: string | undefined;
   /** run.json warnings (e.g. a repetition that failed, a figure left out of summary.csv) */
@@ -88,9 +89,15 @@ export function runInfo(record: StoredRunRecord): RunInfo {
     cowMethod: text(record.cowMethod),
     cpuMethod: text(record.cpuMethod),
     startedAt: text(record.startedAt),
-    guests: typeof scenario.guests === 'number' ? scenario.guests : undefined,
+    guests: guestCounts(scenario.guests),
     kernel: text(object(kernel.version).release) ?? text(object(record.image).kernelRelease),
     gitCommit: text(object(record.harness).gitCommit),
     warnings: Array.isArray(record.warnings) ? record.warnings.filter((w): w is string => typeof w === 'string') : [],
   };
+}
+
+/** A scenario's guests as run.json holds it: a number (before sweeps), or a list of counts. */
+function guestCounts(value: unknown): number[] | undefined {
+  const list = Array.isArray(value) ? value : [value];
+  return list.length > 0 && list.every((n): n is number => typeof n === 'number') ? list : undefined;
 }

@@ -19,6 +19,8 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-report-test-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 const sweep = writeSyntheticRun(root, { runId: 'sweep', memoryMiB: [128, 256], repetitions: 3, strategies: ['semantic', 'semantic+rodata', 'content'] });
+/** A sweep of the guest count, for the scale figure. */
+const fleet = writeSyntheticRun(root, { runId: 'fleet', guests: [2, 4], repetitions: 2, strategies: ['semantic', 'content'] });
 const idle = writeSyntheticRun(root, { runId: 'idle', workload: 'idle', opsPerS: 0, kernel: false, kaslr: true });
 
 /** Every URL-bearing attribute and CSS url() of a page: all must stay inside the file or beside it. */
@@ -46,7 +48,7 @@ function marksOf(figure: Node) {
 }
 
 describe('report.html', () => {
-  const runs = [readReportRun(sweep), readReportRun(idle)];
+  const runs = [readReportRun(sweep), readReportRun(idle), readReportRun(fleet)];
   const built = buildReport(runs, { generatedAt: '2026-11-27T14:00:00.000Z' });
   const { document } = parseHTML(built.html);
 
@@ -62,6 +64,7 @@ describe('report.html', () => {
       'figures/found.svg',
       'figures/cow.svg',
       'figures/cpu.svg',
+      'figures/scale.svg',
       'figures/kernel.svg',
       'figures/throughput.svg',
     ]);
@@ -89,8 +92,9 @@ describe('report.html', () => {
       const caption = element!.querySelector('figcaption')!.textContent!;
       for (const part of ['Measures', 'Units', 'n', 'Method', 'Runs']) expect(caption).toContain(part);
     }
-    // The sweep's sharing figure: 2 sizes × 3 repetitions × 3 strategies × 3 quantities, and the idle run's 1 × 1 × 2 × 3.
-    expect(document.querySelector('figure[data-figure="sharing"]')!.querySelectorAll('g.xme-line path')).toHaveLength(54 + 6);
+    // The sweep's sharing figure: 2 sizes × 3 repetitions × 3 strategies × 3 quantities, the idle run's 1 × 1 × 2 × 3,
+    // and the fleet's 2 guest counts × 2 repetitions × 2 strategies × 3.
+    expect(document.querySelector('figure[data-figure="sharing"]')!.querySelectorAll('g.xme-line path')).toHaveLength(54 + 6 + 24);
   });
 
   it('tables every summary.csv row of every run, with unit and method', () => {
@@ -130,7 +134,7 @@ describe('report.html for a run that lacks some data', () => {
 describe('files', () => {
   it('writes report.html and figures/<id>.svg, each a standalone SVG; a later report removes figures it no longer draws', () => {
     const out = path.join(root, 'out');
-    const first = reportFolders([sweep, idle], out);
+    const first = reportFolders([sweep, idle, fleet], out);
     expect(first.html).toBe(path.join(out, 'report.html'));
     expect(first.figures.map((f) => path.basename(f.file))).toEqual([
       'sharing.svg',
@@ -139,6 +143,7 @@ describe('files', () => {
       'found.svg',
       'cow.svg',
       'cpu.svg',
+      'scale.svg',
       'kernel.svg',
       'throughput.svg',
     ]);
@@ -149,7 +154,11 @@ describe('files', () => {
       expect(fs.readFileSync(first.html, 'utf8')).toContain(svg.trim());
     }
     const second = reportFolders([idle], out);
-    expect(second.omitted.map((o) => o.id)).toEqual(['kernel', 'throughput']);
+    expect(second.omitted.map((o) => [o.id, o.notAsked])).toEqual([
+      ['scale', true],
+      ['kernel', false],
+      ['throughput', false],
+    ]);
     expect(fs.readdirSync(path.join(out, 'figures')).sort()).toEqual(['classes.svg', 'cow.svg', 'cpu.svg', 'found.svg', 'sharing.svg', 'split.svg']);
   });
 });

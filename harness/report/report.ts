@@ -17,8 +17,8 @@ export interface ReportFiles {
   html: string;
   /** Drawn figures: their id and SVG file (absolute path). */
   figures: { id: FigureId; file: string }[];
-  /** Figures not drawn, and why. */
-  omitted: { id: FigureId; reason: string }[];
+  /** Figures not drawn, and why (notAsked: the runs did not set out to measure it). */
+  omitted: { id: FigureId; reason: string; notAsked: boolean }[];
 }
 
 export interface BuiltReport {
@@ -72,7 +72,7 @@ export function writeReport(runs: readonly ReportRun[], outDir: string, options:
     dir: outDir,
     html,
     figures: built.svgs.map(({ id, file }) => ({ id, file: path.join(outDir, file) })),
-    omitted: built.figures.flatMap((f) => (f.drawn ? [] : [{ id: f.id, reason: f.reason }])),
+    omitted: built.figures.flatMap((f) => (f.drawn ? [] : [{ id: f.id, reason: f.reason, notAsked: f.notAsked === true }])),
   };
 }
 

@@ -28,7 +28,8 @@ export interface SyntheticRunSpec {
   repetitions?: number;
   /** Ticks per repetition (default 4). */
   ticks?: number;
-  guests?: number;
+  /** Guests per repetition (default 2); a list sweeps the count, with the scale figures (boot_s, …) per count. */
+  guests?: number | number[];
   kaslr?: boolean;
   /** The scenario's workload (default memchurn). */
   workload?: string;
@@ -53,7 +54,8 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
   const memories = spec.memoryMiB ?? [256];
   const repetitions = spec.repetitions ?? 1;
   const ticks = spec.ticks ?? 4;
-  const guests = spec.guests ?? 2;
+  const counts = Array.isArray(spec.guests) ? spec.guests : [spec.guests ?? 2];
+  const sweepsGuests = counts.length > 1;
   const cowMethod = spec.cowMethod ?? 'content-reread';
   const cowCount = cowMethod === 'hypervisor' ? 'upper bound' : 'lower bound';
   const hostFrames = spec.hostFrames ?? true;
@@ -69,7 +71,7 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
     scenario: {
       ...recorded.scenario,
       name: spec.scenario ?? 'synthetic',
-      guests: [guests],
+      guests: counts,
       memoryMiB: memories,
       kaslr: spec.kaslr ?? false,
       workload: { name: (spec.workload ?? 'memchurn') as RunHeader['scenario']['workload']['name'], params: {} },
@@ -83,103 +85,112 @@ export function writeSyntheticRun(root: string, spec: SyntheticRunSpec): string 
   for (const writer of writers) writer.begin?.(header);
 
   const metrics: RepetitionMetrics[] = [];
-  for (const memoryMiB of memories) {
-    const guestPages = (memoryMiB * 256) | 0;
-    for (let repetition = 1; repetition <= repetitions; repetition++) {
-      for (let tick = 0; tick < ticks; tick++) {
+  for (const guests of counts)
+    for (const memoryMiB of memories) {
+      const guestPages = (memoryMiB * 256) | 0;
+      for (let repetition = 1; repetition <= repetitions; repetition++) {
+        for (let tick = 0; tick < ticks; tick++) {
+          strategies.forEach((strategy, s) => {
+            const shared = (isSemantic(strategy) ? 1000 : 20_000) * (1 + s) + tick * 10 + repetition;
+            const origin = {
+              guests,
+              memoryMiB,
+              repetition,
+              tick,
+              tS: tick * 2.5,
+              strategy,
+              sharingMode: 'accounted' as const,
+              cowMethod,
+              cowCount: cowCount as 'upper bound' | 'lower bound',
+              status: 'ok',
+            };
+            const total: TickSample = {
+              ...origin,
+              scope: 'all',
+              guestPages: guestPages * guests,
+              sharedPages: shared,
+              framesSaved: shared / 2,
+              hostFramesSaved: hostFrames ? shared / 4 : undefined,
+              hostResidentPages: hostFrames ? guestPages : undefined,
+              zeroPagesShared: 0,
+              // The split adds up to framesSaved: no zero frames, a quarter within guests, the rest across.
+              framesSavedZero: 0,
+              framesSavedWithinGuest: shared / 8,
+              framesSavedAcrossGuests: shared / 2 - shared / 8,
+              // Where sharing comes from, adding up to framesSaved: half page cache, a quarter free, a quarter kernel text.
+              savedByClass: { ...emptySavedByClass(), pagecache: shared / 4, free: shared / 8, kernel_text: shared / 8 },
+              savedUnlocated: 0,
+              ...(strategy === 'content' ? {} : { contentSavedFound: shared / 8 }),
+              cowFaultsTick: tick > 0 ? s + 1 : 0,
+              cowFaultsTotal: tick * (s + 1),
+              cowCopiesTotal: tick * (s + 1),
+              cost: {
+                cpuMethod: THREAD_CPU_METHOD,
+                scanCpuMs: 1,
+                scanWallMs: 1,
+                verifyCpuMs: 1,
+                cowCpuMs: tick > 0 ? 1 : undefined,
+                tickCpuMs: 3,
+                // The split adds up: mechanism (scan + verification + CoW model at 4 µs a fault) + instrument (CoW detection) = tick + CoW model.
+                mechanismCpuMs: 2 + (tick > 0 ? s + 1 : 0) * 0.004,
+                cowModelCpuMs: (tick > 0 ? s + 1 : 0) * 0.004,
+                instrumentCpuMs: tick > 0 ? 1 : 0,
+                pagesRead: 1,
+                bytesHashed: 4096,
+                bytesCompared: 4096,
+              },
+              refusedPages: 0,
+              metrics: {},
+            };
+            const perGuest: TickSample[] = Array.from({ length: guests }, (_, g) => ({
+              ...origin,
+              scope: 'guest',
+              guest: `g${g}`,
+              guestPages,
+              sharedPages: shared / guests,
+              hostResidentPages: undefined,
+              cowFaultsTick: 0,
+              cowFaultsTotal: 0,
+              workloadOpsPerS: opsPerS,
+            }));
+            for (const sample of [total, ...perGuest]) for (const writer of writers) writer.sample?.(sample);
+          });
+        }
         strategies.forEach((strategy, s) => {
-          const shared = (isSemantic(strategy) ? 1000 : 20_000) * (1 + s) + tick * 10 + repetition;
-          const origin = {
-            guests,
-            memoryMiB,
-            repetition,
-            tick,
-            tS: tick * 2.5,
-            strategy,
-            sharingMode: 'accounted' as const,
-            cowMethod,
-            cowCount: cowCount as 'upper bound' | 'lower bound',
-            status: 'ok',
+          const scan = (isSemantic(strategy) ? 4 : 120) * (memoryMiB / 256) * (1 + 0.05 * repetition);
+          const values: RepetitionMetrics['values'] = {
+            shared_pages: 1000 * (1 + s),
+            frames_saved: 500 * (1 + s),
+            // The split adds up to frames_saved: 100 zero, a fifth of the rest within guests, the remainder across.
+            frames_saved_zero: 100,
+            frames_saved_within_guest: (500 * (1 + s) - 100) / 5,
+            frames_saved_across_guests: ((500 * (1 + s) - 100) * 4) / 5,
+            cow_faults: (ticks - 1) * (s + 1),
+            scan_cpu_ms: scan,
+            tick_cpu_ms: scan * 2,
+            // Mechanism + instrument = tick + the CoW model (a small part, so a figure can show it).
+            mechanism_cpu_ms: scan * 1.25 + 0.01 * (s + 1),
+            cow_model_cpu_ms: 0.01 * (s + 1),
+            instrument_cpu_ms: scan * 0.75,
+            workload_ops_per_s: opsPerS === 0 ? 0 : opsPerS + repetition,
           };
-          const total: TickSample = {
-            ...origin,
-            scope: 'all',
-            guestPages: guestPages * guests,
-            sharedPages: shared,
-            framesSaved: shared / 2,
-            hostFramesSaved: hostFrames ? shared / 4 : undefined,
-            hostResidentPages: hostFrames ? guestPages : undefined,
-            zeroPagesShared: 0,
-            // The split adds up to framesSaved: no zero frames, a quarter within guests, the rest across.
-            framesSavedZero: 0,
-            framesSavedWithinGuest: shared / 8,
-            framesSavedAcrossGuests: shared / 2 - shared / 8,
-            // Where sharing comes from, adding up to framesSaved: half page cache, a quarter free, a quarter kernel text.
-            savedByClass: { ...emptySavedByClass(), pagecache: shared / 4, free: shared / 8, kernel_text: shared / 8 },
-            savedUnlocated: 0,
-            ...(strategy === 'content' ? {} : { contentSavedFound: shared / 8 }),
-            cowFaultsTick: tick > 0 ? s + 1 : 0,
-            cowFaultsTotal: tick * (s + 1),
-            cowCopiesTotal: tick * (s + 1),
-            cost: {
-              cpuMethod: THREAD_CPU_METHOD,
-              scanCpuMs: 1,
-              scanWallMs: 1,
-              verifyCpuMs: 1,
-              cowCpuMs: tick > 0 ? 1 : undefined,
-              tickCpuMs: 3,
-              // The split adds up: mechanism (scan + verification + CoW model at 4 µs a fault) + instrument (CoW detection) = tick + CoW model.
-              mechanismCpuMs: 2 + (tick > 0 ? s + 1 : 0) * 0.004,
-              cowModelCpuMs: (tick > 0 ? s + 1 : 0) * 0.004,
-              instrumentCpuMs: tick > 0 ? 1 : 0,
-              pagesRead: 1,
-              bytesHashed: 4096,
-              bytesCompared: 4096,
-            },
-            refusedPages: 0,
-            metrics: {},
-          };
-          const perGuest: TickSample[] = Array.from({ length: guests }, (_, g) => ({
-            ...origin,
-            scope: 'guest',
-            guest: `g${g}`,
-            guestPages,
-            sharedPages: shared / guests,
-            hostResidentPages: undefined,
-            cowFaultsTick: 0,
-            cowFaultsTotal: 0,
-            workloadOpsPerS: opsPerS,
-          }));
-          for (const sample of [total, ...perGuest]) for (const writer of writers) writer.sample?.(sample);
+          if (hostFrames) values.host_frames_saved = 250 * (1 + s);
+          if (sweepsGuests) {
+            // Semantic's first scan and every strategy's mechanism grow with the guests; the harness's memory too.
+            values.mechanism_cpu_ms_per_guest = values.mechanism_cpu_ms! / guests;
+            values.first_scan_cpu_ms_per_guest = isSemantic(strategy) ? 40 + repetition : 200 + repetition;
+            values.boot_s = 5 + guests * 1.5 + repetition / 10;
+            values.first_result_s = 8 + guests * 1.6 + repetition / 10;
+            values.harness_memory_mib = 150 + guests * 4 + repetition;
+          }
+          if (kernel && isSemantic(strategy)) {
+            values.kernel_code_shareability_pct = spec.kaslr ? 28.6 + repetition / 10 : 100;
+            if (strategy.includes('rodata')) values.kernel_rodata_shareability_pct = spec.kaslr ? 20 + repetition / 10 : 99.7;
+          }
+          metrics.push({ guests, memoryMiB, repetition, strategy, values });
         });
       }
-      strategies.forEach((strategy, s) => {
-        const scan = (isSemantic(strategy) ? 4 : 120) * (memoryMiB / 256) * (1 + 0.05 * repetition);
-        const values: RepetitionMetrics['values'] = {
-          shared_pages: 1000 * (1 + s),
-          frames_saved: 500 * (1 + s),
-          // The split adds up to frames_saved: 100 zero, a fifth of the rest within guests, the remainder across.
-          frames_saved_zero: 100,
-          frames_saved_within_guest: (500 * (1 + s) - 100) / 5,
-          frames_saved_across_guests: ((500 * (1 + s) - 100) * 4) / 5,
-          cow_faults: (ticks - 1) * (s + 1),
-          scan_cpu_ms: scan,
-          tick_cpu_ms: scan * 2,
-          // Mechanism + instrument = tick + the CoW model (a small part, so a figure can show it).
-          mechanism_cpu_ms: scan * 1.25 + 0.01 * (s + 1),
-          cow_model_cpu_ms: 0.01 * (s + 1),
-          instrument_cpu_ms: scan * 0.75,
-          workload_ops_per_s: opsPerS === 0 ? 0 : opsPerS + repetition,
-        };
-        if (hostFrames) values.host_frames_saved = 250 * (1 + s);
-        if (kernel && isSemantic(strategy)) {
-          values.kernel_code_shareability_pct = spec.kaslr ? 28.6 + repetition / 10 : 100;
-          if (strategy.includes('rodata')) values.kernel_rodata_shareability_pct = spec.kaslr ? 20 + repetition / 10 : 99.7;
-        }
-        metrics.push({ guests, memoryMiB, repetition, strategy, values });
-      });
     }
-  }
   const end: RunEnd = {
     status: spec.status ?? 'completed',
     endedAt: '2026-11-27T13:45:00.000Z',

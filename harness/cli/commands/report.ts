@@ -49,7 +49,7 @@ export function registerReportCommand(cli: Argv): Argv {
       const files = reportFolders(dirs, out === undefined ? undefined : path.resolve(out), { harnessCommit: harnessInfo().gitCommit });
       process.stdout.write(`${files.html}\n`);
       for (const figure of files.figures) process.stdout.write(`  ${path.relative(files.dir, figure.file)}\n`);
-      for (const { id, reason } of files.omitted) process.stderr.write(`note: figure '${id}' not drawn: ${reason}\n`);
+      for (const { id, reason, notAsked } of files.omitted) if (!notAsked) process.stderr.write(`note: figure '${id}' not drawn: ${reason}\n`);
     },
   );
 }
