@@ -167,6 +167,24 @@ describe('pairing the rows of two runs', () => {
     expect(find(rows, 256, 'content', 'scan_cpu_ms')).toMatchObject({ a: undefined, changePct: undefined, judgement: undefined });
   });
 
+  it('pairs runs of different guest counts row by row, but the counts of a sweep each with its own', () => {
+    const single = compareRuns([
+      folder('three', [{ guests: 3, metric: 'shared_pages', n: 2, mean: 10, sd: 1 }]),
+      folder('sixteen', [{ guests: 16, metric: 'shared_pages', n: 2, mean: 50, sd: 1 }]),
+    ]).comparisons[0]!.rows;
+    expect(single.map((r) => [r.a?.mean, r.b?.mean])).toEqual([[10, 50]]);
+    const sweep = (runId: string, offset: number) =>
+      folder(
+        runId,
+        [2, 8].map((guests) => ({ guests, metric: 'shared_pages', n: 2, mean: guests * 10 + offset, sd: 1 })),
+      );
+    const swept = compareRuns([sweep('sweep-a', 0), sweep('sweep-b', 1)]).comparisons[0]!.rows;
+    expect(swept.map((r) => [r.guests, r.a?.mean, r.b?.mean])).toEqual([
+      [2, 20, 21],
+      [8, 80, 81],
+    ]);
+  });
+
   it('compares each further run against the first', () => {
     const a = folder('run-a', [{ metric: 'shared_pages', n: 5, mean: 10, sd: 2 }]);
     const b = folder('run-b', [{ metric: 'shared_pages', n: 6, mean: 12, sd: 3 }]);

@@ -29,6 +29,8 @@ export interface ResultsRun {
 export interface ComparedRow {
   /** The scenario of the row (with --ignore-scenario and different scenarios: "A's → B's"). */
   scenario: string;
+  /** Guests scored together (undefined: a file from before the column). */
+  guests: number | undefined;
   memoryMiB: number;
   strategy: string;
   metric: string;
@@ -88,17 +90,22 @@ export function readResultsRun(dir: string): ResultsRun {
   return { dir, runId: record.runId, scenario: record.scenarioName, status: record.status, record, rows: readSummary(summaryFile) };
 }
 
-function rowKey(row: SummaryRow, withScenario: boolean): string {
-  return [withScenario ? row.scenario : '', row.memory_mib, row.strategy, row.metric].join('\u0000');
+/**
+ * The guest count is part of the key only in a run that swept it: runs of 3 and of 16 guests compare row by
+ * row (the header names the setting in which they differ), as do runs from before the column.
+ */
+function rowKey(row: SummaryRow, withScenario: boolean, sweepsGuests: boolean): string {
+  return [withScenario ? row.scenario : '', sweepsGuests ? row.guests : '', row.memory_mib, row.strategy, row.metric].join('\u0000');
 }
 
 function indexRows(run: ResultsRun, withScenario: boolean): Map<string, SummaryRow> {
   const index = new Map<string, SummaryRow>();
+  const sweepsGuests = new Set(run.rows.map((row) => row.guests)).size > 1;
   for (const row of run.rows) {
-    const key = rowKey(row, withScenario);
+    const key = rowKey(row, withScenario, sweepsGuests);
     if (index.has(key)) {
       throw new XmeError(
-        `${path.join(run.dir, 'summary.csv')} has two rows for ${withScenario ? `${row.scenario}, ` : ''}${row.memory_mib} MiB, ${row.strategy}, ${row.metric}`,
+        `${path.join(run.dir, 'summary.csv')} has two rows for ${withScenario ? `${row.scenario}, ` : ''}${sweepsGuests ? `${row.guests} guests, ` : ''}${row.memory_mib} MiB, ${row.strategy}, ${row.metric}`,
         withScenario ? 'summary.csv is written by xme run with one row each' : 'without --ignore-scenario the rows of different scenarios are told apart',
       );
     }
@@ -140,6 +147,7 @@ function pairRow(a: SummaryRow | undefined, b: SummaryRow | undefined): Compared
   const both = a !== undefined && b !== undefined;
   return {
     scenario,
+    guests: some.guests,
     memoryMiB: some.memory_mib,
     strategy: some.strategy,
     metric: some.metric,

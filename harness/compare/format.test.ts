@@ -141,6 +141,7 @@ describe('CSV', () => {
         run: 'run-b',
         run_status: 'completed',
         scenario: 'smoke',
+        guests: '',
         memory_mib: '256',
         strategy: 'semantic',
         metric: 'shared_pages',

@@ -63,7 +63,7 @@ function cells(row: ComparedRow, withScenario: boolean): string[] {
   const n = `${row.a?.n ?? '–'}/${row.b?.n ?? '–'}`;
   return [
     ...(withScenario ? [row.scenario] : []),
-    `${row.memoryMiB} MiB`,
+    `${row.guests !== undefined ? `${row.guests} × ` : ''}${row.memoryMiB} MiB`,
     row.strategy,
     row.metric,
     row.unit,
@@ -161,6 +161,7 @@ export const CSV_COLUMNS = [
   'run',
   'run_status',
   'scenario',
+  'guests',
   'memory_mib',
   'strategy',
   'metric',
@@ -203,6 +204,7 @@ export function formatCsv(report: CompareReport): string {
         comparison.run.runId,
         comparison.run.status,
         row.scenario,
+        csvNumber(row.guests),
         csvNumber(row.memoryMiB),
         row.strategy,
         row.metric,

@@ -9,6 +9,8 @@ import { SUMMARY_SCHEMA } from '../results/summary.ts';
 import { writeJsonAtomically } from '../results/run-record.ts';
 
 export interface SyntheticRow {
+  /** Left empty unless given (as in files from before the column). */
+  guests?: number;
   memory_mib?: number;
   strategy?: string;
   metric: string;
@@ -39,6 +41,7 @@ export function writeResultsFolder(root: string, run: SyntheticRun): string {
   for (const row of run.rows) {
     summary.append({
       scenario: row.scenario ?? scenario,
+      guests: row.guests,
       memory_mib: row.memory_mib ?? 256,
       strategy: row.strategy ?? 'semantic',
       metric: row.metric,
