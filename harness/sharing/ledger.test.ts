@@ -303,6 +303,49 @@ describe('AccountingLedger', () => {
     expect(ledger.stats()).toMatchObject({ sharedPages: 3, framesUsed: 1, framesSaved: 2 });
   });
 
+  it('reads no page to re-apply a group already on one frame, and still compares a member that was written', () => {
+    /** Counts the pages read through the guest seam. */
+    class CountingGuest extends MemoryGuest {
+      reads = 0;
+      override pages(firstGfn: number, count: number): Buffer {
+        this.reads += count;
+        return super.pages(firstGfn, count);
+      }
+    }
+    const guests = ['g0', 'g1', 'g2'].map((id) => new CountingGuest(id, 2));
+    for (const g of guests) g.fill(0, 6);
+    const group = () =>
+      new PackedGroup(
+        Uint32Array.from([0, 1, 2], (guest) => pageIndex(guest, 0)),
+        false,
+      );
+    const ledger = new AccountingLedger('t', guests, hasher);
+    expect(ledger.apply([group()]).pagesShared).toBe(3);
+    ledger.detectCow();
+    const reads = () => guests.reduce((sum, g) => sum + g.reads, 0);
+    const before = reads();
+    expect(ledger.apply([group()])).toMatchObject({ pagesShared: 0, bytesCompared: 0, refused: [] });
+    expect(reads()).toBe(before);
+    // g1 writes its page: it leaves the frame, and its re-proposal is compared and refused (bytes differ).
+    guests[1]!.pages(0, 1)[100]! ^= 1;
+    expect(ledger.detectCow()).toEqual([{ guest: 1, gfn: 0 }]);
+    const again = ledger.apply([group()]);
+    expect(again.bytesCompared).toBe(4096);
+    expect(again.refused).toEqual([{ pages: [{ guest: 1, gfn: 0 }], reason: 'bytes differ from the group’s first page' }]);
+    expect(ledger.stats()).toMatchObject({ sharedPages: 2, framesSaved: 1 });
+  });
+
+  it('still refuses a page listed twice or in two groups after 70,000 groups (its marks are reused, never stale)', () => {
+    const [a, b] = twoGuests();
+    const ledger = new AccountingLedger('t', [a, b], hasher);
+    const pair = (gfn: number) => new PackedGroup(Uint32Array.of(pageIndex(0, gfn), pageIndex(1, gfn)), false);
+    for (let i = 0; i < 70_000; i++) ledger.apply([pair(i % 8)]);
+    expect(ledger.apply([new PackedGroup(Uint32Array.of(pageIndex(0, 3), pageIndex(0, 3)), false)]).refused[0]!.reason).toMatch(/twice/);
+    const twice = ledger.apply([pair(2), pair(2)]);
+    expect(twice.refused.map((r) => r.reason)).toEqual(['page is already in another group', 'page is already in another group']);
+    expect(ledger.stats()).toMatchObject({ sharedPages: 16, framesSaved: 8 });
+  });
+
   it('counts host frames saved only for pages the host really backs', () => {
     const guests = ['g0', 'g1', 'g2'].map((id) => new MemoryGuest(id, 2));
     const ledger = new AccountingLedger('t', guests, hasher); // all pages zero

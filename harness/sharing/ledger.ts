@@ -246,6 +246,83 @@ const keyOf = (page: PageRef) => page.guest * GUEST_SHIFT + page.gfn;
 const refOf = (key: number): PageRef => ({ guest: Math.floor(key / GUEST_SHIFT), gfn: key % GUEST_SHIFT });
 const label = (page: PageRef) => `g${page.guest}:0x${page.gfn.toString(16)}`;
 
+/**
+ * A mark per guest page, in typed arrays: "listed by the current group", "proposed in this apply". A content
+ * scan proposes every duplicate page of every guest each tick, mostly groups already in shared state; Sets of
+ * those keys (one per group, one per apply) cost more than the rest of re-applying them. A stamp number
+ * replaces clearing: renew() makes every mark stale at once (the arrays are cleared only when the 16-bit
+ * stamp wraps, every 65,535 renewals). Keys are packed indices (guest · 2^24 + gfn, below 2^32).
+ */
+class PageMarks {
+  private readonly marks: Uint16Array[];
+  private stamp = 0;
+
+  constructor(guests: readonly Guest[]) {
+    this.marks = guests.map((g) => new Uint16Array(g.memoryPages));
+  }
+
+  /** A new stamp: no page carries it yet. */
+  renew(): void {
+    if (this.stamp === 0xffff) {
+      for (const marks of this.marks) marks.fill(0);
+      this.stamp = 0;
+    }
+    this.stamp++;
+  }
+
+  has(key: number): boolean {
+    return this.marks[key >>> 24]![key & 0xffffff] === this.stamp;
+  }
+
+  /** Mark the page; true if it was marked already (since the last renew). */
+  mark(key: number): boolean {
+    const marks = this.marks[key >>> 24]!;
+    const gfn = key & 0xffffff;
+    if (marks[gfn] === this.stamp) return true;
+    marks[gfn] = this.stamp;
+    return false;
+  }
+}
+
+/**
+ * Page key → frame id (ids from 1), for the pages in shared state: a typed array per guest (4 bytes per guest
+ * page) instead of a Map, whose look-up of each proposed page was most of re-applying a content scan's groups.
+ * The same get/set/delete/has/size as the Map it replaces.
+ */
+class PageFrameIds {
+  private readonly ids: Uint32Array[];
+  size = 0;
+
+  constructor(guests: readonly Guest[]) {
+    this.ids = guests.map((g) => new Uint32Array(g.memoryPages));
+  }
+
+  /** A key outside guest memory is in no frame, as in the Map. */
+  get(key: number): number | undefined {
+    const id = this.ids[key >>> 24]?.[key & 0xffffff];
+    return id ? id : undefined;
+  }
+
+  has(key: number): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  set(key: number, id: number): void {
+    if (id < 1 || id > 0xffffffff) throw new RangeError(`frame id ${id} outside 1 … 2^32 − 1`);
+    const ids = this.ids[key >>> 24]!;
+    const gfn = key & 0xffffff;
+    if (ids[gfn] === 0) this.size++;
+    ids[gfn] = id;
+  }
+
+  delete(key: number): void {
+    const ids = this.ids[key >>> 24]!;
+    const gfn = key & 0xffffff;
+    if (ids[gfn] !== 0) this.size--;
+    ids[gfn] = 0;
+  }
+}
+
 export class AccountingLedger implements Ledger {
   readonly mode = 'accounted';
   readonly cowMethod = COW_METHOD_CONTENT_REREAD;
@@ -255,7 +332,7 @@ export class AccountingLedger implements Ledger {
   readonly cowMethodDescription: string;
   readonly declaredMetrics = {};
   /** Page key → id of the frame it is mapped to, for every page in shared state. */
-  private readonly frameOf = new Map<number, number>();
+  private readonly frameOf: PageFrameIds;
   private readonly frames = new Map<number, Frame>();
   private nextFrame = 1;
   private readonly cowFaultsPerGuest: number[];
@@ -279,6 +356,7 @@ export class AccountingLedger implements Ledger {
       throw new RangeError(`the ledger keys pages as guest · 2^24 + gfn: at most ${MAX_GUESTS} guests of at most 2^24 pages`);
     }
     this.cowFaultsPerGuest = guests.map(() => 0);
+    this.frameOf = new PageFrameIds(guests);
     this.cowMethodDescription = `${COW_METHOD_CONTENT_REREAD}: each tick every page in shared state is re-read and re-hashed (${hasher.name}); a changed page was written while shared. Lower bound: a write that stores the bytes already there is not seen`;
   }
 
@@ -338,17 +416,22 @@ export class AccountingLedger implements Ledger {
     return { keys, outside };
   }
 
+  private inGroup: PageMarks | undefined;
+  private proposedThisApply: PageMarks | undefined;
+
   /** Share these groups (byte-verified) in addition to what is already in shared state. */
   apply(groups: ShareGroup[]): ApplyResult {
-    const proposedThisApply = new Set<number>();
+    const proposedThisApply = (this.proposedThisApply ??= new PageMarks(this.guests));
+    const inGroup = (this.inGroup ??= new PageMarks(this.guests));
+    proposedThisApply.renew();
     const refused: RefusedGroup[] = [];
     let bytesCompared = 0;
     let pagesShared = 0;
     let groupsApplied = 0;
     for (const group of groups) {
       const { keys, outside } = this.groupKeys(group);
-      const inGroup = new Set<number>();
-      const repeated = keys.find((key) => inGroup.size === inGroup.add(key).size);
+      inGroup.renew();
+      const repeated = keys.find((key) => inGroup.mark(key));
       if (repeated !== undefined) {
         // A page cannot be shared with itself: accepting it would count a frame saved from nothing.
         refused.push({ pages: group.pages, reason: `group lists ${label(refOf(repeated))} twice (malformed proposal)` });
@@ -362,13 +445,15 @@ export class AccountingLedger implements Ledger {
         else candidates.push(key);
       }
       // The first candidate is the reference; a member already on the reference's frame needs no compare
-      // (detectCow re-hashed it this tick and it is unwritten since).
+      // (detectCow re-hashed it this tick and it is unwritten since). So a group re-proposed whole on its frame
+      // (every tick, for most of what a scan finds) reads no page: the reference is read only for a compare.
       const reference = candidates[0];
       if (reference === undefined) continue;
-      const referenceBytes = this.pageOfKey(reference);
+      let referenceBytes: Buffer | undefined;
       const referenceFrame = this.frameOf.get(reference);
       const members: number[] = [reference];
       const differing: number[] = [];
+      let allOnReferenceFrame = referenceFrame !== undefined;
       for (let i = 1; i < candidates.length; i++) {
         const key = candidates[i]!;
         const frame = this.frameOf.get(key);
@@ -377,19 +462,22 @@ export class AccountingLedger implements Ledger {
           continue;
         }
         bytesCompared += PAGE_SIZE;
-        if (this.pageOfKey(key).equals(referenceBytes)) members.push(key);
-        else differing.push(key);
+        referenceBytes ??= this.pageOfKey(reference);
+        if (this.pageOfKey(key).equals(referenceBytes)) {
+          members.push(key);
+          allOnReferenceFrame = false;
+        } else differing.push(key);
       }
       if (differing.length) refused.push({ pages: differing.map(refOf), reason: 'bytes differ from the group’s first page' });
-      for (const key of candidates) proposedThisApply.add(key);
+      for (const key of candidates) proposedThisApply.mark(key);
       if (members.length < 2) {
         if (differing.length) refused.push({ pages: members.map(refOf), reason: 'no other page of the group has the same bytes' });
         continue;
       }
       groupsApplied++;
       // A re-proposal of what is already one frame (every tick for semantic sharing) changes nothing.
-      if (referenceFrame !== undefined && members.every((key) => this.frameOf.get(key) === referenceFrame)) continue;
-      pagesShared += this.merge(members, referenceBytes);
+      if (allOnReferenceFrame) continue;
+      pagesShared += this.merge(members, referenceBytes ?? this.pageOfKey(reference));
     }
     return { groupsApplied, pagesShared, refused, bytesCompared };
   }
