@@ -170,5 +170,13 @@ export function runRecordOfThisVersion(stored: StoredRunRecord, file: string): R
   for (const field of ['warnings', 'notes'] as const)
     if (!Array.isArray(stored[field]) || !(stored[field] as unknown[]).every((w) => typeof w === 'string')) fail(field);
   if (typeof object(stored.image).files !== 'object') fail('image.files');
+  // Summaries are recomputed from these (merge): each must say its guest count and memory size.
+  const repetitions = object(stored.raw).repetitions;
+  if (repetitions !== undefined) {
+    if (!Array.isArray(repetitions)) fail('repetitions');
+    (repetitions as unknown[]).forEach((r, i) => {
+      for (const field of ['guests', 'memoryMiB', 'repetition'] as const) if (typeof object(r)[field] !== 'number') fail(`repetitions[${i}].${field}`);
+    });
+  }
   return stored.raw as unknown as RunRecord;
 }

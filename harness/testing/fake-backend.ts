@@ -46,6 +46,11 @@ export class FakeGuest extends MemoryGuest {
     return Promise.resolve();
   }
 
+  /** The fake image every fake guest boots (strategies ask a guest which kernel it runs: mixed fleets). */
+  override get image(): GuestImage {
+    return fakeImage();
+  }
+
   override alive(): boolean {
     return this.running;
   }
