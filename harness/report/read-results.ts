@@ -90,10 +90,16 @@ export function runInfo(record: StoredRunRecord): RunInfo {
     cpuMethod: text(record.cpuMethod),
     startedAt: text(record.startedAt),
     guests: guestCounts(scenario.guests),
-    kernel: text(object(kernel.version).release) ?? text(object(record.image).kernelRelease),
+    kernel: mixedFleet(scenario.guestImages) ?? text(object(kernel.version).release) ?? text(object(record.image).kernelRelease),
     gitCommit: text(object(record.harness).gitCommit),
     warnings: Array.isArray(record.warnings) ? record.warnings.filter((w): w is string => typeof w === 'string') : [],
   };
+}
+
+/** A mixed fleet's images (scenario.guestImages), e.g. `mixed fleet: cloud, cloud@6.1.0-56 (guest i: image i mod 2)`; else undefined. */
+function mixedFleet(value: unknown): string | undefined {
+  const names = Array.isArray(value) ? value.filter((name): name is string => typeof name === 'string') : [];
+  return names.length > 1 ? `mixed fleet: ${names.join(', ')} (guest i: image i mod ${names.length})` : undefined;
 }
 
 /** A scenario's guests as run.json holds it: a number (before sweeps), or a list of counts. */
