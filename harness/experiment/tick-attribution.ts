@@ -13,7 +13,7 @@
 import type { Guest } from '../backends/types.ts';
 import { COUNTER_TOLERANCE, counterCheck, disagreements, type CounterCheck } from '../introspection/counter-check.ts';
 import type { PageClasses } from '../introspection/page-classes.ts';
-import { savedAlsoBy, savedByClass, savingPages, type SavedByClass } from '../introspection/saved-by-class.ts';
+import { savedAlsoBy, savedByClass, savedKeys, savingPages, type SavedByClass } from '../introspection/saved-by-class.ts';
 import type { StrategySample, TickSample } from '../results/tick-sample.ts';
 import type { Ledger } from '../sharing/ledger.ts';
 import { threadCpuNs } from '../util/thread-cpu.ts';
@@ -47,6 +47,8 @@ export interface AttributedTrack {
 export function attributeTick(tracks: readonly AttributedTrack[], guests: readonly Guest[], classes: readonly PageClasses[]): TickAttribution {
   const guestPages = guests.map((g) => g.memoryPages);
   const reference = tracks.find((t) => t.name === REFERENCE_STRATEGY && t.ledger.sharedFrames);
+  // The reference's saved pages once, tested against each other ledger.
+  const referenceSaved = reference ? savedKeys(reference.ledger.sharedFrames!()) : undefined;
   const byLabel = new Map<string, TrackAttribution>();
   for (const track of tracks) {
     const frames = track.ledger.sharedFrames?.();
@@ -58,9 +60,9 @@ export function attributeTick(tracks: readonly AttributedTrack[], guests: readon
     const byClass = savedByClass(members, classes);
     const located = Object.values(byClass).reduce((a, b) => a + b, 0);
     let contentSavedFound: number | undefined;
-    if (reference && reference !== track) {
+    if (referenceSaved && reference !== track) {
       const mine = savingPages(members, track.ledger.reclaimedFrames?.(), guestPages);
-      contentSavedFound = savedAlsoBy(reference.ledger.sharedFrames!(), mine);
+      contentSavedFound = savedAlsoBy(referenceSaved, mine);
     }
     byLabel.set(track.label, { savedByClass: byClass, unlocated: track.framesSaved - located, contentSavedFound });
   }

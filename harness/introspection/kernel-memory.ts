@@ -131,6 +131,15 @@ export class KernelMemory {
     this.guest.pages(first, Math.ceil((offset + length) / PAGE_SIZE)).copy(target, targetOffset, offset, offset + length);
   }
 
+  /** True if guest memory at a guest-physical address holds `source[sourceOffset, + length)`: compared in place, nothing copied. */
+  equalsPhysical(address: bigint, length: number, source: Buffer, sourceOffset: number): boolean {
+    if (address < 0n || address + BigInt(length) > this.memoryBytes) return false;
+    const first = Number(address / PAGE);
+    const offset = Number(address % PAGE);
+    const view = this.guest.pages(first, Math.ceil((offset + length) / PAGE_SIZE));
+    return view.compare(source, sourceOffset, sourceOffset + length, offset, offset + length) === 0;
+  }
+
   /** Guest-physical address of a kernel virtual address, or a refusal naming `what` points there. */
   physical(virtual: bigint, what: string): bigint {
     if (virtual >= this.imageStart && virtual < this.imageEnd) return this.placement.physicalBase + (virtual - this.imageStart);

@@ -167,9 +167,10 @@ export class PageClasses {
 
   /** Frames per class. */
   counts(): Record<PageKind, number> {
-    const counts = Object.fromEntries(PAGE_KINDS.map((kind) => [kind, 0])) as Record<PageKind, number>;
-    for (let i = 0; i < this.frames; i++) counts[PAGE_KINDS[this.kind[i]!]!]++;
-    return counts;
+    const histogram = new Float64Array(PAGE_KINDS.length);
+    const kind = this.kind;
+    for (let i = 0; i < this.frames; i++) histogram[kind[i]!]!++;
+    return Object.fromEntries(PAGE_KINDS.map((name, k) => [name, histogram[k]!])) as Record<PageKind, number>;
   }
 
   /** Frames whose bits include all of `mask`, of one class. */
@@ -232,6 +233,30 @@ export function agreementWithKernel(classes: PageClasses): AgreementRow[] {
 
 const hex = (value: bigint | number) => `0x${value.toString(16)}`;
 
+/** The zone of the frames just checked: the key of their zone and node bits, and where that zone's span ends. */
+interface ZoneRun {
+  key: number;
+  end: number;
+}
+
+interface ZoneCheck {
+  keyShift: number;
+  run: ZoneRun;
+  /** Frames no zone spans, with their flags' high word: (pfn, high) pairs. */
+  offZone: number[];
+  /** The zone of a frame that left the current run; updates the run or records the frame. */
+  lookUp(pfn: number, high: number): void;
+  /** Refuses the frames no zone spans, unless reserved outside every zone. */
+  finish(kind: Uint8Array): void;
+}
+
+/** A piece of the struct page array as read: its guest-physical start, its length and where it sits in the copy. */
+interface MemmapRange {
+  physical: bigint;
+  length: number;
+  at: number;
+}
+
 export interface PageClassifierOptions {
   /** A profile made already (else from the image's vmlinuz, else the guest's BTF; cached). */
   profile?: LayoutProfile;
@@ -288,23 +313,50 @@ export class PageClassifier {
     return new PageClassifier(guest, memory, profile, rules);
   }
 
-  /** Copy the struct pages of frames [0, frames) out of vmemmap; returns them and the frames that back them. */
-  private readMemmap(frames: number): { memmap: Buffer; backing: Set<number> } {
+  /**
+   * The struct page array as last read: reused tick after tick (no 2 × 8 MiB per 512 MiB guest allocated and
+   * collected per tick), word-aligned so the classification reads it as 32-bit words.
+   */
+  private memmapCopy: Buffer | undefined;
+  /** 0, 1, 2, …: the head column's starting point. */
+  private identity: Uint32Array | undefined;
+
+  /**
+   * Copy the struct pages of frames [0, frames) out of vmemmap, one copy per mapping (vmemmap is mapped with
+   * 2 MiB pages: a few large copies); returns them, the frames that back them and the physical ranges read.
+   */
+  private readMemmap(frames: number): { memmap: Buffer; backing: Set<number>; ranges: MemmapRange[] } {
     const stride = this.profile.size('page');
-    const memmap = Buffer.allocUnsafe(frames * stride);
+    const length = frames * stride;
+    if (this.memmapCopy?.length !== length) this.memmapCopy = Buffer.from(new ArrayBuffer(length));
+    const memmap = this.memmapCopy;
     const backing = new Set<number>();
+    const ranges: MemmapRange[] = [];
     let at = 0;
     while (at < memmap.length) {
       const virtual = this.memory.vmemmapBase + BigInt(at);
       const { physical, bytes } = this.memory.mapping(virtual, `struct page of frame ${Math.floor(at / stride)} (vmemmap)`);
       const take = Math.min(bytes, memmap.length - at);
       this.memory.copyPhysical(physical, take, memmap, at, 'vmemmap');
+      ranges.push({ physical, length: take, at });
       const first = Number(physical / BigInt(PAGE_SIZE));
       const last = Number((physical + BigInt(take) - 1n) / BigInt(PAGE_SIZE));
       for (let frame = first; frame <= last; frame++) backing.add(frame);
       at += take;
     }
-    return { memmap, backing };
+    return { memmap, backing, ranges };
+  }
+
+  /** Struct pages that differ now from the copy (compared in guest memory, nothing copied again); 0 if none. */
+  private changedSince(memmap: Buffer, ranges: readonly MemmapRange[]): number {
+    const stride = this.profile.size('page');
+    let differing = 0;
+    for (const range of ranges) {
+      if (this.memory.equalsPhysical(range.physical, range.length, memmap, range.at)) continue;
+      const now = this.memory.physicalBytes(range.physical, range.length, 'vmemmap');
+      for (let i = 0; i < range.length; i += stride) if (now.compare(memmap, range.at + i, range.at + i + stride, i, i + stride) !== 0) differing++;
+    }
+    return differing;
   }
 
   /** The classes of every frame now. The guest must be paused (a guest that changes meanwhile is refused). */
@@ -316,9 +368,13 @@ export class PageClassifier {
     const frames = guest.memoryPages;
     const topology = readTopology(memory, profile);
     const countersBefore = readKernelCounters(memory, profile, topology);
-    const { memmap, backing } = this.readMemmap(frames);
+    const { memmap, backing, ranges } = this.readMemmap(frames);
     const stride = profile.size('page');
     if (stride !== 64) refuse('layout profile', `struct page is ${stride} bytes`);
+    // The array as 32-bit words (it is word-aligned, every field read here is 4-aligned): typed-array reads, no Buffer calls per field.
+    const words = new Uint32Array(memmap.buffer, memmap.byteOffset, memmap.length >>> 2);
+    const signed = new Int32Array(memmap.buffer, memmap.byteOffset, memmap.length >>> 2);
+    const WORDS = stride >>> 2;
 
     const offsets = {
       flags: profile.offset('page', 'flags'),
@@ -355,7 +411,9 @@ export class PageClassifier {
     const kind = new Uint8Array(frames);
     const bits = new Uint8Array(frames);
     const order = new Uint8Array(frames);
-    const head = new Uint32Array(frames);
+    if (this.identity?.length !== frames) this.identity = Uint32Array.from({ length: frames }, (_, i) => i);
+    // Every frame its own head, by one copy; free blocks and tails overwrite theirs.
+    const head = this.identity.slice();
     const ref = new Int32Array(frames).fill(-1);
     const fileIndex = new Float64Array(frames).fill(Number.NaN);
     const files: FileInfo[] = [];
@@ -373,32 +431,32 @@ export class PageClassifier {
     const rodata = [pfnOf(layout.rodata.start), pfnOf(layout.rodata.end, true)];
     const image = [pfnOf(layout.text), pfnOf(layout.end, true)];
 
-    let freeUntil = 0;
-    let freeHead = 0;
-    let freeOrder = 0;
+    const buddyMask = (typeBase | rules.pageType.buddy) >>> 0;
+    const w = {
+      flags: offsets.flags >>> 2,
+      compoundHead: offsets.compoundHead >>> 2,
+      refcount: offsets.refcount >>> 2,
+      pageType: offsets.pageType >>> 2,
+      private: offsets.private >>> 2,
+      mapping: offsets.mapping >>> 2,
+    };
+    for (const [field, offset] of Object.entries(offsets)) {
+      if (field !== 'compoundOrder' && offset % 4 !== 0) refuse('layout profile', `page.${field} is at byte ${offset}, not 4-aligned`);
+    }
+    const zones = this.zoneCheck(topology);
+    const { keyShift, run: zoneRun } = zones;
+    const flagsHigh = w.flags + 1;
     for (let pfn = 0; pfn < frames; pfn++) {
       const o = pfn * stride;
-      const flags = memmap.readUInt32LE(o + offsets.flags);
-      const compoundLow = memmap.readUInt32LE(o + offsets.compoundHead);
-      const refcount = memmap.readInt32LE(o + offsets.refcount);
-      const pageType = memmap.readUInt32LE(o + offsets.pageType);
-      head[pfn] = pfn;
-      if (pfn < freeUntil) {
-        // Inside a free block: the head's claim holds only if this frame is free too.
-        if (refcount !== 0 || compoundLow & rules.tailBit || typed(pageType, rules.pageType.buddy)) {
-          refuse(
-            'free block',
-            `the free block of order ${freeOrder} at frame ${hex(freeHead)} holds frame ${hex(pfn)} with refcount ${refcount}` +
-              `${compoundLow & rules.tailBit ? ', a compound tail' : ''}${typed(pageType, rules.pageType.buddy) ? ', a buddy head of its own' : ''}`,
-          );
-        }
-        kind[pfn] = KIND.free;
-        order[pfn] = freeOrder;
-        head[pfn] = freeHead;
-        continue;
-      }
+      const b = pfn * WORDS;
+      const flags = words[b + w.flags]!;
+      const high = words[b + flagsHigh]!;
+      if (high >>> keyShift !== zoneRun.key || pfn >= zoneRun.end) zones.lookUp(pfn, high);
+      const compoundLow = words[b + w.compoundHead]!;
+      const refcount = signed[b + w.refcount]!;
+      const pageType = words[b + w.pageType]!;
       if (compoundLow & rules.tailBit) {
-        const headFrame = frameOfStructPage(memmap.readUInt32LE(o + offsets.compoundHead + 4), compoundLow - rules.tailBit);
+        const headFrame = frameOfStructPage(words[b + w.compoundHead + 1]!, compoundLow - rules.tailBit);
         if (headFrame < 0 || headFrame >= pfn)
           refuse('compound head', `frame ${hex(pfn)} is a tail whose compound_head does not point to a struct page before it`);
         head[pfn] = headFrame;
@@ -406,16 +464,32 @@ export class PageClassifier {
         continue;
       }
       if (typed(pageType, rules.pageType.buddy) || typed(pageType, rules.pageType.guard)) {
-        const blockOrder = memmap.readUInt32LE(o + offsets.private);
+        const blockOrder = words[b + w.private]!;
         if (blockOrder >= rules.maxOrder || pfn % 2 ** blockOrder !== 0 || pfn + 2 ** blockOrder > frames) {
           refuse('free block', `frame ${hex(pfn)} is a buddy head of order ${blockOrder}, which does not fit (MAX_ORDER ${rules.maxOrder}, ${frames} frames)`);
         }
         if (refcount !== 0) refuse('free block', `buddy head ${hex(pfn)} has refcount ${refcount}`);
-        kind[pfn] = KIND.free;
-        order[pfn] = blockOrder;
-        freeHead = pfn;
-        freeOrder = blockOrder;
-        freeUntil = pfn + 2 ** blockOrder;
+        const end = pfn + 2 ** blockOrder;
+        // The rest of the block in one tight pass (most of an idle guest's frames): the head's claim holds only if
+        // every frame in it is free too — refcount 0, no compound tail, no buddy head of its own.
+        for (let inside = pfn + 1; inside < end; inside++) {
+          const q = inside * WORDS;
+          const insideHigh = words[q + flagsHigh]!;
+          if (insideHigh >>> keyShift !== zoneRun.key || inside >= zoneRun.end) zones.lookUp(inside, insideHigh);
+          if (signed[q + w.refcount] !== 0 || words[q + w.compoundHead]! & rules.tailBit || (words[q + w.pageType]! & buddyMask) >>> 0 === typeBase) {
+            const rc = signed[q + w.refcount]!;
+            const pt = words[q + w.pageType]!;
+            refuse(
+              'free block',
+              `the free block of order ${blockOrder} at frame ${hex(pfn)} holds frame ${hex(inside)} with refcount ${rc}` +
+                `${words[q + w.compoundHead]! & rules.tailBit ? ', a compound tail' : ''}${typed(pt, rules.pageType.buddy) ? ', a buddy head of its own' : ''}`,
+            );
+          }
+        }
+        kind.fill(KIND.free, pfn, end);
+        order.fill(blockOrder, pfn, end);
+        head.fill(pfn, pfn, end);
+        pfn = end - 1;
         continue;
       }
       if (typed(pageType, rules.pageType.table)) {
@@ -452,8 +526,8 @@ export class PageClassifier {
         continue;
       }
       if (pfn >= text[0]! && pfn < text[1]!) refuse('kernel text', `frame ${hex(pfn)} of [_text, _etext) is not PG_reserved (flags ${hex(flags)})`);
-      const mappingLow = memmap.readUInt32LE(o + offsets.mapping);
-      const mappingHigh = memmap.readUInt32LE(o + offsets.mapping + 4);
+      const mappingLow = words[b + w.mapping]!;
+      const mappingHigh = words[b + w.mapping + 1]!;
       if (mappingLow === 0 && mappingHigh === 0) {
         kind[pfn] = KIND.unknown;
         ref[pfn] = refcount === 0 ? UNKNOWN.unowned : flags & HEAD ? UNKNOWN.compound : UNKNOWN.allocated;
@@ -510,15 +584,11 @@ export class PageClassifier {
 
     this.perCpuFreeLists(topology, memmap, frameOfStructPage, offsets.pcpList, { kind, bits, order, head, ref }, frames);
     this.moduleText({ kind, ref, fileIndex }, modules);
-    this.checkZones(topology, memmap, kind, frames);
+    zones.finish(kind);
 
     // The guest must not have changed while it was read: struct pages and counters read again must be the same.
-    const again = this.readMemmap(frames).memmap;
-    if (!again.equals(memmap)) {
-      let differing = 0;
-      for (let i = 0; i < frames; i++) if (again.compare(memmap, i * stride, (i + 1) * stride, i * stride, (i + 1) * stride) !== 0) differing++;
-      refuse('guest changed', `${differing} struct pages changed while the classes were read (pause the guest first)`);
-    }
+    const differing = this.changedSince(memmap, ranges);
+    if (differing > 0) refuse('guest changed', `${differing} struct pages changed while the classes were read (pause the guest first)`);
     const countersAfter = readKernelCounters(memory, profile, topology);
     if (JSON.stringify(countersAfter) !== JSON.stringify(countersBefore))
       refuse('guest changed', 'its page counters changed while the classes were read (pause the guest first)');
@@ -678,33 +748,54 @@ export class PageClassifier {
     }
   }
 
-  /** The zone and node numbers in page->flags must put each frame in a zone that spans it. */
-  private checkZones(topology: KernelTopology, memmap: Buffer, kind: Uint8Array, frames: number): void {
+  /**
+   * The zone and node numbers in page->flags must put each frame in a zone that spans it; checked inside the
+   * classification's one pass over the struct pages (a second pass cost as much again: the array is memory-bound).
+   * Frames come in long runs of one zone: a frame whose zone and node bits are its predecessor's, inside the span
+   * that holds the predecessor, needs no look-up (ZoneRun). A frame no zone spans is kept for finishZoneCheck.
+   */
+  private zoneCheck(topology: KernelTopology): ZoneCheck {
     const { zoneShift, zoneBits, nodeShift, nodeBits } = this.rules.flagsLayout;
     if (zoneShift < 32 || nodeShift < 32) throw new XmeError('series rules: zone and node bits below bit 32 are not read here');
     const zones = new Map(topology.nodes.flatMap((node) => node.zones.map((zone) => [node.id * 64 + zone.index, zone] as const)));
-    const spans = [...zones.values()].filter((zone) => zone.spannedPages > 0);
-    const stride = this.profile.size('page');
-    const flagsHigh = this.profile.offset('page', 'flags') + 4;
-    let wrong = 0;
-    let example = '';
-    for (let pfn = 0; pfn < frames; pfn++) {
-      const high = memmap.readUInt32LE(pfn * stride + flagsHigh);
-      const zoneIndex = (high >>> (zoneShift - 32)) & ((1 << zoneBits) - 1);
-      const node = (high >>> (nodeShift - 32)) & ((1 << nodeBits) - 1);
-      const zone = zones.get(node * 64 + zoneIndex);
-      const inSpan = zone !== undefined && pfn >= zone.startPfn && pfn < zone.startPfn + zone.spannedPages;
-      if (inSpan) continue;
-      // A frame outside every zone (the first frame, firmware holes) is reserved by the kernel and carries no zone.
-      if (kind[pfn] === KIND.reserved && !spans.some((z) => pfn >= z.startPfn && pfn < z.startPfn + z.spannedPages)) continue;
-      if (wrong++ === 0) example = `frame ${hex(pfn)} says node ${node} zone ${zoneIndex}`;
-    }
-    if (wrong > 0) {
-      throw new PageClassRefusal(
-        this.guest.id,
-        'zone bits',
-        `${wrong} frames' zone/node bits (${this.rules.series} rules: zone at bit ${zoneShift}, node at ${nodeShift}) name a zone that does not span them, e.g. ${example}`,
-      );
-    }
+    // Every zone and node bit is at or above the lower of the two shifts: the key holds both (more bits only shorten runs).
+    const keyShift = Math.min(zoneShift, nodeShift) - 32;
+    const run: ZoneRun = { key: -1, end: -1 };
+    const offZone: number[] = [];
+    return {
+      keyShift,
+      run,
+      offZone,
+      lookUp: (pfn, high) => {
+        const zone = zones.get(((high >>> (nodeShift - 32)) & ((1 << nodeBits) - 1)) * 64 + ((high >>> (zoneShift - 32)) & ((1 << zoneBits) - 1)));
+        if (zone !== undefined && pfn >= zone.startPfn && pfn < zone.startPfn + zone.spannedPages) {
+          run.key = high >>> keyShift;
+          run.end = zone.startPfn + zone.spannedPages;
+          return;
+        }
+        run.key = -1;
+        offZone.push(pfn, high);
+      },
+      finish: (kind) => {
+        const spans = [...zones.values()].filter((zone) => zone.spannedPages > 0);
+        let wrong = 0;
+        let example = '';
+        for (let i = 0; i < offZone.length; i += 2) {
+          const pfn = offZone[i]!;
+          // A frame outside every zone (the first frame, firmware holes) is reserved by the kernel and carries no zone.
+          if (kind[pfn] === KIND.reserved && !spans.some((z) => pfn >= z.startPfn && pfn < z.startPfn + z.spannedPages)) continue;
+          const high = offZone[i + 1]!;
+          if (wrong++ === 0)
+            example = `frame ${hex(pfn)} says node ${(high >>> (nodeShift - 32)) & ((1 << nodeBits) - 1)} zone ${(high >>> (zoneShift - 32)) & ((1 << zoneBits) - 1)}`;
+        }
+        if (wrong > 0) {
+          throw new PageClassRefusal(
+            this.guest.id,
+            'zone bits',
+            `${wrong} frames' zone/node bits (${this.rules.series} rules: zone at bit ${zoneShift}, node at ${nodeShift}) name a zone that does not span them, e.g. ${example}`,
+          );
+        }
+      },
+    };
   }
 }

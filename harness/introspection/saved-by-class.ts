@@ -104,11 +104,21 @@ export function savingPages(frames: Iterable<readonly number[]>, reclaimed: read
   return maps;
 }
 
-/** Of the pages `frames` saves a frame by (the keeper rule), how many are set in `other` (savingPages of another ledger). */
-export function savedAlsoBy(frames: Iterable<readonly number[]>, other: readonly Uint8Array[]): number {
+/** The pages `frames` saves a frame by (the keeper rule), as keys: to test against several ledgers' savingPages. */
+export function savedKeys(frames: Iterable<readonly number[]>): Float64Array {
+  const keys: number[] = [];
+  for (const members of frames) {
+    if (members.length < 2) continue;
+    const keeper = keeperOf(members);
+    for (const key of members) if (key !== keeper) keys.push(key);
+  }
+  return Float64Array.from(keys);
+}
+
+/** Of the pages `frames` (or their savedKeys) saves a frame by, how many are set in `other` (savingPages of another ledger). */
+export function savedAlsoBy(frames: Iterable<readonly number[]> | Float64Array, other: readonly Uint8Array[]): number {
+  const keys = frames instanceof Float64Array ? frames : savedKeys(frames);
   let found = 0;
-  forEachSavedPage(frames, (guest, gfn) => {
-    if (other[guest]?.[gfn] === 1) found++;
-  });
+  for (let i = 0; i < keys.length; i++) if (other[guestOfIndex(keys[i]!)]?.[gfnOfIndex(keys[i]!)] === 1) found++;
   return found;
 }
