@@ -7,6 +7,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultHasher, type PageHasher } from '../hashing/page-hasher.ts';
+import { PageClasses } from '../introspection/page-classes.ts';
 import { SAVED_CLASSES } from '../introspection/saved-by-class.ts';
 import { sampleRow } from '../results/samples.ts';
 import type { StrategySample, TickSample } from '../results/tick-sample.ts';
@@ -44,11 +45,37 @@ function classesAt(guests: readonly { id: string }[]): PageClassesOrRefusal {
   };
 }
 
-async function run(strategies: unknown[], options: { classifyForAttribution?: boolean } = {}) {
+/** The crafted classes with the kernel's counters set: they agree but for g0's anonymous pages (off by `anonOff`). */
+function withCounters(guests: readonly { id: string }[], anonOff: number): PageClassesOrRefusal {
+  const made = classesAt(guests);
+  if (!('guests' in made)) return made;
+  return {
+    guests: made.guests.map((c, g) => {
+      const counts = c.counts();
+      const node = {
+        NR_FILE_PAGES: counts.pagecache + counts.shmem,
+        NR_SHMEM: counts.shmem,
+        NR_FILE_DIRTY: 0,
+        NR_WRITEBACK: 0,
+        NR_ANON_MAPPED: counts.anon + (g === 0 ? anonOff : 0),
+        NR_SLAB_RECLAIMABLE_B: 0,
+        NR_SLAB_UNRECLAIMABLE_B: 0,
+        NR_PAGETABLE: 0,
+      };
+      const counters = { zone: { NR_FREE_PAGES: counts.free }, node, perCpuFreePages: 0, freeAreaPages: counts.free };
+      return new PageClasses(c.guestId, c.frames, c.kind, c.bits, c.order, c.head, c.ref, c.fileIndex, c.files, c.caches, c.modules, counters, c.topology);
+    }),
+  };
+}
+
+async function run(
+  strategies: unknown[],
+  options: { classifyForAttribution?: boolean; classes?: (guests: readonly { id: string }[]) => PageClassesOrRefusal } = {},
+) {
   const scenario = parseScenario({ name: 'classes', guests: 2, memoryMiB: 64, durationS: 0.01, tickS: 0.01, workload: { name: 'idle' }, strategies });
   const backend = new FakeBackend({ memoryPages: PAGES, boot });
   const guests = await backend.provision(fakeImage(), 2, { memoryMiB: 64, kaslr: false, workload: scenario.workload });
-  const source = new CraftedClassSource(classesAt, SPIN_MS);
+  const source = new CraftedClassSource(options.classes ?? classesAt, SPIN_MS);
   const samples: TickSample[] = [];
   const warnings: string[] = [];
   await runRepetition({
@@ -67,7 +94,7 @@ async function run(strategies: unknown[], options: { classifyForAttribution?: bo
     onLedger: () => undefined,
     stopRequested: () => false,
     pageClassSource: source,
-    ...options,
+    ...(options.classifyForAttribution ? { classifyForAttribution: true } : {}),
   });
   const totals = (label: string) => samples.filter((s): s is StrategySample => s.scope === 'all' && s.strategy === label);
   return { source, samples, totals, warnings };
@@ -136,5 +163,30 @@ describe('where sharing comes from, in the tick loop', () => {
       expect(cost.classifyCpuMs).toBeUndefined();
       expect(cost.mechanismCpuMs).toBeLessThan(cost.instrumentCpuMs);
     }
+  });
+
+  it('checks every tick’s classes against the kernel’s counters per guest, and warns once per guest and counter beyond the tolerance', async () => {
+    // 4 anonymous frames more by the kernel's count than classified: at the tolerance (max(4, 0.5 %)), no warning.
+    const within = await run(['semantic-free'], { classes: (guests) => withCounters(guests, 4) });
+    expect(within.warnings).toEqual([]);
+    const rows = within.samples.filter((s) => s.scope === 'guest' && s.strategy === 'semantic-free');
+    expect(rows).toHaveLength(2 * 2);
+    for (const sample of rows) expect(sample.scope === 'guest' && sample.counters?.anon.agrees).toBe(true);
+    // 5 more: g0's anon pair disagrees at both ticks; one warning, g1 never.
+    const beyond = await run(['semantic-free'], { classes: (guests) => withCounters(guests, 5) });
+    expect(beyond.warnings).toHaveLength(1);
+    expect(beyond.warnings[0]).toMatch(
+      /^page classes of g0 disagree with the kernel's own counters at tick 0: anon: classified 10, kernel 15 \(NR_ANON_MAPPED\)/,
+    );
+    const g0 = beyond.samples.find((s) => s.scope === 'guest' && s.guest === 'g0' && s.tick === 1)!;
+    expect(sampleRow({ runId: 'r', scenario: { name: 'classes' } }, g0)).toMatchObject({
+      classes_anon_pages: 10,
+      kernel_anon_pages: 15,
+      classes_free_pages: 2,
+      kernel_free_pages: 2,
+      classes_file_pages: 4,
+      kernel_file_pages: 4,
+      classes_counters_agree: 0,
+    });
   });
 });
