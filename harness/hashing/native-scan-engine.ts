@@ -39,6 +39,7 @@ type HashGuestsRange = (
   firstGfn: number,
   endGfn: number,
 ) => number;
+type CountWindows = (flags: Uint8Array, flagOffsets: Uint32Array, pageCounts: Uint32Array, guests: number, out: Uint32Array) => void;
 type CollectFlag = (flags: Uint8Array, flagOffsets: Uint32Array, pageCounts: Uint32Array, guests: number, want: number, out: Uint32Array | null) => number;
 type HashGuests = (
   guests: number,
@@ -85,6 +86,7 @@ class NativeScanEngine implements ScanEngine {
       hashKeys: HashKeys;
       hashGuests: HashGuests;
       hashGuestsRange: HashGuestsRange;
+      countWindows: CountWindows;
       collectFlag: CollectFlag;
       keysFromHashes: KeysFromHashes;
       sortKeys: SortKeys;
@@ -158,6 +160,13 @@ class NativeScanEngine implements ScanEngine {
     return this.fns.hashGuestsRange(guests, bases, pageCounts, flags.bytes, flags.offsets, this.zeroHash, keys, stats, firstGfn, endGfn);
   }
 
+  countWindows(flags: PageFlags, pageCounts: Uint32Array): Uint32Array {
+    if (flags.offsets.length !== pageCounts.length) throw new RangeError('one page count per guest');
+    const out = new Uint32Array(Math.ceil(Math.max(0, ...pageCounts) / SCAN_WINDOW_PAGES));
+    if (out.length) this.fns.countWindows(flags.bytes, flags.offsets, pageCounts, pageCounts.length, out);
+    return out;
+  }
+
   confirmAt(
     keys: BigUint64Array,
     n: number,
@@ -214,6 +223,9 @@ export function nativeScanEngine(): { engine?: ScanEngine; reason?: string } {
       hashGuestsRange: lib.func(
         'uint32_t xme_hash_guests_range(uint32_t guests, const uint64_t *bases, const uint32_t *page_counts, _Inout_ uint8_t *flags, const uint32_t *flag_offsets, uint64_t zero_hash, _Inout_ uint64_t *keys, _Inout_ double *stats, uint32_t first_gfn, uint32_t end_gfn)',
       ) as HashGuestsRange,
+      countWindows: lib.func(
+        'void xme_count_windows(const uint8_t *flags, const uint32_t *flag_offsets, const uint32_t *page_counts, uint32_t guests, _Inout_ uint32_t *out)',
+      ) as CountWindows,
       collectFlag: lib.func(
         'uint32_t xme_collect_flag(const uint8_t *flags, const uint32_t *flag_offsets, const uint32_t *page_counts, uint32_t guests, uint8_t want, _Inout_ uint32_t *out)',
       ) as CollectFlag,

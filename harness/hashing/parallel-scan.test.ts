@@ -11,7 +11,9 @@ import { nativeScanEngine } from './native-scan-engine.ts';
 import { ContentStrategy } from '../../strategies/content.ts';
 import type { StrategyContext } from '../../strategies/types.ts';
 import { PackedGroup } from '../sharing/packed-group.ts';
-import { runBoundaries, windowRanges } from './parallel-scan.ts';
+import { confirmThreaded, runBoundaries, windowRanges } from './parallel-scan.ts';
+import { viewAddresses } from './native-scan-engine.ts';
+import { confirmRuns, hashAllPages, KeyIndex } from '../../strategies/content-index.ts';
 import { MIN_GFNS_PER_THREAD, scanThreadCount } from './scan-threads.ts';
 
 const native = nativeScanEngine().engine;
@@ -98,15 +100,49 @@ describe.skipIf(!native)('content pass on several threads', () => {
   });
 });
 
+describe.skipIf(!native)('confirmation on several threads', () => {
+  it('leaves the keys, class bounds and bytes compared of one thread (split forced below its threshold)', async () => {
+    const { guests, residency } = fleet(3, 2000);
+    const index = new KeyIndex();
+    const { n } = hashAllPages(native!, index, guests, residency, new Float64Array(3));
+    native!.sortKeys(index.keys, n, index.scratch);
+    const sorted = index.keys.slice(0, n);
+    const one = confirmRuns(native!, index, n, guests, residency);
+    const oneKeys = index.keys.slice(0, n);
+    const oneBounds = index.bounds.slice(0, 2 * one.classes);
+    const bases = viewAddresses(guests.map((g) => g.ram));
+    for (const threads of [2, 3]) {
+      index.keys.set(sorted);
+      const many = await confirmThreaded(
+        native as Parameters<typeof confirmThreaded>[0],
+        index.keys,
+        n,
+        bases,
+        index.flags,
+        index.bounds,
+        index.scratch,
+        threads,
+        0,
+      );
+      expect(many.workerCpuMs).toBeGreaterThan(0);
+      expect({ classes: many.classes, bytesCompared: many.bytesCompared }).toEqual(one);
+      expect(index.keys.slice(0, n)).toEqual(oneKeys);
+      expect(index.bounds.slice(0, 2 * many.classes)).toEqual(oneBounds);
+    }
+  });
+});
+
 describe('splitting the pass', () => {
-  it('cuts gfns at whole windows, about equal resident pages each side', () => {
+  it.skipIf(!native)('cuts gfns at whole windows, about equal resident pages each side', () => {
     const pages = 64 * 10;
     const flags = { bytes: new Uint8Array(2 * pages), offsets: new Uint32Array([0, pages]) };
     flags.bytes.fill(1, 0, 64 * 8); // guest 0: the first 8 windows resident
     flags.bytes.fill(1, pages, pages + 64 * 8); // guest 1 too
-    const cuts = windowRanges(flags, new Uint32Array([pages, pages]), 2);
-    expect(cuts).toEqual([0, 64 * 4, pages]);
-    expect(windowRanges(flags, new Uint32Array([pages, pages]), 1)).toEqual([0, pages]);
+    const counts = new Uint32Array([pages, pages]);
+    const perWindow = native!.countWindows!(flags, counts);
+    expect([...perWindow]).toEqual([128, 128, 128, 128, 128, 128, 128, 128, 0, 0]);
+    expect(windowRanges(perWindow, counts, 2)).toEqual([0, 64 * 4, pages]);
+    expect(windowRanges(perWindow, counts, 1)).toEqual([0, pages]);
   });
 
   it('cuts sorted keys only between runs of equal hashes', () => {

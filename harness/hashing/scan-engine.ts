@@ -74,6 +74,8 @@ export interface ScanEngine {
     firstGfn: number,
     endGfn: number,
   ): number;
+  /** Native only: pages to read (flag ≠ 0) per window of SCAN_WINDOW_PAGES gfns, summed over guests. */
+  countWindows?(flags: PageFlags, pageCounts: Uint32Array): Uint32Array;
   /** Native only: confirmInPlace with guest RAM given by address (bases[g]), for any thread. */
   confirmAt?(
     keys: BigUint64Array,

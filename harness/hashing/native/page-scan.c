@@ -143,6 +143,17 @@ uint32_t xme_hash_guests(uint32_t guests, const uint64_t *bases, const uint32_t 
   return xme_hash_guests_range(guests, bases, page_counts, flags, flag_offsets, zero_hash, keys, stats, 0, UINT32_MAX);
 }
 
+/*
+ * Pages to read per window of WINDOW gfns, over all guests (flags as xme_hash_guests takes them: non-zero =
+ * read): what harness/hashing/parallel-scan.ts balances the threads' ranges by. out holds ⌈longest / WINDOW⌉.
+ */
+void xme_count_windows(const uint8_t *flags, const uint32_t *flag_offsets, const uint32_t *page_counts, uint32_t guests, uint32_t *out) {
+  for (uint32_t g = 0; g < guests; g++) {
+    const uint8_t *f = flags + flag_offsets[g];
+    for (uint32_t gfn = 0; gfn < page_counts[g]; gfn++) out[gfn / WINDOW] += f[gfn] != 0;
+  }
+}
+
 /* The global indices (guest << 24 | gfn) of the pages whose flag is `want`, into out (NULL: only count). */
 uint32_t xme_collect_flag(const uint8_t *flags, const uint32_t *flag_offsets, const uint32_t *page_counts, uint32_t guests, uint8_t want, uint32_t *out) {
   uint32_t n = 0;
