@@ -10,7 +10,7 @@ import { cacheDir } from '../harness/util/paths.ts';
 
 export interface Ceiling {
   xxh3Gbps: number;
-  /** Buffer mode only (0 on guest files). */
+  /** Buffer and compare modes only (0 on guest files). */
   memcmpGbps: number;
   bytes: number;
 }
@@ -36,6 +36,14 @@ function run(args: string[]): Ceiling {
 /** XXH3 and memcmp per 4 KiB page of a 64 MiB heap buffer, best of `passes`. */
 export function bufferCeiling(passes = 10): Ceiling {
   return run(['buffer', '64', String(passes)]);
+}
+
+/**
+ * memcmp of page k of each guest's range with the first guest's page k (stopping at the first that differs),
+ * over the same ranges of the same guest RAM files as the semantic strategy compares; best of `passes`.
+ */
+export function rangeCompareCeiling(ranges: { file: string; firstPage: number }[], pages: number, passes = 20): Ceiling {
+  return run(['compare', String(passes), String(pages), ...ranges.flatMap((r) => [r.file, String(r.firstPage)])]);
 }
 
 /** XXH3 per page over the resident pages of these guest RAM files (mmap + mincore), best of `passes`. */

@@ -5,7 +5,9 @@
  *     (bench/native/ceiling.c, built and run now): XXH3 and memcmp per 4 KiB page of a heap buffer.
  *  2. On 2 × 256 MiB idle guests with shared-file RAM: the content strategy's whole pass (read + hash + index
  *     + group + byte-confirm, i.e. scan()), in thread CPU (best and median of the passes), against the C ceiling
- *     on the heap buffer and on the very same resident guest pages; index bytes per guest page; steady-state
+ *     on the heap buffer and on the very same resident guest pages; the pass on 1 and 2 threads side by side
+ *     (bench/scan-threads.ts: wall, and CPU summed over the threads); semantic's byte compare in GB/s beside the
+ *     C memcmp ceiling on the same kernel code pages (bench/semantic-compare.ts); index bytes per guest page; steady-state
  *     tick CPU (CoW detection + scan + ledger apply) of semantic, content, content-incremental and hybrid, split
  *     into the mechanism (scan + apply + CoW handling modelled as faults × the per-fault cost) and xme's
  *     instrument (CoW detection by re-read + residency snapshot), as the tick loop splits it.
@@ -37,6 +39,8 @@ import { measureThreadCpu } from '../harness/util/thread-cpu.ts';
 import { hostCowBreakCost } from '../harness/host/cow-break.ts';
 import { createStrategy } from '../strategies/registry.ts';
 import os from 'node:os';
+import { threadedPasses } from './scan-threads.ts';
+import { semanticCompare } from './semantic-compare.ts';
 
 const PAGE = 4096;
 const GUEST_MIB = 256;
@@ -101,7 +105,8 @@ async function contentPasses(guests: Guest[], context: Omit<StrategyContext, 're
     }
   }
   const copied = copyTimes.length > 0 ? { cpuMs: median(copyTimes) } : undefined;
-  const content = new ContentStrategy({ zeroPages: true });
+  // One thread: these figures are per CPU-second of one core, against the C ceiling on one core (threads: threadedPasses).
+  const content = new ContentStrategy({ zeroPages: true, scanThreads: 1 });
   let last = await content.scan({ ...context, residency }); // warm: allocations, first touch of the mappings
   const timing = await timeRepeated(times, async () => {
     last = await content.scan({ ...context, residency });
@@ -150,6 +155,12 @@ const shared = await withGuests('shared-file', async (guests, context) => {
   const semantic = new SemanticStrategy({ rodata: false, route: 'memory' });
   await semantic.scan({ ...context, residency: guests.map(() => undefined) }); // locate the kernels once
   const pass = await contentPasses(guests, context, 15);
+  say('content pass on 1 and 2 threads, alternating (15 each) …');
+  const threaded = await threadedPasses(guests, context, 15);
+  say(threadTable(threaded));
+  say('semantic compare against the C memcmp ceiling on the same pages (20 passes) …');
+  const semanticBytes = await semanticCompare(semantic, guests, context, 20);
+  say(semanticLines(semanticBytes));
   const files = guests.map((g) => g.files.memory).filter((f): f is string => f !== undefined);
   const guestCeiling = guestFilesCeiling(files);
   say('steady-state ticks (5 each, 0.5 s apart) …');
@@ -163,6 +174,8 @@ const shared = await withGuests('shared-file', async (guests, context) => {
   const hybridLoad = load();
   return {
     pass: { ...pass, residency: undefined },
+    threaded,
+    semanticBytes,
     guestCeiling,
     semanticTicks,
     contentTicks,
@@ -188,6 +201,16 @@ const results = {
   c_xxh3_gbps: ceiling.xxh3Gbps,
   c_memcmp_gbps: ceiling.memcmpGbps,
   c_xxh3_guest_pages_gbps: shared.guestCeiling.xxh3Gbps,
+  content_pass_threads: Object.fromEntries(
+    shared.threaded.passes.map((p) => [p.threads, { wall_ms: p.wallMsMedian, cpu_ms: p.cpuMsMedian, worker_cpu_ms: p.workerCpuMsMedian, groups: p.groups }]),
+  ),
+  content_pass_wall_2_over_1: shared.threaded.passes[1]!.wallMsMedian / shared.threaded.passes[0]!.wallMsMedian,
+  semantic_compare_engine: shared.semanticBytes.engine,
+  semantic_scan_gbps: shared.semanticBytes.scanGbpsBest,
+  semantic_scan_gbps_median: shared.semanticBytes.scanGbpsMedian,
+  semantic_compare_gbps: shared.semanticBytes.compareGbpsBest,
+  semantic_js_compare_gbps: shared.semanticBytes.jsCompareGbpsBest,
+  semantic_memcmp_ceiling_gbps: shared.semanticBytes.ceilingGbps,
   content_pass_gbps: shared.pass.gbpsBest,
   content_pass_gbps_median: shared.pass.gbpsMedian,
   content_pass_cpu_ms: shared.pass.cpuMsBest,
@@ -223,6 +246,7 @@ const results = {
         cow_detect_cpu_ms: figures.cowDetectCpuMs,
         residency_cpu_ms: figures.residencyCpuMs,
         scan_cpu_ms: figures.scanCpuMs,
+        apply_cpu_ms: figures.applyCpuMs,
         cow_faults: figures.cowFaults,
         shared_pages: figures.sharedPages,
       },
@@ -230,7 +254,9 @@ const results = {
   ),
   hashing_gbps: hashingResults,
 };
-const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+function ratio(a: number, b: number): string {
+  return `${(a / b).toFixed(2)}×`;
+}
 say(`
 content pass on 2 × ${GUEST_MIB} MiB idle guests (shared-file; ${shared.pass.pagesRead} of ${shared.pass.guestPages} pages resident and read):
   CPU ${shared.pass.cpuMsBest.toFixed(1)} ms best, ${shared.pass.cpuMsMedian.toFixed(1)} ms median (wall ${shared.pass.wallMsMedian.toFixed(1)} ms median), ${shared.pass.groups} groups
@@ -243,8 +269,38 @@ pages per CPU-second: content ${(results.content_pages_per_cpu_s / 1e6).toFixed(
   ksmd steady (next ${anonymous.ksmd.steady.windowS} s; a merged page costs it no read): ${(results.ksmd_steady_pages_per_cpu_s / 1e6).toFixed(2)} M (${anonymous.ksmd.steady.pagesScanned} pages in ${anonymous.ksmd.steady.cpuS.toFixed(2)} CPU-s, ${anonymous.ksmd.steady.fullScans} full scans)
   content / ksmd merging = ${ratio(results.content_pages_per_cpu_s, results.ksmd_pages_per_cpu_s)} (shared-file), ${ratio(results.content_anon_pages_per_cpu_s, results.ksmd_pages_per_cpu_s)} (same anonymous guests; ${ratio(results.content_anon_pages_per_cpu_s_with_copy, results.ksmd_pages_per_cpu_s)} with the copy) (goal ≥ 2×)
   content / ksmd steady = ${ratio(results.content_pages_per_cpu_s, results.ksmd_steady_pages_per_cpu_s)} (shared-file), ${ratio(results.content_anon_pages_per_cpu_s, results.ksmd_steady_pages_per_cpu_s)} (anonymous): steady ksmd skips merged pages unread, which only a scanner whose shares are write-protected can do
+${threadTable(shared.threaded)}
+${semanticLines(shared.semanticBytes)}
 steady-state tick CPU (median of 5; CoW detection + scan + ledger apply): semantic ${results.semantic_tick_cpu_ms.toFixed(2)} ms (scan ${results.semantic_scan_cpu_ms.toFixed(2)}), content ${results.content_tick_cpu_ms.toFixed(2)} ms (scan ${results.content_scan_cpu_ms.toFixed(2)}); content / semantic = ${ratio(results.content_tick_cpu_ms, results.semantic_tick_cpu_ms)}
 ${splitTable(shared.ticks)}`);
+
+function loadOf(l: number[]): string {
+  return `load average ${l.map((v) => v.toFixed(2)).join(' ')}`;
+}
+
+/** The content pass on 1 and 2 threads: wall and CPU summed over the threads that worked. */
+function threadTable({ passes, load: l }: Awaited<ReturnType<typeof threadedPasses>>): string {
+  const [one, two] = passes;
+  const lines = [
+    `content pass by threads (same paused guests, passes alternating, median of 15; CPU = harness thread + scan threads; ${loadOf(l)}):`,
+    ...passes.map(
+      (p) =>
+        `  ${String(p.threads).padStart(2)} thread${p.threads > 1 ? 's' : ' '}  wall ${p.wallMsMedian.toFixed(1).padStart(7)} ms  CPU ${p.cpuMsMedian.toFixed(1).padStart(7)} ms (scan threads ${p.workerCpuMsMedian.toFixed(1)})  ${p.groups} groups`,
+    ),
+  ];
+  if (one && two)
+    lines.push(`  2-thread wall = ${ratio(two.wallMsMedian, one.wallMsMedian)} one thread's (goal ≤ 0.6×); CPU ${ratio(two.cpuMsMedian, one.cpuMsMedian)}`);
+  return lines.join('\n');
+}
+
+/** Semantic's byte compare beside the C memcmp ceiling on the same pages. */
+function semanticLines(c: Awaited<ReturnType<typeof semanticCompare>>): string {
+  return [
+    `semantic compare on ${c.pages} kernel code pages × 2 guests (${(c.bytesCompared / 2 ** 20).toFixed(1)} MiB compared per scan; ${c.engine}; ${loadOf(c.load)}):`,
+    `  whole scan ${c.scanGbpsBest.toFixed(2)} GB/s per CPU-second (median ${c.scanGbpsMedian.toFixed(2)}, ${c.scanCpuMsMedian.toFixed(2)} ms) = ${ratio(c.scanGbpsBest, c.ceilingGbps)} the C memcmp ceiling on the same pages (${c.ceilingGbps.toFixed(2)} GB/s; goal ≥ 0.7×)`,
+    `  compare call alone ${c.compareGbpsBest.toFixed(2)} GB/s (${ratio(c.compareGbpsBest, c.ceilingGbps)}); the JS compare it replaced ${c.jsCompareGbpsBest.toFixed(2)} GB/s (${ratio(c.jsCompareGbpsBest, c.ceilingGbps)})`,
+  ].join('\n');
+}
 
 /** The tick split per strategy: the whole tick as run, the mechanism's part, xme's instrument, and the ratios to semantic. */
 function splitTable(rows: { name: string; figures: Awaited<ReturnType<typeof steadyTicks>>; load: string }[]): string {
@@ -252,12 +308,12 @@ function splitTable(rows: { name: string; figures: Awaited<ReturnType<typeof ste
   const f = (v: number | undefined, digits = 2) => (v === undefined ? '–' : v.toFixed(digits));
   const lines = [
     'tick split on 2 × 256 MiB idle guests (shared-file), ms CPU per tick, median of 5 ticks each part:',
-    '  mechanism = scan + apply (byte confirmation) + CoW model (faults × per-fault cost); instrument = CoW detection by re-read + residency snapshot',
-    `  ${'strategy'.padEnd(20)} ${'tick'.padStart(7)} ${'mech'.padStart(7)} ${'(CoW model)'.padStart(11)} ${'instr'.padStart(7)} ${'(re-read'.padStart(8)} ${'residency)'.padStart(10)} ${'shared'.padStart(7)} ${'faults'.padStart(6)} ${'tick ×sem'.padStart(9)} ${'mech ×sem'.padStart(9)}  load`,
+    '  mechanism = scan (all its threads) + apply (byte confirmation) + CoW model (faults × per-fault cost); instrument = CoW detection by re-read + residency snapshot',
+    `  ${'strategy'.padEnd(20)} ${'tick'.padStart(7)} ${'mech'.padStart(7)} ${'(apply)'.padStart(7)} ${'(CoW model)'.padStart(11)} ${'instr'.padStart(7)} ${'(re-read'.padStart(8)} ${'residency)'.padStart(10)} ${'shared'.padStart(7)} ${'faults'.padStart(6)} ${'tick ×sem'.padStart(9)} ${'mech ×sem'.padStart(9)}  load`,
   ];
   for (const { name, figures: t, load: l } of rows) {
     lines.push(
-      `  ${name.padEnd(20)} ${f(t.tickCpuMs).padStart(7)} ${f(t.mechanismCpuMs).padStart(7)} ${f(t.cowModelCpuMs, 4).padStart(11)} ${f(t.instrumentCpuMs).padStart(7)} ${f(t.cowDetectCpuMs).padStart(8)} ${f(t.residencyCpuMs).padStart(10)} ${String(t.sharedPages).padStart(7)} ${String(t.cowFaults).padStart(6)} ${ratio(t.tickCpuMs, semantic.tickCpuMs).padStart(9)} ${ratio(t.mechanismCpuMs, semantic.mechanismCpuMs).padStart(9)}  ${l}`,
+      `  ${name.padEnd(20)} ${f(t.tickCpuMs).padStart(7)} ${f(t.mechanismCpuMs).padStart(7)} ${f(t.applyCpuMs).padStart(7)} ${f(t.cowModelCpuMs, 4).padStart(11)} ${f(t.instrumentCpuMs).padStart(7)} ${f(t.cowDetectCpuMs).padStart(8)} ${f(t.residencyCpuMs).padStart(10)} ${String(t.sharedPages).padStart(7)} ${String(t.cowFaults).padStart(6)} ${ratio(t.tickCpuMs, semantic.tickCpuMs).padStart(9)} ${ratio(t.mechanismCpuMs, semantic.mechanismCpuMs).padStart(9)}  ${l}`,
     );
   }
   return lines.join('\n');

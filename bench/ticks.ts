@@ -1,6 +1,6 @@
 /**
  * Steady-state tick CPU of a strategy, as the tick loop bills it (harness/experiment/tick-loop.ts): CoW
- * detection + scan + the ledger's verified apply, on the harness thread, guests paused while scored and
+ * detection + scan + the ledger's verified apply, on the harness thread (plus the scan's worker threads), guests paused while scored and
  * running between ticks. The first tick (one-off work: locating kernels) is left out.
  *
  * The same tick split as the tick loop's (sharing/ledger.ts, "COST: MECHANISM AND INSTRUMENT"): the mechanism
@@ -18,6 +18,8 @@ export interface TickFigures {
   /** Medians over the ticks after the first, each part on its own (so the parts need not add up exactly). */
   tickCpuMs: number;
   scanCpuMs: number;
+  /** The ledger's apply alone (byte confirmation of the proposal; re-proposals of shared groups are most of it for content). */
+  applyCpuMs: number;
   /** Scan + apply + modelled CoW handling. */
   mechanismCpuMs: number;
   /** The modelled CoW handling alone (undefined without a per-fault cost). */
@@ -45,6 +47,7 @@ export async function steadyTicks(
   const parts = {
     tick: [] as number[],
     scan: [] as number[],
+    apply: [] as number[],
     mechanism: [] as number[],
     cowModel: [] as number[],
     instrument: [] as number[],
@@ -68,11 +71,14 @@ export async function steadyTicks(
     ledger.apply(scan.groups);
     const end = threadCpuNs();
     if (tick === 0) continue;
+    // A scan on worker threads (content's pass) reports their CPU, which this thread's clock does not see: added, as the tick loop does.
+    const workers = scan.threads?.workerCpuMs ?? 0;
     const faults = ledger.stats().cowFaults - faultsBefore;
     const cowModel = perFault ? cowModelCpuMs(faults, perFault) : undefined;
-    parts.tick.push(ms(start, end));
-    parts.scan.push(ms(scanStart, scanEnd));
-    parts.mechanism.push(ms(scanStart, end) + (cowModel ?? 0));
+    parts.tick.push(ms(start, end) + workers);
+    parts.scan.push(ms(scanStart, scanEnd) + workers);
+    parts.apply.push(ms(scanEnd, end));
+    parts.mechanism.push(ms(scanStart, end) + workers + (cowModel ?? 0));
     if (cowModel !== undefined) parts.cowModel.push(cowModel);
     parts.detect.push(ms(start, scanStart));
     parts.residency.push(ms(snapshot, snapshotEnd));
@@ -82,6 +88,7 @@ export async function steadyTicks(
   return {
     tickCpuMs: median(parts.tick),
     scanCpuMs: median(parts.scan),
+    applyCpuMs: median(parts.apply),
     mechanismCpuMs: median(parts.mechanism),
     cowModelCpuMs: parts.cowModel.length ? median(parts.cowModel) : undefined,
     instrumentCpuMs: median(parts.instrument),

@@ -5,6 +5,10 @@
  *   ceiling buffer <MiB> <passes>           a heap buffer (the figure of the issue's table)
  *   ceiling files <passes> <file>...        every page resident in these guest RAM files (mmap, mincore), the
  *                                           very memory the content pass reads
+ *   ceiling compare <passes> <pages> (<file> <first page>)...
+ *                                           memcmp of page k of each guest's range with the first guest's page k,
+ *                                           k < pages, stopping at the first guest that differs: what the
+ *                                           semantic strategy compares, on the very pages it compares
  * Prints one JSON line: {"xxh3_gbps":…, "memcmp_gbps":… (buffer mode only; 0 on files), "bytes":…}. Best
  * pass of <passes>: the least disturbed on a shared machine.
  */
@@ -58,6 +62,41 @@ int main(int argc, char **argv) {
       for (size_t i = 0; i < n; i++) if (resident[i] & 1) pages[count++] = map + i * PAGE;
       free(resident);
     }
+  } else if (strcmp(argv[1], "compare") == 0 && argc >= 6 && argc % 2 == 0) {
+    passes = (size_t)atol(argv[2]);
+    size_t span = (size_t)atol(argv[3]);
+    int guests = (argc - 4) / 2;
+    const uint8_t **starts = malloc(guests * sizeof *starts);
+    for (int g = 0; g < guests; g++) {
+      int fd = open(argv[4 + 2 * g], O_RDONLY);
+      struct stat st;
+      if (fd < 0 || fstat(fd, &st) != 0) { perror(argv[4 + 2 * g]); return 1; }
+      const uint8_t *map = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+      if (map == MAP_FAILED) { perror("mmap"); return 1; }
+      size_t first = (size_t)atol(argv[5 + 2 * g]);
+      if ((first + span) * PAGE > (size_t)st.st_size) { fprintf(stderr, "range beyond %s\n", argv[4 + 2 * g]); return 1; }
+      starts[g] = map + first * PAGE;
+    }
+    volatile size_t sink = 0;
+    double best = 1e30, bytes = 0;
+    for (size_t p = 0; p <= passes; p++) { /* pass 0 warms the page tables */
+      double t = cpu_seconds(), compared = 0;
+      size_t identical = 0;
+      for (size_t k = 0; k < span; k++) {
+        int differs = 0;
+        for (int g = 1; g < guests && !differs; g++) {
+          compared += PAGE;
+          differs = memcmp(starts[g] + k * PAGE, starts[0] + k * PAGE, PAGE) != 0;
+        }
+        identical += !differs;
+      }
+      t = cpu_seconds() - t;
+      sink += identical;
+      if (p > 0 && t < best) best = t;
+      bytes = compared;
+    }
+    printf("{\"xxh3_gbps\":0,\"memcmp_gbps\":%.3f,\"bytes\":%.0f,\"identical\":%zu}\n", bytes / best / 1e9, bytes, (size_t)sink / (passes + 1));
+    return 0;
   } else { fprintf(stderr, "bad arguments\n"); return 2; }
 
   volatile uint64_t sink = 0;
