@@ -158,8 +158,8 @@ const shared = await withGuests('shared-file', async (guests, context) => {
   say('content pass on 1 and 2 threads, alternating (15 each) …');
   const threaded = await threadedPasses(guests, context, 15);
   say(threadTable(threaded));
-  say('semantic compare against the C memcmp ceiling on the same pages (20 passes) …');
-  const semanticBytes = await semanticCompare(semantic, guests, context, 20);
+  say('semantic compare against the C memcmp ceiling on the same pages (200 passes: the JIT warm, as in a steady state) …');
+  const semanticBytes = await semanticCompare(semantic, guests, context, 200);
   say(semanticLines(semanticBytes));
   const files = guests.map((g) => g.files.memory).filter((f): f is string => f !== undefined);
   const guestCeiling = guestFilesCeiling(files);

@@ -19,7 +19,7 @@ import {
   type PairSlots,
   type ScanEngine,
 } from '../harness/hashing/scan-engine.ts';
-import { canThread, confirmThreaded, hashGuestsThreaded } from '../harness/hashing/parallel-scan.ts';
+import { canThread, confirmThreaded, hashSortThreaded } from '../harness/hashing/parallel-scan.ts';
 import { viewAddresses } from '../harness/hashing/native-scan-engine.ts';
 import { pageBytes, type Residency } from '../harness/sharing/resident-pages.ts';
 import { PackedGroup } from '../harness/sharing/packed-group.ts';
@@ -200,7 +200,8 @@ export function usableThreads(engine: ScanEngine, guests: readonly Guest[], want
 
 /**
  * hashAllPages, then sort and confirm, on `threads` threads where usableThreads allows (harness/hashing/parallel-scan.ts:
- * ranges of whole windows, then runs of equal hashes; the same keys, classes and figures as one thread).
+ * ranges of whole windows hashed and sorted apart then merged, then runs of equal hashes; the same keys, classes
+ * and figures as one thread).
  * Returns what hashAllPages and confirmRuns return, with how many threads worked and their CPU.
  */
 export async function hashSortConfirm(
@@ -224,8 +225,7 @@ export async function hashSortConfirm(
   const bases = viewAddresses(views);
   const pageCounts = new Uint32Array(guests.map((g) => g.memoryPages));
   const before = stats[2] ?? 0;
-  const hashed = await hashGuestsThreaded(engine, bases, pageCounts, index.flags, index.keys, stats, threads);
-  engine.sortKeys(index.keys, hashed.n, index.scratch);
+  const hashed = await hashSortThreaded(engine, bases, pageCounts, index.flags, index.keys, index.scratch, stats, threads);
   const confirmed = await confirmThreaded(engine, index.keys, hashed.n, bases, index.flags, index.bounds, index.scratch, threads);
   return {
     n: hashed.n,

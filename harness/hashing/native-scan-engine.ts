@@ -40,6 +40,7 @@ type HashGuestsRange = (
   endGfn: number,
 ) => number;
 type CountWindows = (flags: Uint8Array, flagOffsets: Uint32Array, pageCounts: Uint32Array, guests: number, out: Uint32Array) => void;
+type MergeSorted = (keys: BigUint64Array, starts: Uint32Array, counts: Uint32Array, runs: number, out: BigUint64Array) => void;
 type CollectFlag = (flags: Uint8Array, flagOffsets: Uint32Array, pageCounts: Uint32Array, guests: number, want: number, out: Uint32Array | null) => number;
 type HashGuests = (
   guests: number,
@@ -87,6 +88,7 @@ class NativeScanEngine implements ScanEngine {
       hashGuests: HashGuests;
       hashGuestsRange: HashGuestsRange;
       countWindows: CountWindows;
+      mergeSorted: MergeSorted;
       collectFlag: CollectFlag;
       keysFromHashes: KeysFromHashes;
       sortKeys: SortKeys;
@@ -167,6 +169,18 @@ class NativeScanEngine implements ScanEngine {
     return out;
   }
 
+  mergeSorted(keys: BigUint64Array, starts: Uint32Array, counts: Uint32Array, out: BigUint64Array): void {
+    const runs = starts.length;
+    if (counts.length !== runs || runs > 64) throw new RangeError('one start and count per run, at most 64 runs');
+    let total = 0;
+    for (let r = 0; r < runs; r++) {
+      if (starts[r]! + counts[r]! > keys.length) throw new RangeError(`run ${r} beyond the keys`);
+      total += counts[r]!;
+    }
+    if (out.length < total) throw new RangeError('out too short for the runs');
+    if (total > 0) this.fns.mergeSorted(keys, starts, counts, runs, out);
+  }
+
   confirmAt(
     keys: BigUint64Array,
     n: number,
@@ -226,6 +240,9 @@ export function nativeScanEngine(): { engine?: ScanEngine; reason?: string } {
       countWindows: lib.func(
         'void xme_count_windows(const uint8_t *flags, const uint32_t *flag_offsets, const uint32_t *page_counts, uint32_t guests, _Inout_ uint32_t *out)',
       ) as CountWindows,
+      mergeSorted: lib.func(
+        'void xme_merge_sorted(const uint64_t *keys, const uint32_t *starts, const uint32_t *counts, uint32_t runs, _Inout_ uint64_t *out)',
+      ) as MergeSorted,
       collectFlag: lib.func(
         'uint32_t xme_collect_flag(const uint8_t *flags, const uint32_t *flag_offsets, const uint32_t *page_counts, uint32_t guests, uint8_t want, _Inout_ uint32_t *out)',
       ) as CollectFlag,

@@ -8,10 +8,12 @@
  * (every thread's first guest would have no previous guest), changing the flags, the hashes done and the
  * keys' order. A window never looks at another window, so each thread takes a range of whole windows across
  * all guests: it writes exactly the flags the one-thread pass writes there, and its keys, which the one
- * thread would have written in window order too, are put end to end in range order — the same key array.
- * The radix sort is stable, so the sorted keys are the same; confirmation is then split at boundaries of
- * runs of equal hashes (each run is confirmed alone in the one-thread pass as well), and each part's classes
- * are put end to end in key order: the same classes, in the same order.
+ * thread would have written in window order too, in range order make the same key array. Each thread then
+ * sorts its own keys (the radix sort is stable) and the runs are merged with equal hashes in range order:
+ * what one stable sort of the whole array gives, without the sort on the harness thread alone (at 64 guests
+ * it is millions of keys). Confirmation is then split at boundaries of runs of equal hashes (each run is
+ * confirmed alone in the one-thread pass as well), and each part's classes are put end to end in key order:
+ * the same classes, in the same order.
  *
  * CPU: each scan thread times its own native call (CLOCK_THREAD_CPUTIME_ID); the harness thread's part is on
  * the harness thread's clock, which the caller measures. workerCpuMs is the scan threads' sum, to be added.
@@ -20,11 +22,11 @@ import { SCAN_WINDOW_PAGES, type PageFlags, type ScanEngine } from './scan-engin
 import type { ScanJobDone } from './scan-jobs.ts';
 import { scanThreads } from './scan-threads.ts';
 
-type RangeEngine = Required<Pick<ScanEngine, 'hashGuestsRange' | 'confirmAt' | 'countWindows'>>;
+type RangeEngine = Required<Pick<ScanEngine, 'hashGuestsRange' | 'confirmAt' | 'countWindows' | 'mergeSorted' | 'sortKeys'>>;
 
 /** Whether this engine can run the pass on several threads (the native engine). */
 export function canThread(engine: ScanEngine): engine is ScanEngine & RangeEngine {
-  return engine.hashGuestsRange !== undefined && engine.confirmAt !== undefined && engine.countWindows !== undefined;
+  return engine.hashGuestsRange !== undefined && engine.confirmAt !== undefined && engine.countWindows !== undefined && engine.mergeSorted !== undefined;
 }
 
 /**
@@ -40,7 +42,7 @@ function requireShared(...arrays: ArrayBufferView[]): void {
 }
 
 export interface ThreadedHash {
-  /** Keys written, from keys[0], as the one-thread pass writes them. */
+  /** Keys written, from keys[0], sorted: as the one-thread pass writes and sorts them. */
   n: number;
   /** Threads that worked, the harness thread included. */
   threads: number;
@@ -94,20 +96,22 @@ async function finish(jobs: Promise<ScanJobDone>[], own: () => number): Promise<
 }
 
 /**
- * hashGuests on `threads` threads: the harness thread takes the first range, each scan thread one of the
- * others. bases: addresses of the guests' views, which the caller holds until this resolves. keys, flags:
- * SharedArrayBuffer-backed. stats as hashGuests' (summed over the threads).
+ * hashGuests then sortKeys on `threads` threads: the harness thread takes the first range, each scan thread one
+ * of the others, each sorts its keys, and the sorted runs are merged into keys. bases: addresses of the
+ * guests' views, which the caller holds until this resolves. keys, scratch, flags: SharedArrayBuffer-backed.
+ * stats as hashGuests' (summed over the threads).
  */
-export async function hashGuestsThreaded(
+export async function hashSortThreaded(
   engine: RangeEngine,
   bases: BigUint64Array,
   pageCounts: Uint32Array,
   flags: PageFlags,
   keys: BigUint64Array,
+  scratch: BigUint64Array,
   stats: Float64Array,
   threads: number,
 ): Promise<ThreadedHash> {
-  requireShared(keys, flags.bytes);
+  requireShared(keys, scratch, flags.bytes);
   const cuts = windowRanges(engine.countWindows(flags, pageCounts), pageCounts, threads);
   // Range t writes its keys from the first key it could have (the pages of the ranges before it): no overlap.
   const offsets = cuts.map((cut) => rangePages(pageCounts, 0, cut));
@@ -120,19 +124,22 @@ export async function hashGuestsThreaded(
       flagBytes: flags.bytes,
       flagOffsets: flags.offsets,
       keys: keys.subarray(offsets[w + 1]!, offsets[w + 2]!),
+      scratch: scratch.subarray(offsets[w + 1]!, offsets[w + 2]!),
       firstGfn: cuts[w + 1]!,
       endGfn: cuts[w + 2]!,
     }),
   );
-  const { own, done } = await finish(jobs, () => engine.hashGuestsRange(bases, pageCounts, flags, keys.subarray(0, offsets[1]!), stats, cuts[0]!, cuts[1]!));
-  // End to end in range order: the one-thread pass's key array.
-  let n = own;
-  done.forEach((job, w) => {
-    const from = offsets[w + 1]!;
-    if (from !== n) keys.copyWithin(n, from, from + job.count);
-    n += job.count;
-    for (let s = 0; s < 3; s++) stats[s]! += job.stats[s]!;
+  const { own, done } = await finish(jobs, () => {
+    const count = engine.hashGuestsRange(bases, pageCounts, flags, keys.subarray(0, offsets[1]!), stats, cuts[0]!, cuts[1]!);
+    engine.sortKeys(keys, count, scratch);
+    return count;
   });
+  for (const job of done) for (let s = 0; s < 3; s++) stats[s]! += job.stats[s]!;
+  // The sorted runs, in range order, merged into scratch (each thread is done with its part of it), then back.
+  const counts = Uint32Array.from([own, ...done.map((job) => job.count)]);
+  const n = counts.reduce((sum, count) => sum + count, 0);
+  engine.mergeSorted(keys, Uint32Array.from(offsets.slice(0, threads)), counts, scratch);
+  keys.set(scratch.subarray(0, n));
   return { n, threads, workerCpuMs: done.reduce((sum, job) => sum + job.cpuNs, 0) / 1e6 };
 }
 

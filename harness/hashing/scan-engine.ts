@@ -74,6 +74,11 @@ export interface ScanEngine {
     firstGfn: number,
     endGfn: number,
   ): number;
+  /**
+   * Native only: merge runs of keys each sorted by sortKeys (run r at keys[starts[r], + counts[r])) into out
+   * (apart from them), equal hashes in run order: sorting runs apart and merging them = sorting them end to end.
+   */
+  mergeSorted?(keys: BigUint64Array, starts: Uint32Array, counts: Uint32Array, out: BigUint64Array): void;
   /** Native only: pages to read (flag ≠ 0) per window of SCAN_WINDOW_PAGES gfns, summed over guests. */
   countWindows?(flags: PageFlags, pageCounts: Uint32Array): Uint32Array;
   /** Native only: confirmInPlace with guest RAM given by address (bases[g]), for any thread. */

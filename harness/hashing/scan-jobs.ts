@@ -11,8 +11,9 @@ export interface HashRangeJob {
   pageCounts: Uint32Array;
   flagBytes: Uint8Array;
   flagOffsets: Uint32Array;
-  /** This range's own part of the key array (shared). */
+  /** This range's own part of the key array (shared): written, then sorted with its part of the scratch. */
   keys: BigUint64Array;
+  scratch: BigUint64Array;
   firstGfn: number;
   endGfn: number;
 }
@@ -32,7 +33,7 @@ export interface ConfirmRangeJob {
 export type ScanJob = HashRangeJob | ConfirmRangeJob;
 
 export interface ScanJobDone {
-  /** Keys written (hash) or classes found (confirm). */
+  /** Keys written and sorted (hash) or classes found (confirm). */
   count: number;
   /** The engine's stats: [bytes compared, bytes hashed, pages read]. */
   stats: [number, number, number];

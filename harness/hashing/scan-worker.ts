@@ -14,10 +14,11 @@ function run(job: ScanJob): ScanJobReply {
   const flags = { bytes: job.flagBytes, offsets: job.flagOffsets };
   const stats = new Float64Array(3);
   const before = threadCpuNs();
-  const count =
-    job.kind === 'hash'
-      ? engine.hashGuestsRange(job.bases, job.pageCounts, flags, job.keys, stats, job.firstGfn, job.endGfn)
-      : engine.confirmAt(job.keys, job.n, job.bases, flags, job.bounds, job.scratch, stats);
+  let count: number;
+  if (job.kind === 'hash') {
+    count = engine.hashGuestsRange(job.bases, job.pageCounts, flags, job.keys, stats, job.firstGfn, job.endGfn);
+    engine.sortKeys(job.keys, count, job.scratch);
+  } else count = engine.confirmAt(job.keys, job.n, job.bases, flags, job.bounds, job.scratch, stats);
   return { ok: true, count, stats: [stats[0]!, stats[1]!, stats[2]!], cpuNs: Number(threadCpuNs() - before) };
 }
 

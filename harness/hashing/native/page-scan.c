@@ -192,6 +192,26 @@ void xme_sort_keys(uint64_t *keys, uint32_t n, uint64_t *scratch) {
 }
 
 /*
+ * Merge `runs` runs of keys each sorted by high word (xme_sort_keys), run r at keys[starts[r], starts[r] +
+ * counts[r]), into out (not overlapping them), by high word; on equal high words the earlier run's key first, so
+ * that sorting runs apart and merging them gives what sorting their concatenation gives (a stable sort).
+ */
+void xme_merge_sorted(const uint64_t *keys, const uint32_t *starts, const uint32_t *counts, uint32_t runs, uint64_t *out) {
+  uint32_t at[64], end[64], total = 0;
+  for (uint32_t r = 0; r < runs && r < 64; r++) { at[r] = starts[r]; end[r] = starts[r] + counts[r]; total += counts[r]; }
+  for (uint32_t i = 0; i < total; i++) {
+    uint32_t best = runs;
+    uint64_t best_high = 0;
+    for (uint32_t r = 0; r < runs; r++) {
+      if (at[r] == end[r]) continue;
+      uint64_t high = keys[at[r]] >> 32;
+      if (best == runs || high < best_high) { best = r; best_high = high; }
+    }
+    out[i] = keys[at[best]++];
+  }
+}
+
+/*
  * Byte-confirm the candidate groups of sorted keys (runs of equal high words) where every page can be read in
  * place: page address = bases[index >> 24] + (index & 0xffffff) * 4096; its flag (xme_hash_keys) is
  * flags[flag_offsets[index >> 24] + (index & 0xffffff)]. Each run is partitioned into classes of identical
