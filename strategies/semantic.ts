@@ -57,7 +57,7 @@ export class SemanticStrategy implements Strategy {
           `${label}_identical_pages`,
           {
             unit: 'pages',
-            method: `pages of ${RANGE_METRICS[label]} byte-identical in all guests at their located kernel placement (a mixed fleet: in all guests of one kernel build, summed over builds)`,
+            method: `pages of ${RANGE_METRICS[label]} byte-identical in all guests at their located kernel placement (a mixed fleet: in all guests of one kernel build, summed over builds; a build with a single guest counts none)`,
           },
         ],
       ]),
@@ -193,7 +193,9 @@ export class SemanticStrategy implements Strategy {
         for (const members of classes) groups.push({ pages: members });
       }
       metrics[`${label}_pages`] = (metrics[`${label}_pages`] ?? 0) + span.count;
-      metrics[`${label}_identical_pages`] = (metrics[`${label}_identical_pages`] ?? 0) + identicalInAll;
+      // A build with one guest of several has no partner: none of its pages is shareable (it still has pages).
+      const partnered = inBuild.length > 1 || context.guests.length === 1;
+      metrics[`${label}_identical_pages`] = (metrics[`${label}_identical_pages`] ?? 0) + (partnered ? identicalInAll : 0);
     }
     return { groups, cost, metrics, notes };
   }
