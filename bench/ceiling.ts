@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cacheDir } from '../harness/util/paths.ts';
 
@@ -25,6 +25,23 @@ function build(): string {
     fs.renameSync(`${target}.${process.pid}`, target);
   }
   return target;
+}
+
+/**
+ * How much of a second core the host gives now: XXH3 over a heap buffer in wall time, one process alone, then
+ * two at once (each its own buffer). 2× = a free second core; ≈ 1× = the other core is taken (other guests,
+ * other runs), and no pass on 2 threads can beat one thread's wall at that moment.
+ */
+export async function parallelCeiling(mib = 64, passes = 10): Promise<{ oneWallGbps: number; twoWallGbps: number }> {
+  const once = () =>
+    new Promise<number>((resolve, reject) =>
+      execFile(build(), ['buffer', String(mib), String(passes)], { encoding: 'utf8' }, (error, out) =>
+        error ? reject(error) : resolve((JSON.parse(out) as { xxh3_wall_gbps: number }).xxh3_wall_gbps),
+      ),
+    );
+  const oneWallGbps = await once();
+  const [a, b] = await Promise.all([once(), once()]);
+  return { oneWallGbps, twoWallGbps: a + b };
 }
 
 function run(args: string[]): Ceiling {

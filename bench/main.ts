@@ -31,7 +31,7 @@ import { ContentStrategy } from '../strategies/content.ts';
 import { SemanticStrategy } from '../strategies/semantic.ts';
 import { scanEngineFor } from '../strategies/scan-engine-choice.ts';
 import type { StrategyContext } from '../strategies/types.ts';
-import { bufferCeiling, guestFilesCeiling } from './ceiling.ts';
+import { bufferCeiling, guestFilesCeiling, parallelCeiling } from './ceiling.ts';
 import { best, median, timeRepeated } from './measure.ts';
 import { steadyTicks } from './ticks.ts';
 import { measureKsmd } from './ksmd.ts';
@@ -156,8 +156,10 @@ const shared = await withGuests('shared-file', async (guests, context) => {
   await semantic.scan({ ...context, residency: guests.map(() => undefined) }); // locate the kernels once
   const pass = await contentPasses(guests, context, 15);
   say('content pass on 1 and 2 threads, alternating (15 each) …');
+  const capacity = await parallelCeiling();
   const threaded = await threadedPasses(guests, context, 15);
   say(threadTable(threaded));
+  say(capacityLine(capacity));
   say('semantic compare against the C memcmp ceiling on the same pages (200 passes: the JIT warm, as in a steady state) …');
   const semanticBytes = await semanticCompare(semantic, guests, context, 200);
   say(semanticLines(semanticBytes));
@@ -175,6 +177,7 @@ const shared = await withGuests('shared-file', async (guests, context) => {
   return {
     pass: { ...pass, residency: undefined },
     threaded,
+    capacity,
     semanticBytes,
     guestCeiling,
     semanticTicks,
@@ -204,6 +207,7 @@ const results = {
   content_pass_threads: Object.fromEntries(
     shared.threaded.passes.map((p) => [p.threads, { wall_ms: p.wallMsMedian, cpu_ms: p.cpuMsMedian, worker_cpu_ms: p.workerCpuMsMedian, groups: p.groups }]),
   ),
+  host_parallel_capacity: shared.capacity.twoWallGbps / shared.capacity.oneWallGbps,
   content_pass_wall_2_over_1: shared.threaded.passes[1]!.wallMsMedian / shared.threaded.passes[0]!.wallMsMedian,
   semantic_compare_engine: shared.semanticBytes.engine,
   semantic_scan_gbps: shared.semanticBytes.scanGbpsBest,
@@ -270,6 +274,7 @@ pages per CPU-second: content ${(results.content_pages_per_cpu_s / 1e6).toFixed(
   content / ksmd merging = ${ratio(results.content_pages_per_cpu_s, results.ksmd_pages_per_cpu_s)} (shared-file), ${ratio(results.content_anon_pages_per_cpu_s, results.ksmd_pages_per_cpu_s)} (same anonymous guests; ${ratio(results.content_anon_pages_per_cpu_s_with_copy, results.ksmd_pages_per_cpu_s)} with the copy) (goal ≥ 2×)
   content / ksmd steady = ${ratio(results.content_pages_per_cpu_s, results.ksmd_steady_pages_per_cpu_s)} (shared-file), ${ratio(results.content_anon_pages_per_cpu_s, results.ksmd_steady_pages_per_cpu_s)} (anonymous): steady ksmd skips merged pages unread, which only a scanner whose shares are write-protected can do
 ${threadTable(shared.threaded)}
+${capacityLine(shared.capacity)}
 ${semanticLines(shared.semanticBytes)}
 steady-state tick CPU (median of 5; CoW detection + scan + ledger apply): semantic ${results.semantic_tick_cpu_ms.toFixed(2)} ms (scan ${results.semantic_scan_cpu_ms.toFixed(2)}), content ${results.content_tick_cpu_ms.toFixed(2)} ms (scan ${results.content_scan_cpu_ms.toFixed(2)}); content / semantic = ${ratio(results.content_tick_cpu_ms, results.semantic_tick_cpu_ms)}
 ${splitTable(shared.ticks)}`);
@@ -291,6 +296,11 @@ function threadTable({ passes, load: l }: Awaited<ReturnType<typeof threadedPass
   if (one && two)
     lines.push(`  2-thread wall = ${ratio(two.wallMsMedian, one.wallMsMedian)} one thread's (goal ≤ 0.6×); CPU ${ratio(two.cpuMsMedian, one.cpuMsMedian)}`);
   return lines.join('\n');
+}
+
+/** Whether the host had a second core to give when the threads were measured. */
+function capacityLine(c: Awaited<ReturnType<typeof parallelCeiling>>): string {
+  return `  host's second core just before (C XXH3, wall): one process ${c.oneWallGbps.toFixed(2)} GB/s, two at once ${c.twoWallGbps.toFixed(2)} GB/s together = ${ratio(c.twoWallGbps, c.oneWallGbps)} (2× = a free second core; ≈ 1× = taken, and 2 threads cannot beat 1)`;
 }
 
 /** Semantic's byte compare beside the C memcmp ceiling on the same pages. */

@@ -26,6 +26,12 @@
 uint64_t XXH3_64bits(const void *input, size_t length);
 #define PAGE 4096
 
+static double wall_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static double cpu_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -101,13 +107,15 @@ int main(int argc, char **argv) {
 
   volatile uint64_t sink = 0;
   for (size_t i = 0; i < count; i++) sink ^= XXH3_64bits(pages[i], PAGE); /* warm: page tables, first touch */
-  double best_hash = 1e30, best_cmp = 1e30;
+  double best_hash = 1e30, best_cmp = 1e30, hash_wall = 0;
   for (size_t p = 0; p < passes; p++) {
+    double w = wall_seconds();
     double t = cpu_seconds();
     uint64_t acc = 0;
     for (size_t i = 0; i < count; i++) acc ^= XXH3_64bits(pages[i], PAGE);
     sink ^= acc;
     t = cpu_seconds() - t;
+    hash_wall += wall_seconds() - w;
     if (t < best_hash) best_hash = t;
     /* memcmp: each page against an identical copy (compared to the end: bytes of one page per compare) */
     if (copies) {
@@ -121,6 +129,8 @@ int main(int argc, char **argv) {
   }
   double bytes = (double)count * PAGE;
   if (!copies) best_cmp = 0; /* not measured on files */
-  printf("{\"xxh3_gbps\":%.3f,\"memcmp_gbps\":%.3f,\"bytes\":%.0f,\"pages\":%zu}\n", bytes / best_hash / 1e9, best_cmp > 0 ? bytes / best_cmp / 1e9 : 0.0, bytes, count);
+  /* xxh3_wall_gbps: over all passes in wall time, what this process got of the machine (parallelCeiling). */
+  printf("{\"xxh3_gbps\":%.3f,\"memcmp_gbps\":%.3f,\"xxh3_wall_gbps\":%.3f,\"bytes\":%.0f,\"pages\":%zu}\n", bytes / best_hash / 1e9,
+         best_cmp > 0 ? bytes / best_cmp / 1e9 : 0.0, bytes * passes / hash_wall / 1e9, bytes, count);
   return sink == 42 ? 1 : 0;
 }
