@@ -48,6 +48,11 @@ export class ContentStrategy implements Strategy {
       method:
         'threads the pass ran on, the harness thread included (harness/hashing/parallel-scan.ts, by ranges of gfns; the same groups as one thread): option scanThreads, else XME_SCAN_THREADS, else the host’s cores, one per 16 MiB of the longest guest at most; 1 where a guest is not mapped',
     },
+    pass_wall_ms: {
+      unit: 'ms',
+      method:
+        'wall time of the pass on all its threads (hash, sort and byte confirmation; performance.now around it), the part of scan_wall_ms that more threads shorten; its CPU is scan_cpu_ms (harness thread + scan threads)',
+    },
     scan_worker_cpu_ms: {
       unit: 'ms',
       method:
@@ -73,7 +78,9 @@ export class ContentStrategy implements Strategy {
     const engine = scanEngineFor(context.hasher);
     const stats = new Float64Array(3);
     const wanted = scanThreadCount(Math.max(0, ...guests.map((g) => g.memoryPages)), this.options.scanThreads);
+    const passStart = performance.now();
     const { n, pagesRead, confirmed, threads } = await hashSortConfirm(engine, this.index, guests, context.residency, stats, wanted);
+    const passWallMs = performance.now() - passStart;
     // bytesHashed counts what XXH3 read: a page confirmed equal to its partner by memcmp is not hashed.
     const cost: ScanCost = { pagesRead, bytesHashed: stats[1]!, bytesCompared: stats[0]! + confirmed.bytesCompared };
     const groups: ShareGroup[] = classGroups(this.index, confirmed);
@@ -86,6 +93,7 @@ export class ContentStrategy implements Strategy {
         zero_pages: zeroPages.length,
         distinct_hashes: distinctHashes(this.index, n) + (zeroPages.length > 0 ? 1 : 0),
         scan_threads: threads.threads,
+        pass_wall_ms: passWallMs,
         scan_worker_cpu_ms: threads.workerCpuMs,
       },
       notes: [],

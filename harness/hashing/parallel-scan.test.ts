@@ -61,8 +61,9 @@ function context(guests: MemoryGuest[], residency: Uint8Array[]): StrategyContex
 /** The whole result in a comparable form: groups in order (their packed pages), figures, costs. */
 async function pass(guests: MemoryGuest[], residency: Uint8Array[], threads: number) {
   const result = await new ContentStrategy({ zeroPages: true, scanThreads: threads }).scan(context(guests, residency));
-  // How the pass ran is not what it found: those two figures are compared apart.
-  const { scan_threads, scan_worker_cpu_ms, ...metrics } = result.metrics;
+  // How the pass ran is not what it found: those three figures are checked apart.
+  const { scan_threads, scan_worker_cpu_ms, pass_wall_ms, ...metrics } = result.metrics;
+  expect(pass_wall_ms).toBeGreaterThan(0);
   expect(scan_threads).toBe(result.threads?.count);
   expect(scan_worker_cpu_ms).toBe(result.threads?.workerCpuMs);
   return {
