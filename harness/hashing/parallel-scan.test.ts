@@ -158,6 +158,14 @@ describe('splitting the pass', () => {
     expect(scanThreadCount(MIN_GFNS_PER_THREAD - 1)).toBe(1);
     expect(scanThreadCount(2 ** 16)).toBeGreaterThanOrEqual(1);
     expect(scanThreadCount(10, 3)).toBe(3);
-    expect(() => scanThreadCount(10, 0)).toThrow(/whole number/);
+    expect(() => scanThreadCount(10, 0)).toThrow(/option scanThreads is 0/);
+    process.env.XME_SCAN_THREADS = 'two';
+    try {
+      expect(() => scanThreadCount(10)).toThrow(/XME_SCAN_THREADS is two/);
+      process.env.XME_SCAN_THREADS = '3';
+      expect(scanThreadCount(10)).toBe(3);
+    } finally {
+      delete process.env.XME_SCAN_THREADS;
+    }
   });
 });

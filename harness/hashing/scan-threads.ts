@@ -7,6 +7,7 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { ScanJob, ScanJobDone, ScanJobReply } from './scan-jobs.ts';
+import { XmeError } from '../util/errors.ts';
 
 /** A thread is worth starting for at least this many gfns of the longest guest (16 MiB): below it the messages cost more than the pages. */
 export const MIN_GFNS_PER_THREAD = 4096;
@@ -23,7 +24,10 @@ export function scanThreadCount(longestPages: number, asked?: number): number {
   const wanted = asked ?? (env ? Number(env) : undefined);
   if (wanted !== undefined) {
     if (!Number.isInteger(wanted) || wanted < 1 || wanted > MAX_SCAN_THREADS)
-      throw new RangeError(`scan threads: a whole number from 1 to ${MAX_SCAN_THREADS} (${asked !== undefined ? 'option' : 'XME_SCAN_THREADS'} = ${wanted})`);
+      throw new XmeError(
+        `scan threads: ${asked !== undefined ? 'option scanThreads' : 'XME_SCAN_THREADS'} is ${asked ?? env}`,
+        `a whole number from 1 to ${MAX_SCAN_THREADS}; unset, the host's cores are used`,
+      );
     return wanted;
   }
   const cores = Math.min(os.availableParallelism(), MAX_SCAN_THREADS);
