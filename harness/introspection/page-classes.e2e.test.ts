@@ -264,6 +264,22 @@ describe('page classes of a copy of guest memory (no vCPU, no image)', () => {
     );
   });
 
+  it('re-checks a free block verified at the last tick once any of its frames changed', () => {
+    const source = booted[0]!;
+    const copy = copyOf(source);
+    const classifier = PageClassifier.open(copy, kernel, source.placement, { cache });
+    const first = classifier.classify(); // verifies every free block
+    // A frame inside a free block of order ≥ 1 (not its head) that a later tick finds in use: refcount 1.
+    const frame = first.framesOf('free').find((f) => first.head[f] !== f && first.bits[f] === 0)!;
+    expect(classifier.classify().counts()).toEqual(first.counts()); // unchanged: the same classes again
+    copy.ram.writeInt32LE(1, structPageAt(copy, source, frame) + 52);
+    expect(() => classifier.classify()).toThrow(
+      new RegExp(
+        `guest copy: page classes refused \\(free block\\): the free block of order \\d+ at frame 0x${first.head[frame]!.toString(16)} holds frame 0x${frame.toString(16)} with refcount 1`,
+      ),
+    );
+  });
+
   it('refuses struct pages that change between the first and the second read', () => {
     const source = booted[0]!;
     const copy = copyOf(source);

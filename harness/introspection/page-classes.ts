@@ -318,6 +318,13 @@ export class PageClassifier {
    * collected per tick), word-aligned so the classification reads it as 32-bit words.
    */
   private memmapCopy: Buffer | undefined;
+  /**
+   * What the last classification that succeeded verified: its copy of the struct pages, the free blocks whose
+   * frames it checked (per frame: order + 1 at a buddy head, else 0) and the zones' spans it checked them against.
+   * A free block whose head and frames are byte-identical to a verified block of the same order, zones unchanged,
+   * would pass the same checks again: its frames are not walked one by one (most of an idle guest's frames).
+   */
+  private verified: { memmap: Buffer; heads: Uint8Array; zones: string } | undefined;
   /** 0, 1, 2, …: the head column's starting point. */
   private identity: Uint32Array | undefined;
 
@@ -328,7 +335,8 @@ export class PageClassifier {
   private readMemmap(frames: number): { memmap: Buffer; backing: Set<number>; ranges: MemmapRange[] } {
     const stride = this.profile.size('page');
     const length = frames * stride;
-    if (this.memmapCopy?.length !== length) this.memmapCopy = Buffer.from(new ArrayBuffer(length));
+    // Never the verified copy: it is compared with this one.
+    if (this.memmapCopy?.length !== length || this.memmapCopy === this.verified?.memmap) this.memmapCopy = Buffer.from(new ArrayBuffer(length));
     const memmap = this.memmapCopy;
     const backing = new Set<number>();
     const ranges: MemmapRange[] = [];
@@ -432,6 +440,11 @@ export class PageClassifier {
     const image = [pfnOf(layout.text), pfnOf(layout.end, true)];
 
     const buddyMask = (typeBase | rules.pageType.buddy) >>> 0;
+    // The last verified tick counts only if this one succeeds too: dropped now, set again at the end.
+    const zoneSpans = JSON.stringify(topology.nodes.map((node) => node.zones.map((zone) => [zone.startPfn, zone.spannedPages])));
+    const before = this.verified?.heads.length === frames && this.verified.zones === zoneSpans ? this.verified : undefined;
+    this.verified = undefined;
+    const verifiedHeads = new Uint8Array(frames);
     const w = {
       flags: offsets.flags >>> 2,
       compoundHead: offsets.compoundHead >>> 2,
@@ -470,9 +483,14 @@ export class PageClassifier {
         }
         if (refcount !== 0) refuse('free block', `buddy head ${hex(pfn)} has refcount ${refcount}`);
         const end = pfn + 2 ** blockOrder;
+        verifiedHeads[pfn] = blockOrder + 1;
+        const unchanged =
+          before !== undefined &&
+          before.heads[pfn] === blockOrder + 1 &&
+          memmap.compare(before.memmap, pfn * stride, end * stride, pfn * stride, end * stride) === 0;
         // The rest of the block in one tight pass (most of an idle guest's frames): the head's claim holds only if
         // every frame in it is free too — refcount 0, no compound tail, no buddy head of its own.
-        for (let inside = pfn + 1; inside < end; inside++) {
+        for (let inside = pfn + 1; !unchanged && inside < end; inside++) {
           const q = inside * WORDS;
           const insideHigh = words[q + flagsHigh]!;
           if (insideHigh >>> keyShift !== zoneRun.key || inside >= zoneRun.end) zones.lookUp(inside, insideHigh);
@@ -592,6 +610,9 @@ export class PageClassifier {
     const countersAfter = readKernelCounters(memory, profile, topology);
     if (JSON.stringify(countersAfter) !== JSON.stringify(countersBefore))
       refuse('guest changed', 'its page counters changed while the classes were read (pause the guest first)');
+    // Verified: the next tick compares its copy with this one (and reads into the other buffer).
+    this.memmapCopy = before?.memmap;
+    this.verified = { memmap, heads: verifiedHeads, zones: zoneSpans };
     return new PageClasses(guest.id, frames, kind, bits, order, head, ref, fileIndex, files, caches, modules, countersBefore, topology);
   }
 
