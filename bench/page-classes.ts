@@ -4,7 +4,8 @@
  * holding 4096 anonymous pages), beside the one-off cost of opening the classifier (layout profile from the
  * cache, BTF and VMCOREINFO checks) and of making the profile from nothing (vmlinuz decompressed, BTF parsed).
  * Thread CPU of the calling thread; the first classification is reported apart (JIT warm-up), the rest as best
- * and median. --json prints the figures as one JSON object instead.
+ * and median, beside the host's load average (absolute times on a shared machine mean little without it). --json
+ * prints the figures as one JSON object instead.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -60,6 +61,7 @@ try {
     classify_cpu_ms_median: median(steady),
     classify_cpu_ms_per_gib_best: best(steady) / gib,
     classify_cpu_ms_per_gib_median: median(steady) / gib,
+    load_average: os.loadavg(),
     counts: classes!.counts(),
     agreement: agreementWithKernel(classes!),
   };
@@ -80,9 +82,12 @@ function report(result: {
   classify_cpu_ms_median: number;
   classify_cpu_ms_per_gib_best: number;
   classify_cpu_ms_per_gib_median: number;
+  load_average: number[];
   agreement: ReturnType<typeof agreementWithKernel>;
 }): void {
-  say(`page classes of one ${GUEST_MIB} MiB guest (KASLR, cowprobe 4096 pages), thread CPU:`);
+  say(
+    `page classes of one ${GUEST_MIB} MiB guest (KASLR, cowprobe 4096 pages), thread CPU; load average ${result.load_average.map((x) => x.toFixed(1)).join(' ')}:`,
+  );
   say(`  layout profile from the vmlinuz (decompress + parse BTF): ${result.profile_from_vmlinuz_cpu_ms.toFixed(0)} ms, once per kernel build (then cached)`);
   say(`  open (cached profile, BTF and VMCOREINFO checks): ${result.open_cpu_ms.toFixed(1)} ms, once per guest`);
   say(
