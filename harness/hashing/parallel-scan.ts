@@ -7,11 +7,12 @@
  * confirms most duplicates of identical guests without a hash). Splitting by guest would cut those pairs
  * (every thread's first guest would have no previous guest), changing the flags, the hashes done and the
  * keys' order. A window never looks at another window, so each thread takes a range of whole windows across
- * all guests: it writes exactly the flags the one-thread pass writes there, and its keys, which the one
- * thread would have written in window order too, in range order make the same key array. Each thread then
- * sorts its own keys (the radix sort is stable) and the runs are merged with equal hashes in range order:
- * what one stable sort of the whole array gives, without the sort on the harness thread alone (at 64 guests
- * it is millions of keys). Confirmation is then split at boundaries of runs of equal hashes (each run is
+ * all guests (ranges are chunks that threads claim as they get to them: a thread the host keeps waiting does
+ * fewer): it writes exactly the flags the one-thread pass writes there, and its keys, which the one thread
+ * would have written in window order too, in range order make the same key array. That array is sorted in
+ * parts, one per thread (the radix sort is stable), merged with equal hashes in part order: what one stable
+ * sort of the whole array gives, without the sort on the harness thread alone (at 64 guests it is millions
+ * of keys). Confirmation is then split at boundaries of runs of equal hashes (each run is
  * confirmed alone in the one-thread pass as well), and each part's classes are put end to end in key order:
  * the same classes, in the same order.
  *
@@ -19,7 +20,7 @@
  * the harness thread's clock, which the caller measures. workerCpuMs is the scan threads' sum, to be added.
  */
 import { SCAN_WINDOW_PAGES, type PageFlags, type ScanEngine } from './scan-engine.ts';
-import type { ScanJobDone } from './scan-jobs.ts';
+import { hashClaimedChunks, type HashChunksJob, type ScanJobDone } from './scan-jobs.ts';
 import { scanThreads } from './scan-threads.ts';
 
 type RangeEngine = Required<Pick<ScanEngine, 'hashGuestsRange' | 'confirmAt' | 'countWindows' | 'mergeSorted' | 'sortKeys'>>;
@@ -95,11 +96,17 @@ async function finish(jobs: Promise<ScanJobDone>[], own: () => number): Promise<
   return { own: ownCount, done: settled.map((s) => (s as PromiseFulfilledResult<ScanJobDone>).value) };
 }
 
+/** Chunks of the hash pass per thread: enough that a thread left waiting by the host costs little, few enough that claiming them costs nothing. */
+export const CHUNKS_PER_THREAD = 8;
+
 /**
- * hashGuests then sortKeys on `threads` threads: the harness thread takes the first range, each scan thread one
- * of the others, each sorts its keys, and the sorted runs are merged into keys. bases: addresses of the
- * guests' views, which the caller holds until this resolves. keys, scratch, flags: SharedArrayBuffer-backed.
- * stats as hashGuests' (summed over the threads).
+ * hashGuests then sortKeys on `threads` threads. The windows are cut into chunks of about equal resident pages,
+ * claimed by the harness thread and the scan threads as each gets to them (scan-jobs.ts hashClaimedChunks);
+ * chunk c's keys go from the first key it could write (the pages of the chunks before it), then are put end to
+ * end in chunk order: the one-thread pass's key array. It is then cut into `threads` parts, each sorted by one
+ * thread, and the sorted parts merged (equal hashes in part order: a stable sort of the whole). bases: addresses
+ * of the guests' views, which the caller holds until this resolves. keys, scratch, flags: SharedArrayBuffer-
+ * backed. stats as hashGuests' (summed over the threads).
  */
 export async function hashSortThreaded(
   engine: RangeEngine,
@@ -112,35 +119,55 @@ export async function hashSortThreaded(
   threads: number,
 ): Promise<ThreadedHash> {
   requireShared(keys, scratch, flags.bytes);
-  const cuts = windowRanges(engine.countWindows(flags, pageCounts), pageCounts, threads);
-  // Range t writes its keys from the first key it could have (the pages of the ranges before it): no overlap.
-  const offsets = cuts.map((cut) => rangePages(pageCounts, 0, cut));
+  const perWindow = engine.countWindows(flags, pageCounts);
+  const cuts = windowRanges(perWindow, pageCounts, Math.max(1, Math.min(perWindow.length, threads * CHUNKS_PER_THREAD)));
+  const chunks = cuts.length - 1;
+  const job: HashChunksJob = {
+    kind: 'hash',
+    bases,
+    pageCounts,
+    flagBytes: flags.bytes,
+    flagOffsets: flags.offsets,
+    keys,
+    cuts: Uint32Array.from(cuts),
+    offsets: Uint32Array.from(cuts, (cut) => rangePages(pageCounts, 0, cut)),
+    claims: new Int32Array(new SharedArrayBuffer(4)),
+    counts: new Uint32Array(new SharedArrayBuffer(4 * chunks)),
+  };
   const workers = scanThreads(threads - 1);
-  const jobs = workers.map((worker, w) =>
-    worker.run({
-      kind: 'hash',
-      bases,
-      pageCounts,
-      flagBytes: flags.bytes,
-      flagOffsets: flags.offsets,
-      keys: keys.subarray(offsets[w + 1]!, offsets[w + 2]!),
-      scratch: scratch.subarray(offsets[w + 1]!, offsets[w + 2]!),
-      firstGfn: cuts[w + 1]!,
-      endGfn: cuts[w + 2]!,
-    }),
+  const hashed = await finish(
+    workers.map((worker) => worker.run(job)),
+    () => hashClaimedChunks(engine, job, stats),
   );
-  const { own, done } = await finish(jobs, () => {
-    const count = engine.hashGuestsRange(bases, pageCounts, flags, keys.subarray(0, offsets[1]!), stats, cuts[0]!, cuts[1]!);
-    engine.sortKeys(keys, count, scratch);
-    return count;
-  });
-  for (const job of done) for (let s = 0; s < 3; s++) stats[s]! += job.stats[s]!;
-  // The sorted runs, in range order, merged into scratch (each thread is done with its part of it), then back.
-  const counts = Uint32Array.from([own, ...done.map((job) => job.count)]);
-  const n = counts.reduce((sum, count) => sum + count, 0);
-  engine.mergeSorted(keys, Uint32Array.from(offsets.slice(0, threads)), counts, scratch);
+  for (const done of hashed.done) for (let s = 0; s < 3; s++) stats[s]! += done.stats[s]!;
+  let n = 0;
+  for (let chunk = 0; chunk < chunks; chunk++) {
+    const from = job.offsets[chunk]!;
+    if (from !== n) keys.copyWithin(n, from, from + job.counts[chunk]!);
+    n += job.counts[chunk]!;
+  }
+  // The sort in `threads` parts (any cut: the merge keeps equal hashes in part order), merged through scratch.
+  const parts = Array.from({ length: threads + 1 }, (_, t) => Math.floor((n * t) / threads));
+  const sorted = await finish(
+    workers.map((worker, w) =>
+      worker.run({
+        kind: 'sort',
+        keys: keys.subarray(parts[w + 1]!, parts[w + 2]!),
+        scratch: scratch.subarray(parts[w + 1]!, parts[w + 2]!),
+        n: parts[w + 2]! - parts[w + 1]!,
+      }),
+    ),
+    () => (engine.sortKeys(keys, parts[1]!, scratch), parts[1]!),
+  );
+  engine.mergeSorted(
+    keys,
+    Uint32Array.from(parts.slice(0, threads)),
+    Uint32Array.from({ length: threads }, (_, t) => parts[t + 1]! - parts[t]!),
+    scratch,
+  );
   keys.set(scratch.subarray(0, n));
-  return { n, threads, workerCpuMs: done.reduce((sum, job) => sum + job.cpuNs, 0) / 1e6 };
+  const workerNs = [...hashed.done, ...sorted.done].reduce((sum, done) => sum + done.cpuNs, 0);
+  return { n, threads, workerCpuMs: workerNs / 1e6 };
 }
 
 /** Cut sorted keys[0, n) into `parts` at boundaries of runs of equal hashes (high words); parts + 1 positions. */

@@ -6,19 +6,20 @@
 import { parentPort } from 'node:worker_threads';
 import { nativeScanEngine } from './native-scan-engine.ts';
 import { threadCpuNs } from '../util/thread-cpu.ts';
-import type { ScanJob, ScanJobReply } from './scan-jobs.ts';
+import { hashClaimedChunks, type ScanJob, type ScanJobReply } from './scan-jobs.ts';
+import { canThread } from './parallel-scan.ts';
 
 function run(job: ScanJob): ScanJobReply {
   const { engine, reason } = nativeScanEngine();
-  if (!engine?.hashGuestsRange || !engine.confirmAt) return { ok: false, error: `no native scan engine on the scan thread (${reason ?? 'no range calls'})` };
-  const flags = { bytes: job.flagBytes, offsets: job.flagOffsets };
+  if (!engine || !canThread(engine)) return { ok: false, error: `no native scan engine on the scan thread (${reason ?? 'no range calls'})` };
   const stats = new Float64Array(3);
   const before = threadCpuNs();
   let count: number;
-  if (job.kind === 'hash') {
-    count = engine.hashGuestsRange(job.bases, job.pageCounts, flags, job.keys, stats, job.firstGfn, job.endGfn);
-    engine.sortKeys(job.keys, count, job.scratch);
-  } else count = engine.confirmAt(job.keys, job.n, job.bases, flags, job.bounds, job.scratch, stats);
+  if (job.kind === 'hash') count = hashClaimedChunks(engine, job, stats);
+  else if (job.kind === 'sort') {
+    engine.sortKeys(job.keys, job.n, job.scratch);
+    count = job.n;
+  } else count = engine.confirmAt(job.keys, job.n, job.bases, { bytes: job.flagBytes, offsets: job.flagOffsets }, job.bounds, job.scratch, stats);
   return { ok: true, count, stats: [stats[0]!, stats[1]!, stats[2]!], cpuNs: Number(threadCpuNs() - before) };
 }
 
