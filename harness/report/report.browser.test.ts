@@ -17,6 +17,7 @@ import { parseScenario } from '../scenario/scenario.ts';
 import { fakeBackendFactory, fakeImage, fakeKernel, type FakeGuest } from '../testing/fake-backend.ts';
 import { writeSyntheticRun } from '../testing/synthetic-run.ts';
 import { reportFolders } from './report.ts';
+import { FIGURE_IDS } from './figure-kit.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** FACTS.md: the closed network refuses Chromium's background connections unless these are off. */
@@ -81,7 +82,9 @@ beforeAll(async () => {
     strategies: ['semantic', 'semantic+rodata', 'content'],
     repetitions: 2,
   });
-  several = reportFolders([outcome.dir, kaslr], path.join(temp, 'several')).html;
+  // And a sweep of the guest count with page classes (synthetic): every figure has data in the three.
+  const fleet = writeSyntheticRun(path.join(temp, 'results'), { runId: 'synthetic-fleet', guests: [2, 4], strategies: ['semantic', 'content'], kernel: false });
+  several = reportFolders([outcome.dir, kaslr, fleet], path.join(temp, 'several')).html;
 
   context = await chromium.launchPersistentContext(path.join(temp, 'profile'), {
     executablePath: CHROMIUM,
@@ -199,11 +202,15 @@ describe('report.html in Chromium', () => {
     async () => {
       const { page, errors } = await open(single);
       const figures = await renderedFigures(page);
+      // No page classes (no strategy reads them), one guest count, no semantic figure of kernel code: not drawn.
       expect(figures.map((f) => [f.id, f.drawn])).toEqual([
         ['sharing', true],
         ['split', true],
+        ['classes', false],
+        ['found', false],
         ['cow', true],
         ['cpu', true],
+        ['scale', false],
         ['kernel', false],
         ['throughput', true],
       ]);
@@ -222,11 +229,11 @@ describe('report.html in Chromium', () => {
   );
 
   it(
-    'renders all six figures of two runs in one report, and saves a screenshot',
+    'renders every figure of three runs in one report, and saves a screenshot',
     async () => {
       const { page, errors } = await open(several);
       const figures = await renderedFigures(page);
-      expect(figures.map((f) => f.id)).toEqual(['sharing', 'split', 'cow', 'cpu', 'kernel', 'throughput']);
+      expect(figures.map((f) => f.id)).toEqual([...FIGURE_IDS]);
       expect(figures.every((f) => f.drawn)).toBe(true);
       for (const figure of figures) expectRendered(figure);
       const kernel = figures.find((f) => f.id === 'kernel')!;
@@ -248,7 +255,7 @@ describe('report.html in Chromium', () => {
     async () => {
       const dir = path.join(path.dirname(several), 'figures');
       const files = fs.readdirSync(dir);
-      expect(files.sort()).toEqual(['cow.svg', 'cpu.svg', 'kernel.svg', 'sharing.svg', 'split.svg', 'throughput.svg']);
+      expect(files.sort()).toEqual(FIGURE_IDS.map((id) => `${id}.svg`).sort());
       for (const file of files) {
         const { page, errors } = await open(path.join(dir, file));
         const root = await page.evaluate(() => {
