@@ -29,8 +29,11 @@ function build(): string {
 
 /**
  * How much of a second core the host gives now: XXH3 over a heap buffer in wall time, one process alone, then
- * two at once (each its own buffer). 2× = a free second core; ≈ 1× = the other core is taken (other guests,
- * other runs), and no pass on 2 threads can beat one thread's wall at that moment.
+ * two at once (each its own buffer). 2× = a free second core; ≈ 1× = the other core is taken, and no pass on 2
+ * threads can beat one thread's wall at that moment. With the kernel's autogroup scheduling
+ * (/proc/sys/kernel/sched_autogroup_enabled) a session's threads share one group's fair share of the CPU, so
+ * while other sessions keep both cores busy (other engineers' guests), a second thread gets no more CPU than
+ * the first: these two processes are in the bench's session and see the same share its threads do.
  */
 export async function parallelCeiling(mib = 64, passes = 10): Promise<{ oneWallGbps: number; twoWallGbps: number }> {
   const once = () =>
