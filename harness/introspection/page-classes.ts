@@ -250,6 +250,9 @@ interface ZoneCheck {
   finish(kind: Uint8Array): void;
 }
 
+/** What a file's pages take from its super block. */
+type SuperBlockInfo = Pick<FileInfo, 'device' | 'deviceName' | 'fsType'>;
+
 /** A piece of the struct page array as read: its guest-physical start, its length and where it sits in the copy. */
 interface MemmapRange {
   physical: bigint;
@@ -426,6 +429,8 @@ export class PageClassifier {
     const fileIndex = new Float64Array(frames).fill(Number.NaN);
     const files: FileInfo[] = [];
     const fileByMapping = new Map<bigint, number>();
+    // Per tick: a super block unmounted since may have left its address to another.
+    const superBlocks = new Map<bigint, SuperBlockInfo>();
     const caches: string[] = [];
     const cacheByPointer = new Map<bigint, number>();
     const modules: string[] = [];
@@ -565,7 +570,7 @@ export class PageClassifier {
       const mapping = (BigInt(mappingHigh) << 32n) | BigInt(mappingLow);
       let file = fileByMapping.get(mapping);
       if (file === undefined) {
-        const info = this.fileOf(mapping, pfn);
+        const info = this.fileOf(mapping, pfn, superBlocks);
         file = info ? files.push(info) - 1 : -1;
         fileByMapping.set(mapping, file);
       }
@@ -625,7 +630,7 @@ export class PageClassifier {
   }
 
   /** The file behind an address_space (undefined if it has no host); inconsistent pointers are refused. */
-  private fileOf(mapping: bigint, pfn: number): FileInfo | undefined {
+  private fileOf(mapping: bigint, pfn: number, superBlocks: Map<bigint, SuperBlockInfo>): FileInfo | undefined {
     const { memory, profile } = this;
     const what = `the address_space of frame ${hex(pfn)}`;
     const inode = memory.u64(mapping + BigInt(profile.offset('address_space', 'host')), what);
@@ -640,14 +645,11 @@ export class PageClassifier {
       );
     }
     const superBlock = bytes.readBigUInt64LE(profile.offset('inode', 'i_sb'));
-    const sb = memory.read(superBlock, profile.size('super_block'), `the super block of frame ${hex(pfn)}`);
-    const fsTypePointer = sb.readBigUInt64LE(profile.offset('super_block', 's_type'));
-    const fsType =
-      fsTypePointer === 0n
-        ? ''
-        : memory.cString(memory.u64(fsTypePointer + BigInt(profile.offset('file_system_type', 'name')), 'file_system_type'), 'file system name');
-    const idField = profile.field('super_block', 's_id');
-    const id = sb.subarray(idField.offset, idField.offset + idField.size);
+    let sb = superBlocks.get(superBlock);
+    if (!sb) {
+      sb = this.superBlockOf(superBlock, pfn);
+      superBlocks.set(superBlock, sb);
+    }
     const time = (member: 'i_mtime' | 'i_ctime') => {
       const at = profile.offset('inode', member);
       return {
@@ -659,15 +661,31 @@ export class PageClassifier {
       mapping,
       inode,
       superBlock,
-      device: sb.readUInt32LE(profile.offset('super_block', 's_dev')),
-      deviceName: id.toString('latin1', 0, id.indexOf(0) < 0 ? id.length : id.indexOf(0)),
-      fsType,
+      ...sb,
       ino: Number(bytes.readBigUInt64LE(profile.offset('inode', 'i_ino'))),
       generation: bytes.readUInt32LE(profile.offset('inode', 'i_generation')),
       mode: bytes.readUInt16LE(profile.offset('inode', 'i_mode')),
       size: Number(bytes.readBigInt64LE(profile.offset('inode', 'i_size'))),
       mtime: time('i_mtime'),
       ctime: time('i_ctime'),
+    };
+  }
+
+  /** A super block's device and file system: read once per tick for all its files (a few super blocks, thousands of files). */
+  private superBlockOf(superBlock: bigint, pfn: number): SuperBlockInfo {
+    const { memory, profile } = this;
+    const sb = memory.read(superBlock, profile.size('super_block'), `the super block of frame ${hex(pfn)}`);
+    const fsTypePointer = sb.readBigUInt64LE(profile.offset('super_block', 's_type'));
+    const fsType =
+      fsTypePointer === 0n
+        ? ''
+        : memory.cString(memory.u64(fsTypePointer + BigInt(profile.offset('file_system_type', 'name')), 'file_system_type'), 'file system name');
+    const idField = profile.field('super_block', 's_id');
+    const id = sb.subarray(idField.offset, idField.offset + idField.size);
+    return {
+      device: sb.readUInt32LE(profile.offset('super_block', 's_dev')),
+      deviceName: id.toString('latin1', 0, id.indexOf(0) < 0 ? id.length : id.indexOf(0)),
+      fsType,
     };
   }
 
