@@ -283,10 +283,14 @@ describe('guest agent client (against a fake agent that follows the protocol)', 
 
   it('spawn and status: running, then exited once, then the pid is forgotten', async () => {
     const { client } = await connected();
-    const pid = await client.spawn('/bin/sh', ['-c', 'sleep 0.3; exit 4']);
+    const pid = await client.spawn('/bin/sh', ['-c', 'sleep 1; exit 4']);
     expect(await client.status(pid)).toEqual({ exited: false });
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(await client.status(pid)).toEqual({ exited: true, exitCode: 4, signal: undefined, stdout: '', stderr: '' });
+    // Polled as a caller does: on a loaded host `sleep 1` can take seconds to end.
+    let status = await client.status(pid);
+    for (const deadline = Date.now() + 20_000; !status.exited && Date.now() < deadline; status = await client.status(pid)) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(status).toEqual({ exited: true, exitCode: 4, signal: undefined, stdout: '', stderr: '' });
     await expect(client.status(pid)).rejects.toThrow(/Invalid parameter 'pid'/);
   });
 
