@@ -253,6 +253,7 @@ describe('figure data of a run that sweeps the guest count (scale)', () => {
   it('(6) scale: per strategy a mean per guest count in three panels, and the whole run’s memory and first result once', () => {
     const f = figure(figures, 'scale');
     expect(f.kind).toBe('means');
+    expect(f.yScale).toBe('log'); // one y axis for ms per guest and MiB: linear would flatten the small panels
     expect(distinctX(f)).toEqual([2, 8, 32]);
     expect(f.fyDomain).toEqual([
       'mechanism CPU per tick (ms per tick)',
