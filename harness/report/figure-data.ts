@@ -14,6 +14,7 @@ import {
   finish,
   methodsOf,
   mib,
+  needsLogAxis,
   noSummaryReason,
   omitted,
   plural,
@@ -288,8 +289,7 @@ export function cpuFigure(runs: readonly TaggedRun[]): FigureData {
     ...ci(row),
     fy: panel(row),
   }));
-  const values = points.flatMap((p) => [p.y, p.low ?? p.y, p.high ?? p.y]);
-  const log = values.every((v) => v > 0) && Math.max(...values) / Math.min(...values) >= 20;
+  const log = needsLogAxis(points);
   const { n, notes } = summaryN(rows.map((x) => x.row));
   const cpuMethods = distinct([
     ...runs.flatMap((r) => (r.run.samples ?? []).map((s) => s.cpu_method).filter((m): m is string => !!m)),

@@ -148,3 +148,9 @@ export function summaryN(rows: readonly SummaryRow[]): { n: string; notes: strin
 
 export const methodsOf = (rows: readonly { row: SummaryRow }[], metric: string) =>
   distinct(rows.filter((x) => x.row.metric === metric).map((x) => x.row.method)).join(' | ');
+
+/** Whether a figure's means and CIs span more than 20× (all positive): then a log axis keeps the small ones readable. */
+export function needsLogAxis(points: readonly FigurePoint[]): boolean {
+  const values = points.flatMap((p) => [p.y, p.low ?? p.y, p.high ?? p.y]);
+  return values.every((v) => v > 0) && Math.max(...values) / Math.min(...values) >= 20;
+}

@@ -11,6 +11,7 @@ import {
   finish,
   methodsOf,
   mib,
+  needsLogAxis,
   noSummaryReason,
   omitted,
   runName,
@@ -72,8 +73,7 @@ export function scaleFigure(runs: readonly TaggedRun[]): FigureData {
   const { n, notes } = summaryN(drawn.map((x) => x.row));
   notes.push('Guest counts evenly spaced: a sweep that doubles reads as a log2 axis.');
   // The panels share one y axis (ms, MiB, s): a log axis keeps a per-guest figure of 0.1 ms readable beside 1,000 MiB.
-  const values = points.flatMap((p) => [p.y, p.low ?? p.y, p.high ?? p.y]);
-  const log = values.every((v) => v > 0) && Math.max(...values) / Math.min(...values) >= 20;
+  const log = needsLogAxis(points);
   if (log) notes.push('Logarithmic y axis, shared by the panels: their figures differ by more than 20×.');
   return finish({
     id: 'scale',
