@@ -100,9 +100,9 @@ describe('a suite on a one-node Slurm cluster', () => {
 
     // summary.csv recomputed over both repetitions of smoke, which ran in different shards.
     const summary = fs.readFileSync(path.join(merged, 'smoke.qemu.kaslr0', 'summary.csv'), 'utf8');
-    expect(summary).toMatch(/^smoke,128,content,shared_pages,pages,2,/m);
+    expect(summary).toMatch(/^smoke,1,128,content,shared_pages,pages,2,/m);
     const kernel = fs.readFileSync(path.join(merged, 'thesis-kernel-code.qemu.kaslr0', 'summary.csv'), 'utf8');
-    expect(kernel).toMatch(/^thesis-kernel-code,128,semantic,kernel_code_shareability_pct,%[^,]*,1,100,/m);
+    expect(kernel).toMatch(/^thesis-kernel-code,2,128,semantic,kernel_code_shareability_pct,%[^,]*,1,100,/m);
 
     // xme report reads the merged folder (each variant a run of the report).
     const report = await execa(xme, ['report', merged]);
