@@ -273,6 +273,7 @@ export async function runExperiment(options: RunOptions): Promise<RunOutcome> {
                 warn: (text) => warnings.push(text),
                 tickObserver: combinedObserver(observers),
                 ...(options.cowFaultCosts ? { cowFaultCosts: options.cowFaultCosts } : {}),
+                ...(scenario.attributeClasses ? { classifyForAttribution: true } : {}),
                 onLedger: (ledger) => {
                   ledgerModes.add(ledger.mode);
                   cowMethods.add(ledger.cowMethodDescription);

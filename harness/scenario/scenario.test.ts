@@ -21,7 +21,17 @@ function broken(patch: (s: Record<string, any>) => void) {
 describe('scenario validation', () => {
   it('fills defaults', () => {
     const scenario = parseScenario(valid);
-    expect(scenario).toMatchObject({ image: 'cloud', kaslr: false, repetitions: 1, pauseDuringScan: true, memoryMiB: [128], strategyGuests: 'together' });
+    expect(scenario).toMatchObject({
+      image: 'cloud',
+      kaslr: false,
+      repetitions: 1,
+      pauseDuringScan: true,
+      attributeClasses: false,
+      guests: [2],
+      memoryMiB: [128],
+      strategyGuests: 'together',
+    });
+    expect(parseScenario({ ...valid, attributeClasses: true, guests: [2, 8] })).toMatchObject({ attributeClasses: true, guests: [2, 8] });
     expect(scenario.baseline).toBeUndefined();
     expect(scenario.strategies).toEqual([
       { name: 'semantic', label: 'semantic', options: {} },
@@ -42,6 +52,10 @@ describe('scenario validation', () => {
     expect(broken((s) => (s.tickS = 60))).toThrow(/field 'tickS' must be a number above 0 and at most 10/);
     expect(broken((s) => (s.durationS = undefined))).toThrow(/field 'durationS'/);
     expect(broken((s) => (s.kaslr = 'on'))).toThrow(/field 'kaslr' must be true or false/);
+    expect(broken((s) => (s.attributeClasses = 'yes'))).toThrow(/field 'attributeClasses' must be true or false/);
+    expect(broken((s) => (s.guests = [2, 2]))).toThrow(/field 'guests' names a count twice/);
+    expect(broken((s) => (s.guests = []))).toThrow(/field 'guests' must not be an empty list/);
+    expect(broken((s) => (s.guests = [2, 65]))).toThrow(/field 'guests\[1\]' must be an integer from 1 to 64/);
     expect(broken((s) => (s.warmupS = -1))).toThrow(/field 'warmupS' must be a number from 0/);
     expect(broken((s) => (s.colour = 'red'))).toThrow(/field 'colour' is not a scenario field/);
     expect(broken((s) => (s.image = 'windows'))).toThrow(/field 'image'/);

@@ -46,6 +46,11 @@ export interface Scenario {
   repetitions: number;
   /** Pause all guests while strategies score them, so that every strategy sees the same memory. */
   pauseDuringScan: boolean;
+  /**
+   * Classify every guest frame each tick even when no strategy reads page classes, for "where sharing comes
+   * from" (the saved_*_frames columns); that classification is billed to the instrument, not to a strategy.
+   */
+  attributeClasses: boolean;
   /** Use this System.map instead of the image's (to test that a wrong one is refused). */
   systemMap?: string;
   /**
@@ -87,6 +92,7 @@ const KNOWN_FIELDS = [
   'strategies',
   'repetitions',
   'pauseDuringScan',
+  'attributeClasses',
   'systemMap',
   'strategyGuests',
   'baseline',
@@ -287,6 +293,7 @@ export function parseScenario(json: unknown, fallbackName = 'scenario', baseDir 
     strategies,
     repetitions: v.integer(raw.repetitions ?? 1, 'repetitions', 1, 1000),
     pauseDuringScan: v.boolean(raw.pauseDuringScan, 'pauseDuringScan', true),
+    attributeClasses: v.boolean(raw.attributeClasses, 'attributeClasses', false),
     ...(systemMap ? { systemMap } : {}),
     strategyGuests: strategyGuests as Scenario['strategyGuests'],
     ...(raw.baseline !== undefined ? { baseline: raw.baseline as string } : {}),
