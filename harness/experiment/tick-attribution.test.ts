@@ -13,7 +13,8 @@ import { sampleRow } from '../results/samples.ts';
 import type { StrategySample, TickSample } from '../results/tick-sample.ts';
 import { parseScenario } from '../scenario/scenario.ts';
 import { CraftedClassSource, craftedClasses, craftedFile, type CraftedFrame } from '../testing/crafted-page-classes.ts';
-import { FakeBackend, fakeImage, fakeKernel, type FakeGuest } from '../testing/fake-backend.ts';
+import { FakeBackend, fakeImage, type FakeGuest } from '../testing/fake-backend.ts';
+import { fakeRepetitionInput } from '../testing/fake-repetition.ts';
 import { runRepetition } from './tick-loop.ts';
 import type { PageClassesOrRefusal } from './tick-page-classes.ts';
 
@@ -78,24 +79,18 @@ async function run(
   const source = new CraftedClassSource(options.classes ?? classesAt, SPIN_MS);
   const samples: TickSample[] = [];
   const warnings: string[] = [];
-  await runRepetition({
-    scenario,
-    backend,
-    guests,
-    image: fakeImage(),
-    kernel: fakeKernel(),
-    hasher,
-    memoryMiB: 64,
-    repetition: 1,
-    emit: (sample) => samples.push(sample),
-    say: () => undefined,
-    note: () => undefined,
-    warn: (text) => warnings.push(text),
-    onLedger: () => undefined,
-    stopRequested: () => false,
-    pageClassSource: source,
-    ...(options.classifyForAttribution ? { classifyForAttribution: true } : {}),
-  });
+  await runRepetition(
+    fakeRepetitionInput({
+      scenario,
+      backend,
+      guests,
+      hasher,
+      emit: (sample) => samples.push(sample),
+      warn: (text) => warnings.push(text),
+      pageClassSource: source,
+      ...(options.classifyForAttribution ? { classifyForAttribution: true } : {}),
+    }),
+  );
   const totals = (label: string) => samples.filter((s): s is StrategySample => s.scope === 'all' && s.strategy === label);
   return { source, samples, totals, warnings };
 }

@@ -6,7 +6,8 @@
  */
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { defaultHasher, type PageHasher } from '../hashing/page-hasher.ts';
-import { FakeBackend, fakeImage, fakeKernel } from '../testing/fake-backend.ts';
+import { FakeBackend, fakeImage } from '../testing/fake-backend.ts';
+import { fakeRepetitionInput } from '../testing/fake-repetition.ts';
 import { parseScenario } from '../scenario/scenario.ts';
 import type { StrategySample, TickSample } from '../results/tick-sample.ts';
 import type { Strategy } from '../../strategies/types.ts';
@@ -49,22 +50,15 @@ describe('tick loop: a scan on worker threads', () => {
     const backend = new FakeBackend({ memoryPages: 4 });
     const guests = await backend.provision(fakeImage(), 2, { memoryMiB: 64, kaslr: false, workload: scenario.workload });
     const samples: TickSample[] = [];
-    await runRepetition({
-      scenario,
-      backend,
-      guests,
-      image: fakeImage(),
-      kernel: fakeKernel(),
-      hasher,
-      memoryMiB: 64,
-      repetition: 1,
-      emit: (sample) => samples.push(sample),
-      say: () => undefined,
-      note: () => undefined,
-      warn: () => undefined,
-      onLedger: () => undefined,
-      stopRequested: () => false,
-    });
+    await runRepetition(
+      fakeRepetitionInput({
+        scenario,
+        backend,
+        guests,
+        hasher,
+        emit: (sample) => samples.push(sample),
+      }),
+    );
     const totals = samples.filter((s): s is StrategySample => s.scope === 'all');
     expect(totals.length).toBeGreaterThanOrEqual(2);
     for (const { cost } of totals) {

@@ -5,7 +5,8 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultHasher, type PageHasher } from '../hashing/page-hasher.ts';
-import { FakeBackend, fakeImage, fakeKernel, type FakeBackendOptions, type FakeGuest } from '../testing/fake-backend.ts';
+import { FakeBackend, fakeImage, type FakeBackendOptions, type FakeGuest } from '../testing/fake-backend.ts';
+import { fakeRepetitionInput } from '../testing/fake-repetition.ts';
 import { XmeError } from '../util/errors.ts';
 import { parseScenario } from '../scenario/scenario.ts';
 import { summaryRows } from './summary.ts';
@@ -69,26 +70,22 @@ async function run(
   const backend = new FakeBackend({ memoryPages: PAGES, boot, workload, ...options.fake });
   const guests = await backend.provision(fakeImage(), scenario.guests[0]!, { memoryMiB: 64, kaslr: false, workload: scenario.workload });
   const result: Run = { samples: [], metrics: undefined, guests, notes: [], warnings: [], pausedWhileScored: true };
-  result.metrics = await runRepetition({
-    scenario,
-    backend: options.enforcer ? { enforcesSharing: true, ...options.enforcer } : backend,
-    guests,
-    ...(options.cowFaultCosts ? { cowFaultCosts: options.cowFaultCosts } : {}),
-    image: fakeImage(),
-    kernel: fakeKernel(),
-    hasher,
-    memoryMiB: 64,
-    repetition: 1,
-    emit: (sample) => {
-      result.samples.push(sample);
-      if (!guests.every((g) => g.paused)) result.pausedWhileScored = false;
-    },
-    say: () => undefined,
-    note: (text) => result.notes.push(text),
-    warn: (text) => result.warnings.push(text),
-    onLedger: () => undefined,
-    stopRequested: () => options.stopAfterTick !== undefined && result.samples.some((s) => s.tick === options.stopAfterTick),
-  });
+  result.metrics = await runRepetition(
+    fakeRepetitionInput({
+      scenario,
+      backend: options.enforcer ? { enforcesSharing: true, ...options.enforcer } : backend,
+      guests,
+      ...(options.cowFaultCosts ? { cowFaultCosts: options.cowFaultCosts } : {}),
+      hasher,
+      emit: (sample) => {
+        result.samples.push(sample);
+        if (!guests.every((g) => g.paused)) result.pausedWhileScored = false;
+      },
+      note: (text) => result.notes.push(text),
+      warn: (text) => result.warnings.push(text),
+      stopRequested: () => options.stopAfterTick !== undefined && result.samples.some((s) => s.tick === options.stopAfterTick),
+    }),
+  );
   return result;
 }
 
@@ -335,22 +332,16 @@ async function runStoppedAtOnce(): Promise<RepetitionMetrics[] | undefined> {
   const backend = new FakeBackend({ memoryPages: PAGES });
   const guests = await backend.provision(fakeImage(), 1, { memoryMiB: 64, kaslr: false, workload: scenario.workload });
   const samples: TickSample[] = [];
-  const metrics = await runRepetition({
-    scenario,
-    backend,
-    guests,
-    image: fakeImage(),
-    kernel: fakeKernel(),
-    hasher,
-    memoryMiB: 64,
-    repetition: 1,
-    emit: (sample) => samples.push(sample),
-    say: () => undefined,
-    note: () => undefined,
-    warn: () => undefined,
-    onLedger: () => undefined,
-    stopRequested: () => true,
-  });
+  const metrics = await runRepetition(
+    fakeRepetitionInput({
+      scenario,
+      backend,
+      guests,
+      hasher,
+      emit: (sample) => samples.push(sample),
+      stopRequested: () => true,
+    }),
+  );
   expect(samples).toEqual([]);
   return metrics;
 }
@@ -376,26 +367,20 @@ describe('strategy order', () => {
     });
     const backend = new FakeBackend({ memoryPages: PAGES, boot, workload: () => resumedAt.push(Date.now()) });
     const guests = await backend.provision(fakeImage(), 1, { memoryMiB: 64, kaslr: false, workload: scenario.workload });
-    await runRepetition({
-      scenario,
-      backend,
-      guests,
-      image: fakeImage(),
-      kernel: fakeKernel(),
-      hasher,
-      memoryMiB: 64,
-      repetition: 1,
-      emit: (sample) => {
-        if (sample.scope !== 'all') return;
-        scoredAt.push(Date.now());
-        if (sample.tick === 0) for (const end = Date.now() + 1700; Date.now() < end; ); // tick 0 is slow: 1.7 s > tickS
-      },
-      say: () => undefined,
-      note: () => undefined,
-      warn: (text) => warnings.push(text),
-      onLedger: () => undefined,
-      stopRequested: () => false,
-    });
+    await runRepetition(
+      fakeRepetitionInput({
+        scenario,
+        backend,
+        guests,
+        hasher,
+        emit: (sample) => {
+          if (sample.scope !== 'all') return;
+          scoredAt.push(Date.now());
+          if (sample.tick === 0) for (const end = Date.now() + 1700; Date.now() < end; ); // tick 0 is slow: 1.7 s > tickS
+        },
+        warn: (text) => warnings.push(text),
+      }),
+    );
     expect(scoredAt).toHaveLength(3); // no tick lost
     // Tick 1 was due at 0.4 s, while tick 0 was still scored (1.7 s); it waited for the guest to run 0.2 s.
     expect(scoredAt[1]! - resumedAt[0]!).toBeGreaterThanOrEqual(195);

@@ -7,7 +7,8 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultHasher, type PageHasher } from '../hashing/page-hasher.ts';
-import { FakeBackend, fakeImage, fakeKernel, type FakeGuest } from '../testing/fake-backend.ts';
+import { FakeBackend, fakeImage, type FakeGuest } from '../testing/fake-backend.ts';
+import { fakeRepetitionInput } from '../testing/fake-repetition.ts';
 import { CraftedClassSource, craftedClasses, craftedFile, type CraftedFrame } from '../testing/crafted-page-classes.ts';
 import { parseScenario } from '../scenario/scenario.ts';
 import type { RepetitionMetrics } from '../results/summary.ts';
@@ -49,23 +50,17 @@ async function run(strategies: unknown[]) {
   const source = new CraftedClassSource(classesAt, SPIN_MS);
   const samples: TickSample[] = [];
   const warnings: string[] = [];
-  const metrics = await runRepetition({
-    scenario,
-    backend,
-    guests,
-    image: fakeImage(),
-    kernel: fakeKernel(),
-    hasher,
-    memoryMiB: 64,
-    repetition: 1,
-    emit: (sample) => samples.push(sample),
-    say: () => undefined,
-    note: () => undefined,
-    warn: (text) => warnings.push(text),
-    onLedger: () => undefined,
-    stopRequested: () => false,
-    pageClassSource: source,
-  });
+  const metrics = await runRepetition(
+    fakeRepetitionInput({
+      scenario,
+      backend,
+      guests,
+      hasher,
+      emit: (sample) => samples.push(sample),
+      warn: (text) => warnings.push(text),
+      pageClassSource: source,
+    }),
+  );
   const totals = (label: string) => samples.filter((s): s is StrategySample => s.scope === 'all' && s.strategy === label);
   return { source, samples, totals, metrics: metrics as RepetitionMetrics[], warnings };
 }
