@@ -12,7 +12,7 @@ import type { GuestImage } from '../../images/manifest.ts';
 import type { Backend, BackendInfo, Guest, ProvisionOptions } from '../types.ts';
 import { chooseAccelerator, type AcceleratorChoice, type AcceleratorRequest } from './accelerator.ts';
 import { QemuGuest } from './qemu-guest.ts';
-import { createRuntimeDir, sweepStaleRuntimeDirs } from './runtime-dir.ts';
+import { createRuntimeDir, removeRuntimeDir, sweepStaleRuntimeDirs } from './runtime-dir.ts';
 import { perGuestWorkload } from '../guest-command-line.ts';
 import { APP_WORKLOADS } from '../../vocabulary.ts';
 
@@ -125,7 +125,7 @@ export class QemuBackend implements Backend {
     this.closing ??= (async () => {
       await Promise.all(this.guests.map((guest) => guest.stop()));
       this.keepLogs();
-      if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+      if (this.dir) removeRuntimeDir(this.dir);
       this.unregisterCleanup?.();
     })();
     return this.closing;
@@ -146,6 +146,6 @@ export class QemuBackend implements Backend {
   /** For process exit: kill every QEMU by PID and remove the directory, synchronously. */
   private closeSync(): void {
     for (const guest of this.guests) guest.killNow();
-    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) removeRuntimeDir(this.dir);
   }
 }
