@@ -1,7 +1,8 @@
 /** Layout rules of drawFigure that the figures' readability depends on. */
 import { parseHTML } from 'linkedom';
 import { describe, expect, it } from 'vitest';
-import { drawFigure } from './draw.ts';
+import { drawFigure, PALETTE } from './draw.ts';
+import { SAVED_CLASSES } from '../introspection/saved-by-class.ts';
 import type { DrawnFigure } from './figure-data.ts';
 
 function barsFigure(panels: number): DrawnFigure {
@@ -48,5 +49,12 @@ describe('bar panels', () => {
     expect(many.bars).toBe(16); // every bar still drawn
     expect(few.height).toBeLessThan(450);
     expect(many.height).toBeGreaterThanOrEqual(8 * 150); // a row of full width per panel
+  });
+});
+
+describe('legend colours', () => {
+  it('are distinct, enough for the classes figure (every page class, unlocated, reclaimed free)', () => {
+    expect(new Set(PALETTE.map((c) => c.toLowerCase())).size).toBe(PALETTE.length);
+    expect(PALETTE.length).toBeGreaterThanOrEqual(SAVED_CLASSES.length + 2);
   });
 });

@@ -12,7 +12,29 @@ import { parseHTML } from 'linkedom';
 import type { DrawnFigure, FigurePoint } from './figure-data.ts';
 
 /** Tableau 10: distinguishable, and printable in grey. More legend entries than this reuse the colours. */
-export const PALETTE = ['#4e79a7', '#f28e2c', '#e15759', '#76b7b2', '#59a14f', '#edc949', '#af7aa1', '#ff9da7', '#9c755f', '#bab0ab'];
+/**
+ * Legend colours, one per entry in order (Tableau 10, then six of Tableau 20's lighter and darker tones). The
+ * classes figure has up to 13 entries (11 page classes, KSM's unlocated zero pages, reclaimed free frames):
+ * with 10 colours the 11th and later repeated the first ones, and reclaimed free frames looked like kernel text.
+ */
+export const PALETTE = [
+  '#4e79a7',
+  '#f28e2c',
+  '#e15759',
+  '#76b7b2',
+  '#59a14f',
+  '#edc949',
+  '#af7aa1',
+  '#ff9da7',
+  '#9c755f',
+  '#bab0ab',
+  '#a0cbe8',
+  '#ffbe7d',
+  '#8cd17d',
+  '#b6992d',
+  '#d37295',
+  '#499894',
+];
 
 const WIDTH = 760;
 const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
