@@ -34,6 +34,40 @@ for _ in $(seq 100); do [[ -S /run/xenstored/socket ]] && break; sleep 0.1; done
   >>"$CTL/services.log" 2>&1 || { echo "xen-testhost: xenconsoled failed" >>"$CTL/stderr"; finish 125; }
 log "xen toolstack up (uptime $(up)s)"
 
+# What a hung command was doing, written to dom0's console (hvc0 → the hypervisor's serial console, which the
+# host keeps in a file, so it arrives even when the 9p control share is what hangs), then to CTL/stderr.
+diagnose() {
+  {
+    echo "==== xen-testhost watchdog: the command still runs after $1 s; what dom0 is doing"
+    ps -eo pid,ppid,stat,wchan:32,etimes,time,args --sort=pid 2>&1 | grep -v ' \[' | cut -c1-200
+    for d in /proc/[0-9]*; do
+      read -r _ comm state _ <"$d/stat" 2>/dev/null || continue
+      [[ "$state" == D || "$comm" == *node* || "$comm" == *xl* ]] || continue
+      echo "-- ${d#/proc/} $comm state $state, kernel stack:"; cat "$d/stack" 2>&1 | head -n 20
+    done
+    echo "-- xl list"; timeout 10 xl list 2>&1
+    echo "-- xl dmesg (last 30)"; timeout 10 xl dmesg 2>&1 | tail -n 30
+    echo "-- dom0 kernel (last 30)"; dmesg 2>&1 | tail -n 30
+    echo "==== end of watchdog report"
+  } >/tmp/xt-watchdog.txt 2>&1
+  sed 's/^/XT-WATCHDOG: /' /tmp/xt-watchdog.txt >/dev/console 2>/dev/null
+  timeout 20 cp /tmp/xt-watchdog.txt "$CTL/watchdog.txt" 2>/dev/null
+}
+
+# Hung tasks (D state > 60 s) print their kernel stacks on the console by themselves.
+sysctl -q kernel.hung_task_timeout_secs=60 2>/dev/null || true
+WATCHDOG_S="$(cat "$CTL/watchdog-s" 2>/dev/null)"
 echo "$(up)" >"$CTL/started"
-bash "$CTL/job.sh" </dev/null >>"$CTL/stdout" 2>>"$CTL/stderr"
-finish $?
+# In a session of its own (setsid does not fork here: a background job is no group leader), so that the
+# watchdog can end the command with all its children.
+setsid bash "$CTL/job.sh" </dev/null >>"$CTL/stdout" 2>>"$CTL/stderr" &
+JOB=$!
+if [[ "$WATCHDOG_S" =~ ^[0-9]+$ ]]; then
+  ( sleep "$WATCHDOG_S"; kill -0 "$JOB" 2>/dev/null || exit 0; diagnose "$WATCHDOG_S"
+    kill -TERM -- "-$JOB" 2>/dev/null; sleep 10; kill -KILL -- "-$JOB" 2>/dev/null ) &
+  WATCHER=$!
+fi
+wait "$JOB"
+RC=$?
+[[ -n "${WATCHER:-}" ]] && { kill "$WATCHER" 2>/dev/null; wait "$WATCHER" 2>/dev/null; }
+finish "$RC"
