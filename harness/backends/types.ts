@@ -195,6 +195,16 @@ export interface ShareOutcome {
   hypercalls: number;
 }
 
+/** What backing free frames by a zero frame did (Backend.reclaimFree). */
+export interface FreeReclaimOutcome {
+  /** Frames now backed by the zero frame (the zero frame's own gfn included). */
+  backed: PageRef[];
+  /** The zero frame's sharing handle (undefined when none was found: every frame is then in failed). */
+  zeroFrame: bigint | undefined;
+  failed: { pages: PageRef[]; reason: string }[];
+  hypercalls: number;
+}
+
 /** The hypervisor's own sharing counters. */
 export interface HypervisorCounters {
   /** Per guest (same order as the guests): pages backed by a shared frame (Xen: shr_pages). */
@@ -224,6 +234,13 @@ export interface Backend {
   share?(guests: readonly Guest[], groups: PageRef[][]): Promise<ShareOutcome>;
   /** Enforcing backends: the hypervisor's counters for these guests. */
   counters?(guests: readonly Guest[]): Promise<HypervisorCounters>;
+  /**
+   * Enforcing backends: back free frames (found free by the page classes in paused guests, per guest) by one
+   * zero frame — the one exception to byte verification (sharing/ledger.ts, "FREE PAGES RECLAIMED").
+   */
+  reclaimFree?(guests: readonly Guest[], frames: readonly (readonly number[])[]): Promise<FreeReclaimOutcome>;
+  /** Enforcing backends: per gfn, 1 while the hypervisor backs it by a shared frame. A query: changes nothing. */
+  sharedGfns?(guest: Guest, gfns: readonly number[]): Uint8Array;
   /** A backend that replays a recording (no guest runs) sets the ticks; live backends have none. */
   replayTicks?(guests: readonly Guest[]): ReplaySchedule;
   /** Stop every guest and remove every file this backend created. Idempotent. */

@@ -341,7 +341,10 @@ async function scoreTick(
   track.lastScan = scan;
   for (const note of scan.notes) input.note(`${track.label} (${input.memoryMiB} MiB, rep ${input.repetition}): ${note}`);
   // Free frames are reclaimed before apply, which then refuses a reclaimed frame (sharing/ledger.ts, "FREE PAGES RECLAIMED").
-  const verified = await measureThreadCpu(() => (reclaimFree(track, scan, input), track.ledger.apply(scan.groups)));
+  const verified = await measureThreadCpu(async () => {
+    await reclaimFree(track, scan, input);
+    return track.ledger.apply(scan.groups);
+  });
   const applied = verified.value;
   // What only the ledger's byte comparison can tell the strategy (e.g. how often its key proposed differing bytes).
   const judged = await measureThreadCpu(() => track.strategy.afterApply?.(applied));
@@ -467,10 +470,10 @@ async function scoreTick(
 }
 
 /** A strategy's free frames to its ledger (sharing/ledger.ts, "FREE PAGES RECLAIMED"); a ledger that cannot reclaim drops them, once said. */
-function reclaimFree(track: StrategyTrack, scan: ScanResult, input: RepetitionInput): void {
+async function reclaimFree(track: StrategyTrack, scan: ScanResult, input: RepetitionInput): Promise<void> {
   if (!scan.freeFrames) return;
   if (track.ledger.reclaimFree) {
-    track.ledger.reclaimFree(scan.freeFrames);
+    await track.ledger.reclaimFree(scan.freeFrames);
     return;
   }
   if (track.reclaimWarned) return;

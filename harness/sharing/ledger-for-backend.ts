@@ -9,14 +9,18 @@ import { EnforcedLedger } from './enforced-ledger.ts';
 import { AccountingLedger, type Ledger } from './ledger.ts';
 
 export function ledgerFor(
-  backend: Pick<Backend, 'enforcesSharing' | 'share' | 'counters'>,
+  backend: Pick<Backend, 'enforcesSharing' | 'share' | 'counters' | 'reclaimFree' | 'sharedGfns'>,
   strategy: string,
   guests: readonly Guest[],
   hasher: PageHasher,
 ): Ledger {
   if (backend.enforcesSharing) {
     if (!backend.share || !backend.counters) throw new Error('a backend that enforces sharing must offer share() and counters()');
-    return new EnforcedLedger(strategy, guests, hasher, { share: backend.share.bind(backend), counters: backend.counters.bind(backend) });
+    return new EnforcedLedger(strategy, guests, hasher, {
+      share: backend.share.bind(backend),
+      counters: backend.counters.bind(backend),
+      ...(backend.reclaimFree && backend.sharedGfns ? { reclaimFree: backend.reclaimFree.bind(backend), sharedGfns: backend.sharedGfns.bind(backend) } : {}),
+    });
   }
   return new AccountingLedger(strategy, guests, hasher);
 }

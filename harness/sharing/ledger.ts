@@ -140,8 +140,10 @@ export function addFrameSaving(split: SavedWhere, zero: boolean, guestsOf: Itera
  * *reclaim fault* (reclaim_faults): the frame leaves reclaimed state, as a written page leaves its frame on a
  * CoW fault. A lower bound: a frame allocated and freed again between two ticks is free at both and its fault
  * is not seen. A tick whose classes are unknown (refused) releases every reclaimed frame, uncounted as
- * faults: the ledger does not keep what it can no longer check. An enforcing ledger would have to re-check at
- * the share, as Chiang's does; the enforced and KSM ledgers do not reclaim (no reclaimFree).
+ * faults: the ledger does not keep what it can no longer check. On Xen the enforced ledger reclaims for real
+ * (enforced-ledger.ts, ZeroBackedFrames): the hypervisor backs the frames by one zero frame while the guests are
+ * still paused from their classification, and a write unshares the frame (a reclaim fault the hypervisor reports,
+ * p2m type by p2m type); the KSM ledger does not reclaim (no reclaimFree).
  */
 export type FreeProposal = { frames: readonly ArrayLike<number>[] } | { unknown: string };
 
@@ -199,7 +201,7 @@ export interface Ledger {
   readonly cowMethodDescription: string;
   apply(groups: ShareGroup[]): ApplyResult | Promise<ApplyResult>;
   /** Free frames counted as reclaimed, apart from shared ones ("FREE PAGES RECLAIMED" above); absent: this ledger reclaims none. */
-  reclaimFree?(proposal: FreeProposal): ReclaimResult;
+  reclaimFree?(proposal: FreeProposal): ReclaimResult | Promise<ReclaimResult>;
   detectCow(): CowEvent[] | Promise<CowEvent[]>;
   stats(): LedgerStats;
   /** Per guest, which pages the host really backs (1 = backed); accounted ledgers use it for hostFramesSaved. */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import koffi from 'koffi';
 import { afterAll, describe, expect, it } from 'vitest';
-import { domainInfoType, errnoName, HVM_HW_CPU, XcInterface, XenCallError, loadXenLibraries } from './libxen.ts';
+import { domainInfoType, errnoName, HVM_GET_MEM_TYPE, HVM_HW_CPU, XcInterface, XenCallError, loadXenLibraries } from './libxen.ts';
 
 const FIELDS = [
   'domain',
@@ -85,6 +85,28 @@ describe('libxenctrl ABI', () => {
     await execa('gcc', ['-o', path.join(dir, 'hvm'), source]);
     const [saveCode, size, cr3, idtrBase] = (await execa(path.join(dir, 'hvm'))).stdout.trim().split(' ').map(Number);
     expect({ saveCode, size, cr3, idtrBase }).toEqual(HVM_HW_CPU);
+  });
+
+  it('HVMOP_get_mem_type: the hypercall, the op, struct xen_hvm_get_mem_type and the mem types match xen/hvm/hvm_op.h', async () => {
+    const source = path.join(dir, 'memtype.c');
+    fs.writeFileSync(
+      source,
+      [
+        '#include <stdio.h>',
+        '#include <stddef.h>',
+        '#include <xenctrl.h>',
+        '#include <xen/hvm/hvm_op.h>',
+        'int main(void) {',
+        '  printf("%d %d %zu %zu %zu %zu %d %d\\n", __HYPERVISOR_hvm_op, HVMOP_get_mem_type, sizeof(struct xen_hvm_get_mem_type),',
+        '    offsetof(struct xen_hvm_get_mem_type, domid), offsetof(struct xen_hvm_get_mem_type, mem_type), offsetof(struct xen_hvm_get_mem_type, pfn),',
+        '    HVMMEM_ram_rw, HVMMEM_ram_ro);',
+        '  return 0;',
+        '}',
+      ].join('\n'),
+    );
+    await execa('gcc', ['-o', path.join(dir, 'memtype'), source]);
+    const [hypercall, op, size, domid, memType, pfn, ramRw, ramRo] = (await execa(path.join(dir, 'memtype'))).stdout.trim().split(' ').map(Number);
+    expect({ hypercall, op, size, domid, memType, pfn, ramRw, ramRo }).toEqual(HVM_GET_MEM_TYPE);
   });
 
   it('loads the 4.17 libraries by soname', () => {

@@ -366,6 +366,97 @@ export class ForeignMapping {
   }
 }
 
+export const XENCALL_SONAME = 'libxencall.so.1';
+
+/**
+ * HVMOP_get_mem_type (xen/include/public/hvm/hvm_op.h, through __HYPERVISOR_hvm_op): the type of one gfn's p2m
+ * entry, read with a query that neither allocates nor unshares (hvmop_get_mem_type: get_gfn_query_unlocked).
+ * struct xen_hvm_get_mem_type { domid_t domid; uint16_t mem_type; uint16_t pad[2]; uint64_t pfn; }: offsets
+ * checked against the installed header by libxen-layout.test.ts. A shared gfn (p2m_ram_shared) reads as
+ * HVMMEM_ram_ro, as do log-dirty and read-only RAM, which xme's domains never have (no migration, no ro RAM).
+ */
+export const HVM_GET_MEM_TYPE = { hypercall: 34, op: 15, size: 16, domid: 0, memType: 2, pfn: 8, ramRw: 0, ramRo: 1 } as const;
+
+interface XencallFunctions {
+  xencall_open: (logger: null, flags: number) => unknown;
+  xencall_close: (xcall: unknown) => number;
+  xencall_alloc_buffer: (xcall: unknown, size: number) => unknown;
+  xencall_free_buffer: (xcall: unknown, buffer: unknown) => void;
+  xencall2: (xcall: unknown, op: number, arg1: bigint, arg2: bigint) => number;
+}
+
+let xencall: XencallFunctions | undefined;
+
+function loadXencall(): XencallFunctions {
+  if (xencall) return xencall;
+  let lib: ReturnType<typeof koffi.load>;
+  try {
+    lib = koffi.load(XENCALL_SONAME);
+  } catch {
+    throw new XmeError(`${XENCALL_SONAME} is not installed`, 'apt-get install libxencall1');
+  }
+  koffi.pointer('xme_xencall_handle', koffi.opaque());
+  xencall = {
+    xencall_open: lib.func('xme_xencall_handle xencall_open(void *logger, unsigned int open_flags)') as XencallFunctions['xencall_open'],
+    xencall_close: lib.func('int xencall_close(xme_xencall_handle xcall)') as XencallFunctions['xencall_close'],
+    xencall_alloc_buffer: lib.func('void *xencall_alloc_buffer(xme_xencall_handle xcall, size_t size)') as XencallFunctions['xencall_alloc_buffer'],
+    xencall_free_buffer: lib.func('void xencall_free_buffer(xme_xencall_handle xcall, void *p)') as XencallFunctions['xencall_free_buffer'],
+    xencall2: lib.func('int xencall2(xme_xencall_handle xcall, unsigned int op, uint64_t arg1, uint64_t arg2)') as XencallFunctions['xencall2'],
+  };
+  return xencall;
+}
+
+/**
+ * Raw hypercalls for what libxenctrl does not wrap: the p2m type of a gfn. One hypercall-safe buffer (locked
+ * memory from xencall_alloc_buffer, as the hypervisor copies the argument from it) is kept for every call.
+ */
+export class HypercallInterface {
+  private pointer: unknown;
+  private buffer: unknown;
+  private view: Buffer | undefined;
+
+  private constructor(
+    pointer: unknown,
+    private readonly lib: XencallFunctions,
+  ) {
+    this.pointer = pointer;
+    this.buffer = lib.xencall_alloc_buffer(pointer, HVM_GET_MEM_TYPE.size);
+    if (isNull(this.buffer)) {
+      lib.xencall_close(pointer);
+      throw new XenCallError('xencall_alloc_buffer', koffi.errno());
+    }
+    this.view = Buffer.from(koffi.view(this.buffer, HVM_GET_MEM_TYPE.size));
+  }
+
+  static open(): HypercallInterface {
+    const lib = loadXencall();
+    const pointer = lib.xencall_open(null, 0);
+    if (isNull(pointer)) throw new XenCallError('xencall_open', koffi.errno(), 'xme must run in a Xen dom0 (/dev/xen/privcmd), as root');
+    return new HypercallInterface(pointer, lib);
+  }
+
+  /** HVMOP_get_mem_type of (domid, gfn): HVM_GET_MEM_TYPE.ramRw, .ramRo (shared), … */
+  memType(domid: number, gfn: number): number {
+    const view = this.view;
+    if (!view || this.pointer === undefined) throw new Error('xencall handle is closed');
+    view.fill(0);
+    view.writeUInt16LE(domid, HVM_GET_MEM_TYPE.domid);
+    view.writeBigUInt64LE(BigInt(gfn), HVM_GET_MEM_TYPE.pfn);
+    const result = this.lib.xencall2(this.pointer, HVM_GET_MEM_TYPE.hypercall, BigInt(HVM_GET_MEM_TYPE.op), koffi.address(this.buffer));
+    if (result < 0) throw new XenCallError(`HVMOP_get_mem_type(dom ${domid}, gfn ${gfn})`, koffi.errno());
+    return view.readUInt16LE(HVM_GET_MEM_TYPE.memType);
+  }
+
+  close(): void {
+    if (this.pointer === undefined) return;
+    const pointer = this.pointer;
+    this.pointer = undefined;
+    this.view = undefined;
+    this.lib.xencall_free_buffer(pointer, this.buffer);
+    this.lib.xencall_close(pointer);
+  }
+}
+
 /** An open xenforeignmemory handle. Never NULL. */
 export class ForeignMemory {
   private pointer: unknown;
