@@ -172,11 +172,19 @@ export class SemanticStrategy implements Strategy {
       const gfns = inBuild.map((g) => Number(placements[g]!.physicalBase / BigInt(PAGE_SIZE)) + span.first);
       const views = inBuild.map((g, i) => context.guests[g]!.pages(gfns[i]!, span.count));
       let identicalInAll = 0;
-      // Page k of every guest against the first guest's, in C at memcmp's speed (harness/hashing/native-compare.ts).
+      // Page k of every guest against the first guest's, in C at memcmp's speed (harness/hashing/native-compare.ts),
+      // but for the pages the ledger already holds as one frame, verified and unwritten since (after the first
+      // tick, nearly all kernel code): a mechanism knows what it shares and compares only the rest.
       const firstDiff = new Uint16Array(span.count);
-      const compared = compareAcrossGuests(views, span.count, firstDiff);
-      cost.pagesRead += views.length * span.count;
-      cost.bytesCompared += compared.bytesCompared;
+      for (const run of this.pagesToCompare(context, inBuild, gfns, span.count)) {
+        const compared = compareAcrossGuests(
+          views.map((view) => view.subarray(run.first * PAGE_SIZE, (run.first + run.count) * PAGE_SIZE)),
+          run.count,
+          firstDiff.subarray(run.first, run.first + run.count),
+        );
+        cost.pagesRead += views.length * run.count;
+        cost.bytesCompared += compared.bytesCompared;
+      }
       for (let k = 0; k < span.count; k++) {
         const start = k * PAGE_SIZE;
         const end = start + PAGE_SIZE;
@@ -198,6 +206,30 @@ export class SemanticStrategy implements Strategy {
       metrics[`${label}_identical_pages`] = (metrics[`${label}_identical_pages`] ?? 0) + (partnered ? identicalInAll : 0);
     }
     return { groups, cost, metrics, notes };
+  }
+
+  /** Runs of pages k of a range (gfns[i] + k in guest inBuild[i]) not already one frame in the ledger: those to compare. */
+  private *pagesToCompare(
+    context: StrategyContext,
+    inBuild: readonly number[],
+    gfns: readonly number[],
+    count: number,
+  ): Generator<{ first: number; count: number }> {
+    const onOneFrame = inBuild.length > 1 ? context.sharedOnOneFrame : undefined;
+    if (!onOneFrame) {
+      yield { first: 0, count };
+      return;
+    }
+    let first = -1;
+    for (let k = 0; k <= count; k++) {
+      const shared = k < count && onOneFrame(inBuild.map((guest, i) => ({ guest, gfn: gfns[i]! + k })));
+      if (k < count && !shared) {
+        if (first < 0) first = k;
+        continue;
+      }
+      if (first >= 0) yield { first, count: k - first };
+      first = -1;
+    }
   }
 }
 

@@ -2,6 +2,7 @@
  * The strategy seam: a strategy looks at guest memory and proposes groups of pages to share. It never shares
  * anything itself — the ledger verifies and accounts (QEMU) or the backend enforces (Xen).
  */
+import type { PageRef } from '../harness/vocabulary.ts';
 import type { Guest, GuestRamKind } from '../harness/backends/types.ts';
 import type { Ledger } from '../harness/sharing/ledger.ts';
 import type { GuestImage } from '../harness/images/manifest.ts';
@@ -35,6 +36,13 @@ export interface StrategyContext {
   residency?: Residency;
   /** The guests' page classes at this tick; given only to strategies with readsPageClasses. */
   pageClasses?: TickPageClasses;
+  /**
+   * Whether all these pages are already one frame in the strategy's own ledger, byte-verified when they were
+   * shared and unwritten since (the ledger's CoW detection ran this tick, before the scan): what a sharing
+   * mechanism knows of its own shared pages, so it need not compare them again. Absent where the ledger cannot
+   * say exactly at scan time (the enforced ledger re-reads only in apply; KSM's is the kernel's).
+   */
+  sharedOnOneFrame?(pages: readonly PageRef[]): boolean;
 }
 
 export interface ScanResult {

@@ -336,7 +336,10 @@ async function scoreTick(
   const cowEvents = cow.value;
   // Page classes only to the strategies that read them, which are billed the classification (tick-page-classes.ts).
   const classes = track.strategy.readsPageClasses ? context.pageClasses : undefined;
-  const scanned = await measureThreadCpu(() => track.strategy.scan(classes ? context : { ...context, pageClasses: undefined }));
+  // What the strategy's own ledger knows of its shared pages (the accounted ledger, after this tick's detectCow).
+  const sameFrame = track.ledger.sameFrame?.bind(track.ledger);
+  const strategyContext: StrategyContext = { ...context, pageClasses: classes, ...(sameFrame ? { sharedOnOneFrame: sameFrame } : {}) };
+  const scanned = await measureThreadCpu(() => track.strategy.scan(strategyContext));
   const scan = scanned.value;
   track.lastScan = scan;
   for (const note of scan.notes) input.note(`${track.label} (${input.memoryMiB} MiB, rep ${input.repetition}): ${note}`);

@@ -233,6 +233,11 @@ export interface Ledger {
   sharedFrames?(): Iterable<readonly number[]>;
   /** Per guest, 1 for a frame in reclaimed-free state (reclaimFree); undefined before the first reclaim. */
   reclaimedFrames?(): readonly Uint8Array[] | undefined;
+  /**
+   * True when every page is in shared state on one frame, exact at scan time (StrategyContext.sharedOnOneFrame):
+   * verified when shared, and detectCow has run this tick. Absent where the ledger cannot say so at scan time.
+   */
+  sameFrame?(pages: readonly PageRef[]): boolean;
 }
 
 interface Frame {
@@ -567,6 +572,20 @@ export class AccountingLedger implements Ledger {
     this.hostReclaimedCount = hostKnown ? hostReclaimed : undefined;
     this.reclaimFaults += faults;
     return { reclaimed, newlyReclaimed, faults, released: 0, refused };
+  }
+
+  /** All these pages on one frame in shared state (Ledger.sameFrame): detectCow took every written page off its frame. */
+  sameFrame(pages: readonly PageRef[]): boolean {
+    if (pages.length < 2 || this.frameOf.size === 0) return false;
+    const first = pages[0]!;
+    if (this.outside(first)) return false;
+    const frame = this.frameOf.get(keyOf(first));
+    if (frame === undefined) return false;
+    for (let i = 1; i < pages.length; i++) {
+      const ref = pages[i]!;
+      if (this.outside(ref) || this.frameOf.get(keyOf(ref)) !== frame) return false;
+    }
+    return true;
   }
 
   /** True if this guest frame is in reclaimed-free state. */
