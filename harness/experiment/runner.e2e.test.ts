@@ -82,10 +82,13 @@ describe('xme run — smoke scenario', () => {
   });
 
   it('finds ≥ 99% of kernel code pages shareable between identical nokaslr guests', () => {
-    for (const row of samples.filter((r) => r.strategy === 'semantic' && r.guest === 'all')) {
+    const rows = samples.filter((r) => r.strategy === 'semantic' && r.guest === 'all');
+    for (const row of rows) {
       expect(Number(row.kernel_code_identical_pages) / Number(row.kernel_code_pages)).toBeGreaterThanOrEqual(0.99);
-      // the semantic strategy reads only kernel code pages: 2 guests × the code range
-      expect(Number(row.pages_read)).toBe(2 * Number(row.kernel_code_pages));
+      // The semantic strategy reads only kernel code pages: at the first tick 2 guests × the code range; after
+      // it only the pages its ledger does not hold as one frame (StrategyContext.sharedOnOneFrame).
+      if (row.tick === '0') expect(Number(row.pages_read)).toBe(2 * Number(row.kernel_code_pages));
+      else expect(Number(row.pages_read)).toBeLessThanOrEqual(2 * (Number(row.kernel_code_pages) - Number(row.kernel_code_identical_pages)) + 2 * 16);
     }
     expect(summaryValue(summary, 'semantic', 'kernel_code_shareability_pct')).toBeGreaterThanOrEqual(99);
   });
@@ -153,13 +156,21 @@ describe('xme run — KASLR on', () => {
 
 describe('xme run — CPU is the scan’s own', () => {
   it('bills a scan that reads more pages more CPU, in one run (semantic code only vs code + rodata)', async () => {
-    const scenario = withOverrides(loadScenario('thesis-kernel-code'), { guests: [2], memoryMiB: [128], durationS: 12, tickS: 1 });
+    // KASLR on: about 70% of kernel code and half of rodata differ between the guests and are compared every
+    // tick (the pages already one frame are not: StrategyContext.sharedOnOneFrame), so steady-state ticks read.
+    const scenario = withOverrides(loadScenario('thesis-kernel-code'), { guests: [2], memoryMiB: [128], durationS: 12, tickS: 1, kaslr: true });
     const outcome = await runWithOutputs({ scenario, resultsRoot });
     const samples = readCsv(path.join(outcome.dir, 'samples.csv'));
     const totals = samples.filter((r) => r.guest === 'all' && r.tick !== '0'); // steady state: the first scan locates kernels
     const at = (strategy: string, tick: string) => totals.find((r) => r.strategy === strategy && r.tick === tick)!;
+    if (Number(at('semantic', '1').pages_read) === 0) {
+      // Both guests drew the same KASLR slide (≈ 1 in 500): all code is one frame after tick 0, nothing is read.
+      process.stdout.write('CPU-RATIO skipped: both guests drew the same KASLR slide\n');
+      expect(Number(at('semantic', '1').kernel_code_identical_pages)).toBe(Number(at('semantic', '1').kernel_code_pages));
+      return;
+    }
     const pagesRatio = Number(at('semantic+rodata', '1').pages_read) / Number(at('semantic', '1').pages_read);
-    expect(pagesRatio).toBeGreaterThan(1.4);
+    expect(pagesRatio).toBeGreaterThan(1.05);
     // Per tick, both strategies scored the same guests back to back: the median of the per-tick ratios is
     // robust to a tick in which another process (a parallel test booting guests) disturbed one of them.
     const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
