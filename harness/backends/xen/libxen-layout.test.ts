@@ -35,28 +35,29 @@ const FIELDS = [
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xme-xen-layout-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+/** Compile a C program (its lines) against the installed Xen headers, run it, and return what it printed. */
+async function cOutput(name: string, lines: string[]): Promise<string> {
+  const source = path.join(dir, `${name}.c`);
+  fs.writeFileSync(source, lines.join('\n'));
+  await execa('gcc', ['-o', path.join(dir, name), source]);
+  return (await execa(path.join(dir, name))).stdout.trim();
+}
+
 describe('libxenctrl ABI', () => {
   it('xc_domaininfo_t as declared for koffi matches xenctrl.h (sizeof and every offsetof)', async () => {
     expect(fs.existsSync('/usr/include/xenctrl.h'), 'xenctrl.h missing: apt-get install libxen-dev (scripts/setup does)').toBe(true);
-    const source = path.join(dir, 'layout.c');
-    fs.writeFileSync(
-      source,
-      [
-        '#include <stdio.h>',
-        '#include <stddef.h>',
-        '#include <xenctrl.h>',
-        'int main(void) {',
-        '  printf("sizeof %zu\\n", sizeof(xc_domaininfo_t));',
-        ...FIELDS.map((field) => `  printf("${field} %zu\\n", offsetof(xc_domaininfo_t, ${field}));`),
-        '  return 0;',
-        '}',
-      ].join('\n'),
-    );
-    await execa('gcc', ['-o', path.join(dir, 'layout'), source]);
-    const { stdout } = await execa(path.join(dir, 'layout'));
+    const stdout = await cOutput('layout', [
+      '#include <stdio.h>',
+      '#include <stddef.h>',
+      '#include <xenctrl.h>',
+      'int main(void) {',
+      '  printf("sizeof %zu\\n", sizeof(xc_domaininfo_t));',
+      ...FIELDS.map((field) => `  printf("${field} %zu\\n", offsetof(xc_domaininfo_t, ${field}));`),
+      '  return 0;',
+      '}',
+    ]);
     const fromC = Object.fromEntries(
       stdout
-        .trim()
         .split('\n')
         .map((line) => line.split(' '))
         .map(([k, v]) => [k, Number(v)]),
@@ -68,44 +69,34 @@ describe('libxenctrl ABI', () => {
   });
 
   it('struct hvm_hw_cpu offsets used for CR3 and the IDT base match xen/hvm/save.h', async () => {
-    const source = path.join(dir, 'hvm.c');
-    fs.writeFileSync(
-      source,
-      [
-        '#include <stdio.h>',
-        '#include <stddef.h>',
-        '#include <xenctrl.h>',
-        '#include <xen/hvm/save.h>',
-        'int main(void) {',
-        '  printf("%d %zu %zu %zu\\n", HVM_SAVE_CODE(CPU), sizeof(struct hvm_hw_cpu), offsetof(struct hvm_hw_cpu, cr3), offsetof(struct hvm_hw_cpu, idtr_base));',
-        '  return 0;',
-        '}',
-      ].join('\n'),
-    );
-    await execa('gcc', ['-o', path.join(dir, 'hvm'), source]);
-    const [saveCode, size, cr3, idtrBase] = (await execa(path.join(dir, 'hvm'))).stdout.trim().split(' ').map(Number);
+    const output = await cOutput('hvm', [
+      '#include <stdio.h>',
+      '#include <stddef.h>',
+      '#include <xenctrl.h>',
+      '#include <xen/hvm/save.h>',
+      'int main(void) {',
+      '  printf("%d %zu %zu %zu\\n", HVM_SAVE_CODE(CPU), sizeof(struct hvm_hw_cpu), offsetof(struct hvm_hw_cpu, cr3), offsetof(struct hvm_hw_cpu, idtr_base));',
+      '  return 0;',
+      '}',
+    ]);
+    const [saveCode, size, cr3, idtrBase] = output.split(' ').map(Number);
     expect({ saveCode, size, cr3, idtrBase }).toEqual(HVM_HW_CPU);
   });
 
   it('HVMOP_get_mem_type: the hypercall, the op, struct xen_hvm_get_mem_type and the mem types match xen/hvm/hvm_op.h', async () => {
-    const source = path.join(dir, 'memtype.c');
-    fs.writeFileSync(
-      source,
-      [
-        '#include <stdio.h>',
-        '#include <stddef.h>',
-        '#include <xenctrl.h>',
-        '#include <xen/hvm/hvm_op.h>',
-        'int main(void) {',
-        '  printf("%d %d %zu %zu %zu %zu %d %d\\n", __HYPERVISOR_hvm_op, HVMOP_get_mem_type, sizeof(struct xen_hvm_get_mem_type),',
-        '    offsetof(struct xen_hvm_get_mem_type, domid), offsetof(struct xen_hvm_get_mem_type, mem_type), offsetof(struct xen_hvm_get_mem_type, pfn),',
-        '    HVMMEM_ram_rw, HVMMEM_ram_ro);',
-        '  return 0;',
-        '}',
-      ].join('\n'),
-    );
-    await execa('gcc', ['-o', path.join(dir, 'memtype'), source]);
-    const [hypercall, op, size, domid, memType, pfn, ramRw, ramRo] = (await execa(path.join(dir, 'memtype'))).stdout.trim().split(' ').map(Number);
+    const output = await cOutput('memtype', [
+      '#include <stdio.h>',
+      '#include <stddef.h>',
+      '#include <xenctrl.h>',
+      '#include <xen/hvm/hvm_op.h>',
+      'int main(void) {',
+      '  printf("%d %d %zu %zu %zu %zu %d %d\\n", __HYPERVISOR_hvm_op, HVMOP_get_mem_type, sizeof(struct xen_hvm_get_mem_type),',
+      '    offsetof(struct xen_hvm_get_mem_type, domid), offsetof(struct xen_hvm_get_mem_type, mem_type), offsetof(struct xen_hvm_get_mem_type, pfn),',
+      '    HVMMEM_ram_rw, HVMMEM_ram_ro);',
+      '  return 0;',
+      '}',
+    ]);
+    const [hypercall, op, size, domid, memType, pfn, ramRw, ramRo] = output.split(' ').map(Number);
     expect({ hypercall, op, size, domid, memType, pfn, ramRw, ramRo }).toEqual(HVM_GET_MEM_TYPE);
   });
 
