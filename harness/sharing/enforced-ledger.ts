@@ -59,9 +59,12 @@ class ZeroBackedFrames {
   /** Per zero frame (index as handles), the gfns it backs. */
   readonly members: number[] = [];
   count = 0;
+  /** Per guest, how many of its gfns a zero frame backs (kept with add and remove: stats() reads it every tick). */
+  private readonly ofGuest: number[];
 
   constructor(guests: readonly Guest[]) {
     this.frameOf = guests.map((guest) => new Uint16Array(guest.memoryPages));
+    this.ofGuest = guests.map(() => 0);
   }
 
   add(guest: number, gfn: number, handle: bigint): void {
@@ -74,6 +77,7 @@ class ZeroBackedFrames {
     }
     this.frameOf[guest]![gfn] = index + 1;
     this.members[index]!++;
+    this.ofGuest[guest]!++;
     this.count++;
   }
 
@@ -82,6 +86,7 @@ class ZeroBackedFrames {
     if (!index) return;
     this.frameOf[guest]![gfn] = 0;
     this.members[index - 1]!--;
+    this.ofGuest[guest]!--;
     this.count--;
   }
 
@@ -92,8 +97,8 @@ class ZeroBackedFrames {
     return gfns;
   }
 
-  perGuest(): number[] {
-    return this.frameOf.map((map) => map.reduce((sum, index) => sum + (index ? 1 : 0), 0));
+  perGuest(): readonly number[] {
+    return this.ofGuest;
   }
 
   /** Frames the zero frames save: a zero frame backing m gfns saves m − 1. */
