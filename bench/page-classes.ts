@@ -4,8 +4,9 @@
  * holding 4096 anonymous pages), beside the one-off cost of opening the classifier (layout profile from the
  * cache, BTF and VMCOREINFO checks) and of making the profile from nothing (vmlinuz decompressed, BTF parsed).
  * Thread CPU of the calling thread; the first classification is reported apart (JIT warm-up), the rest as best
- * and median, beside the host's load average (absolute times on a shared machine mean little without it). --json
- * prints the figures as one JSON object instead.
+ * and median: from scratch (the classifier told to forget every earlier tick), then incremental (memmap-delta.ts)
+ * with the guest unchanged and after 2 s of running; beside the host's load average (absolute times on a shared
+ * machine mean little without it). --json prints the figures as one JSON object instead.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -45,9 +46,23 @@ try {
     classifier = PageClassifier.open(guest!, kernel, placement);
   });
   let classes: ReturnType<PageClassifier['classify']> | undefined;
+  // From scratch each time (the first tick of a run, or after a refusal): every frame classified.
   const runs = await timeRepeated(RUNS, () => {
+    classifier!.forget();
     classes = classifier!.classify();
   });
+  // Incremental, the guest unchanged since (paused throughout): the least a tick after the first costs.
+  const unchanged = await timeRepeated(RUNS, () => classifier!.classify());
+  // Incremental with the guest running between classifications, as ticks are: resumed for 2 s, paused, classified.
+  const running: number[] = [];
+  const redone: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    await guest!.resume();
+    await new Promise((done) => setTimeout(done, 2000));
+    await guest!.pause();
+    running.push((await timeRepeated(1, () => classifier!.classify())).cpuMs[0]!);
+    redone.push(classifier!.lastRedone);
+  }
   await guest!.resume();
 
   const gib = (guest!.memoryPages * PAGE_SIZE) / 2 ** 30;
@@ -61,6 +76,9 @@ try {
     classify_cpu_ms_median: median(steady),
     classify_cpu_ms_per_gib_best: best(steady) / gib,
     classify_cpu_ms_per_gib_median: median(steady) / gib,
+    incremental_unchanged_cpu_ms_per_gib_median: median(unchanged.cpuMs.slice(1)) / gib,
+    incremental_running_cpu_ms_per_gib_median: median(running) / gib,
+    incremental_running_redone_frames_median: median(redone),
     load_average: os.loadavg(),
     counts: classes!.counts(),
     agreement: agreementWithKernel(classes!),
@@ -82,6 +100,9 @@ function report(result: {
   classify_cpu_ms_median: number;
   classify_cpu_ms_per_gib_best: number;
   classify_cpu_ms_per_gib_median: number;
+  incremental_unchanged_cpu_ms_per_gib_median: number;
+  incremental_running_cpu_ms_per_gib_median: number;
+  incremental_running_redone_frames_median: number;
   load_average: number[];
   agreement: ReturnType<typeof agreementWithKernel>;
 }): void {
@@ -93,7 +114,12 @@ function report(result: {
   say(
     `  classify: first ${result.first_classify_cpu_ms.toFixed(1)} ms; then best ${result.classify_cpu_ms_best.toFixed(1)} ms, median ${result.classify_cpu_ms_median.toFixed(1)} ms`,
   );
-  say(`  per GiB of guest memory: best ${result.classify_cpu_ms_per_gib_best.toFixed(1)} ms, median ${result.classify_cpu_ms_per_gib_median.toFixed(1)} ms`);
+  say(
+    `  per GiB of guest memory: best ${result.classify_cpu_ms_per_gib_best.toFixed(1)} ms, median ${result.classify_cpu_ms_per_gib_median.toFixed(1)} ms (from scratch)`,
+  );
+  say(
+    `  incremental, per GiB: ${result.incremental_unchanged_cpu_ms_per_gib_median.toFixed(2)} ms with the guest unchanged, ${result.incremental_running_cpu_ms_per_gib_median.toFixed(2)} ms after 2 s of running (median ${result.incremental_running_redone_frames_median} frames redone)`,
+  );
   for (const row of result.agreement)
     say(`  ${row.what.padEnd(26)} classified ${String(row.classified).padStart(7)}  kernel ${String(row.kernel).padStart(7)}  (${row.counter})`);
 }

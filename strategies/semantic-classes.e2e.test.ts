@@ -23,6 +23,7 @@ import type { RepetitionMetrics } from '../harness/results/summary.ts';
 import { AccountingLedger, type Ledger } from '../harness/sharing/ledger.ts';
 import { pageBytes } from '../harness/sharing/resident-pages.ts';
 import { defaultImage } from '../harness/testing/e2e.ts';
+import { classesDiff } from '../harness/testing/classes-diff.ts';
 
 const MEMORY_MIB = 256;
 const BUSYBOX_BYTES = 1_982_256;
@@ -49,6 +50,8 @@ interface TickCheck {
   allowed: number;
   differingPairs: number;
   frames: number;
+  /** Per guest: frames the incremental classification redid (undefined: from scratch), and frames whose class differs from a fresh one's. */
+  incremental: { redone: number | undefined; differing: number; examples: string[] }[];
 }
 
 let image: GuestImage;
@@ -121,7 +124,11 @@ beforeAll(async () => {
             for (const member of members.slice(1)) if (!bytes(member).equals(first)) differingPairs++;
           }
         }
-        checks.push({ tick, busyboxShared, reclaimed: free.reclaimedFree ?? -1, nrFree, allowed, differingPairs, frames });
+        // The tick's classes (incremental after tick 0) against a classification from scratch at the same pause.
+        const fresh = new TickPageClassifier(kernel).classify(paused, true);
+        if ('refused' in fresh) throw new Error(`tick ${tick}: a fresh classification refused: ${fresh.refused}`);
+        const incremental = classes.guests.map((c, g) => ({ redone: c.delta?.redone, ...classesDiff(c, fresh.guests[g]!) }));
+        checks.push({ tick, busyboxShared, reclaimed: free.reclaimedFree ?? -1, nrFree, allowed, differingPairs, frames, incremental });
         return Promise.resolve();
       },
     },
@@ -160,6 +167,18 @@ describe('sharing by meaning on real busybox guests', () => {
     for (const sample of totals('semantic-free')) expect(sample).toMatchObject({ sharedPages: 0, framesSaved: 0 });
     const union = totals('semantic-union').at(-1)!;
     expect(union.reclaimedFreePages).toBeGreaterThan(0);
+  });
+
+  it('classifies incrementally after tick 0, and gives what a classification from scratch gives', () => {
+    for (const check of checks) {
+      log(
+        `tick ${check.tick}: redone ${check.incremental.map((g) => g.redone ?? 'all').join(', ')} frames; differing ${check.incremental.map((g) => g.differing).join(', ')}`,
+      );
+      for (const guest of check.incremental) expect(guest.examples, `tick ${check.tick}`).toEqual([]);
+    }
+    const later = checks.filter((c) => c.tick > 0).flatMap((c) => c.incremental);
+    expect(later.length).toBeGreaterThan(0);
+    for (const guest of later) expect(guest.redone).toBeLessThan((MEMORY_MIB * 256) / 2);
   });
 
   it('shares no pages whose bytes differ, in any ledger', () => {

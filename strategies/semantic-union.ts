@@ -57,7 +57,7 @@ export class SemanticUnionStrategy implements Strategy {
       this.proposer.idle();
       return { groups: [], cost: image.cost, refused: reason, metrics: {}, notes: image.notes, freeFrames: { unknown: reason } };
     }
-    const keyed = this.proposer.propose(classes.guests);
+    const keyed = this.proposer.propose(classes.guests, context.sharedFrameOf);
     const free = freeFrames(classes.guests, this.options.perCpu);
     return {
       groups: [...image.groups, ...keyed.groups],

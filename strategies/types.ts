@@ -43,6 +43,8 @@ export interface StrategyContext {
    * say exactly at scan time (the enforced ledger re-reads only in apply; KSM's is the kernel's).
    */
   sharedOnOneFrame?(pages: readonly PageRef[]): boolean;
+  /** The same knowledge page by page: the id of the frame a page is on in shared state, 0 if none (offered with sharedOnOneFrame). */
+  sharedFrameOf?(guest: number, gfn: number): number;
 }
 
 export interface ScanResult {

@@ -338,7 +338,13 @@ async function scoreTick(
   const classes = track.strategy.readsPageClasses ? context.pageClasses : undefined;
   // What the strategy's own ledger knows of its shared pages (the accounted ledger, after this tick's detectCow).
   const sameFrame = track.ledger.sameFrame?.bind(track.ledger);
-  const strategyContext: StrategyContext = { ...context, pageClasses: classes, ...(sameFrame ? { sharedOnOneFrame: sameFrame } : {}) };
+  const frameId = track.ledger.sharedFrameId?.bind(track.ledger);
+  const strategyContext: StrategyContext = {
+    ...context,
+    pageClasses: classes,
+    ...(sameFrame ? { sharedOnOneFrame: sameFrame } : {}),
+    ...(frameId ? { sharedFrameOf: frameId } : {}),
+  };
   const scanned = await measureThreadCpu(() => track.strategy.scan(strategyContext));
   const scan = scanned.value;
   track.lastScan = scan;

@@ -193,6 +193,26 @@ export class KernelMemory {
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
+  /** True if the kernel's memory at `virtual` holds `source` (compared in place); false too where it does not translate. */
+  equalsVirtual(virtual: bigint, source: Buffer): boolean {
+    let at = virtual;
+    let done = 0;
+    while (done < source.length) {
+      let mapped: { physical: bigint; bytes: number };
+      try {
+        mapped = this.mapping(at, 'a comparison');
+      } catch (error) {
+        if (error instanceof PageClassRefusal) return false;
+        throw error;
+      }
+      const take = Math.min(source.length - done, mapped.bytes);
+      if (!this.equalsPhysical(mapped.physical, take, source, done)) return false;
+      at += BigInt(take);
+      done += take;
+    }
+    return true;
+  }
+
   u64(virtual: bigint, what: string): bigint {
     return this.read(virtual, 8, what).readBigUInt64LE(0);
   }

@@ -35,6 +35,7 @@ import { layoutProfile, readGuestBtf, type LayoutProfile } from './layout-profil
 import { rulesDisagreeWithBtf, rulesForKernel, type SeriesRules } from './series-rules.ts';
 import { checkVmcoreinfo } from './vmcoreinfo.ts';
 import { sha256 } from '../util/hash.ts';
+import { framesToRedo, refreshCopy, type MemmapRange } from './memmap-delta.ts';
 
 export const PAGE_KINDS = [
   'free',
@@ -104,6 +105,15 @@ const PENDING_TAIL = 255;
 /** bits[] flags. */
 export const FRAME_BITS = { dirty: 1, writeback: 2, ksm: 4, tail: 8, compound: 16, perCpu: 32, memmap: 64 } as const;
 
+/** What changed between two ticks' classes of one guest (PageClasses.delta). */
+export interface ClassesDelta {
+  since: PageClasses;
+  /** 1 for each frame classified again (its class may differ from since's); the rest are since's. */
+  redo: Uint8Array;
+  /** How many frames redo marks. */
+  redone: number;
+}
+
 /** The classes of one guest's frames at one tick, column by column (typed arrays indexed by frame number). */
 export class PageClasses {
   constructor(
@@ -127,7 +137,19 @@ export class PageClasses {
     /** The kernel's own counters, read at the same pause. */
     readonly counters: KernelCounters,
     readonly topology: KernelTopology,
-  ) {}
+    delta?: ClassesDelta,
+  ) {
+    this.delta = delta;
+    // Only one step back is kept: a chain of every earlier tick's classes would never be collected.
+    if (delta) delta.since.delta = undefined;
+  }
+
+  /**
+   * How these classes follow from the tick before's of the same guest (incremental classification): a frame
+   * with redo[frame] = 0 has the class, bits, order, head, ref and file index it had in `since`, and its file
+   * (files[ref]) is the same object. Undefined: classified from scratch (or no longer kept, one tick on).
+   */
+  delta: ClassesDelta | undefined;
 
   kindOf(frame: number): PageKind {
     return PAGE_KINDS[this.kind[frame]!]!;
@@ -250,15 +272,27 @@ interface ZoneCheck {
   finish(kind: Uint8Array): void;
 }
 
+/** Loaded modules' text as one tick found it (PageClassifier.moduleText). */
+interface ModuleText {
+  names: string[];
+  /** Per text page: its frame, its module (into names), its page in the module's text. */
+  frames: number[];
+  module: number[];
+  page: number[];
+  signature: string;
+}
+
+/** What the next tick starts from (PageClassifier.classify): the classes and what outside the array they rest on. */
+interface LastTick {
+  classes: PageClasses;
+  perCpu: Uint8Array;
+  moduleText: ModuleText;
+  zones: string;
+  ranges: string;
+}
+
 /** What a file's pages take from its super block. */
 type SuperBlockInfo = Pick<FileInfo, 'device' | 'deviceName' | 'fsType'>;
-
-/** A piece of the struct page array as read: its guest-physical start, its length and where it sits in the copy. */
-interface MemmapRange {
-  physical: bigint;
-  length: number;
-  at: number;
-}
 
 export interface PageClassifierOptions {
   /** A profile made already (else from the image's vmlinuz, else the guest's BTF; cached). */
@@ -317,45 +351,41 @@ export class PageClassifier {
   }
 
   /**
-   * The struct page array as last read: reused tick after tick (no 2 × 8 MiB per 512 MiB guest allocated and
-   * collected per tick), word-aligned so the classification reads it as 32-bit words.
+   * The struct page array as last verified, brought up to date in place each tick (memmap-delta.ts): one
+   * buffer per guest, word-aligned so the classification reads it as 32-bit words.
    */
   private memmapCopy: Buffer | undefined;
+  /** What the last tick that succeeded left for the next to start from; dropped by any refusal. */
+  private last: LastTick | undefined;
   /**
-   * What the last classification that succeeded verified: its copy of the struct pages, the free blocks whose
-   * frames it checked (per frame: order + 1 at a buddy head, else 0) and the zones' spans it checked them against.
-   * A free block whose head and frames are byte-identical to a verified block of the same order, zones unchanged,
-   * would pass the same checks again: its frames are not walked one by one (most of an idle guest's frames).
+   * Files and slab caches keep their index from tick to tick (a frame classified at an earlier tick refers to
+   * them by it): address_space → index into the files table; kmem_cache → index into the cache names.
    */
-  private verified: { memmap: Buffer; heads: Uint8Array; zones: string } | undefined;
+  private fileIndexOf = new Map<bigint, number>();
+  private files: FileInfo[] = [];
+  /** Per file, its inode's bytes as last read: a file kept from the tick before is read again only if they changed. */
+  private inodes: Buffer[] = [];
+  private cacheIndexOf = new Map<bigint, number>();
+  private caches: string[] = [];
   /** 0, 1, 2, …: the head column's starting point. */
   private identity: Uint32Array | undefined;
+  /** Frames the last classification redid (all of them at a first or full one): for the bench and the notes. */
+  lastRedone = 0;
 
-  /**
-   * Copy the struct pages of frames [0, frames) out of vmemmap, one copy per mapping (vmemmap is mapped with
-   * 2 MiB pages: a few large copies); returns them, the frames that back them and the physical ranges read.
-   */
-  private readMemmap(frames: number): { memmap: Buffer; backing: Set<number>; ranges: MemmapRange[] } {
+  /** Where the struct pages of frames [0, frames) are in guest memory (vmemmap is mapped with 2 MiB pages: a few ranges). */
+  private memmapRanges(frames: number): MemmapRange[] {
     const stride = this.profile.size('page');
     const length = frames * stride;
-    // Never the verified copy: it is compared with this one.
-    if (this.memmapCopy?.length !== length || this.memmapCopy === this.verified?.memmap) this.memmapCopy = Buffer.from(new ArrayBuffer(length));
-    const memmap = this.memmapCopy;
-    const backing = new Set<number>();
     const ranges: MemmapRange[] = [];
     let at = 0;
-    while (at < memmap.length) {
+    while (at < length) {
       const virtual = this.memory.vmemmapBase + BigInt(at);
       const { physical, bytes } = this.memory.mapping(virtual, `struct page of frame ${Math.floor(at / stride)} (vmemmap)`);
-      const take = Math.min(bytes, memmap.length - at);
-      this.memory.copyPhysical(physical, take, memmap, at, 'vmemmap');
+      const take = Math.min(bytes, length - at);
       ranges.push({ physical, length: take, at });
-      const first = Number(physical / BigInt(PAGE_SIZE));
-      const last = Number((physical + BigInt(take) - 1n) / BigInt(PAGE_SIZE));
-      for (let frame = first; frame <= last; frame++) backing.add(frame);
       at += take;
     }
-    return { memmap, backing, ranges };
+    return ranges;
   }
 
   /** Struct pages that differ now from the copy (compared in guest memory, nothing copied again); 0 if none. */
@@ -370,18 +400,57 @@ export class PageClassifier {
     return differing;
   }
 
-  /** The classes of every frame now. The guest must be paused (a guest that changes meanwhile is refused). */
+  /** Forget every earlier tick: the next classification reads and classifies every frame (the bench's cold case). */
+  forget(): void {
+    this.last = undefined;
+    this.fileIndexOf = new Map();
+    this.files = [];
+    this.inodes = [];
+    this.cacheIndexOf = new Map();
+    this.caches = [];
+  }
+
+  /**
+   * The classes of every frame now. The guest must be paused (a guest that changes meanwhile is refused).
+   * Incremental after a tick that succeeded: only the frames whose struct page changed since (with the blocks
+   * they were in) and the frames whose per-CPU or module membership changed are classified again
+   * (memmap-delta.ts); the rest keep their class. Every check below holds for the frames it classifies; the
+   * frames it keeps passed the same checks on the same bytes.
+   */
   classify(): PageClasses {
     const { guest, memory, profile, rules } = this;
     const refuse = (check: string, detail: string): never => {
       throw new PageClassRefusal(guest.id, check, detail);
     };
     const frames = guest.memoryPages;
-    const topology = readTopology(memory, profile);
-    const countersBefore = readKernelCounters(memory, profile, topology);
-    const { memmap, backing, ranges } = this.readMemmap(frames);
     const stride = profile.size('page');
     if (stride !== 64) refuse('layout profile', `struct page is ${stride} bytes`);
+    const topology = readTopology(memory, profile);
+    const countersBefore = readKernelCounters(memory, profile, topology);
+    const ranges = this.memmapRanges(frames);
+    const zoneSpans = JSON.stringify(topology.nodes.map((node) => node.zones.map((zone) => [zone.startPfn, zone.spannedPages])));
+    const rangeKey = ranges.map((r) => `${r.physical}+${r.length}`).join(',');
+    const length = frames * stride;
+    // Only a tick that succeeded counts as a starting point, and only if the memory layout is the same.
+    const last =
+      this.last?.classes.frames === frames && this.last.zones === zoneSpans && this.last.ranges === rangeKey && this.memmapCopy?.length === length
+        ? this.last
+        : undefined;
+    this.last = undefined;
+    if (!last) this.forget();
+    const changed = new Uint8Array(frames);
+    if (!last || !this.memmapCopy) {
+      this.memmapCopy = Buffer.from(new ArrayBuffer(length));
+      for (const range of ranges) memory.copyPhysical(range.physical, range.length, this.memmapCopy, range.at, 'vmemmap');
+      changed.fill(1);
+    } else refreshCopy(memory, ranges, this.memmapCopy, stride, changed);
+    const memmap = this.memmapCopy;
+    const backing = new Set<number>();
+    for (const range of ranges) {
+      const first = Number(range.physical / BigInt(PAGE_SIZE));
+      const lastFrame = Number((range.physical + BigInt(range.length) - 1n) / BigInt(PAGE_SIZE));
+      for (let frame = first; frame <= lastFrame; frame++) backing.add(frame);
+    }
     // The array as 32-bit words (it is word-aligned, every field read here is 4-aligned): typed-array reads, no Buffer calls per field.
     const words = new Uint32Array(memmap.buffer, memmap.byteOffset, memmap.length >>> 2);
     const signed = new Int32Array(memmap.buffer, memmap.byteOffset, memmap.length >>> 2);
@@ -419,21 +488,36 @@ export class PageClassifier {
       return offset / stride;
     };
 
-    const kind = new Uint8Array(frames);
-    const bits = new Uint8Array(frames);
-    const order = new Uint8Array(frames);
+    // What lies outside the array is read in full every tick; a frame whose membership changed is redone.
+    const perCpu = this.perCpuFreeLists(topology, memmap, frameOfStructPage, offsets.pcpList, frames);
+    const moduleText = this.moduleText();
+    if (last) {
+      for (let frame = 0; frame < frames; frame++) if (perCpu[frame] !== last.perCpu[frame]) changed[frame] = 1;
+      if (moduleText.signature !== last.moduleText.signature) {
+        for (const frame of last.moduleText.frames) changed[frame] = 1;
+        for (const frame of moduleText.frames) changed[frame] = 1;
+      }
+    }
+    const redo = last ? new Uint8Array(frames) : changed;
+    const redone = last ? framesToRedo(changed, last.classes, redo) : frames;
+
     if (this.identity?.length !== frames) this.identity = Uint32Array.from({ length: frames }, (_, i) => i);
+    const kind = last ? last.classes.kind.slice() : new Uint8Array(frames);
+    const bits = last ? last.classes.bits.slice() : new Uint8Array(frames);
+    const order = last ? last.classes.order.slice() : new Uint8Array(frames);
     // Every frame its own head, by one copy; free blocks and tails overwrite theirs.
-    const head = this.identity.slice();
-    const ref = new Int32Array(frames).fill(-1);
-    const fileIndex = new Float64Array(frames).fill(Number.NaN);
-    const files: FileInfo[] = [];
-    const fileByMapping = new Map<bigint, number>();
+    const head = last ? last.classes.head.slice() : this.identity.slice();
+    const ref = last ? last.classes.ref.slice() : new Int32Array(frames).fill(-1);
+    const fileIndex = last ? last.classes.fileIndex.slice() : new Float64Array(frames).fill(Number.NaN);
+    // Files and caches seen by frames classified this tick are read anew (their frames' entries replaced).
+    const files = this.files.slice();
+    const inodes = this.inodes.slice();
+    const caches = this.caches.slice();
+    const readThisTick = new Map<bigint, number>();
+    const cachesThisTick = new Map<bigint, number>();
     // Per tick: a super block unmounted since may have left its address to another.
     const superBlocks = new Map<bigint, SuperBlockInfo>();
-    const caches: string[] = [];
-    const cacheByPointer = new Map<bigint, number>();
-    const modules: string[] = [];
+    const modules = moduleText.names;
 
     const { layout } = memory.kernel;
     const pfnOf = (address: bigint, roundUp = false) => {
@@ -445,11 +529,6 @@ export class PageClassifier {
     const image = [pfnOf(layout.text), pfnOf(layout.end, true)];
 
     const buddyMask = (typeBase | rules.pageType.buddy) >>> 0;
-    // The last verified tick counts only if this one succeeds too: dropped now, set again at the end.
-    const zoneSpans = JSON.stringify(topology.nodes.map((node) => node.zones.map((zone) => [zone.startPfn, zone.spannedPages])));
-    const before = this.verified?.heads.length === frames && this.verified.zones === zoneSpans ? this.verified : undefined;
-    this.verified = undefined;
-    const verifiedHeads = new Uint8Array(frames);
     const w = {
       flags: offsets.flags >>> 2,
       compoundHead: offsets.compoundHead >>> 2,
@@ -465,6 +544,14 @@ export class PageClassifier {
     const { keyShift, run: zoneRun } = zones;
     const flagsHigh = w.flags + 1;
     for (let pfn = 0; pfn < frames; pfn++) {
+      if (redo[pfn] !== 1) continue;
+      // From scratch: the frame's columns as a first classification starts them.
+      kind[pfn] = 0;
+      bits[pfn] = 0;
+      order[pfn] = 0;
+      head[pfn] = pfn;
+      ref[pfn] = -1;
+      fileIndex[pfn] = Number.NaN;
       const o = pfn * stride;
       const b = pfn * WORDS;
       const flags = words[b + w.flags]!;
@@ -488,14 +575,9 @@ export class PageClassifier {
         }
         if (refcount !== 0) refuse('free block', `buddy head ${hex(pfn)} has refcount ${refcount}`);
         const end = pfn + 2 ** blockOrder;
-        verifiedHeads[pfn] = blockOrder + 1;
-        const unchanged =
-          before !== undefined &&
-          before.heads[pfn] === blockOrder + 1 &&
-          memmap.compare(before.memmap, pfn * stride, end * stride, pfn * stride, end * stride) === 0;
-        // The rest of the block in one tight pass (most of an idle guest's frames): the head's claim holds only if
+        // The rest of the block in one tight pass (most of a first tick's frames): the head's claim holds only if
         // every frame in it is free too — refcount 0, no compound tail, no buddy head of its own.
-        for (let inside = pfn + 1; !unchanged && inside < end; inside++) {
+        for (let inside = pfn + 1; inside < end; inside++) {
           const q = inside * WORDS;
           const insideHigh = words[q + flagsHigh]!;
           if (insideHigh >>> keyShift !== zoneRun.key || inside >= zoneRun.end) zones.lookUp(inside, insideHigh);
@@ -509,9 +591,13 @@ export class PageClassifier {
             );
           }
         }
+        // The block as it is now, whatever its frames were at the last tick.
         kind.fill(KIND.free, pfn, end);
         order.fill(blockOrder, pfn, end);
         head.fill(pfn, pfn, end);
+        bits.fill(0, pfn, end);
+        ref.fill(-1, pfn, end);
+        fileIndex.fill(Number.NaN, pfn, end);
         pfn = end - 1;
         continue;
       }
@@ -530,10 +616,10 @@ export class PageClassifier {
       if (flags & SLAB) {
         kind[pfn] = KIND.slab;
         const cache = memmap.readBigUInt64LE(o + offsets.slabCache);
-        let index = cacheByPointer.get(cache);
+        let index = cachesThisTick.get(cache);
         if (index === undefined) {
           index = this.cacheIndex(cache, pfn, caches);
-          cacheByPointer.set(cache, index);
+          cachesThisTick.set(cache, index);
         }
         ref[pfn] = index;
         continue;
@@ -568,11 +654,20 @@ export class PageClassifier {
         continue;
       }
       const mapping = (BigInt(mappingHigh) << 32n) | BigInt(mappingLow);
-      let file = fileByMapping.get(mapping);
+      let file = readThisTick.get(mapping);
       if (file === undefined) {
-        const info = this.fileOf(mapping, pfn, superBlocks);
-        file = info ? files.push(info) - 1 : -1;
-        fileByMapping.set(mapping, file);
+        const read = this.fileOf(mapping, pfn, superBlocks);
+        file = -1;
+        if (read) {
+          file = this.fileIndexOf.get(mapping) ?? -1;
+          if (file < 0) this.fileIndexOf.set(mapping, (file = files.length));
+          // An inode unchanged keeps its entry (the same object: PageClasses.delta's consumers see the file unchanged).
+          if (!inodes[file]?.equals(read.inode)) {
+            files[file] = read.info;
+            inodes[file] = read.inode;
+          }
+        }
+        readThisTick.set(mapping, file);
       }
       if (file < 0) {
         kind[pfn] = KIND.unknown;
@@ -586,7 +681,8 @@ export class PageClassifier {
       if (flags & WRITEBACK) bits[pfn] = bits[pfn]! | FRAME_BITS.writeback;
     }
 
-    // Tails take their head's class (a head comes first: the tail check above demands it).
+    // Tails take their head's class (a head comes first: the tail check above demands it). Only frames
+    // classified this tick are pending; a head not classified again keeps its class, on unchanged bytes.
     for (let pfn = 0; pfn < frames; pfn++) {
       if (kind[pfn] !== PENDING_TAIL) continue;
       const headFrame = head[pfn]!;
@@ -605,9 +701,32 @@ export class PageClassifier {
       if (kind[pfn] === KIND.pagecache || kind[pfn] === KIND.shmem) fileIndex[pfn] = fileIndex[headFrame]! + (pfn - headFrame);
     }
 
-    this.perCpuFreeLists(topology, memmap, frameOfStructPage, offsets.pcpList, { kind, bits, order, head, ref }, frames);
-    this.moduleText({ kind, ref, fileIndex }, modules);
+    // Per-CPU free lists and module text: marked on the frames classified this tick; a frame kept has the
+    // membership it had (a change of membership redid it).
+    for (let frame = 0; frame < frames; frame++) {
+      const listOrder = perCpu[frame]! - 1;
+      if (listOrder < 0 || redo[frame] !== 1) continue;
+      if (kind[frame] !== KIND.unknown || ref[frame] !== UNKNOWN.unowned) {
+        refuse('per-CPU list', `frame ${hex(frame)} is on a per-CPU free list (order ${listOrder}) but reads as ${PAGE_KINDS[kind[frame]!] ?? 'a tail'}`);
+      }
+      kind[frame] = KIND.free;
+      bits[frame] = bits[frame]! | FRAME_BITS.perCpu;
+      order[frame] = listOrder;
+      head[frame] = frame - (frame % 2 ** listOrder);
+      ref[frame] = -1;
+    }
+    moduleText.frames.forEach((pfn, i) => {
+      if (redo[pfn] !== 1) return;
+      if (kind[pfn] !== KIND.unknown)
+        refuse('modules', `frame ${hex(pfn)} of module ${modules[moduleText.module[i]!]}'s text reads as ${PAGE_KINDS[kind[pfn]!]}`);
+      kind[pfn] = KIND['module-text'];
+      ref[pfn] = moduleText.module[i]!;
+      fileIndex[pfn] = moduleText.page[i]!;
+    });
     zones.finish(kind);
+    // A kept frame's file: its inode may have changed with no page of it changing (times, size): compared with
+    // the inode as last read, and read again if it differs.
+    if (last) this.refreshFiles(kind, ref, files, inodes, readThisTick, superBlocks);
 
     // The guest must not have changed while it was read: struct pages and counters read again must be the same.
     const differing = this.changedSince(memmap, ranges);
@@ -615,22 +734,71 @@ export class PageClassifier {
     const countersAfter = readKernelCounters(memory, profile, topology);
     if (JSON.stringify(countersAfter) !== JSON.stringify(countersBefore))
       refuse('guest changed', 'its page counters changed while the classes were read (pause the guest first)');
-    // Verified: the next tick compares its copy with this one (and reads into the other buffer).
-    this.memmapCopy = before?.memmap;
-    this.verified = { memmap, heads: verifiedHeads, zones: zoneSpans };
-    return new PageClasses(guest.id, frames, kind, bits, order, head, ref, fileIndex, files, caches, modules, countersBefore, topology);
+    this.files = files;
+    this.inodes = inodes;
+    this.caches = caches;
+    this.lastRedone = redone;
+    const classes = new PageClasses(
+      guest.id,
+      frames,
+      kind,
+      bits,
+      order,
+      head,
+      ref,
+      fileIndex,
+      files,
+      caches,
+      modules,
+      countersBefore,
+      topology,
+      last ? { since: last.classes, redo, redone } : undefined,
+    );
+    this.last = { classes, perCpu, moduleText, zones: zoneSpans, ranges: rangeKey };
+    return classes;
   }
 
-  /** Index of a slab cache's name in `names` (read anew each tick: a destroyed cache's address may be reused). */
+  /** The files of kept page-cache and shmem frames, brought up to date (entries replaced where their inode changed). */
+  private refreshFiles(
+    kind: Uint8Array,
+    ref: Int32Array,
+    files: FileInfo[],
+    inodes: Buffer[],
+    readThisTick: Map<bigint, number>,
+    superBlocks: Map<bigint, SuperBlockInfo>,
+  ): void {
+    const { memory, profile } = this;
+    const checked = new Uint8Array(files.length);
+    for (const index of readThisTick.values()) if (index >= 0) checked[index] = 1;
+    const hostOffset = BigInt(profile.offset('address_space', 'host'));
+    for (let frame = 0; frame < kind.length; frame++) {
+      const k = kind[frame];
+      if (k !== KIND.pagecache && k !== KIND.shmem) continue;
+      const index = ref[frame]!;
+      if (checked[index] === 1) continue;
+      checked[index] = 1;
+      const file = files[index]!;
+      const copy = inodes[index]!;
+      if (memory.u64(file.mapping + hostOffset, `the address_space of frame ${hex(frame)}`) === file.inode && memory.equalsVirtual(file.inode, copy)) continue;
+      const read = this.fileOf(file.mapping, frame, superBlocks);
+      if (!read) throw new PageClassRefusal(this.guest.id, 'page cache', `frame ${hex(frame)}'s address_space ${hex(file.mapping)} lost its host inode`);
+      files[index] = read.info;
+      inodes[index] = read.inode;
+    }
+  }
+
+  /** Index of a slab cache's name in `names`, read at the first frame of the cache classified this tick (a destroyed cache's address may be reused). */
   private cacheIndex(cache: bigint, pfn: number, names: string[]): number {
     const namePointer = this.memory.u64(cache + BigInt(this.profile.offset('kmem_cache', 'name')), `slab cache of frame ${hex(pfn)}`);
     const name = this.memory.cString(namePointer, `slab cache name of frame ${hex(pfn)}`);
-    const at = names.indexOf(name);
-    return at >= 0 ? at : names.push(name) - 1;
+    let index = this.cacheIndexOf.get(cache);
+    if (index === undefined) this.cacheIndexOf.set(cache, (index = names.length));
+    names[index] = name;
+    return index;
   }
 
   /** The file behind an address_space (undefined if it has no host); inconsistent pointers are refused. */
-  private fileOf(mapping: bigint, pfn: number, superBlocks: Map<bigint, SuperBlockInfo>): FileInfo | undefined {
+  private fileOf(mapping: bigint, pfn: number, superBlocks: Map<bigint, SuperBlockInfo>): { info: FileInfo; inode: Buffer } | undefined {
     const { memory, profile } = this;
     const what = `the address_space of frame ${hex(pfn)}`;
     const inode = memory.u64(mapping + BigInt(profile.offset('address_space', 'host')), what);
@@ -657,7 +825,7 @@ export class PageClassifier {
         nsec: Number(bytes.readBigInt64LE(at + profile.offset('timespec64', 'tv_nsec'))),
       };
     };
-    return {
+    const info: FileInfo = {
       mapping,
       inode,
       superBlock,
@@ -669,6 +837,7 @@ export class PageClassifier {
       mtime: time('i_mtime'),
       ctime: time('i_ctime'),
     };
+    return { info, inode: bytes };
   }
 
   /** A super block's device and file system: read once per tick for all its files (a few super blocks, thousands of files). */
@@ -689,16 +858,19 @@ export class PageClassifier {
     };
   }
 
-  /** Pages on the per-CPU free lists: refcount 0 and no owner, now free with the list's order. */
+  /**
+   * The frames on the per-CPU free lists, walked in full: per frame, its list's order + 1 (0: on none). The
+   * classification then takes them as free where they read as unowned (refcount 0, no owner).
+   */
   private perCpuFreeLists(
     topology: KernelTopology,
     memmap: Buffer,
     frameOfStructPage: (high: number, low: number) => number,
     pcpListOffset: number,
-    columns: { kind: Uint8Array; bits: Uint8Array; order: Uint8Array; head: Uint32Array; ref: Int32Array },
     frames: number,
-  ): void {
+  ): Uint8Array {
     const { memory, profile, rules } = this;
+    const onList = new Uint8Array(frames);
     const lists = profile.field('per_cpu_pages', 'lists');
     const pcptypes = profile.enumValue('migratetype', 'MIGRATE_PCPTYPES');
     const lowOrderLists = pcptypes * (rules.pcp.costlyOrder + 1);
@@ -728,18 +900,14 @@ export class PageClassifier {
                 );
               }
               for (let frame = pfn; frame < pfn + 2 ** listOrder; frame++) {
-                if (columns.kind[frame] !== KIND.unknown || columns.ref[frame] !== UNKNOWN.unowned) {
+                if (onList[frame] !== 0) {
                   throw new PageClassRefusal(
                     this.guest.id,
                     'per-CPU list',
-                    `frame ${hex(frame)} is on CPU ${cpu.id}'s free list of zone ${zone.name} (order ${listOrder}) but reads as ${PAGE_KINDS[columns.kind[frame]!] ?? 'a tail'}`,
+                    `frame ${hex(frame)} is on two per-CPU free lists (zone ${zone.name}, CPU ${cpu.id})`,
                   );
                 }
-                columns.kind[frame] = KIND.free;
-                columns.bits[frame] = columns.bits[frame]! | FRAME_BITS.perCpu;
-                columns.order[frame] = listOrder;
-                columns.head[frame] = pfn;
-                columns.ref[frame] = -1;
+                onList[frame] = listOrder + 1;
               }
               pages += 2 ** listOrder;
               next = memmap.readBigUInt64LE(pfn * stride + pcpListOffset);
@@ -755,36 +923,42 @@ export class PageClassifier {
         }
       }
     }
+    return onList;
   }
 
-  /** Frames of loaded modules' text ([core_layout.base, + text_size)), through the page tables. */
-  private moduleText(columns: { kind: Uint8Array; ref: Int32Array; fileIndex: Float64Array }, modules: string[]): void {
+  /**
+   * Frames of loaded modules' text ([core_layout.base, + text_size)), through the page tables, in full every
+   * tick: per text page its frame, its module (index into names) and its page in the module's text; the
+   * signature tells two ticks' lists apart.
+   */
+  private moduleText(): ModuleText {
     const { memory, profile } = this;
     const head = memory.symbolVirtual('modules');
     const listOffset = BigInt(profile.offset('module', 'list'));
+    const names: string[] = [];
+    const frames: number[] = [];
+    const module: number[] = [];
+    const page: number[] = [];
     let next = memory.u64(head, 'modules');
     let steps = 0;
     while (next !== head) {
       if (++steps > 65536) throw new PageClassRefusal(this.guest.id, 'modules', 'the modules list does not end');
-      const module = next - listOffset;
-      const bytes = memory.read(module, profile.size('module'), 'a struct module');
+      const address = next - listOffset;
+      const bytes = memory.read(address, profile.size('module'), 'a struct module');
       const nameField = profile.field('module', 'name');
       const nameBytes = bytes.subarray(nameField.offset, nameField.offset + nameField.size);
       const name = nameBytes.toString('latin1', 0, nameBytes.indexOf(0) < 0 ? nameBytes.length : nameBytes.indexOf(0));
       const base = bytes.readBigUInt64LE(profile.offset('module', 'core_layout.base'));
       const textSize = bytes.readUInt32LE(profile.offset('module', 'core_layout.text_size'));
-      const index = modules.push(name) - 1;
+      const index = names.push(name) - 1;
       for (let offset = 0; offset < textSize; offset += PAGE_SIZE) {
-        const pfn = Number(memory.physical(base + BigInt(offset), `module ${name}'s text`) / BigInt(PAGE_SIZE));
-        if (columns.kind[pfn] !== KIND.unknown) {
-          throw new PageClassRefusal(this.guest.id, 'modules', `frame ${hex(pfn)} of module ${name}'s text reads as ${PAGE_KINDS[columns.kind[pfn]!]}`);
-        }
-        columns.kind[pfn] = KIND['module-text'];
-        columns.ref[pfn] = index;
-        columns.fileIndex[pfn] = offset / PAGE_SIZE;
+        frames.push(Number(memory.physical(base + BigInt(offset), `module ${name}'s text`) / BigInt(PAGE_SIZE)));
+        module.push(index);
+        page.push(offset / PAGE_SIZE);
       }
       next = bytes.readBigUInt64LE(Number(listOffset));
     }
+    return { names, frames, module, page, signature: `${names.join('\0')}|${frames.join(',')}` };
   }
 
   /**

@@ -238,6 +238,8 @@ export interface Ledger {
    * verified when shared, and detectCow has run this tick. Absent where the ledger cannot say so at scan time.
    */
   sameFrame?(pages: readonly PageRef[]): boolean;
+  /** The id of the frame a page is on in shared state, 0 if none; exact at scan time as sameFrame (and offered where it is). */
+  sharedFrameId?(guest: number, gfn: number): number;
 }
 
 interface Frame {
@@ -586,6 +588,12 @@ export class AccountingLedger implements Ledger {
       if (this.outside(ref) || this.frameOf.get(keyOf(ref)) !== frame) return false;
     }
     return true;
+  }
+
+  /** Ledger.sharedFrameId: one look-up, no PageRef (the class-key proposer asks it for every key of every tick). */
+  sharedFrameId(guest: number, gfn: number): number {
+    if (guest < 0 || guest >= this.guests.length || gfn < 0 || gfn >= this.guests[guest]!.memoryPages) return 0;
+    return this.frameOf.get(guest * GUEST_SHIFT + gfn) ?? 0;
   }
 
   /** True if this guest frame is in reclaimed-free state. */

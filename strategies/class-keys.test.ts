@@ -1,0 +1,83 @@
+/**
+ * The class-key proposer (class-keys.ts) tick after tick: when the classes follow on from the ones it proposed
+ * last (PageClasses.delta), it slots again only what may have changed — and must propose exactly what a new
+ * proposer proposes from the same classes. A key whose frames the ledger holds as one frame is counted but not
+ * proposed again.
+ */
+import { describe, expect, it } from 'vitest';
+import type { FileInfo, PageClasses } from '../harness/introspection/page-classes.ts';
+import { PageClasses as Classes } from '../harness/introspection/page-classes.ts';
+import { PackedGroup } from '../harness/sharing/packed-group.ts';
+import type { ShareGroup } from '../harness/sharing/types.ts';
+import { craftedClasses, craftedFile, type CraftedFrame } from '../harness/testing/crafted-page-classes.ts';
+import { ClassKeyProposer } from './class-keys.ts';
+
+const FRAMES = 64;
+
+/** The same classes, marked as following on from `since` with these frames classified again. */
+function following(next: PageClasses, since: PageClasses, redone: number[]): PageClasses {
+  const redo = new Uint8Array(next.frames);
+  for (const f of redone) redo[f] = 1;
+  const c = next;
+  return new Classes(c.guestId, c.frames, c.kind, c.bits, c.order, c.head, c.ref, c.fileIndex, c.files, c.caches, c.modules, c.counters, c.topology, {
+    since,
+    redo,
+    redone: redone.length,
+  });
+}
+
+const groupsAsText = (groups: ShareGroup[]) => groups.map((g) => [...(g as PackedGroup).indices].join(',')).sort();
+
+describe('ClassKeyProposer, incremental', () => {
+  const fileA = craftedFile({ ino: 12 });
+  const fileB = craftedFile({ ino: 13, mapping: 0xffff888000110000n, inode: 0xffff888000210000n });
+  const tick0: Record<number, CraftedFrame> = {
+    1: { kind: 'pagecache', file: 0, index: 0 },
+    2: { kind: 'pagecache', file: 0, index: 1 },
+    3: { kind: 'pagecache', file: 1, index: 0 },
+    4: { kind: 'shmem', file: 1, index: 5 },
+    9: { kind: 'module-text', module: 'ext4', index: 0 },
+  };
+
+  it('proposes after a change exactly what a new proposer proposes from the same classes', () => {
+    const proposer = new ClassKeyProposer(['module_text', 'pagecache', 'shmem']);
+    const first = [craftedClasses('g0', FRAMES, tick0, [fileA, fileB]), craftedClasses('g1', FRAMES, tick0, [fileA, fileB])];
+    proposer.propose(first);
+    // Tick 1: in g1, frame 2 became anonymous, frame 7 a page of file A (index 1), frame 1 dirty; file B got a
+    // new mtime in g0 only (its entry replaced): its frames there key differently and leave their groups.
+    const g1 = { ...tick0, 1: { ...tick0[1]!, dirty: true }, 2: { kind: 'anon' as const }, 7: { kind: 'pagecache' as const, file: 0, index: 1 } };
+    const fileB2: FileInfo = { ...fileB, mtime: { sec: fileB.mtime.sec + 1, nsec: 0 } };
+    const next = [
+      following(craftedClasses('g0', FRAMES, tick0, [fileA, fileB2]), first[0]!, []),
+      following(craftedClasses('g1', FRAMES, g1, [fileA, fileB]), first[1]!, [1, 2, 7]),
+    ];
+    // The crafted classes of g1 keep file A's entry as the same object only if it is: it is (fileA).
+    const incremental = proposer.propose(next);
+    expect(proposer.lastReslotted).toBeLessThan(2 * FRAMES);
+    const fresh = new ClassKeyProposer(['module_text', 'pagecache', 'shmem']).propose(next);
+    expect(groupsAsText(incremental.groups)).toEqual(groupsAsText(fresh.groups));
+    expect(incremental.metrics).toEqual(fresh.metrics);
+    // What is left: module text of ext4 and file A's page 1 (g0 frame 2, g1 frame 7); file B differs; page 0 is dirty in g1.
+    expect(incremental.metrics).toMatchObject({ module_text_key_groups: 1, pagecache_key_groups: 1, shmem_key_groups: 0, pagecache_skipped_frames: 1 });
+  });
+
+  it('slots nothing again when nothing changed, and proposes the same', () => {
+    const proposer = new ClassKeyProposer(['pagecache', 'shmem']);
+    const first = [craftedClasses('g0', FRAMES, tick0, [fileA, fileB]), craftedClasses('g1', FRAMES, tick0, [fileA, fileB])];
+    const a = proposer.propose(first);
+    const b = proposer.propose(first.map((c) => following(craftedClasses(c.guestId, FRAMES, tick0, c.files), c, [])));
+    expect(proposer.lastReslotted).toBe(0);
+    expect(groupsAsText(b.groups)).toEqual(groupsAsText(a.groups));
+  });
+
+  it('does not propose a key whose frames the ledger holds as one frame, but counts it', () => {
+    const proposer = new ClassKeyProposer(['pagecache']);
+    const classes = [craftedClasses('g0', FRAMES, tick0, [fileA, fileB]), craftedClasses('g1', FRAMES, tick0, [fileA, fileB])];
+    // Frame 1 of both guests is on ledger frame 5; frame 2 of g0 on frame 6 and of g1 on none.
+    const frameOf = (guest: number, gfn: number) => (gfn === 1 ? 5 : gfn === 2 && guest === 0 ? 6 : 0);
+    const { groups, metrics } = proposer.propose(classes, frameOf);
+    expect(metrics).toMatchObject({ pagecache_key_groups: 3, pagecache_key_pages: 6, pagecache_key_proposed_pages: 4 });
+    expect(groupsAsText(groups)).not.toContain(`1,${2 ** 24 + 1}`);
+    expect(groupsAsText(groups)).toContain(`2,${2 ** 24 + 2}`);
+  });
+});
