@@ -176,7 +176,10 @@ export class SemanticStrategy implements Strategy {
       // but for the pages the ledger already holds as one frame, verified and unwritten since (after the first
       // tick, nearly all kernel code): a mechanism knows what it shares and compares only the rest.
       const firstDiff = new Uint16Array(span.count);
+      // 1 where page k was compared this tick; the rest are one frame already and are not proposed again.
+      const wasCompared = new Uint8Array(span.count);
       for (const run of this.pagesToCompare(context, inBuild, gfns, span.count)) {
+        wasCompared.fill(1, run.first, run.first + run.count);
         const compared = compareAcrossGuests(
           views.map((view) => view.subarray(run.first * PAGE_SIZE, (run.first + run.count) * PAGE_SIZE)),
           run.count,
@@ -190,7 +193,7 @@ export class SemanticStrategy implements Strategy {
         const end = start + PAGE_SIZE;
         if (firstDiff[k] === 0) {
           identicalInAll++;
-          if (views.length > 1) groups.push({ pages: gfns.map((gfn, i) => ({ guest: inBuild[i]!, gfn: gfn + k })) });
+          if (views.length > 1 && wasCompared[k] === 1) groups.push({ pages: gfns.map((gfn, i) => ({ guest: inBuild[i]!, gfn: gfn + k })) });
           continue;
         }
         // Some guest differs: partition this page's guests into classes of identical bytes.
@@ -198,7 +201,8 @@ export class SemanticStrategy implements Strategy {
           views.map((view, i) => ({ ref: { guest: inBuild[i]!, gfn: gfns[i]! + k }, bytes: view.subarray(start, end) })),
         );
         cost.bytesCompared += bytesCompared;
-        for (const members of classes) groups.push({ pages: members });
+        // A page alone in its class has no partner: nothing to propose.
+        for (const members of classes) if (members.length > 1) groups.push({ pages: members });
       }
       metrics[`${label}_pages`] = (metrics[`${label}_pages`] ?? 0) + span.count;
       // A build with one guest of several has no partner: none of its pages is shareable (it still has pages).
@@ -215,14 +219,23 @@ export class SemanticStrategy implements Strategy {
     gfns: readonly number[],
     count: number,
   ): Generator<{ first: number; count: number }> {
+    const frameOf = inBuild.length > 1 ? context.sharedFrameOf : undefined;
     const onOneFrame = inBuild.length > 1 ? context.sharedOnOneFrame : undefined;
-    if (!onOneFrame) {
+    if (!frameOf && !onOneFrame) {
       yield { first: 0, count };
       return;
     }
+    // Page k is one frame already if every guest's page k is on the same frame (id ≠ 0).
+    const shares = (k: number): boolean => {
+      if (!frameOf) return onOneFrame!(inBuild.map((guest, i) => ({ guest, gfn: gfns[i]! + k })));
+      const id = frameOf(inBuild[0]!, gfns[0]! + k);
+      if (id === 0) return false;
+      for (let i = 1; i < inBuild.length; i++) if (frameOf(inBuild[i]!, gfns[i]! + k) !== id) return false;
+      return true;
+    };
     let first = -1;
     for (let k = 0; k <= count; k++) {
-      const shared = k < count && onOneFrame(inBuild.map((guest, i) => ({ guest, gfn: gfns[i]! + k })));
+      const shared = k < count && shares(k);
       if (k < count && !shared) {
         if (first < 0) first = k;
         continue;

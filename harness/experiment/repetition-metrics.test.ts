@@ -31,6 +31,36 @@ function record(label: string, name: string, more: Partial<StrategyRecord> = {})
 const facts = { guests: 2, memoryMiB: 64, repetition: 2, totalPages: 262144, spanS: 120, opsPerSecond: [100, 300] };
 
 describe('repetition metrics', () => {
+  it("gives where sharing came from at the last tick with classes: frames saved by class, and the part of content's savings found", () => {
+    const savedByClass = {
+      free: 0,
+      pagecache: 12,
+      shmem: 3,
+      anon: 1,
+      slab: 0,
+      pagetable: 0,
+      kernel_text: 9,
+      kernel_rodata: 4,
+      kernel_data: 0,
+      module_text: 1,
+      other: 0,
+    };
+    const [union] = repetitionMetrics(
+      [record('semantic-union', 'semantic-union', { lastAttribution: { savedByClass, contentSavedFound: 45, contentFramesSaved: 60 } })],
+      facts,
+    );
+    expect(union!.values).toMatchObject({
+      saved_pagecache_frames: 12,
+      saved_kernel_text_frames: 9,
+      saved_other_frames: 0,
+      content_saved_found_frames: 45,
+      content_saved_found_pct: 75,
+    });
+    const [plain] = repetitionMetrics([record('content', 'content')], facts);
+    expect(plain!.values.saved_pagecache_frames).toBeUndefined();
+    expect(plain!.values.content_saved_found_pct).toBeUndefined();
+  });
+
   it('takes ledger figures from the last tick and CPU as the steady-state mean, the first scan apart', () => {
     const [content] = repetitionMetrics([record('content', 'content')], facts);
     expect(content).toMatchObject({ memoryMiB: 64, repetition: 2, strategy: 'content' });

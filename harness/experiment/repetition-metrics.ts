@@ -9,6 +9,7 @@ import { XmeError } from '../util/errors.ts';
 import { METRICS } from '../results/metrics.ts';
 import { THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import type { RepetitionMetrics } from '../results/summary.ts';
+import { SAVED_CLASSES, type SavedByClass } from '../introspection/saved-by-class.ts';
 
 /** What the tick loop kept of one strategy over one repetition. */
 export interface StrategyRecord {
@@ -25,6 +26,8 @@ export interface StrategyRecord {
   mechanismCpu: number[];
   cowModelCpu: number[];
   instrumentCpu: number[];
+  /** Where sharing came from at the last tick that had classes (tick-attribution.ts); undefined where none did. */
+  lastAttribution?: { savedByClass?: SavedByClass; contentSavedFound?: number; contentFramesSaved?: number };
   /** Per tick, the page classification billed to the strategy (strategies that read page classes only). */
   classifyCpu?: number[];
   refusedScans: number;
@@ -118,6 +121,12 @@ export function repetitionMetrics(records: readonly StrategyRecord[], facts: Rep
       first_result_s: facts.firstResultS,
       harness_memory_mib: facts.harnessMemoryMiB,
     };
+    const attributed = record.lastAttribution;
+    if (attributed?.savedByClass) for (const kind of SAVED_CLASSES) values[`saved_${kind}_frames`] = attributed.savedByClass[kind];
+    if (attributed?.contentSavedFound !== undefined) {
+      values.content_saved_found_frames = attributed.contentSavedFound;
+      values.content_saved_found_pct = ratio(attributed.contentSavedFound * 100, attributed.contentFramesSaved);
+    }
     if (metrics.kernel_code_pages) values.kernel_code_shareability_pct = ((metrics.kernel_code_identical_pages ?? 0) / metrics.kernel_code_pages) * 100;
     if (metrics.kernel_rodata_pages) values.kernel_rodata_shareability_pct = ((metrics.kernel_rodata_identical_pages ?? 0) / metrics.kernel_rodata_pages) * 100;
     if (semantic && semantic !== record) {

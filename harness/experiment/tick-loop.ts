@@ -17,7 +17,7 @@ import { measureThreadCpu, THREAD_CPU_METHOD } from '../util/thread-cpu.ts';
 import { createStrategy } from '../../strategies/registry.ts';
 import type { ScanResult, Strategy, StrategyContext, TickPageClasses } from '../../strategies/types.ts';
 import { TickPageClassifier, type PageClassSource } from './tick-page-classes.ts';
-import { TickAttributor, type ScoredTrack } from './tick-attribution.ts';
+import { REFERENCE_STRATEGY, TickAttributor, type ScoredTrack } from './tick-attribution.ts';
 import type { Scenario } from '../scenario/scenario.ts';
 import type { RepetitionMetrics } from '../results/summary.ts';
 import type { SampleOrigin, StrategySample, TickSample } from '../results/tick-sample.ts';
@@ -83,6 +83,7 @@ interface StrategyTrack {
   undeclared: Set<string>;
   /** Per tick, the page classification billed to this strategy (only for strategies that read classes). */
   classifyCpu: number[];
+  lastAttribution?: StrategyRecord['lastAttribution'];
   /** Warned that this ledger cannot reclaim free frames (once per repetition). */
   reclaimWarned?: boolean;
 }
@@ -253,7 +254,14 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       // Where sharing comes from, once every strategy has scored: the instrument's (tick-attribution.ts).
       if (pageClasses && pageClasses.refused === undefined) {
         const cpuMs = attributor.apply(tick, scored, guests, pageClasses.guests, classesRead ? 0 : pageClasses.cpuMs);
-        for (const { track } of scored) track.instrumentCpu[track.instrumentCpu.length - 1]! += cpuMs;
+        const content = scored.find((s) => s.name === REFERENCE_STRATEGY)?.samples[0];
+        for (const { track, samples } of scored) {
+          track.instrumentCpu[track.instrumentCpu.length - 1]! += cpuMs;
+          const [total] = samples;
+          if (total.savedByClass || total.contentSavedFound !== undefined) {
+            track.lastAttribution = { savedByClass: total.savedByClass, contentSavedFound: total.contentSavedFound, contentFramesSaved: content?.framesSaved };
+          }
+        }
       }
       for (const { samples } of scored) for (const sample of samples) input.emit(sample);
       // After every strategy, so that recording costs none of them CPU or cache; the guests are still paused.
@@ -286,6 +294,7 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       cowModelCpu: track.cowModelCpu,
       instrumentCpu: track.instrumentCpu,
       classifyCpu: track.classifyCpu,
+      ...(track.lastAttribution ? { lastAttribution: track.lastAttribution } : {}),
       refusedScans: track.refusedScans,
       stats: track.ledger.stats(),
       cowMethodDescription: track.ledger.cowMethodDescription,

@@ -779,7 +779,10 @@ export class PageClassifier {
       checked[index] = 1;
       const file = files[index]!;
       const copy = inodes[index]!;
-      if (memory.u64(file.mapping + hostOffset, `the address_space of frame ${hex(frame)}`) === file.inode && memory.equalsVirtual(file.inode, copy)) continue;
+      // The address_space of a regular file lies inside its inode (i_data): the inode's bytes then cover its host too.
+      const inside = file.mapping >= file.inode && file.mapping + hostOffset + 8n <= file.inode + BigInt(copy.length);
+      const sameHost = inside || memory.u64(file.mapping + hostOffset, `the address_space of frame ${hex(frame)}`) === file.inode;
+      if (sameHost && memory.equalsVirtual(file.inode, copy)) continue;
       const read = this.fileOf(file.mapping, frame, superBlocks);
       if (!read) throw new PageClassRefusal(this.guest.id, 'page cache', `frame ${hex(frame)}'s address_space ${hex(file.mapping)} lost its host inode`);
       files[index] = read.info;

@@ -4,6 +4,7 @@
  */
 import type { MetricDefinition } from '../sharing/types.ts';
 import { OWN_MEMORY_METHOD } from '../util/process-memory.ts';
+import { SAVED_CLASSES, type SavedClass } from '../introspection/saved-by-class.ts';
 
 const THREAD_CPU =
   'CPU time of the harness thread that ran it (clock_gettime CLOCK_THREAD_CPUTIME_ID; other threads such as V8 background GC not counted), strategies in rotated order';
@@ -44,6 +45,24 @@ export const METRICS = {
     unit: 'faults',
     method:
       "reclaimed free frames that a later tick's page classes no longer found free (allocated since: on a real host, a fault on the zero frame at the first write); a lower bound: a frame allocated and freed again between two ticks is not seen",
+  },
+  ...(Object.fromEntries(
+    SAVED_CLASSES.map((kind) => [
+      `saved_${kind}_frames`,
+      {
+        unit: 'pages',
+        method: `the part of frames_saved whose pages are of class ${kind} by the guest kernels' page classes, at the last tick that had classes (experiment/tick-attribution.ts: a frame of m pages saves m − 1, its keeper the smallest page; scenarios/README.md, "Where sharing comes from")`,
+      },
+    ]),
+  ) as Record<`saved_${SavedClass}_frames`, MetricDefinition>),
+  content_saved_found_frames: {
+    unit: 'pages',
+    method:
+      "of the content strategy's saved pages at the last tick that had classes, those this strategy's own ledger also saves or reclaims (shared or reclaimed free), found without a content scan",
+  },
+  content_saved_found_pct: {
+    unit: "% of content's frames saved",
+    method: 'content_saved_found_frames / frames_saved of the content strategy at the same tick × 100',
   },
   frames_saved_and_reclaimed: {
     unit: 'pages',
