@@ -361,8 +361,10 @@ export class ClassKeyProposer {
 }
 
 /** The slot of (key id, page index), made on first use. */
-function slotOf(perKey: Map<number, number>[], slots: Slots, id: number, index: number): number {
+function slotOf(perKey: Map<number, number>[], slots: Slots, id: number, fileIndex: number): number {
   const map = (perKey[id] ??= new Map());
+  // A small integer key (page indexes of files below 8 TiB): no boxed double per look-up.
+  const index = fileIndex <= 0x7fffffff ? fileIndex | 0 : fileIndex;
   let slot = map.get(index);
   if (slot === undefined) map.set(index, (slot = slots.add()));
   return slot;

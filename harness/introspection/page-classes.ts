@@ -291,6 +291,26 @@ interface LastTick {
   ranges: string;
 }
 
+/** The same facts of a file (FileInfo: every field), whatever else in its inode moved. */
+function sameFile(a: FileInfo, b: FileInfo): boolean {
+  return (
+    a.mapping === b.mapping &&
+    a.inode === b.inode &&
+    a.superBlock === b.superBlock &&
+    a.device === b.device &&
+    a.deviceName === b.deviceName &&
+    a.fsType === b.fsType &&
+    a.ino === b.ino &&
+    a.generation === b.generation &&
+    a.mode === b.mode &&
+    a.size === b.size &&
+    a.mtime.sec === b.mtime.sec &&
+    a.mtime.nsec === b.mtime.nsec &&
+    a.ctime.sec === b.ctime.sec &&
+    a.ctime.nsec === b.ctime.nsec
+  );
+}
+
 /** What a file's pages take from its super block. */
 type SuperBlockInfo = Pick<FileInfo, 'device' | 'deviceName' | 'fsType'>;
 
@@ -661,11 +681,11 @@ export class PageClassifier {
         if (read) {
           file = this.fileIndexOf.get(mapping) ?? -1;
           if (file < 0) this.fileIndexOf.set(mapping, (file = files.length));
-          // An inode unchanged keeps its entry (the same object: PageClasses.delta's consumers see the file unchanged).
-          if (!inodes[file]?.equals(read.inode)) {
-            files[file] = read.info;
-            inodes[file] = read.inode;
-          }
+          // A file whose facts are unchanged keeps its entry (the same object: PageClasses.delta's consumers see
+          // the file unchanged); its inode's bytes are kept as read now (reference counts and lists move often).
+          const known = files[file];
+          if (!known || !sameFile(known, read.info)) files[file] = read.info;
+          inodes[file] = read.inode;
         }
         readThisTick.set(mapping, file);
       }
@@ -785,7 +805,7 @@ export class PageClassifier {
       if (sameHost && memory.equalsVirtual(file.inode, copy)) continue;
       const read = this.fileOf(file.mapping, frame, superBlocks);
       if (!read) throw new PageClassRefusal(this.guest.id, 'page cache', `frame ${hex(frame)}'s address_space ${hex(file.mapping)} lost its host inode`);
-      files[index] = read.info;
+      if (!sameFile(file, read.info)) files[index] = read.info;
       inodes[index] = read.inode;
     }
   }
