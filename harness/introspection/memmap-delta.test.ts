@@ -39,8 +39,10 @@ describe('refreshCopy', () => {
     for (const frame of changedFrames) guest.writeUInt8(guest[frame * STRIDE + 9]! ^ 0x5a, frame * STRIDE + 9);
     const memory = memoryOf(guest);
     const changed = new Uint8Array(frames);
-    expect(refreshCopy(memory, ranges, copy, STRIDE, changed)).toBe(changedFrames.length);
+    const list: number[] = [];
+    expect(refreshCopy(memory, ranges, copy, STRIDE, changed, list)).toBe(changedFrames.length);
     expect([...changed.keys()].filter((f) => changed[f] === 1)).toEqual(changedFrames);
+    expect(list).toEqual(changedFrames);
     expect(copy.equals(guest)).toBe(true);
     expect(memory.copied).toBe(4 * PAGE_SIZE); // frames 64·30 and 64·30 + 63 share a page
   });
@@ -64,11 +66,11 @@ describe('framesToRedo', () => {
   head.fill(40, 40, 44);
   order.fill(2, 40, 44);
   const redoOf = (...frames: number[]) => {
-    const changed = new Uint8Array(64);
-    for (const f of frames) changed[f] = 1;
     const redo = new Uint8Array(64);
-    const marked = framesToRedo(changed, { head, order }, redo);
-    return { marked, frames: [...redo.keys()].filter((f) => redo[f] === 1) };
+    const list = framesToRedo(frames, { head, order }, redo);
+    // The list is the marks, ascending.
+    expect([...list]).toEqual([...redo.keys()].filter((f) => redo[f] === 1));
+    return { marked: list.length, frames: [...list] };
   };
 
   it('brings a changed frame alone when it was in no block', () => {

@@ -31,10 +31,17 @@ const BLOCK = 16 * PAGE_SIZE;
 
 /**
  * Brings `copy` up to date with guest memory, in place, and marks in `changed` (one byte per frame) each frame
- * whose struct page differs from the copy's. Reads the array once (compared in guest memory; only changed pages
- * of it are copied). Returns how many records changed.
+ * whose struct page differs from the copy's, listing it in `list` too. Reads the array once (compared in guest
+ * memory; only changed pages of it are copied). Returns how many records changed.
  */
-export function refreshCopy(memory: PhysicalAccess, ranges: readonly MemmapRange[], copy: Buffer, stride: number, changed: Uint8Array): number {
+export function refreshCopy(
+  memory: PhysicalAccess,
+  ranges: readonly MemmapRange[],
+  copy: Buffer,
+  stride: number,
+  changed: Uint8Array,
+  list: number[] = [],
+): number {
   let records = 0;
   for (const range of ranges) {
     for (let block = 0; block < range.length; block += BLOCK) {
@@ -50,6 +57,7 @@ export function refreshCopy(memory: PhysicalAccess, ranges: readonly MemmapRange
         for (let i = 0; i + stride <= length; i += stride) {
           if (copy.compare(old, i, i + stride, at + i, at + i + stride) === 0) continue;
           changed[(at + i) / stride] = 1;
+          list.push((at + i) / stride);
           records++;
         }
       }
@@ -67,19 +75,22 @@ export interface BlockColumns {
 }
 
 /**
- * The frames to classify again: every frame in `changed`, with the whole block it belonged to at the last tick
- * (its head's extent). Marks `redo` (one byte per frame) and returns how many frames it marks.
+ * The frames to classify again: every frame of `changed` (a list), with the whole block it belonged to at the
+ * last tick (its head's extent). Marks `redo` (one byte per frame) and returns the frames marked, ascending.
  */
-export function framesToRedo(changed: Uint8Array, before: BlockColumns, redo: Uint8Array): number {
-  const frames = changed.length;
-  for (let frame = 0; frame < frames; frame++) {
-    if (changed[frame] !== 1) continue;
+export function framesToRedo(changed: readonly number[], before: BlockColumns, redo: Uint8Array): Int32Array {
+  const frames = redo.length;
+  const marked: number[] = [];
+  const mark = (frame: number) => {
+    if (redo[frame] === 1) return;
+    redo[frame] = 1;
+    marked.push(frame);
+  };
+  for (const frame of changed) {
     const head = before.head[frame]!;
     const order = before.order[frame]!;
-    if (order === 0 || head > frame) redo[frame] = 1;
-    else redo.fill(1, head, Math.min(frames, head + 2 ** order));
+    if (order === 0 || head > frame) mark(frame);
+    else for (let f = head, end = Math.min(frames, head + 2 ** order); f < end; f++) mark(f);
   }
-  let marked = 0;
-  for (let frame = 0; frame < frames; frame++) marked += redo[frame]!;
-  return marked;
+  return Int32Array.from(marked).sort();
 }

@@ -459,11 +459,13 @@ export class PageClassifier {
     this.last = undefined;
     if (!last) this.forget();
     const changed = new Uint8Array(frames);
+    // The changed frames as a list too (after the first tick, a few hundred or thousand of 131,072 per 512 MiB).
+    const changedList: number[] = [];
     if (!last || !this.memmapCopy) {
       this.memmapCopy = Buffer.from(new ArrayBuffer(length));
       for (const range of ranges) memory.copyPhysical(range.physical, range.length, this.memmapCopy, range.at, 'vmemmap');
       changed.fill(1);
-    } else refreshCopy(memory, ranges, this.memmapCopy, stride, changed);
+    } else refreshCopy(memory, ranges, this.memmapCopy, stride, changed, changedList);
     const memmap = this.memmapCopy;
     const backing = new Set<number>();
     for (const range of ranges) {
@@ -511,15 +513,26 @@ export class PageClassifier {
     // What lies outside the array is read in full every tick; a frame whose membership changed is redone.
     const perCpu = this.perCpuFreeLists(topology, memmap, frameOfStructPage, offsets.pcpList, frames);
     const moduleText = this.moduleText();
+    const markChanged = (frame: number) => {
+      if (changed[frame] === 1) return;
+      changed[frame] = 1;
+      changedList.push(frame);
+    };
     if (last) {
-      for (let frame = 0; frame < frames; frame++) if (perCpu[frame] !== last.perCpu[frame]) changed[frame] = 1;
+      // Compared whole first (natively): the lists of an idle guest rarely change between ticks.
+      if (Buffer.compare(Buffer.from(perCpu.buffer, perCpu.byteOffset, frames), Buffer.from(last.perCpu.buffer, last.perCpu.byteOffset, frames)) !== 0) {
+        for (let frame = 0; frame < frames; frame++) if (perCpu[frame] !== last.perCpu[frame]) markChanged(frame);
+      }
       if (moduleText.signature !== last.moduleText.signature) {
-        for (const frame of last.moduleText.frames) changed[frame] = 1;
-        for (const frame of moduleText.frames) changed[frame] = 1;
+        for (const frame of last.moduleText.frames) markChanged(frame);
+        for (const frame of moduleText.frames) markChanged(frame);
       }
     }
     const redo = last ? new Uint8Array(frames) : changed;
-    const redone = last ? framesToRedo(changed, last.classes, redo) : frames;
+    // The frames to classify, ascending: a list after a tick that succeeded; every frame otherwise.
+    const redoList = last ? framesToRedo(changedList, last.classes, redo) : undefined;
+    const redone = redoList ? redoList.length : frames;
+    const count = redoList ? redoList.length : frames;
 
     if (this.identity?.length !== frames) this.identity = Uint32Array.from({ length: frames }, (_, i) => i);
     const kind = last ? last.classes.kind.slice() : new Uint8Array(frames);
@@ -563,8 +576,11 @@ export class PageClassifier {
     const zones = this.zoneCheck(topology);
     const { keyShift, run: zoneRun } = zones;
     const flagsHigh = w.flags + 1;
-    for (let pfn = 0; pfn < frames; pfn++) {
-      if (redo[pfn] !== 1) continue;
+    // Frames below `cursor` were filled already, as part of a free block classified at its head.
+    let cursor = 0;
+    for (let i = 0; i < count; i++) {
+      const pfn = redoList ? redoList[i]! : i;
+      if (pfn < cursor) continue;
       // From scratch: the frame's columns as a first classification starts them.
       kind[pfn] = 0;
       bits[pfn] = 0;
@@ -618,7 +634,7 @@ export class PageClassifier {
         bits.fill(0, pfn, end);
         ref.fill(-1, pfn, end);
         fileIndex.fill(Number.NaN, pfn, end);
-        pfn = end - 1;
+        cursor = end;
         continue;
       }
       if (typed(pageType, rules.pageType.table)) {
@@ -703,7 +719,8 @@ export class PageClassifier {
 
     // Tails take their head's class (a head comes first: the tail check above demands it). Only frames
     // classified this tick are pending; a head not classified again keeps its class, on unchanged bytes.
-    for (let pfn = 0; pfn < frames; pfn++) {
+    for (let i = 0; i < count; i++) {
+      const pfn = redoList ? redoList[i]! : i;
       if (kind[pfn] !== PENDING_TAIL) continue;
       const headFrame = head[pfn]!;
       const headFlags = memmap.readUInt32LE(headFrame * stride + offsets.flags);
@@ -723,9 +740,10 @@ export class PageClassifier {
 
     // Per-CPU free lists and module text: marked on the frames classified this tick; a frame kept has the
     // membership it had (a change of membership redid it).
-    for (let frame = 0; frame < frames; frame++) {
+    for (let i = 0; i < count; i++) {
+      const frame = redoList ? redoList[i]! : i;
       const listOrder = perCpu[frame]! - 1;
-      if (listOrder < 0 || redo[frame] !== 1) continue;
+      if (listOrder < 0) continue;
       if (kind[frame] !== KIND.unknown || ref[frame] !== UNKNOWN.unowned) {
         refuse('per-CPU list', `frame ${hex(frame)} is on a per-CPU free list (order ${listOrder}) but reads as ${PAGE_KINDS[kind[frame]!] ?? 'a tail'}`);
       }
