@@ -22,6 +22,7 @@ function following(next: PageClasses, since: PageClasses, redone: number[]): Pag
   return new Classes(c.guestId, c.frames, c.kind, c.bits, c.order, c.head, c.ref, c.fileIndex, c.files, c.caches, c.modules, c.counters, c.topology, {
     since,
     redo,
+    list: Int32Array.from(redone).sort(),
     redone: redone.length,
   });
 }
@@ -74,10 +75,30 @@ describe('ClassKeyProposer, incremental', () => {
     const proposer = new ClassKeyProposer(['pagecache']);
     const classes = [craftedClasses('g0', FRAMES, tick0, [fileA, fileB]), craftedClasses('g1', FRAMES, tick0, [fileA, fileB])];
     // Frame 1 of both guests is on ledger frame 5; frame 2 of g0 on frame 6 and of g1 on none.
-    const frameOf = (guest: number, gfn: number) => (gfn === 1 ? 5 : gfn === 2 && guest === 0 ? 6 : 0);
-    const { groups, metrics } = proposer.propose(classes, frameOf);
+    const frameIds = [0, 1].map((guest) => Uint32Array.from({ length: FRAMES }, (_, gfn) => (gfn === 1 ? 5 : gfn === 2 && guest === 0 ? 6 : 0)));
+    const { groups, metrics } = proposer.propose(classes, frameIds);
     expect(metrics).toMatchObject({ pagecache_key_groups: 3, pagecache_key_pages: 6, pagecache_key_proposed_pages: 4 });
     expect(groupsAsText(groups)).not.toContain(`1,${2 ** 24 + 1}`);
     expect(groupsAsText(groups)).toContain(`2,${2 ** 24 + 2}`);
+  });
+
+  it('gives back the slots of a key no frame holds any more: a file re-keyed every tick does not make slots without end', () => {
+    const proposer = new ClassKeyProposer(['shmem']);
+    // A shmem file of 8 pages in both guests whose mtime moves at every tick (a journal on tmpfs).
+    const spec: Record<number, CraftedFrame> = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [10 + i, { kind: 'shmem' as const, file: 0, index: i }]));
+    const journal = (tick: number) => craftedFile({ ino: 40, fsType: 'tmpfs', mtime: { sec: 1_700_000_000 + tick, nsec: 0 } });
+    let last: PageClasses[] | undefined;
+    const made: number[] = [];
+    for (let tick = 0; tick < 6; tick++) {
+      const fresh = [craftedClasses('g0', FRAMES, spec, [journal(tick)]), craftedClasses('g1', FRAMES, spec, [journal(tick)])];
+      const classes = last ? fresh.map((c, g) => following(c, last![g]!, [])) : fresh;
+      const { metrics } = proposer.propose(classes);
+      // Both guests' journals have the same mtime here: 8 keys of 2 frames, re-keyed each tick through the file's list.
+      expect(metrics).toMatchObject({ shmem_frames: 16, shmem_key_groups: 8, shmem_key_pages: 16 });
+      made.push(proposer.slotsMade);
+      last = classes;
+    }
+    expect(proposer.lastReslotted).toBe(16);
+    expect(Math.max(...made)).toBeLessThanOrEqual(8 + 8);
   });
 });

@@ -27,7 +27,6 @@ import { pageIndex } from '../harness/hashing/scan-engine.ts';
 const PAGECACHE = PAGE_KINDS.indexOf('pagecache');
 const SHMEM = PAGE_KINDS.indexOf('shmem');
 const MODULE_TEXT = PAGE_KINDS.indexOf('module-text');
-const FREE = PAGE_KINDS.indexOf('free');
 
 /** What a key groups, as the metric names' prefix. */
 export type KeyKind = 'pagecache' | 'shmem' | 'module_text';
@@ -60,7 +59,7 @@ export function keyMetricDeclarations(kinds: readonly KeyKind[]): MetricDeclarat
         {
           unit: 'pages',
           method:
-            'of those, frames proposed to the ledger this tick: a key whose frames the ledger holds as one frame already (StrategyContext.sharedFrameOf; accounted ledger) is not proposed again',
+            'of those, frames proposed to the ledger this tick: a key whose frames the ledger holds as one frame already (StrategyContext.sharedFrameIds; accounted ledger) is not proposed again',
         },
       ],
       [
@@ -81,23 +80,62 @@ function fileKey(file: FileInfo, kind: number): string {
   return kind === SHMEM ? `m|${id}|${file.size}|${mtime}` : `f|${id}|${file.generation}|${mtime}|${file.ctime.sec}.${file.ctime.nsec}`;
 }
 
-/** Slots of one key kind across guests, kept from tick to tick: per key, the frame of each guest (−1: none). */
+/**
+ * Slots of one key kind across guests, kept from tick to tick: per (key id, page index), the frame of each
+ * guest (−1: none). A slot no guest holds any more is given back and used again: a file whose key changes every
+ * tick (a journal on tmpfs: its mtime moves) would otherwise leave a new set of empty slots behind at each tick.
+ */
 class Slots {
   private frames = new Int32Array(0);
   private counts = new Uint8Array(0);
+  /** Per slot, the key id and page index it stands for (to find it in perKey when it is given back). */
+  private owner = new Int32Array(0);
+  private index = new Float64Array(0);
+  /** Per key id: page index → slot. */
+  private perKey: (Map<number, number> | undefined)[] = [];
+  private spare: number[] = [];
+  /** Slots ever made (the highest slot number + 1); `spare` of them are free. */
   size = 0;
 
   constructor(private readonly guests: number) {}
 
-  add(): number {
+  /** Slots some guest holds a frame in. */
+  get held(): number {
+    return this.size - this.spare.length;
+  }
+
+  /** The slot of (key id, page index), made (or taken from the spare ones) on first use. */
+  slotFor(id: number, fileIndex: number): number {
+    const map = (this.perKey[id] ??= new Map());
+    // A small integer key (page indexes of files below 8 TiB): no boxed double per look-up.
+    const at = fileIndex <= 0x7fffffff ? fileIndex | 0 : fileIndex;
+    let slot = map.get(at);
+    if (slot === undefined) {
+      slot = this.add();
+      this.owner[slot] = id;
+      this.index[slot] = at;
+      map.set(at, slot);
+    }
+    return slot;
+  }
+
+  private add(): number {
+    const spare = this.spare.pop();
+    if (spare !== undefined) return spare;
     if (this.size === this.counts.length) {
       const capacity = Math.max(1024, this.counts.length * 2);
       const frames = new Int32Array(capacity * this.guests).fill(-1);
       frames.set(this.frames);
       const counts = new Uint8Array(capacity);
       counts.set(this.counts);
+      const owner = new Int32Array(capacity);
+      owner.set(this.owner);
+      const index = new Float64Array(capacity);
+      index.set(this.index);
       this.frames = frames;
       this.counts = counts;
+      this.owner = owner;
+      this.index = index;
     }
     return this.size++;
   }
@@ -111,37 +149,43 @@ class Slots {
     return true;
   }
 
-  /** The guest's frame leaves the slot. */
+  /** The guest's frame leaves the slot; a slot left empty is given back. */
   remove(slot: number, guest: number): void {
     const at = slot * this.guests + guest;
     if (this.frames[at] === -1) return;
     this.frames[at] = -1;
-    this.counts[slot]!--;
+    if (--this.counts[slot]! > 0) return;
+    const id = this.owner[slot]!;
+    const map = this.perKey[id];
+    map?.delete(this.index[slot]!);
+    if (map?.size === 0) this.perKey[id] = undefined;
+    this.spare.push(slot);
   }
 
   /**
    * Every slot held by two or more guests: `keys` of them, `pages` in them. One group each is proposed, except
-   * for a slot whose frames `frameOf` (the ledger's frame id of a page, 0 none) puts on one frame already
-   * (nothing to compare or share); the pages proposed are marked with `code` in marks.
+   * for a slot whose frames `frameIds` (per guest, the ledger's frame id of each page, 0 none) puts on one frame
+   * already (nothing to compare or share); the pages proposed are marked with `code` in marks (and listed in marked).
    */
-  groups(marks: Uint8Array[], code: number, frameOf: ((guest: number, gfn: number) => number) | undefined) {
+  groups(marks: Uint8Array[], marked: number[][], code: number, frameIds: readonly ArrayLike<number>[] | undefined) {
     const groups: ShareGroup[] = [];
     let keys = 0;
     let pages = 0;
     let proposedPages = 0;
-    const { guests } = this;
+    const { guests, frames: slotFrames, counts } = this;
     for (let slot = 0; slot < this.size; slot++) {
-      const count = this.counts[slot]!;
+      const count = counts[slot]!;
       if (count < 2) continue;
       keys++;
       pages += count;
-      if (frameOf) {
+      const at = slot * guests;
+      if (frameIds) {
         // On one frame already: every member's frame id the same, and not 0 (none).
         let id = -1;
         for (let g = 0; g < guests && id !== 0; g++) {
-          const frame = this.frames[slot * guests + g]!;
+          const frame = slotFrames[at + g]!;
           if (frame < 0) continue;
-          const its = frameOf(g, frame);
+          const its = frameIds[g]![frame]!;
           id = id === -1 || id === its ? its : 0;
         }
         if (id > 0) continue;
@@ -149,16 +193,29 @@ class Slots {
       const indices = new Uint32Array(count);
       let n = 0;
       for (let g = 0; g < guests; g++) {
-        const frame = this.frames[slot * guests + g]!;
+        const frame = slotFrames[at + g]!;
         if (frame < 0) continue;
         indices[n++] = pageIndex(g, frame);
         marks[g]![frame] = code;
+        marked[g]!.push(frame);
       }
       groups.push(new PackedGroup(indices, false));
       proposedPages += count;
     }
     return { groups, keys, pages, proposedPages };
   }
+}
+
+/** The figures a frame counts in (GuestSlots.counted), so that a frame slotted again takes its old part out. */
+const COUNTED = { pagecache: 1, pagecacheSkipped: 2, shmem: 4, shmemSkipped: 8, moduleText: 16 } as const;
+
+/** One guest's part of the figures, kept up to date frame by frame as frames are slotted again. */
+interface GuestFigures {
+  pagecache: number;
+  pagecacheSkipped: number;
+  shmem: number;
+  shmemSkipped: number;
+  moduleText: number;
 }
 
 /** Where one guest's frames stand in the slots, as of the classes last proposed from. */
@@ -172,135 +229,106 @@ interface GuestSlots {
   fileIds: Int32Array;
   /** The key id of each of classes.modules. */
   moduleIds: number[];
+  /** Per frame: the COUNTED flags of its part in the figures. */
+  counted: Uint8Array;
+  figures: GuestFigures;
+  /**
+   * The page-cache and shmem frames of each files-table entry, as lists through the frames (−1 ends one): a
+   * file whose entry changed has its frames slotted again by walking its list, not every frame of the guest.
+   * listedUnder: per frame the entry it is listed under (−1 none); firstOf: per entry its first frame.
+   */
+  listedUnder: Int32Array;
+  next: Int32Array;
+  prev: Int32Array;
+  firstOf: Int32Array;
 }
 
 /**
  * Proposes the groups of the key kinds it is given, tick after tick, and reads back what the ledger refused
  * of them (judge). Reads no guest page: only the classes' columns and files table.
  *
- * Incremental: the slots (key → frame per guest) are kept from tick to tick. Where a guest's classes follow from
- * the ones proposed last (PageClasses.delta), only its frames classified again, and the frames of a file whose
- * entry changed, are taken out of their slot and put in again; otherwise every frame of the guest is. And a key
- * whose frames the ledger already holds as one frame (StrategyContext.sharedFrameOf) is not proposed again:
+ * Incremental: the slots (key → frame per guest) are kept from tick to tick, and so are the figures. Where a
+ * guest's classes follow from the ones proposed last (PageClasses.delta), only its frames classified again
+ * (delta.list), and the frames of a file whose entry changed (walked through that file's list), are taken out
+ * of their slot and put in again; otherwise (and when the modules changed) every frame of the guest is. A key
+ * whose frames the ledger already holds as one frame (StrategyContext.sharedFrameIds) is not proposed again:
  * there is nothing to compare or share.
  */
 export class ClassKeyProposer {
   /** Per guest, which key kind proposed each frame this tick (KIND_CODE; 0: none), for judge(). */
   private marks: Uint8Array[] = [];
+  /** Where marks holds a code this tick: cleared there at the next tick instead of filling every frame. */
+  private marked: number[][] = [];
   /** Whether this tick proposed anything (a refused tick does not: judge() then reports nothing). */
   private proposed = false;
   private readonly want: Set<KeyKind>;
   private slots: { pagecache: Slots; shmem: Slots; module_text: Slots } | undefined;
   private fileKeys = new Map<string, number>();
   private moduleKeys = new Map<string, number>();
-  /** Per key id: page index → slot (file keys of both kinds share ids; module keys have their own). */
-  private fileSlots: Map<number, number>[] = [];
-  private moduleSlots: Map<number, number>[] = [];
   private guests: GuestSlots[] = [];
   /** Frames put into slots again at the last propose(), all guests (a figure for the notes and tests). */
   lastReslotted = 0;
+
+  /** Slots made so far, all kinds (empty ones are used again, so this stays near the number of keys held). */
+  get slotsMade(): number {
+    return this.slots ? this.slots.pagecache.size + this.slots.shmem.size + this.slots.module_text.size : 0;
+  }
 
   constructor(private readonly kinds: readonly KeyKind[]) {
     this.want = new Set(kinds);
   }
 
-  propose(classes: readonly PageClasses[], frameOf?: (guest: number, gfn: number) => number): { groups: ShareGroup[]; metrics: Record<string, number> } {
+  propose(classes: readonly PageClasses[], frameIds?: readonly ArrayLike<number>[]): { groups: ShareGroup[]; metrics: Record<string, number> } {
     this.proposed = true;
     if (!this.slots || this.guests.length !== classes.length || this.guests.some((s, g) => s.classes.frames !== classes[g]!.frames)) this.reset(classes.length);
     const slots = this.slots!;
-    if (this.marks.length !== classes.length || this.marks.some((m, g) => m.length !== classes[g]!.frames))
+    if (this.marks.length !== classes.length || this.marks.some((m, g) => m.length !== classes[g]!.frames)) {
       this.marks = classes.map((c) => new Uint8Array(c.frames));
-    else for (const mark of this.marks) mark.fill(0);
-    const wantPagecache = this.want.has('pagecache');
-    const wantShmem = this.want.has('shmem');
-    let pagecacheFrames = 0;
-    let shmemFrames = 0;
-    let moduleFrames = 0;
-    let pagecacheSkipped = 0;
-    let shmemSkipped = 0;
+      this.marked = classes.map(() => []);
+    } else {
+      this.marks.forEach((mark, g) => {
+        for (const frame of this.marked[g]!) mark[frame] = 0;
+        this.marked[g] = [];
+      });
+    }
     let reslotted = 0;
     classes.forEach((c, g) => {
       const before = this.guests[g];
       const follows = before !== undefined && c.delta?.since === before.classes;
       const state = this.guestSlots(c, g, follows ? before : undefined);
-      const fileIds = state.fileIds;
-      // A file entry that is not the object it was: its key may have changed, so its frames are slotted again.
-      const fileChanged = new Uint8Array(c.files.length);
-      if (follows) for (let r = 0; r < c.files.length; r++) if (c.files[r] !== before.classes.files[r]) fileChanged[r] = 1;
-      const moduleChanged = follows && state.moduleIds.some((id, i) => id !== before.moduleIds[i]);
-      const redo = follows ? c.delta!.redo : undefined;
-      const oldKind = follows ? before.classes.kind : undefined;
-      const oldRef = follows ? before.classes.ref : undefined;
-      const { kind, bits, ref, fileIndex } = c;
-      /** Out of the slot the frame was in, into the one its class keys now (if any). */
-      const reslot = (frame: number, k: number, isFile: boolean): void => {
-        const code = state.code[frame]!;
-        if (code !== 0) slots[KIND_OF_CODE[code]!].remove(state.slot[frame]!, g);
-        state.slot[frame] = -1;
-        state.code[frame] = 0;
-        let kindName: KeyKind;
-        let slot: number;
-        if (isFile) {
-          kindName = k === SHMEM ? 'shmem' : 'pagecache';
-          if (!this.want.has(kindName)) return;
-          const b = bits[frame]!;
-          if (b & FRAME_BITS.writeback || (k === PAGECACHE && b & FRAME_BITS.dirty)) return;
-          const r = ref[frame]!;
-          let id = fileIds[r]!;
-          if (id < 0) {
-            const key = fileKey(c.files[r]!, k);
-            id = this.fileKeys.get(key) ?? (this.fileKeys.set(key, this.fileKeys.size), this.fileKeys.size - 1);
-            fileIds[r] = id;
-          }
-          slot = slotOf(this.fileSlots, slots[kindName], id, fileIndex[frame]!);
-        } else if (k === MODULE_TEXT && this.want.has('module_text')) {
-          kindName = 'module_text';
-          slot = slotOf(this.moduleSlots, slots.module_text, state.moduleIds[ref[frame]!]!, fileIndex[frame]!);
-        } else return;
-        if (slots[kindName].put(slot, g, frame)) {
-          state.slot[frame] = slot;
-          state.code[frame] = KIND_CODE[kindName];
-        } else state.slot[frame] = -2;
-      };
-      const slotOfFrame = state.slot;
-      for (let frame = 0; frame < c.frames; frame++) {
-        const k = kind[frame]!;
-        if (follows) {
-          const was = oldKind![frame]!;
-          const stale =
-            redo![frame] === 1 ||
-            ((was === PAGECACHE || was === SHMEM) && fileChanged[oldRef![frame]!] === 1) ||
-            ((k === PAGECACHE || k === SHMEM) && fileChanged[ref[frame]!] === 1) ||
-            (moduleChanged && (k === MODULE_TEXT || was === MODULE_TEXT));
-          if (stale) {
-            reslotted++;
-            reslot(frame, k, k === PAGECACHE || k === SHMEM);
-          }
-        } else {
-          reslotted++;
-          reslot(frame, k, k === PAGECACHE || k === SHMEM);
+      const moduleChanged = follows && (state.moduleIds.length !== before.moduleIds.length || state.moduleIds.some((id, i) => id !== before.moduleIds[i]));
+      if (!follows || moduleChanged) {
+        for (let frame = 0; frame < c.frames; frame++) this.reslot(state, slots, g, frame);
+        reslotted += c.frames;
+      } else {
+        // A file entry that is not the object it was: its key may have changed, so its frames are slotted again.
+        const stale: number[] = [];
+        const shared = Math.min(c.files.length, before.classes.files.length);
+        for (let r = 0; r < shared; r++) {
+          if (c.files[r] === before.classes.files[r]) continue;
+          for (let frame = r < state.firstOf.length ? state.firstOf[r]! : -1; frame >= 0; frame = state.next[frame]!) stale.push(frame);
         }
-        // Figures of this tick, over every frame.
-        if (k === PAGECACHE) {
-          if (!wantPagecache) continue;
-          pagecacheFrames++;
-          if (bits[frame]! & (FRAME_BITS.writeback | FRAME_BITS.dirty) || slotOfFrame[frame] === -2) pagecacheSkipped++;
-        } else if (k === SHMEM) {
-          if (!wantShmem) continue;
-          shmemFrames++;
-          if (bits[frame]! & FRAME_BITS.writeback || slotOfFrame[frame] === -2) shmemSkipped++;
-        } else if (k === MODULE_TEXT) moduleFrames++;
+        const list = c.delta!.list;
+        for (let i = 0; i < list.length; i++) this.reslot(state, slots, g, list[i]!);
+        const redo = c.delta!.redo;
+        for (const frame of stale) {
+          if (redo[frame] === 1) continue;
+          this.reslot(state, slots, g, frame);
+          reslotted++;
+        }
+        reslotted += list.length;
       }
       this.guests[g] = state;
     });
     this.lastReslotted = reslotted;
-    const frames = { pagecache: pagecacheFrames, shmem: shmemFrames, module_text: moduleFrames };
-    const skipped = { pagecache: pagecacheSkipped, shmem: shmemSkipped, module_text: 0 };
+    const figure = (name: keyof GuestFigures) => this.guests.reduce((sum, state) => sum + state.figures[name], 0);
+    const frames = { pagecache: figure('pagecache'), shmem: figure('shmem'), module_text: figure('moduleText') };
+    const skipped = { pagecache: figure('pagecacheSkipped'), shmem: figure('shmemSkipped'), module_text: 0 };
     const groups: ShareGroup[] = [];
     const metrics: Record<string, number> = {};
     for (const kind of ['pagecache', 'shmem', 'module_text'] as const) {
       if (!this.want.has(kind)) continue;
-      const made = slots[kind].groups(this.marks, KIND_CODE[kind], frameOf);
+      const made = slots[kind].groups(this.marks, this.marked, KIND_CODE[kind], frameIds);
       groups.push(...made.groups);
       metrics[`${kind}_frames`] = frames[kind];
       if (kind !== 'module_text') metrics[`${kind}_skipped_frames`] = skipped[kind];
@@ -311,13 +339,52 @@ export class ClassKeyProposer {
     return { groups, metrics };
   }
 
+  /** A frame out of the slot, file list and figures it was in, into the ones its class gives it now. */
+  private reslot(state: GuestSlots, slots: { pagecache: Slots; shmem: Slots; module_text: Slots }, g: number, frame: number): void {
+    const c = state.classes;
+    const code = state.code[frame]!;
+    if (code !== 0) slots[KIND_OF_CODE[code]!].remove(state.slot[frame]!, g);
+    state.slot[frame] = -1;
+    state.code[frame] = 0;
+    unlist(state, frame);
+    uncount(state, frame);
+    const k = c.kind[frame]!;
+    const isFile = k === PAGECACHE || k === SHMEM;
+    if (isFile) list(state, frame, c.ref[frame]!);
+    let kindName: KeyKind | undefined;
+    let slot = -1;
+    if (isFile) {
+      kindName = k === SHMEM ? 'shmem' : 'pagecache';
+      const b = c.bits[frame]!;
+      if (!this.want.has(kindName) || b & FRAME_BITS.writeback || (k === PAGECACHE && b & FRAME_BITS.dirty)) kindName = undefined;
+      else {
+        const r = c.ref[frame]!;
+        let id = state.fileIds[r]!;
+        if (id < 0) {
+          const key = fileKey(c.files[r]!, k);
+          id = this.fileKeys.get(key) ?? (this.fileKeys.set(key, this.fileKeys.size), this.fileKeys.size - 1);
+          state.fileIds[r] = id;
+        }
+        slot = slots[kindName].slotFor(id, c.fileIndex[frame]!);
+      }
+    } else if (k === MODULE_TEXT && this.want.has('module_text')) {
+      kindName = 'module_text';
+      slot = slots.module_text.slotFor(state.moduleIds[c.ref[frame]!]!, c.fileIndex[frame]!);
+    }
+    if (kindName !== undefined) {
+      if (slots[kindName].put(slot, g, frame)) {
+        state.slot[frame] = slot;
+        state.code[frame] = KIND_CODE[kindName];
+      } else state.slot[frame] = -2;
+    }
+    count(state, frame, k, c.bits[frame]!, this.want);
+  }
+
   /** Forget every slot (a new set of guests). */
   private reset(guests: number): void {
     this.slots = { pagecache: new Slots(guests), shmem: new Slots(guests), module_text: new Slots(guests) };
     this.fileKeys = new Map();
     this.moduleKeys = new Map();
-    this.fileSlots = [];
-    this.moduleSlots = [];
     this.guests = [];
   }
 
@@ -328,7 +395,7 @@ export class ClassKeyProposer {
     if (before) {
       for (let r = 0; r < Math.min(c.files.length, before.classes.files.length); r++)
         if (c.files[r] === before.classes.files[r]) fileIds[r] = before.fileIds[r]!;
-      return { classes: c, slot: before.slot, code: before.code, fileIds, moduleIds };
+      return { ...before, classes: c, fileIds, moduleIds };
     }
     // Not following on: the guest's frames leave every slot they held, and all are slotted anew.
     const old = this.guests[g];
@@ -338,7 +405,19 @@ export class ClassKeyProposer {
         if (code !== 0) this.slots![KIND_OF_CODE[code]!].remove(old.slot[frame]!, g);
       }
     }
-    return { classes: c, slot: new Int32Array(c.frames).fill(-1), code: new Uint8Array(c.frames), fileIds, moduleIds };
+    return {
+      classes: c,
+      slot: new Int32Array(c.frames).fill(-1),
+      code: new Uint8Array(c.frames),
+      fileIds,
+      moduleIds,
+      counted: new Uint8Array(c.frames),
+      figures: { pagecache: 0, pagecacheSkipped: 0, shmem: 0, shmemSkipped: 0, moduleText: 0 },
+      listedUnder: new Int32Array(c.frames).fill(-1),
+      next: new Int32Array(c.frames).fill(-1),
+      prev: new Int32Array(c.frames).fill(-1),
+      firstOf: new Int32Array(Math.max(16, c.files.length)).fill(-1),
+    };
   }
 
   /** This tick proposes nothing (refused): judge() reports nothing. */
@@ -360,33 +439,65 @@ export class ClassKeyProposer {
   }
 }
 
-/** The slot of (key id, page index), made on first use. */
-function slotOf(perKey: Map<number, number>[], slots: Slots, id: number, fileIndex: number): number {
-  const map = (perKey[id] ??= new Map());
-  // A small integer key (page indexes of files below 8 TiB): no boxed double per look-up.
-  const index = fileIndex <= 0x7fffffff ? fileIndex | 0 : fileIndex;
-  let slot = map.get(index);
-  if (slot === undefined) map.set(index, (slot = slots.add()));
-  return slot;
+/** The frame into the list of files-table entry r (at its head). */
+function list(state: GuestSlots, frame: number, r: number): void {
+  if (r >= state.firstOf.length) {
+    const grown = new Int32Array(Math.max(r + 1, state.firstOf.length * 2)).fill(-1);
+    grown.set(state.firstOf);
+    state.firstOf = grown;
+  }
+  const first = state.firstOf[r]!;
+  state.next[frame] = first;
+  state.prev[frame] = -1;
+  if (first >= 0) state.prev[first] = frame;
+  state.firstOf[r] = frame;
+  state.listedUnder[frame] = r;
 }
 
-/** Per guest, the frames the classes found free: buddy lists, and the per-CPU lists too if asked. */
-export function freeFrames(classes: readonly PageClasses[], perCpu: boolean): { frames: Uint32Array[]; buddy: number; perCpuFrames: number } {
-  let buddy = 0;
-  let perCpuFrames = 0;
-  const frames = classes.map((c) => {
-    const out = new Uint32Array(c.frames);
-    let n = 0;
-    const { kind, bits } = c;
-    for (let frame = 0; frame < c.frames; frame++) {
-      if (kind[frame] !== FREE) continue;
-      if (bits[frame]! & FRAME_BITS.perCpu) {
-        perCpuFrames++;
-        if (!perCpu) continue;
-      } else buddy++;
-      out[n++] = frame;
-    }
-    return out.slice(0, n);
-  });
-  return { frames, buddy, perCpuFrames };
+/** The frame out of the list it is in, if any. */
+function unlist(state: GuestSlots, frame: number): void {
+  const r = state.listedUnder[frame]!;
+  if (r < 0) return;
+  const before = state.prev[frame]!;
+  const after = state.next[frame]!;
+  if (before >= 0) state.next[before] = after;
+  else state.firstOf[r] = after;
+  if (after >= 0) state.prev[after] = before;
+  state.listedUnder[frame] = -1;
+  state.next[frame] = -1;
+  state.prev[frame] = -1;
+}
+
+/** The frame's part of the figures taken out. */
+function uncount(state: GuestSlots, frame: number): void {
+  const flags = state.counted[frame]!;
+  if (flags === 0) return;
+  const f = state.figures;
+  if (flags & COUNTED.pagecache) f.pagecache--;
+  if (flags & COUNTED.pagecacheSkipped) f.pagecacheSkipped--;
+  if (flags & COUNTED.shmem) f.shmem--;
+  if (flags & COUNTED.shmemSkipped) f.shmemSkipped--;
+  if (flags & COUNTED.moduleText) f.moduleText--;
+  state.counted[frame] = 0;
+}
+
+/** The frame's part of the figures as its class (and slot, just given) say: frames of each kind, and those left out. */
+function count(state: GuestSlots, frame: number, k: number, b: number, want: Set<KeyKind>): void {
+  let flags = 0;
+  const second = state.slot[frame] === -2;
+  if (k === PAGECACHE && want.has('pagecache')) {
+    flags = COUNTED.pagecache;
+    if (b & (FRAME_BITS.writeback | FRAME_BITS.dirty) || second) flags |= COUNTED.pagecacheSkipped;
+  } else if (k === SHMEM && want.has('shmem')) {
+    flags = COUNTED.shmem;
+    if (b & FRAME_BITS.writeback || second) flags |= COUNTED.shmemSkipped;
+  } else if (k === MODULE_TEXT) flags = COUNTED.moduleText;
+  if (flags === 0) return;
+  const f = state.figures;
+  if (flags & COUNTED.pagecache) f.pagecache++;
+  if (flags & COUNTED.pagecacheSkipped) f.pagecacheSkipped++;
+  if (flags & COUNTED.shmem) f.shmem++;
+  if (flags & COUNTED.shmemSkipped) f.shmemSkipped++;
+  if (flags & COUNTED.moduleText) f.moduleText++;
+  state.counted[frame] = flags;
 }

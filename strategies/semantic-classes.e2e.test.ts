@@ -24,6 +24,9 @@ import { AccountingLedger, type Ledger } from '../harness/sharing/ledger.ts';
 import { pageBytes } from '../harness/sharing/resident-pages.ts';
 import { defaultImage } from '../harness/testing/e2e.ts';
 import { classesDiff } from '../harness/testing/classes-diff.ts';
+import type { PackedGroup } from '../harness/sharing/packed-group.ts';
+import type { ShareGroup } from '../harness/sharing/types.ts';
+import { ClassKeyProposer, type KeyKind } from './class-keys.ts';
 
 const MEMORY_MIB = 256;
 const BUSYBOX_BYTES = 1_982_256;
@@ -52,7 +55,13 @@ interface TickCheck {
   frames: number;
   /** Per guest: frames the incremental classification redid (undefined: from scratch), and frames whose class differs from a fresh one's. */
   incremental: { redone: number | undefined; differing: number; examples: string[] }[];
+  /** The class-key proposer kept from tick to tick against a new one on the same classes: frames slotted again, and whether groups and figures agree. */
+  proposer: { reslotted: number; sameGroups: boolean; sameFigures: boolean };
 }
+
+const KEY_KINDS: KeyKind[] = ['module_text', 'pagecache', 'shmem'];
+const keptProposer = new ClassKeyProposer(KEY_KINDS);
+const groupsAsText = (groups: ShareGroup[]) => groups.map((g) => [...(g as PackedGroup).indices].join(',')).sort();
 
 let image: GuestImage;
 let backend: QemuBackend;
@@ -128,7 +137,14 @@ beforeAll(async () => {
         const fresh = new TickPageClassifier(kernel).classify(paused, true);
         if ('refused' in fresh) throw new Error(`tick ${tick}: a fresh classification refused: ${fresh.refused}`);
         const incremental = classes.guests.map((c, g) => ({ redone: c.delta?.redone, ...classesDiff(c, fresh.guests[g]!) }));
-        checks.push({ tick, busyboxShared, reclaimed: free.reclaimedFree ?? -1, nrFree, allowed, differingPairs, frames, incremental });
+        const kept = keptProposer.propose(classes.guests);
+        const anew = new ClassKeyProposer(KEY_KINDS).propose(classes.guests);
+        const proposer = {
+          reslotted: keptProposer.lastReslotted,
+          sameGroups: JSON.stringify(groupsAsText(kept.groups)) === JSON.stringify(groupsAsText(anew.groups)),
+          sameFigures: JSON.stringify(kept.metrics) === JSON.stringify(anew.metrics),
+        };
+        checks.push({ tick, busyboxShared, reclaimed: free.reclaimedFree ?? -1, nrFree, allowed, differingPairs, frames, incremental, proposer });
         return Promise.resolve();
       },
     },
@@ -179,6 +195,14 @@ describe('sharing by meaning on real busybox guests', () => {
     const later = checks.filter((c) => c.tick > 0).flatMap((c) => c.incremental);
     expect(later.length).toBeGreaterThan(0);
     for (const guest of later) expect(guest.redone).toBeLessThan((MEMORY_MIB * 256) / 2);
+  });
+
+  it('proposes from the kept slots exactly what a new proposer proposes, slotting again only what changed', () => {
+    for (const check of checks) {
+      log(`tick ${check.tick}: proposer slotted ${check.proposer.reslotted} frames again`);
+      expect(check.proposer, `tick ${check.tick}`).toMatchObject({ sameGroups: true, sameFigures: true });
+    }
+    for (const check of checks.filter((c) => c.tick > 0)) expect(check.proposer.reslotted).toBeLessThan(MEMORY_MIB * 256);
   });
 
   it('shares no pages whose bytes differ, in any ledger', () => {

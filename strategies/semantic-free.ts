@@ -13,7 +13,7 @@
  */
 import { XmeError } from '../harness/util/errors.ts';
 import type { MetricDeclarations } from '../harness/sharing/types.ts';
-import { freeFrames } from './class-keys.ts';
+import { FreeFrameTracker } from './free-frames.ts';
 import type { ScanResult, Strategy, StrategyContext, StrategyFactory } from './types.ts';
 
 export const FREE_METRICS: MetricDeclarations = {
@@ -27,7 +27,11 @@ export class SemanticFreeStrategy implements Strategy {
   readonly readsPageClasses = true;
   readonly declaredMetrics = FREE_METRICS;
 
-  constructor(private readonly options: { perCpu: boolean }) {}
+  private readonly free: FreeFrameTracker;
+
+  constructor(private readonly options: { perCpu: boolean }) {
+    this.free = new FreeFrameTracker(options.perCpu);
+  }
 
   describe(): string {
     return `free frames reclaimed (${this.options.perCpu ? 'buddy and per-CPU lists' : 'buddy lists'}; page classes from struct page; counted apart, not byte-verified)`;
@@ -38,19 +42,20 @@ export class SemanticFreeStrategy implements Strategy {
     const classes = context.pageClasses;
     if (!classes) throw new XmeError('semantic-free was given no page classes (a bug: it sets readsPageClasses)');
     if (classes.refused !== undefined) {
+      this.free.forget();
       return { groups: [], cost, refused: classes.refused, metrics: {}, notes: [], freeFrames: { unknown: classes.refused } };
     }
-    const free = freeFrames(classes.guests, this.options.perCpu);
+    const free = this.free.propose(classes.guests);
     return {
       groups: [],
       cost,
       metrics: {
         free_buddy_frames: free.buddy,
         free_per_cpu_frames: free.perCpuFrames,
-        free_proposed_frames: free.frames.reduce((sum, f) => sum + f.length, 0),
+        free_proposed_frames: free.proposed,
       },
       notes: [],
-      freeFrames: { frames: free.frames },
+      freeFrames: free.proposal,
     };
   }
 }

@@ -41,7 +41,7 @@ export class SemanticPageCacheStrategy implements Strategy {
       this.proposer.idle();
       return { groups: [], cost, refused: classes.refused, metrics: {}, notes: [] };
     }
-    const { groups, metrics } = this.proposer.propose(classes.guests, context.sharedFrameOf);
+    const { groups, metrics } = this.proposer.propose(classes.guests, context.sharedFrameIds);
     return { groups, cost, metrics, notes: [] };
   }
 

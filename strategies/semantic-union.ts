@@ -11,7 +11,8 @@
 import { XmeError } from '../harness/util/errors.ts';
 import type { ApplyResult } from '../harness/sharing/ledger.ts';
 import type { MetricDeclarations } from '../harness/sharing/types.ts';
-import { ClassKeyProposer, freeFrames, keyMetricDeclarations, type KeyKind } from './class-keys.ts';
+import { ClassKeyProposer, keyMetricDeclarations, type KeyKind } from './class-keys.ts';
+import { FreeFrameTracker } from './free-frames.ts';
 import { FREE_METRICS } from './semantic-free.ts';
 import { SemanticStrategy } from './semantic.ts';
 import type { ScanResult, Strategy, StrategyContext, StrategyFactory } from './types.ts';
@@ -33,6 +34,7 @@ export class SemanticUnionStrategy implements Strategy {
   readonly declaredMetrics: MetricDeclarations;
   private readonly kernelImage: KernelImageRoute;
   private readonly proposer: ClassKeyProposer;
+  private readonly free: FreeFrameTracker;
 
   constructor(
     private readonly options: UnionOptions,
@@ -41,6 +43,7 @@ export class SemanticUnionStrategy implements Strategy {
     this.kernelImage = kernelImage ?? new SemanticStrategy({ rodata: true, route: options.route });
     const kinds: KeyKind[] = options.shmem ? ['module_text', 'pagecache', 'shmem'] : ['module_text', 'pagecache'];
     this.proposer = new ClassKeyProposer(kinds);
+    this.free = new FreeFrameTracker(options.perCpu);
     this.declaredMetrics = { ...this.kernelImage.declaredMetrics, ...keyMetricDeclarations(kinds), ...FREE_METRICS };
   }
 
@@ -55,10 +58,11 @@ export class SemanticUnionStrategy implements Strategy {
     if (image.refused !== undefined || classes.refused !== undefined) {
       const reason = image.refused ?? (classes.refused as string);
       this.proposer.idle();
+      this.free.forget();
       return { groups: [], cost: image.cost, refused: reason, metrics: {}, notes: image.notes, freeFrames: { unknown: reason } };
     }
-    const keyed = this.proposer.propose(classes.guests, context.sharedFrameOf);
-    const free = freeFrames(classes.guests, this.options.perCpu);
+    const keyed = this.proposer.propose(classes.guests, context.sharedFrameIds);
+    const free = this.free.propose(classes.guests);
     return {
       groups: [...image.groups, ...keyed.groups],
       cost: image.cost,
@@ -67,10 +71,10 @@ export class SemanticUnionStrategy implements Strategy {
         ...keyed.metrics,
         free_buddy_frames: free.buddy,
         free_per_cpu_frames: free.perCpuFrames,
-        free_proposed_frames: free.frames.reduce((sum, f) => sum + f.length, 0),
+        free_proposed_frames: free.proposed,
       },
       notes: image.notes,
-      freeFrames: { frames: free.frames },
+      freeFrames: free.proposal,
     };
   }
 

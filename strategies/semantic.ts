@@ -12,7 +12,7 @@
  * guests of one build — page k of one build's System.map means nothing in another build's kernel. What
  * different builds have in common byte for byte is content-based sharing's to find, not this strategy's.
  */
-import { PAGE_SIZE } from '../harness/vocabulary.ts';
+import { PAGE_SIZE, type PageRef } from '../harness/vocabulary.ts';
 import { XmeError } from '../harness/util/errors.ts';
 import { pageSpan, type AddressRange } from '../harness/introspection/kernel-layout.ts';
 import { KernelMismatchError, locateKernelByHypervisor, locateKernelInMemory, verifyBanner } from '../harness/introspection/kernel-locator.ts';
@@ -21,8 +21,7 @@ import type { MetricDeclarations, ScanCost, ShareGroup } from '../harness/sharin
 import type { Guest } from '../harness/backends/types.ts';
 import type { GuestImage } from '../harness/images/manifest.ts';
 import { kernelInfo, type KernelInfo } from '../harness/introspection/kernel-info.ts';
-import { compareAcrossGuests } from '../harness/hashing/native-compare.ts';
-import { identicalClasses } from './page-classes.ts';
+import { compareAcrossGuests, compareSomeAcrossGuests, partitionAcrossGuests } from '../harness/hashing/native-compare.ts';
 import type { ScanResult, Strategy, StrategyContext, StrategyFactory } from './types.ts';
 
 type Route = 'memory' | 'hypervisor' | 'both';
@@ -178,31 +177,33 @@ export class SemanticStrategy implements Strategy {
       const firstDiff = new Uint16Array(span.count);
       // 1 where page k was compared this tick; the rest are one frame already and are not proposed again.
       const wasCompared = new Uint8Array(span.count);
+      let toCompare = 0;
       for (const run of this.pagesToCompare(context, inBuild, gfns, span.count)) {
         wasCompared.fill(1, run.first, run.first + run.count);
-        const compared = compareAcrossGuests(
-          views.map((view) => view.subarray(run.first * PAGE_SIZE, (run.first + run.count) * PAGE_SIZE)),
-          run.count,
-          firstDiff.subarray(run.first, run.first + run.count),
-        );
-        cost.pagesRead += views.length * run.count;
-        cost.bytesCompared += compared.bytesCompared;
+        toCompare += run.count;
       }
+      if (toCompare === span.count) cost.bytesCompared += compareAcrossGuests(views, span.count, firstDiff).bytesCompared;
+      else if (toCompare > 0) cost.bytesCompared += compareSomeAcrossGuests(views, span.count, wasCompared, firstDiff).bytesCompared;
+      cost.pagesRead += views.length * toCompare;
+      // The pages some guest differs in, partitioned into classes of identical bytes, in one native call.
+      const representative = new Uint16Array(span.count * views.length);
+      const paired = new Uint8Array(span.count);
+      cost.bytesCompared += partitionAcrossGuests(views, span.count, firstDiff, representative, paired).bytesCompared;
       for (let k = 0; k < span.count; k++) {
-        const start = k * PAGE_SIZE;
-        const end = start + PAGE_SIZE;
         if (firstDiff[k] === 0) {
           identicalInAll++;
           if (views.length > 1 && wasCompared[k] === 1) groups.push({ pages: gfns.map((gfn, i) => ({ guest: inBuild[i]!, gfn: gfn + k })) });
           continue;
         }
-        // Some guest differs: partition this page's guests into classes of identical bytes.
-        const { classes, bytesCompared } = identicalClasses(
-          views.map((view, i) => ({ ref: { guest: inBuild[i]!, gfn: gfns[i]! + k }, bytes: view.subarray(start, end) })),
-        );
-        cost.bytesCompared += bytesCompared;
-        // A page alone in its class has no partner: nothing to propose.
-        for (const members of classes) if (members.length > 1) groups.push({ pages: members });
+        // Some guest differs. A page alone in its class has no partner: nothing to propose.
+        if (paired[k] !== 1) continue;
+        const at = k * views.length;
+        for (let first = 0; first < views.length; first++) {
+          if (representative[at + first] !== first) continue;
+          const members: PageRef[] = [];
+          for (let i = first; i < views.length; i++) if (representative[at + i] === first) members.push({ guest: inBuild[i]!, gfn: gfns[i]! + k });
+          if (members.length > 1) groups.push({ pages: members });
+        }
       }
       metrics[`${label}_pages`] = (metrics[`${label}_pages`] ?? 0) + span.count;
       // A build with one guest of several has no partner: none of its pages is shareable (it still has pages).
@@ -219,18 +220,18 @@ export class SemanticStrategy implements Strategy {
     gfns: readonly number[],
     count: number,
   ): Generator<{ first: number; count: number }> {
-    const frameOf = inBuild.length > 1 ? context.sharedFrameOf : undefined;
+    const frameIds = inBuild.length > 1 ? context.sharedFrameIds : undefined;
     const onOneFrame = inBuild.length > 1 ? context.sharedOnOneFrame : undefined;
-    if (!frameOf && !onOneFrame) {
+    if (!frameIds && !onOneFrame) {
       yield { first: 0, count };
       return;
     }
     // Page k is one frame already if every guest's page k is on the same frame (id ≠ 0).
     const shares = (k: number): boolean => {
-      if (!frameOf) return onOneFrame!(inBuild.map((guest, i) => ({ guest, gfn: gfns[i]! + k })));
-      const id = frameOf(inBuild[0]!, gfns[0]! + k);
+      if (!frameIds) return onOneFrame!(inBuild.map((guest, i) => ({ guest, gfn: gfns[i]! + k })));
+      const id = frameIds[inBuild[0]!]![gfns[0]! + k] ?? 0;
       if (id === 0) return false;
-      for (let i = 1; i < inBuild.length; i++) if (frameOf(inBuild[i]!, gfns[i]! + k) !== id) return false;
+      for (let i = 1; i < inBuild.length; i++) if (frameIds[inBuild[i]!]![gfns[i]! + k] !== id) return false;
       return true;
     };
     let first = -1;

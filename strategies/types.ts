@@ -43,8 +43,12 @@ export interface StrategyContext {
    * say exactly at scan time (the enforced ledger re-reads only in apply; KSM's is the kernel's).
    */
   sharedOnOneFrame?(pages: readonly PageRef[]): boolean;
-  /** The same knowledge page by page: the id of the frame a page is on in shared state, 0 if none (offered with sharedOnOneFrame). */
-  sharedFrameOf?(guest: number, gfn: number): number;
+  /**
+   * The same knowledge page by page: per guest, per page, the id of the frame it is on in shared state, 0 if
+   * none (offered with sharedOnOneFrame). A view of the ledger's own columns, exact at scan time: read, never
+   * written (one typed-array read per page, where a call per page cost more than the rest of the proposal).
+   */
+  sharedFrameIds?: readonly ArrayLike<number>[];
 }
 
 export interface ScanResult {

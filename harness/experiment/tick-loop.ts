@@ -347,12 +347,12 @@ async function scoreTick(
   const classes = track.strategy.readsPageClasses ? context.pageClasses : undefined;
   // What the strategy's own ledger knows of its shared pages (the accounted ledger, after this tick's detectCow).
   const sameFrame = track.ledger.sameFrame?.bind(track.ledger);
-  const frameId = track.ledger.sharedFrameId?.bind(track.ledger);
+  const frameIds = track.ledger.sharedFrameIds?.();
   const strategyContext: StrategyContext = {
     ...context,
     pageClasses: classes,
     ...(sameFrame ? { sharedOnOneFrame: sameFrame } : {}),
-    ...(frameId ? { sharedFrameOf: frameId } : {}),
+    ...(frameIds ? { sharedFrameIds: frameIds } : {}),
   };
   const scanned = await measureThreadCpu(() => track.strategy.scan(strategyContext));
   const scan = scanned.value;

@@ -110,6 +110,8 @@ export interface ClassesDelta {
   since: PageClasses;
   /** 1 for each frame classified again (its class may differ from since's); the rest are since's. */
   redo: Uint8Array;
+  /** The frames redo marks, ascending (a consumer that follows the classes tick by tick visits only these). */
+  list: Int32Array;
   /** How many frames redo marks. */
   redone: number;
 }
@@ -385,6 +387,11 @@ export class PageClassifier {
   private files: FileInfo[] = [];
   /** Per file, its inode's bytes as last read: a file kept from the tick before is read again only if they changed. */
   private inodes: Buffer[] = [];
+  /**
+   * Per file (index as files), how many page-cache and shmem frames refer to it as of the last tick: the files
+   * whose inode is checked again at the next tick are those with frames, found without a pass over every frame.
+   */
+  private fileFrames: Int32Array = new Int32Array(0);
   private cacheIndexOf = new Map<bigint, number>();
   private caches: string[] = [];
   /** 0, 1, 2, …: the head column's starting point. */
@@ -426,6 +433,7 @@ export class PageClassifier {
     this.fileIndexOf = new Map();
     this.files = [];
     this.inodes = [];
+    this.fileFrames = new Int32Array(0);
     this.cacheIndexOf = new Map();
     this.caches = [];
   }
@@ -578,6 +586,8 @@ export class PageClassifier {
     const flagsHigh = w.flags + 1;
     // Frames below `cursor` were filled already, as part of a free block classified at its head.
     let cursor = 0;
+    // The free blocks filled from their head, as [start, end) pairs: frames in them not in the redo list changed too.
+    const filled: number[] = [];
     for (let i = 0; i < count; i++) {
       const pfn = redoList ? redoList[i]! : i;
       if (pfn < cursor) continue;
@@ -634,6 +644,7 @@ export class PageClassifier {
         bits.fill(0, pfn, end);
         ref.fill(-1, pfn, end);
         fileIndex.fill(Number.NaN, pfn, end);
+        if (redoList) filled.push(pfn, end);
         cursor = end;
         continue;
       }
@@ -692,7 +703,7 @@ export class PageClassifier {
       const mapping = (BigInt(mappingHigh) << 32n) | BigInt(mappingLow);
       let file = readThisTick.get(mapping);
       if (file === undefined) {
-        const read = this.fileOf(mapping, pfn, superBlocks);
+        const read = this.fileOf(mapping, `frame ${hex(pfn)}`, superBlocks);
         file = -1;
         if (read) {
           file = this.fileIndexOf.get(mapping) ?? -1;
@@ -762,9 +773,10 @@ export class PageClassifier {
       fileIndex[pfn] = moduleText.page[i]!;
     });
     zones.finish(kind);
+    const fileFrames = this.countFileFrames(kind, ref, files.length, last && redoList ? { since: last.classes, list: redoList, redo, filled } : undefined);
     // A kept frame's file: its inode may have changed with no page of it changing (times, size): compared with
     // the inode as last read, and read again if it differs.
-    if (last) this.refreshFiles(kind, ref, files, inodes, readThisTick, superBlocks);
+    if (last) this.refreshFiles(fileFrames, files, inodes, readThisTick, superBlocks);
 
     // The guest must not have changed while it was read: struct pages and counters read again must be the same.
     const differing = this.changedSince(memmap, ranges);
@@ -774,6 +786,7 @@ export class PageClassifier {
       refuse('guest changed', 'its page counters changed while the classes were read (pause the guest first)');
     this.files = files;
     this.inodes = inodes;
+    this.fileFrames = fileFrames;
     this.caches = caches;
     this.lastRedone = redone;
     const classes = new PageClasses(
@@ -790,16 +803,43 @@ export class PageClassifier {
       modules,
       countersBefore,
       topology,
-      last ? { since: last.classes, redo, redone } : undefined,
+      last && redoList ? { since: last.classes, redo, list: redoList, redone } : undefined,
     );
     this.last = { classes, perCpu, moduleText, zones: zoneSpans, ranges: rangeKey };
     return classes;
   }
 
-  /** The files of kept page-cache and shmem frames, brought up to date (entries replaced where their inode changed). */
-  private refreshFiles(
+  /**
+   * Page-cache and shmem frames per file: counted over every frame from scratch; after a tick that succeeded, the
+   * last tick's counts moved by the frames whose class may have changed (the redo list and the free blocks filled
+   * from a head), each taken out under its old class and put in under its new one.
+   */
+  private countFileFrames(
     kind: Uint8Array,
     ref: Int32Array,
+    files: number,
+    changes: { since: PageClasses; list: Int32Array; redo: Uint8Array; filled: readonly number[] } | undefined,
+  ): Int32Array {
+    const counts = new Int32Array(files);
+    const isFile = (k: number) => k === KIND.pagecache || k === KIND.shmem;
+    if (!changes) {
+      for (let frame = 0; frame < kind.length; frame++) if (isFile(kind[frame]!)) counts[ref[frame]!]!++;
+      return counts;
+    }
+    counts.set(this.fileFrames.subarray(0, Math.min(files, this.fileFrames.length)));
+    const { since, list, redo, filled } = changes;
+    const move = (frame: number) => {
+      if (isFile(since.kind[frame]!)) counts[since.ref[frame]!]!--;
+      if (isFile(kind[frame]!)) counts[ref[frame]!]!++;
+    };
+    for (let i = 0; i < list.length; i++) move(list[i]!);
+    for (let i = 0; i < filled.length; i += 2) for (let frame = filled[i]!; frame < filled[i + 1]!; frame++) if (redo[frame] !== 1) move(frame);
+    return counts;
+  }
+
+  /** The files of kept page-cache and shmem frames, brought up to date (entries replaced where their inode changed). */
+  private refreshFiles(
+    fileFrames: Int32Array,
     files: FileInfo[],
     inodes: Buffer[],
     readThisTick: Map<bigint, number>,
@@ -809,20 +849,17 @@ export class PageClassifier {
     const checked = new Uint8Array(files.length);
     for (const index of readThisTick.values()) if (index >= 0) checked[index] = 1;
     const hostOffset = BigInt(profile.offset('address_space', 'host'));
-    for (let frame = 0; frame < kind.length; frame++) {
-      const k = kind[frame];
-      if (k !== KIND.pagecache && k !== KIND.shmem) continue;
-      const index = ref[frame]!;
-      if (checked[index] === 1) continue;
-      checked[index] = 1;
+    for (let index = 0; index < files.length; index++) {
+      if (fileFrames[index]! <= 0 || checked[index] === 1) continue;
       const file = files[index]!;
       const copy = inodes[index]!;
+      const what = `the address_space ${hex(file.mapping)} of ${fileFrames[index]} page-cache frames`;
       // The address_space of a regular file lies inside its inode (i_data): the inode's bytes then cover its host too.
       const inside = file.mapping >= file.inode && file.mapping + hostOffset + 8n <= file.inode + BigInt(copy.length);
-      const sameHost = inside || memory.u64(file.mapping + hostOffset, `the address_space of frame ${hex(frame)}`) === file.inode;
+      const sameHost = inside || memory.u64(file.mapping + hostOffset, what) === file.inode;
       if (sameHost && memory.equalsVirtual(file.inode, copy)) continue;
-      const read = this.fileOf(file.mapping, frame, superBlocks);
-      if (!read) throw new PageClassRefusal(this.guest.id, 'page cache', `frame ${hex(frame)}'s address_space ${hex(file.mapping)} lost its host inode`);
+      const read = this.fileOf(file.mapping, `a file of ${fileFrames[index]} page-cache frames`, superBlocks);
+      if (!read) throw new PageClassRefusal(this.guest.id, 'page cache', `${what} lost its host inode`);
       if (!sameFile(file, read.info)) files[index] = read.info;
       inodes[index] = read.inode;
     }
@@ -839,24 +876,24 @@ export class PageClassifier {
   }
 
   /** The file behind an address_space (undefined if it has no host); inconsistent pointers are refused. */
-  private fileOf(mapping: bigint, pfn: number, superBlocks: Map<bigint, SuperBlockInfo>): { info: FileInfo; inode: Buffer } | undefined {
+  private fileOf(mapping: bigint, of: string, superBlocks: Map<bigint, SuperBlockInfo>): { info: FileInfo; inode: Buffer } | undefined {
     const { memory, profile } = this;
-    const what = `the address_space of frame ${hex(pfn)}`;
+    const what = `the address_space of ${of}`;
     const inode = memory.u64(mapping + BigInt(profile.offset('address_space', 'host')), what);
     if (inode === 0n) return undefined;
-    const bytes = memory.read(inode, profile.size('inode'), `the inode of frame ${hex(pfn)}`);
+    const bytes = memory.read(inode, profile.size('inode'), `the inode of ${of}`);
     const iMapping = bytes.readBigUInt64LE(profile.offset('inode', 'i_mapping'));
     if (iMapping !== mapping) {
       throw new PageClassRefusal(
         this.guest.id,
         'page cache',
-        `frame ${hex(pfn)}'s address_space ${hex(mapping)} has host inode ${hex(inode)}, whose i_mapping is ${hex(iMapping)}`,
+        `${of}'s address_space ${hex(mapping)} has host inode ${hex(inode)}, whose i_mapping is ${hex(iMapping)}`,
       );
     }
     const superBlock = bytes.readBigUInt64LE(profile.offset('inode', 'i_sb'));
     let sb = superBlocks.get(superBlock);
     if (!sb) {
-      sb = this.superBlockOf(superBlock, pfn);
+      sb = this.superBlockOf(superBlock, of);
       superBlocks.set(superBlock, sb);
     }
     const time = (member: 'i_mtime' | 'i_ctime') => {
@@ -882,9 +919,9 @@ export class PageClassifier {
   }
 
   /** A super block's device and file system: read once per tick for all its files (a few super blocks, thousands of files). */
-  private superBlockOf(superBlock: bigint, pfn: number): SuperBlockInfo {
+  private superBlockOf(superBlock: bigint, of: string): SuperBlockInfo {
     const { memory, profile } = this;
-    const sb = memory.read(superBlock, profile.size('super_block'), `the super block of frame ${hex(pfn)}`);
+    const sb = memory.read(superBlock, profile.size('super_block'), `the super block of ${of}`);
     const fsTypePointer = sb.readBigUInt64LE(profile.offset('super_block', 's_type'));
     const fsType =
       fsTypePointer === 0n

@@ -129,7 +129,11 @@ export function addFrameSaving(split: SavedWhere, zero: boolean, guestsOf: Itera
  * their own, `reclaimedFree`, apart from sharedPages and framesSaved (results: reclaimed_free_pages).
  *
  * Which frames: only those the guest's page classes (harness/introspection/page-classes.ts, read from struct
- * page at a pause) found free at this tick — the strategy (semantic-free) proposes the whole set every tick.
+ * page at a pause) found free at this tick — the strategy (semantic-free) proposes the whole set every tick,
+ * and with it what changed since its last proposal (FreeChanges: the frames whose membership may differ, and the
+ * membership itself): a ledger that took that last proposal updates its reclaimed state frame by frame, as a real
+ * host acts only on frames that became free or were taken (the frames that left shared state since are looked at
+ * again too); any other ledger, or after a gap, reads the whole set. Both give the same reclaimed state.
  * A frame already in shared state stays there (it is saved as shared; a frame is in one state at a time), and
  * apply() refuses a page in reclaimed state (it is not data to compare).
  *
@@ -145,7 +149,18 @@ export function addFrameSaving(split: SavedWhere, zero: boolean, guestsOf: Itera
  * still paused from their classification, and a write unshares the frame (a reclaim fault the hypervisor reports,
  * p2m type by p2m type); the KSM ledger does not reclaim (no reclaimFree).
  */
-export type FreeProposal = { frames: readonly ArrayLike<number>[] } | { unknown: string };
+export type FreeProposal = { frames: readonly ArrayLike<number>[]; changes?: FreeChanges } | { unknown: string };
+
+/** A free-frame proposal as what changed since the one before it from the same proposer (FreeProposal.changes). */
+export interface FreeChanges {
+  /** This proposal's number, unique in the process; `since`: the one it follows (undefined: none). */
+  serial: number;
+  since: number | undefined;
+  /** Per guest, the frames whose membership may differ from proposal `since`'s (a superset is fine). */
+  touched: readonly ArrayLike<number>[];
+  /** Per guest, per frame, 1 if it is proposed now: valid during this tick only (the proposer updates it in place). */
+  member: readonly ArrayLike<number>[];
+}
 
 export interface ReclaimResult {
   /** Frames in reclaimed state after the call. */
@@ -238,8 +253,11 @@ export interface Ledger {
    * verified when shared, and detectCow has run this tick. Absent where the ledger cannot say so at scan time.
    */
   sameFrame?(pages: readonly PageRef[]): boolean;
-  /** The id of the frame a page is on in shared state, 0 if none; exact at scan time as sameFrame (and offered where it is). */
-  sharedFrameId?(guest: number, gfn: number): number;
+  /**
+   * Per guest, per page, the id of the frame it is on in shared state, 0 if none; exact at scan time as
+   * sameFrame (and offered where it is). The ledger's own columns, for reading (StrategyContext.sharedFrameIds).
+   */
+  sharedFrameIds?(): readonly ArrayLike<number>[];
 }
 
 interface Frame {
@@ -306,6 +324,11 @@ class PageFrameIds {
     this.ids = guests.map((g) => new Uint32Array(g.memoryPages));
   }
 
+  /** Per guest, per page, its frame id (0: none): read-only views for Ledger.sharedFrameIds. */
+  columns(): readonly ArrayLike<number>[] {
+    return this.ids;
+  }
+
   /** A key outside guest memory is in no frame, as in the Map. */
   get(key: number): number | undefined {
     const id = this.ids[key >>> 24]?.[key & 0xffffff];
@@ -353,8 +376,14 @@ export class AccountingLedger implements Ledger {
   /** The bitmaps of the tick before, reused for the next (no allocation per tick). */
   private spareReclaimed: Uint8Array[] | undefined;
   private reclaimedCount = 0;
-  private hostReclaimedCount: number | undefined;
   private reclaimFaults = 0;
+  /** The serial of the free proposal reclaimed last (FreeChanges), if the next may follow on from it. */
+  private freeSerial: number | undefined;
+  /** Pages that left shared state since the last reclaimFree (detectCow): a free one may be reclaimed now. */
+  private leftShared: number[] = [];
+  /** hostReclaimedFree, counted when stats() asks, for this residency and this reclaimed state. */
+  private hostReclaimed: { residency: Residency; version: number; count: number } | undefined;
+  private reclaimVersion = 0;
 
   constructor(
     readonly strategy: string,
@@ -531,20 +560,21 @@ export class AccountingLedger implements Ledger {
       const released = this.reclaimedCount;
       this.reclaimed = this.guests.map((g) => new Uint8Array(g.memoryPages));
       this.reclaimedCount = 0;
-      this.hostReclaimedCount = this.hostResidency ? 0 : undefined;
+      this.reclaimVersion++;
+      this.freeSerial = undefined;
+      this.leftShared = [];
       return { reclaimed: 0, newlyReclaimed: 0, faults: 0, released, refused };
     }
+    const changes = proposal.changes;
+    if (changes && this.reclaimed && changes.since !== undefined && changes.since === this.freeSerial) return this.reclaimChanges(changes);
     if (proposal.frames.length !== this.guests.length) {
       throw new RangeError(`reclaimFree: free frames of ${proposal.frames.length} guests proposed, the ledger has ${this.guests.length}`);
     }
-    const residency = this.hostResidency;
-    const hostKnown = residency !== undefined && residency.length === this.guests.length && residency.every((map) => map !== undefined);
     const next = this.spareReclaimed ?? this.guests.map((g) => new Uint8Array(g.memoryPages));
     for (const map of next) map.fill(0);
     const anyShared = this.frameOf.size > 0;
     let reclaimed = 0;
     let newlyReclaimed = 0;
-    let hostReclaimed = 0;
     let faults = 0;
     this.guests.forEach((guest, g) => {
       const map = next[g]!;
@@ -561,7 +591,6 @@ export class AccountingLedger implements Ledger {
           map[gfn] = 1;
           reclaimed++;
           if (old?.[gfn] !== 1) newlyReclaimed++;
-          if (hostKnown && residency[g]![gfn]) hostReclaimed++;
         }
       }
       if (old) for (let gfn = 0; gfn < old.length; gfn++) if (old[gfn] === 1 && map[gfn] !== 1) faults++;
@@ -571,9 +600,80 @@ export class AccountingLedger implements Ledger {
     this.spareReclaimed = before;
     this.reclaimed = next;
     this.reclaimedCount = reclaimed;
-    this.hostReclaimedCount = hostKnown ? hostReclaimed : undefined;
+    this.reclaimVersion++;
     this.reclaimFaults += faults;
+    this.freeSerial = changes?.serial;
+    this.leftShared = [];
     return { reclaimed, newlyReclaimed, faults, released: 0, refused };
+  }
+
+  /**
+   * reclaimFree for a proposal that follows on from the one reclaimed last: only the frames it says may have
+   * changed, and the pages that left shared state since, are looked at (the same rule as the whole set: reclaimed
+   * = proposed and not in shared state). A reclaimed frame never enters shared state (apply refuses it), so no
+   * other frame can change. Refused lists only the frames looked at.
+   */
+  private reclaimChanges(changes: FreeChanges): ReclaimResult {
+    const reclaimedMaps = this.reclaimed!;
+    if (changes.touched.length !== this.guests.length || changes.member.length !== this.guests.length) {
+      throw new RangeError(`reclaimFree: free frames of ${changes.touched.length} guests proposed, the ledger has ${this.guests.length}`);
+    }
+    const inShared: PageRef[] = [];
+    const outside: PageRef[] = [];
+    let newlyReclaimed = 0;
+    let faults = 0;
+    let count = this.reclaimedCount;
+    const anyShared = this.frameOf.size > 0;
+    const look = (g: number, gfn: number): void => {
+      const map = reclaimedMaps[g]!;
+      if (!Number.isInteger(gfn) || gfn < 0 || gfn >= map.length) {
+        outside.push({ guest: g, gfn });
+        return;
+      }
+      const proposed = changes.member[g]![gfn] === 1;
+      const shared = proposed && anyShared && this.frameOf.has(g * GUEST_SHIFT + gfn);
+      if (shared) inShared.push({ guest: g, gfn });
+      const reclaim = proposed && !shared;
+      if (reclaim === (map[gfn] === 1)) return;
+      if (reclaim) {
+        map[gfn] = 1;
+        count++;
+        newlyReclaimed++;
+      } else {
+        map[gfn] = 0;
+        count--;
+        faults++;
+      }
+    };
+    changes.touched.forEach((frames, g) => {
+      for (let i = 0; i < frames.length; i++) look(g, frames[i]!);
+    });
+    for (const key of this.leftShared) look(Math.floor(key / GUEST_SHIFT), key % GUEST_SHIFT);
+    this.leftShared = [];
+    this.reclaimedCount = count;
+    this.reclaimVersion++;
+    this.reclaimFaults += faults;
+    this.freeSerial = changes.serial;
+    const refused: RefusedGroup[] = [];
+    if (inShared.length) refused.push({ pages: inShared, reason: 'free frame already in shared state (saved there)' });
+    if (outside.length) refused.push({ pages: outside, reason: 'page is outside guest memory' });
+    return { reclaimed: count, newlyReclaimed, faults, released: 0, refused };
+  }
+
+  /** Reclaimed frames the host backs (hostReclaimedFree): counted on demand, for the residency of this tick (the instrument's). */
+  private hostReclaimedFree(): number | undefined {
+    const residency = this.hostResidency;
+    const reclaimed = this.reclaimed;
+    if (!reclaimed || residency === undefined || residency.length !== this.guests.length || !residency.every((map) => map !== undefined)) return undefined;
+    const known = this.hostReclaimed;
+    if (known && known.residency === residency && known.version === this.reclaimVersion) return known.count;
+    let count = 0;
+    reclaimed.forEach((map, g) => {
+      const backed = residency[g]!;
+      for (let gfn = 0; gfn < map.length; gfn++) if (map[gfn] === 1 && backed[gfn]) count++;
+    });
+    this.hostReclaimed = { residency, version: this.reclaimVersion, count };
+    return count;
   }
 
   /** All these pages on one frame in shared state (Ledger.sameFrame): detectCow took every written page off its frame. */
@@ -590,10 +690,9 @@ export class AccountingLedger implements Ledger {
     return true;
   }
 
-  /** Ledger.sharedFrameId: one look-up, no PageRef (the class-key proposer asks it for every key of every tick). */
-  sharedFrameId(guest: number, gfn: number): number {
-    if (guest < 0 || guest >= this.guests.length || gfn < 0 || gfn >= this.guests[guest]!.memoryPages) return 0;
-    return this.frameOf.get(guest * GUEST_SHIFT + gfn) ?? 0;
+  /** Ledger.sharedFrameIds: the columns themselves (the class-key proposer reads them for every key of every tick). */
+  sharedFrameIds(): readonly ArrayLike<number>[] {
+    return this.frameOf.columns();
   }
 
   /** True if this guest frame is in reclaimed-free state. */
@@ -619,6 +718,7 @@ export class AccountingLedger implements Ledger {
         events.push(ref);
         this.cowFaultsPerGuest[ref.guest]!++;
         this.frameOf.delete(key);
+        if (this.reclaimed) this.leftShared.push(key);
       }
       if (kept.length) frame.members = kept;
       else this.frames.delete(id);
@@ -690,7 +790,7 @@ export class AccountingLedger implements Ledger {
       cowCopies: this.cowCopies,
       perGuest,
       // Apart from every figure above: reclaimed free frames are not shared (no byte verification).
-      ...(this.reclaimed ? { reclaimedFree: this.reclaimedCount, hostReclaimedFree: this.hostReclaimedCount, reclaimFaults: this.reclaimFaults } : {}),
+      ...(this.reclaimed ? { reclaimedFree: this.reclaimedCount, hostReclaimedFree: this.hostReclaimedFree(), reclaimFaults: this.reclaimFaults } : {}),
     };
   }
 
