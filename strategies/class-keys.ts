@@ -80,6 +80,9 @@ function fileKey(file: FileInfo, kind: number): string {
   return kind === SHMEM ? `m|${id}|${file.size}|${mtime}` : `f|${id}|${file.generation}|${mtime}|${file.ctime.sec}.${file.ctime.nsec}`;
 }
 
+/** Page indexes below this are looked up in a table per key (files up to 256 MiB); above, in a Map. */
+const DENSE_INDEXES = 65_536;
+
 /**
  * Slots of one key kind across guests, kept from tick to tick: per (key id, page index), the frame of each
  * guest (−1: none). A slot no guest holds any more is given back and used again: a file whose key changes every
@@ -88,34 +91,59 @@ function fileKey(file: FileInfo, kind: number): string {
 class Slots {
   private frames = new Int32Array(0);
   private counts = new Uint8Array(0);
-  /** Per slot, the key id and page index it stands for (to find it in perKey when it is given back). */
+  /** Per slot, the key id and page index it stands for (to find it in its tables when it is given back). */
   private owner = new Int32Array(0);
   private index = new Float64Array(0);
-  /** Per key id: page index → slot. */
-  private perKey: (Map<number, number> | undefined)[] = [];
+  /**
+   * Per key id: page index → slot. Below DENSE_INDEXES a table (slot + 1 at the index; 0 none) grown to the
+   * highest index seen, above it a Map: a file re-keyed at every tick moves all its frames, and a Map insert and
+   * delete per frame was most of a tick's proposal.
+   */
+  private dense: (Int32Array | undefined)[] = [];
+  private sparse: (Map<number, number> | undefined)[] = [];
+  /** Per key id, the slots it holds (its tables are dropped at 0). */
+  private held = new Int32Array(0);
   private spare: number[] = [];
   /** Slots ever made (the highest slot number + 1); `spare` of them are free. */
   size = 0;
 
   constructor(private readonly guests: number) {}
 
-  /** Slots some guest holds a frame in. */
-  get held(): number {
-    return this.size - this.spare.length;
-  }
-
   /** The slot of (key id, page index), made (or taken from the spare ones) on first use. */
   slotFor(id: number, fileIndex: number): number {
-    const map = (this.perKey[id] ??= new Map());
-    // A small integer key (page indexes of files below 8 TiB): no boxed double per look-up.
-    const at = fileIndex <= 0x7fffffff ? fileIndex | 0 : fileIndex;
-    let slot = map.get(at);
-    if (slot === undefined) {
-      slot = this.add();
-      this.owner[slot] = id;
-      this.index[slot] = at;
-      map.set(at, slot);
+    if (id >= this.held.length) {
+      const held = new Int32Array(Math.max(1024, id * 2));
+      held.set(this.held);
+      this.held = held;
     }
+    if (fileIndex >= 0 && fileIndex < DENSE_INDEXES) {
+      let table = this.dense[id];
+      if (!table || fileIndex >= table.length) {
+        const grown = new Int32Array(Math.min(DENSE_INDEXES, Math.max(16, 2 ** Math.ceil(Math.log2(fileIndex + 1)))));
+        if (table) grown.set(table);
+        this.dense[id] = table = grown;
+      }
+      const known = table[fileIndex]!;
+      if (known > 0) return known - 1;
+      const slot = this.made(id, fileIndex);
+      table[fileIndex] = slot + 1;
+      return slot;
+    }
+    const map = (this.sparse[id] ??= new Map());
+    let slot = map.get(fileIndex);
+    if (slot === undefined) {
+      slot = this.made(id, fileIndex);
+      map.set(fileIndex, slot);
+    }
+    return slot;
+  }
+
+  /** A slot for (id, page index), recorded as its owner's. */
+  private made(id: number, fileIndex: number): number {
+    const slot = this.add();
+    this.owner[slot] = id;
+    this.index[slot] = fileIndex;
+    this.held[id]!++;
     return slot;
   }
 
@@ -156,9 +184,13 @@ class Slots {
     this.frames[at] = -1;
     if (--this.counts[slot]! > 0) return;
     const id = this.owner[slot]!;
-    const map = this.perKey[id];
-    map?.delete(this.index[slot]!);
-    if (map?.size === 0) this.perKey[id] = undefined;
+    const fileIndex = this.index[slot]!;
+    if (fileIndex >= 0 && fileIndex < DENSE_INDEXES) this.dense[id]![fileIndex] = 0;
+    else this.sparse[id]!.delete(fileIndex);
+    if (--this.held[id]! === 0) {
+      this.dense[id] = undefined;
+      this.sparse[id] = undefined;
+    }
     this.spare.push(slot);
   }
 

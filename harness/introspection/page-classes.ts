@@ -105,6 +105,9 @@ const PENDING_TAIL = 255;
 /** bits[] flags. */
 export const FRAME_BITS = { dirty: 1, writeback: 2, ksm: 4, tail: 8, compound: 16, perCpu: 32, memmap: 64 } as const;
 
+/** The per-CPU membership of two ticks is compared in pieces of this many frames (see classify). */
+const PER_CPU_CHUNK = 4096;
+
 /** What changed between two ticks' classes of one guest (PageClasses.delta). */
 export interface ClassesDelta {
   since: PageClasses;
@@ -527,9 +530,13 @@ export class PageClassifier {
       changedList.push(frame);
     };
     if (last) {
-      // Compared whole first (natively): the lists of an idle guest rarely change between ticks.
-      if (Buffer.compare(Buffer.from(perCpu.buffer, perCpu.byteOffset, frames), Buffer.from(last.perCpu.buffer, last.perCpu.byteOffset, frames)) !== 0) {
-        for (let frame = 0; frame < frames; frame++) if (perCpu[frame] !== last.perCpu[frame]) markChanged(frame);
+      // Compared natively 4,096 frames at a time: the lists of an idle guest change in a few places between ticks.
+      const now = Buffer.from(perCpu.buffer, perCpu.byteOffset, frames);
+      const before = Buffer.from(last.perCpu.buffer, last.perCpu.byteOffset, frames);
+      for (let start = 0; start < frames; start += PER_CPU_CHUNK) {
+        const end = Math.min(frames, start + PER_CPU_CHUNK);
+        if (now.compare(before, start, end, start, end) === 0) continue;
+        for (let frame = start; frame < end; frame++) if (perCpu[frame] !== last.perCpu[frame]) markChanged(frame);
       }
       if (moduleText.signature !== last.moduleText.signature) {
         for (const frame of last.moduleText.frames) markChanged(frame);
