@@ -43,6 +43,8 @@ export function refreshCopy(
   list: number[] = [],
 ): number {
   let records = 0;
+  // The page as it was, and both as 32-bit words: a record is compared word by word, not by a call per record.
+  const copyWords = copy.byteOffset % 4 === 0 ? new Uint32Array(copy.buffer, copy.byteOffset, copy.length >>> 2) : undefined;
   for (const range of ranges) {
     for (let block = 0; block < range.length; block += BLOCK) {
       const blockLength = Math.min(BLOCK, range.length - block);
@@ -52,10 +54,10 @@ export function refreshCopy(
         const at = range.at + page;
         if (memory.equalsPhysical(range.physical + BigInt(page), length, copy, at)) continue;
         // The old records are needed to tell which changed: kept aside while the page is copied in.
-        const old = Buffer.from(copy.subarray(at, at + length));
+        copy.copy(OLD_PAGE, 0, at, at + length);
         memory.copyPhysical(range.physical + BigInt(page), length, copy, at, 'vmemmap');
         for (let i = 0; i + stride <= length; i += stride) {
-          if (copy.compare(old, i, i + stride, at + i, at + i + stride) === 0) continue;
+          if (sameRecord(copy, copyWords, at + i, i, stride)) continue;
           changed[(at + i) / stride] = 1;
           list.push((at + i) / stride);
           records++;
@@ -64,6 +66,20 @@ export function refreshCopy(
     }
   }
   return records;
+}
+
+/** A page of the copy as it was before a refresh (one per process: refreshCopy runs on one thread, to the end). */
+const OLD_PAGE = Buffer.alloc(PAGE_SIZE);
+const OLD_WORDS = new Uint32Array(OLD_PAGE.buffer, OLD_PAGE.byteOffset, PAGE_SIZE >>> 2);
+
+/** Whether the record at `at` in the copy equals the one at `old` in OLD_PAGE (word by word where aligned). */
+function sameRecord(copy: Buffer, copyWords: Uint32Array | undefined, at: number, old: number, stride: number): boolean {
+  if (!copyWords || at % 4 !== 0 || old % 4 !== 0 || stride % 4 !== 0) return copy.compare(OLD_PAGE, old, old + stride, at, at + stride) === 0;
+  const words = stride >>> 2;
+  const a = at >>> 2;
+  const b = old >>> 2;
+  for (let w = 0; w < words; w++) if (copyWords[a + w] !== OLD_WORDS[b + w]) return false;
+  return true;
 }
 
 /** The columns of the last verified tick that say which block a frame belonged to. */
