@@ -72,21 +72,7 @@ export function compareAcrossGuests(views: readonly Buffer[], count: number, fir
     const identical = compare(views.length, viewAddresses(views), count, firstDiff, compared);
     return { identical, bytesCompared: compared[0]! };
   }
-  let identical = 0;
-  let bytesCompared = 0;
-  const reference = views[0]!;
-  for (let k = 0; k < count; k++) {
-    const start = k * PAGE_SIZE;
-    const end = start + PAGE_SIZE;
-    let differs = 0;
-    for (let g = 1; g < views.length && differs === 0; g++) {
-      bytesCompared += PAGE_SIZE;
-      if (views[g]!.compare(reference, start, end, start, end) !== 0) differs = g;
-    }
-    firstDiff[k] = differs;
-    if (differs === 0) identical++;
-  }
-  return { identical, bytesCompared };
+  return compareInJs(views, count, undefined, firstDiff);
 }
 
 /**
@@ -114,12 +100,17 @@ export function compareSomeAcrossGuests(
     const identical = compareSome(views.length, viewAddresses(views), count, which, firstDiff, compared);
     return { identical, bytesCompared: compared[0]! };
   }
+  return compareInJs(views, count, which, firstDiff);
+}
+
+/** The two compares in JS (Buffer.compare, a crossing into C per page): every page, or those with which[k] = 1. */
+function compareInJs(views: readonly Buffer[], count: number, which: Uint8Array | undefined, firstDiff: Uint16Array): AcrossGuests {
   let identical = 0;
   let bytesCompared = 0;
   const reference = views[0]!;
   for (let k = 0; k < count; k++) {
     firstDiff[k] = 0;
-    if (which[k] !== 1) continue;
+    if (which && which[k] !== 1) continue;
     const start = k * PAGE_SIZE;
     const end = start + PAGE_SIZE;
     let differs = 0;

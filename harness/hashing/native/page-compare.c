@@ -4,6 +4,7 @@
  * per page (Buffer.compare). Built and loaded like page-scan.c (native-build.ts, koffi), one call per range.
  */
 #include <stdint.h>
+#include <stddef.h>
 #include <string.h>
 
 #define PAGE 4096
@@ -13,24 +14,10 @@
  * differs from guest 0's, 0 when every guest has the same bytes. Returns the pages identical in all guests;
  * compared[0] += bytes compared (a whole page per compare, up to and including the first that differs).
  */
+uint32_t xme_compare_across_some(uint32_t guests, const uint64_t *bases, uint32_t count, const uint8_t *which, uint16_t *first_diff, double *compared);
+
 uint32_t xme_compare_across(uint32_t guests, const uint64_t *bases, uint32_t count, uint16_t *first_diff, double *compared) {
-  uint32_t identical = 0;
-  double bytes = 0;
-  for (uint32_t k = 0; k < count; k++) {
-    const uint8_t *reference = (const uint8_t *)(uintptr_t)bases[0] + (uintptr_t)k * PAGE;
-    uint16_t differs = 0;
-    for (uint32_t g = 1; g < guests; g++) {
-      bytes += PAGE;
-      if (memcmp((const uint8_t *)(uintptr_t)bases[g] + (uintptr_t)k * PAGE, reference, PAGE) != 0) {
-        differs = (uint16_t)g;
-        break;
-      }
-    }
-    first_diff[k] = differs;
-    if (!differs) identical++;
-  }
-  compared[0] += bytes;
-  return identical;
+  return xme_compare_across_some(guests, bases, count, NULL, first_diff, compared);
 }
 
 /*
@@ -77,14 +64,14 @@ uint32_t xme_partition_across(uint32_t guests, const uint64_t *bases, uint32_t c
 
 /*
  * xme_compare_across for the pages k with which[k] = 1 only (the rest: first_diff[k] = 0, not read), in one call
- * however scattered they are. Returns the pages compared and identical in all guests.
+ * however scattered they are; which = NULL: every page. Returns the pages compared and identical in all guests.
  */
 uint32_t xme_compare_across_some(uint32_t guests, const uint64_t *bases, uint32_t count, const uint8_t *which, uint16_t *first_diff, double *compared) {
   uint32_t identical = 0;
   double bytes = 0;
   for (uint32_t k = 0; k < count; k++) {
     first_diff[k] = 0;
-    if (!which[k]) continue;
+    if (which && !which[k]) continue;
     const uint8_t *reference = (const uint8_t *)(uintptr_t)bases[0] + (uintptr_t)k * PAGE;
     uint16_t differs = 0;
     for (uint32_t g = 1; g < guests; g++) {
