@@ -49,14 +49,24 @@ diagnose() {
     echo "-- xl dmesg (last 30)"; timeout 10 xl dmesg 2>&1 | tail -n 30
     echo "-- dom0 kernel (last 30)"; dmesg 2>&1 | tail -n 30
     echo "==== end of watchdog report"
-  } >/tmp/xt-watchdog.txt 2>&1
-  sed 's/^/XT-WATCHDOG: /' /tmp/xt-watchdog.txt >/dev/console 2>/dev/null
+  } 2>&1 | while IFS= read -r line; do
+    # Line by line as it comes: on a busy emulated CPU the whole report takes a minute or more.
+    echo "XT-WATCHDOG: $line" >/dev/console 2>/dev/null
+    printf '%s\n' "$line" >>/tmp/xt-watchdog.txt
+  done
   timeout 20 cp /tmp/xt-watchdog.txt "$CTL/watchdog.txt" 2>/dev/null
 }
 
 # Hung tasks (D state > 60 s) print their kernel stacks on the console by themselves.
 sysctl -q kernel.hung_task_timeout_secs=60 2>/dev/null || true
 WATCHDOG_S="$(cat "$CTL/watchdog-s" 2>/dev/null)"
+# A heartbeat on dom0's console every 30 s of dom0's own clock: that dom0 runs, how fast its clock goes against
+# the host's, and what takes its one CPU; scripts/xen-testhost/run gives the machine up as frozen when they stop.
+( while sleep 30; do
+    # ps, not top: top costs seconds of the emulated CPU (up to half of it in a sample); %CPU is over each life.
+    echo "XT-HEARTBEAT: up $(up) load $(cut -d' ' -f1-3 /proc/loadavg) top: $(ps -eo pid=,pcpu=,comm= --sort=-pcpu 2>/dev/null | awk '$3 != "ps" && $3 != "awk" && n++ < 3 {printf "%s %s%% %s; ", $1, $2, $3}')" >/dev/console 2>/dev/null
+  done ) &
+HEARTBEAT=$!
 echo "$(up)" >"$CTL/started"
 # In a session of its own (setsid does not fork here: a background job is no group leader), so that the
 # watchdog can end the command with all its children.
@@ -70,4 +80,5 @@ fi
 wait "$JOB"
 RC=$?
 [[ -n "${WATCHER:-}" ]] && { kill "$WATCHER" 2>/dev/null; wait "$WATCHER" 2>/dev/null; }
+kill "$HEARTBEAT" 2>/dev/null
 finish "$RC"
