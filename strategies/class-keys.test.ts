@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import type { FileInfo, PageClasses } from '../harness/introspection/page-classes.ts';
 import { PageClasses as Classes } from '../harness/introspection/page-classes.ts';
-import { PackedGroup } from '../harness/sharing/packed-group.ts';
+import { REFUSED_BYTES_DIFFER, REFUSED_RECLAIMED } from '../harness/sharing/ledger.ts';
+import type { PackedGroup } from '../harness/sharing/packed-group.ts';
 import type { ShareGroup } from '../harness/sharing/types.ts';
 import { craftedClasses, craftedFile, type CraftedFrame } from '../harness/testing/crafted-page-classes.ts';
 import { ClassKeyProposer } from './class-keys.ts';
@@ -80,6 +81,42 @@ describe('ClassKeyProposer, incremental', () => {
     expect(metrics).toMatchObject({ pagecache_key_groups: 3, pagecache_key_pages: 6, pagecache_key_proposed_pages: 4 });
     expect(groupsAsText(groups)).not.toContain(`1,${2 ** 24 + 1}`);
     expect(groupsAsText(groups)).toContain(`2,${2 ** 24 + 2}`);
+  });
+
+  it('holds back a key the ledger refused for its bytes until a frame of it is classified again or 16 ticks pass; shmem keys never', () => {
+    const proposer = new ClassKeyProposer(['module_text', 'pagecache', 'shmem']);
+    const unchanged = (since: PageClasses[], redone: number[][] = []) =>
+      since.map((c, g) => following(craftedClasses(c.guestId, FRAMES, tick0, c.files), c, redone[g] ?? []));
+    let classes = [craftedClasses('g0', FRAMES, tick0, [fileA, fileB]), craftedClasses('g1', FRAMES, tick0, [fileA, fileB])];
+    const first = proposer.propose(classes);
+    const all = groupsAsText(first.groups);
+    expect(all).toHaveLength(5); // page cache A0, A1, B0; shmem B5; module text ext4 0
+    const page = (gfn: number) => `${gfn},${2 ** 24 + gfn}`;
+    // g1's A0 (frame 1), shmem B5 (frame 4) and module text (frame 9) differ in bytes; A1 (frame 2) was refused for another reason.
+    proposer.judge({
+      groupsApplied: 0,
+      pagesShared: 0,
+      bytesCompared: 0,
+      refused: [
+        { pages: [1, 4, 9].map((gfn) => ({ guest: 1, gfn })), reason: REFUSED_BYTES_DIFFER },
+        { pages: [{ guest: 1, gfn: 2 }], reason: REFUSED_RECLAIMED },
+      ],
+    });
+    classes = unchanged(classes);
+    const second = proposer.propose(classes);
+    expect(groupsAsText(second.groups)).toEqual([page(2), page(3), page(4)].sort());
+    expect(second.metrics).toMatchObject({ pagecache_key_held_back_pages: 2, module_text_key_held_back_pages: 2, shmem_key_held_back_pages: 0 });
+    expect(second.metrics).toMatchObject({ pagecache_key_groups: 3, pagecache_key_pages: 6, module_text_key_groups: 1 });
+    // Frame 1 of g0 classified again (same class): its key is proposed again; the module text stays held back.
+    classes = unchanged(classes, [[1], []]);
+    expect(groupsAsText(proposer.propose(classes).groups)).toEqual([page(1), page(2), page(3), page(4)].sort());
+    // The module text comes back 16 ticks after it was refused (tick 1), at tick 17.
+    const proposedAt: number[] = [];
+    for (let tick = 4; tick <= 18; tick++) {
+      classes = unchanged(classes);
+      if (groupsAsText(proposer.propose(classes).groups).includes(page(9))) proposedAt.push(tick);
+    }
+    expect(proposedAt).toEqual([17, 18]);
   });
 
   it('gives back the slots of a key no frame holds any more: a file re-keyed every tick does not make slots without end', () => {

@@ -19,7 +19,7 @@
  */
 import type { FileInfo, PageClasses } from '../harness/introspection/page-classes.ts';
 import { FRAME_BITS, PAGE_KINDS } from '../harness/introspection/page-classes.ts';
-import type { ApplyResult } from '../harness/sharing/ledger.ts';
+import { type ApplyResult, REFUSED_BYTES_DIFFER, REFUSED_NO_SAME_BYTES } from '../harness/sharing/ledger.ts';
 import { PackedGroup } from '../harness/sharing/packed-group.ts';
 import type { MetricDeclarations, ShareGroup } from '../harness/sharing/types.ts';
 import { pageIndex } from '../harness/hashing/scan-engine.ts';
@@ -63,6 +63,16 @@ export function keyMetricDeclarations(kinds: readonly KeyKind[]): MetricDeclarat
         },
       ],
       [
+        `${kind}_key_held_back_pages`,
+        {
+          unit: 'pages',
+          method:
+            kind === 'shmem'
+              ? 'never: a shmem frame can be written without its struct page saying so, so its keys are proposed at every tick'
+              : `of the key pages, frames of keys the ledger refused for their bytes at one of the last ${REFUSAL_TICKS} ticks, no frame of which was classified again since: not proposed again (their bytes are the file's on disk or the module's text, and change only with the class)`,
+        },
+      ],
+      [
         `${kind}_key_refused_pages`,
         {
           unit: 'pages',
@@ -80,6 +90,15 @@ function fileKey(file: FileInfo, kind: number): string {
   return kind === SHMEM ? `m|${id}|${file.size}|${mtime}` : `f|${id}|${file.generation}|${mtime}|${file.ctime.sec}.${file.ctime.nsec}`;
 }
 
+/**
+ * A key the ledger refused for its bytes is not proposed again for this many ticks, unless a frame of it is
+ * classified again (it joins or leaves the key, or its class changes). Module text differs across guests where
+ * a module was relocated differently, and a clean page-cache frame holds what the file holds: neither changes
+ * without its struct page changing, so proposing them again at every tick only compares the same bytes again.
+ * After this many ticks they are proposed once more all the same (a bound on how long a wrong judgement lasts).
+ */
+const REFUSAL_TICKS = 16;
+
 /** Page indexes below this are looked up in a table per key (files up to 256 MiB); above, in a Map. */
 const DENSE_INDEXES = 65_536;
 
@@ -94,6 +113,8 @@ class Slots {
   /** Per slot, the key id and page index it stands for (to find it in its tables when it is given back). */
   private owner = new Int32Array(0);
   private index = new Float64Array(0);
+  /** Per slot, the tick (≥ 1) at which the ledger refused its pages for their bytes; 0: not refused since its frames last changed. */
+  private refusedAt = new Int32Array(0);
   /**
    * Per key id: page index → slot. Below DENSE_INDEXES a table (slot + 1 at the index; 0 none) grown to the
    * highest index seen, above it a Map: a file re-keyed at every tick moves all its frames, and a Map insert and
@@ -160,6 +181,9 @@ class Slots {
       owner.set(this.owner);
       const index = new Float64Array(capacity);
       index.set(this.index);
+      const refusedAt = new Int32Array(capacity);
+      refusedAt.set(this.refusedAt);
+      this.refusedAt = refusedAt;
       this.frames = frames;
       this.counts = counts;
       this.owner = owner;
@@ -174,7 +198,13 @@ class Slots {
     if (this.frames[at] !== -1) return false;
     this.frames[at] = frame;
     this.counts[slot]!++;
+    this.refusedAt[slot] = 0;
     return true;
+  }
+
+  /** The ledger refused the slot's pages for their bytes at this tick. */
+  refuse(slot: number, tick: number): void {
+    this.refusedAt[slot] = tick;
   }
 
   /** The guest's frame leaves the slot; a slot left empty is given back. */
@@ -182,6 +212,7 @@ class Slots {
     const at = slot * this.guests + guest;
     if (this.frames[at] === -1) return;
     this.frames[at] = -1;
+    this.refusedAt[slot] = 0;
     if (--this.counts[slot]! > 0) return;
     const id = this.owner[slot]!;
     const fileIndex = this.index[slot]!;
@@ -197,19 +228,26 @@ class Slots {
   /**
    * Every slot held by two or more guests: `keys` of them, `pages` in them. One group each is proposed, except
    * for a slot whose frames `frameIds` (per guest, the ledger's frame id of each page, 0 none) puts on one frame
-   * already (nothing to compare or share); the pages proposed are marked with `code` in marks (and listed in marked).
+   * already (nothing to compare or share), and a slot refused for its bytes fewer than REFUSAL_TICKS ticks
+   * before `tick` (held back); the pages proposed are marked with `code` in marks (and listed in marked).
    */
-  groups(marks: Uint8Array[], marked: number[][], code: number, frameIds: readonly ArrayLike<number>[] | undefined) {
+  groups(marks: Uint8Array[], marked: number[][], code: number, frameIds: readonly ArrayLike<number>[] | undefined, tick: number) {
     const groups: ShareGroup[] = [];
     let keys = 0;
     let pages = 0;
     let proposedPages = 0;
-    const { guests, frames: slotFrames, counts } = this;
+    let heldBackPages = 0;
+    const { guests, frames: slotFrames, counts, refusedAt } = this;
     for (let slot = 0; slot < this.size; slot++) {
       const count = counts[slot]!;
       if (count < 2) continue;
       keys++;
       pages += count;
+      const refused = refusedAt[slot]!;
+      if (refused !== 0 && tick - refused < REFUSAL_TICKS) {
+        heldBackPages += count;
+        continue;
+      }
       const at = slot * guests;
       if (frameIds) {
         // On one frame already: every member's frame id the same, and not 0 (none).
@@ -234,7 +272,7 @@ class Slots {
       groups.push(new PackedGroup(indices, false));
       proposedPages += count;
     }
-    return { groups, keys, pages, proposedPages };
+    return { groups, keys, pages, proposedPages, heldBackPages };
   }
 }
 
@@ -284,7 +322,8 @@ interface GuestSlots {
  * (delta.list), and the frames of a file whose entry changed (walked through that file's list), are taken out
  * of their slot and put in again; otherwise (and when the modules changed) every frame of the guest is. A key
  * whose frames the ledger already holds as one frame (StrategyContext.sharedFrameIds) is not proposed again:
- * there is nothing to compare or share.
+ * there is nothing to compare or share; nor, for REFUSAL_TICKS ticks, is a key the ledger refused for its bytes
+ * (judge), unless a frame of it is classified again.
  */
 export class ClassKeyProposer {
   /** Per guest, which key kind proposed each frame this tick (KIND_CODE; 0: none), for judge(). */
@@ -300,6 +339,8 @@ export class ClassKeyProposer {
   private guests: GuestSlots[] = [];
   /** Frames put into slots again at the last propose(), all guests (a figure for the notes and tests). */
   lastReslotted = 0;
+  /** Ticks proposed so far (the clock of Slots.refusedAt). */
+  private tick = 0;
 
   /** Slots made so far, all kinds (empty ones are used again, so this stays near the number of keys held). */
   get slotsMade(): number {
@@ -312,6 +353,7 @@ export class ClassKeyProposer {
 
   propose(classes: readonly PageClasses[], frameIds?: readonly ArrayLike<number>[]): { groups: ShareGroup[]; metrics: Record<string, number> } {
     this.proposed = true;
+    this.tick++;
     if (!this.slots || this.guests.length !== classes.length || this.guests.some((s, g) => s.classes.frames !== classes[g]!.frames)) this.reset(classes.length);
     const slots = this.slots!;
     if (this.marks.length !== classes.length || this.marks.some((m, g) => m.length !== classes[g]!.frames)) {
@@ -360,13 +402,14 @@ export class ClassKeyProposer {
     const metrics: Record<string, number> = {};
     for (const kind of ['pagecache', 'shmem', 'module_text'] as const) {
       if (!this.want.has(kind)) continue;
-      const made = slots[kind].groups(this.marks, this.marked, KIND_CODE[kind], frameIds);
+      const made = slots[kind].groups(this.marks, this.marked, KIND_CODE[kind], frameIds, this.tick);
       groups.push(...made.groups);
       metrics[`${kind}_frames`] = frames[kind];
       if (kind !== 'module_text') metrics[`${kind}_skipped_frames`] = skipped[kind];
       metrics[`${kind}_key_groups`] = made.keys;
       metrics[`${kind}_key_pages`] = made.pages;
       metrics[`${kind}_key_proposed_pages`] = made.proposedPages;
+      metrics[`${kind}_key_held_back_pages`] = made.heldBackPages;
     }
     return { groups, metrics };
   }
@@ -461,10 +504,16 @@ export class ClassKeyProposer {
   judge(applied: ApplyResult): Record<string, number> {
     if (!this.proposed) return {};
     const refused: Record<string, number> = Object.fromEntries(this.kinds.map((kind) => [`${kind}_key_refused_pages`, 0]));
-    for (const { pages } of applied.refused) {
+    for (const { pages, reason } of applied.refused) {
+      // Refused for the bytes themselves: the key is held back (Slots.groups), except shmem's (REFUSAL_TICKS).
+      const forBytes = reason === REFUSED_BYTES_DIFFER || reason === REFUSED_NO_SAME_BYTES;
       for (const page of pages) {
         const code = this.marks[page.guest]?.[page.gfn] ?? 0;
-        if (code) refused[`${KIND_OF_CODE[code]}_key_refused_pages`]!++;
+        if (!code) continue;
+        const kind = KIND_OF_CODE[code]!;
+        refused[`${kind}_key_refused_pages`]!++;
+        const slot = this.guests[page.guest]?.slot[page.gfn] ?? -1;
+        if (forBytes && kind !== 'shmem' && slot >= 0) this.slots![kind].refuse(slot, this.tick);
       }
     }
     return refused;

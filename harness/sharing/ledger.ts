@@ -176,6 +176,9 @@ export interface ReclaimResult {
 }
 
 export const REFUSED_RECLAIMED = 'page is a reclaimed free frame (reclaimFree), not data to compare';
+/** Refusals for the bytes themselves (apply's comparison): what a key that proposed them got wrong. */
+export const REFUSED_BYTES_DIFFER = 'bytes differ from the group’s first page';
+export const REFUSED_NO_SAME_BYTES = 'no other page of the group has the same bytes';
 
 /**
  * COST: MECHANISM AND INSTRUMENT. What a strategy costs per tick is split in two (tick-loop.ts, samples.csv):
@@ -506,10 +509,10 @@ export class AccountingLedger implements Ledger {
           allOnReferenceFrame = false;
         } else differing.push(key);
       }
-      if (differing.length) refused.push({ pages: differing.map(refOf), reason: 'bytes differ from the group’s first page' });
+      if (differing.length) refused.push({ pages: differing.map(refOf), reason: REFUSED_BYTES_DIFFER });
       for (const key of candidates) proposedThisApply.mark(key);
       if (members.length < 2) {
-        if (differing.length) refused.push({ pages: members.map(refOf), reason: 'no other page of the group has the same bytes' });
+        if (differing.length) refused.push({ pages: members.map(refOf), reason: REFUSED_NO_SAME_BYTES });
         continue;
       }
       groupsApplied++;
