@@ -505,7 +505,7 @@ export class ClassKeyProposer {
     if (!this.proposed) return {};
     const refused: Record<string, number> = Object.fromEntries(this.kinds.map((kind) => [`${kind}_key_refused_pages`, 0]));
     for (const { pages, reason } of applied.refused) {
-      // Refused for the bytes themselves: the key is held back (Slots.groups), except shmem's (REFUSAL_TICKS).
+      // Refused for the bytes themselves: the key is held back (REFUSAL_TICKS), except shmem's, whose bytes can change unseen.
       const forBytes = reason === REFUSED_BYTES_DIFFER || reason === REFUSED_NO_SAME_BYTES;
       for (const page of pages) {
         const code = this.marks[page.guest]?.[page.gfn] ?? 0;
