@@ -1,0 +1,100 @@
+/**
+ * `npx tsx bench/union-replay.ts RECORDING [--passes N] [--json] [--windows FILE]`: semantic-union's tick, part by part, on a
+ * recording (xme run --record; docs/recording.md), as the tick loop bills it (harness/experiment/tick-loop.ts):
+ * the page classification, the strategy's scan (System.map route, class keys, free frames), the ledger's
+ * reclaim and byte-confirmed apply, and the judge — each in thread CPU, per tick after the first (the first is
+ * one-off work: kernels located, classifiers opened, every frame classified). A replay reads the same memory
+ * every pass, so passes differ only by the machine's noise and V8 (JIT, garbage collection): N passes, each
+ * from nothing (new classifier, strategy and ledger), give medians per tick and part. Run it under
+ * `node --cpu-prof` with --windows to see inside a part (the steady ticks' spans, on the profile's clock).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import type { Guest } from '../harness/backends/types.ts';
+import { TickPageClassifier } from '../harness/experiment/tick-page-classes.ts';
+import { defaultHasher } from '../harness/hashing/page-hasher.ts';
+import { openRecording } from '../harness/recording/recording.ts';
+import { ReplayGuest } from '../harness/recording/replay-backend.ts';
+import { AccountingLedger } from '../harness/sharing/ledger.ts';
+import { threadCpuNs } from '../harness/util/thread-cpu.ts';
+import { createStrategy } from '../strategies/registry.ts';
+import { median } from './measure.ts';
+
+const args = process.argv.slice(2);
+const given = args.find((a) => !a.startsWith('--'));
+if (!given) {
+  process.stderr.write('usage: npx tsx bench/union-replay.ts RECORDING [--passes N] [--json]\n');
+  process.exit(2);
+}
+const passesAt = args.indexOf('--passes');
+const passes = passesAt >= 0 ? Number(args[passesAt + 1]) : 3;
+const recording = openRecording(given);
+const segment = recording.manifest.segments[0]!;
+const guests: ReplayGuest[] = segment.guests.map((_, i) => new ReplayGuest(recording, segment, i, recording.image));
+const hasher = await defaultHasher();
+const PARTS = ['classify', 'scan', 'apply', 'judge', 'mechanism'] as const;
+type Part = (typeof PARTS)[number];
+/** Per part, per tick (after the first), the CPU of each pass. */
+const figures: Record<Part, number[][]> = Object.fromEntries(PARTS.map((p) => [p, segment.ticks.slice(1).map(() => [])])) as unknown as Record<
+  Part,
+  number[][]
+>;
+const ms = (from: bigint, to: bigint) => Number(to - from) / 1e6;
+/** With --windows FILE: the steady ticks' spans in CLOCK_MONOTONIC µs (a CPU profile's clock), each with its tick, to look at only those samples. */
+const windows: [number, number, number][] = [];
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+
+for (let pass = 0; pass < passes; pass++) {
+  const source = new TickPageClassifier(recording.kernel);
+  const strategy = createStrategy('semantic-union');
+  const ledger = new AccountingLedger(strategy.name, guests as readonly Guest[], hasher);
+  for (let t = 0; t < segment.ticks.length; t++) {
+    for (const guest of guests) guest.enter(t);
+    if (t > 0) ledger.detectCow();
+    const from = monotonicUs();
+    const c0 = threadCpuNs();
+    const classified = source.classify(guests, true);
+    const c1 = threadCpuNs();
+    if ('refused' in classified) throw new Error(`tick ${t}: classes refused: ${classified.refused}`);
+    const scan = await strategy.scan({
+      guests,
+      image: recording.image,
+      kernel: recording.kernel,
+      hasher,
+      pageClasses: { guests: classified.guests, cpuMs: ms(c0, c1) },
+      sharedFrameIds: ledger.sharedFrameIds(),
+    });
+    const c2 = threadCpuNs();
+    if (scan.freeFrames) ledger.reclaimFree(scan.freeFrames);
+    const applied = ledger.apply(scan.groups);
+    const c3 = threadCpuNs();
+    strategy.afterApply?.(applied);
+    const c4 = threadCpuNs();
+    if (t === 0) continue;
+    windows.push([from, monotonicUs(), t]);
+    const row = { classify: ms(c0, c1), scan: ms(c1, c2), apply: ms(c2, c3), judge: ms(c3, c4), mechanism: ms(c0, c4) };
+    for (const part of PARTS) figures[part][t - 1]!.push(row[part]);
+  }
+}
+
+const result = {
+  recording: recording.dir,
+  guests: guests.length,
+  memory_mib: segment.memoryMiB,
+  passes,
+  load_average: os.loadavg(),
+  per_tick_median_ms: Object.fromEntries(PARTS.map((p) => [p, figures[p].map((runs) => median(runs))])),
+  median_of_ticks_ms: Object.fromEntries(PARTS.map((p) => [p, median(figures[p].map((runs) => median(runs)))])),
+};
+const windowsAt = args.indexOf('--windows');
+if (windowsAt >= 0) fs.writeFileSync(args[windowsAt + 1]!, JSON.stringify(windows));
+if (args.includes('--json')) process.stdout.write(`${JSON.stringify(result)}\n`);
+else {
+  process.stdout.write(
+    `semantic-union on ${result.recording}: ${result.guests} × ${result.memory_mib} MiB, ${passes} passes, thread CPU per tick after the first (median of passes); load ${result.load_average.map((x) => x.toFixed(1)).join(' ')}\n`,
+  );
+  for (const part of PARTS)
+    process.stdout.write(
+      `  ${part.padEnd(10)} ${result.per_tick_median_ms[part]!.map((x) => x.toFixed(1).padStart(6)).join(' ')}   median ${result.median_of_ticks_ms[part]!.toFixed(1)} ms\n`,
+    );
+}
