@@ -97,7 +97,7 @@ function fileKey(file: FileInfo, kind: number): string {
  * without its struct page changing, so proposing them again at every tick only compares the same bytes again.
  * After this many ticks they are proposed once more all the same (a bound on how long a wrong judgement lasts).
  */
-const REFUSAL_TICKS = 16;
+export const REFUSAL_TICKS = 16;
 
 /** Page indexes below this are looked up in a table per key (files up to 256 MiB); above, in a Map. */
 const DENSE_INDEXES = 65_536;

@@ -1,6 +1,7 @@
 /**
  * semantic-union: every page xme can share by what it is, with no content scan at all — the union of
- *  - kernel code and read-only data, located through System.map (semantic+rodata: SemanticStrategy),
+ *  - kernel code and read-only data, located through System.map (semantic+rodata: SemanticStrategy; a page found
+ *    differing is compared again only after REFUSAL_TICKS ticks, as a refused key is proposed again),
  *  - module text, page cache and shmem, keyed by what the page classes say they are (strategies/class-keys.ts),
  *  - free frames, reclaimed apart (semantic-free; sharing/ledger.ts "FREE PAGES RECLAIMED").
  * The keys only propose; the ledger's byte comparison decides for everything but the free frames, which are
@@ -11,7 +12,7 @@
 import { XmeError } from '../harness/util/errors.ts';
 import type { ApplyResult } from '../harness/sharing/ledger.ts';
 import type { MetricDeclarations } from '../harness/sharing/types.ts';
-import { ClassKeyProposer, keyMetricDeclarations, type KeyKind } from './class-keys.ts';
+import { ClassKeyProposer, keyMetricDeclarations, REFUSAL_TICKS, type KeyKind } from './class-keys.ts';
 import { FreeFrameTracker } from './free-frames.ts';
 import { FREE_METRICS } from './semantic-free.ts';
 import { SemanticStrategy } from './semantic.ts';
@@ -40,7 +41,8 @@ export class SemanticUnionStrategy implements Strategy {
     private readonly options: UnionOptions,
     kernelImage?: KernelImageRoute,
   ) {
-    this.kernelImage = kernelImage ?? new SemanticStrategy({ rodata: true, route: options.route });
+    // Code and rodata pages found differing are compared again after as many ticks as a refused key is held back.
+    this.kernelImage = kernelImage ?? new SemanticStrategy({ rodata: true, route: options.route, recheckDifferingAfter: REFUSAL_TICKS });
     const kinds: KeyKind[] = options.shmem ? ['module_text', 'pagecache', 'shmem'] : ['module_text', 'pagecache'];
     this.proposer = new ClassKeyProposer(kinds);
     this.free = new FreeFrameTracker(options.perCpu);

@@ -29,6 +29,19 @@ type Route = 'memory' | 'hypervisor' | 'both';
 export interface SemanticOptions {
   rodata: boolean;
   route: Route;
+  /**
+   * Not a scenario option (semantic-union sets it): a page found differing in some guest is compared again only
+   * after this many ticks. With KASLR ≈ 2,800 code and rodata pages of each guest differ (relocated pointers)
+   * and stay so; comparing and partitioning them again at every tick was a fifth of semantic-union's tick. A
+   * page held back is not proposed (nothing is shared unseen); its guests' pages that already share stay shared
+   * until written.
+   */
+  recheckDifferingAfter?: number;
+}
+
+/** Per range of one build and placement: the tick at which each page was last found differing (0: not since compared). */
+interface DifferingPages {
+  at: Int32Array;
 }
 
 const RANGE_METRICS = {
@@ -42,6 +55,10 @@ export class SemanticStrategy implements Strategy {
   private readonly placements = new Map<Guest, KernelPlacement>();
   /** Kernels of guests whose image is not the run's (a mixed fleet), read from each image once. */
   private readonly otherKernels = new Map<GuestImage, KernelInfo>();
+  /** With recheckDifferingAfter: per range and placement (labels and guest frames), the pages found differing. */
+  private readonly differing = new Map<string, DifferingPages>();
+  /** Scans so far (the clock of DifferingPages.at). */
+  private tick = 0;
 
   constructor(private readonly options: SemanticOptions) {
     this.name = options.rodata ? 'semantic+rodata' : 'semantic';
@@ -52,6 +69,17 @@ export class SemanticStrategy implements Strategy {
           `${label}_pages`,
           { unit: 'pages', method: `pages of ${RANGE_METRICS[label]} from System.map (a partial last page counts); not reported when the scan refused` },
         ],
+        ...(options.recheckDifferingAfter === undefined
+          ? []
+          : [
+              [
+                `${label}_held_back_pages`,
+                {
+                  unit: 'pages',
+                  method: `pages of ${RANGE_METRICS[label]} found differing in some guest at one of the last ${options.recheckDifferingAfter} ticks: not compared or proposed this tick (counted as differing)`,
+                },
+              ] as const,
+            ]),
         [
           `${label}_identical_pages`,
           {
@@ -138,6 +166,7 @@ export class SemanticStrategy implements Strategy {
   }
 
   async scan(context: StrategyContext): Promise<ScanResult> {
+    this.tick++;
     const cost: ScanCost = { pagesRead: 0, bytesHashed: 0, bytesCompared: 0 };
     const notes: string[] = [];
     const placements: KernelPlacement[] = [];
@@ -182,6 +211,21 @@ export class SemanticStrategy implements Strategy {
         wasCompared.fill(1, run.first, run.first + run.count);
         toCompare += run.count;
       }
+      const recheck = this.options.recheckDifferingAfter;
+      const known = recheck === undefined ? undefined : this.differingPages(`${label}|${gfns.join(',')}`, span.count);
+      // 1 where page k is held back this tick (known differing, compared again later).
+      const held = new Uint8Array(known ? span.count : 0);
+      let heldBack = 0;
+      if (known && recheck !== undefined) {
+        for (let k = 0; k < span.count; k++) {
+          const at = known.at[k]!;
+          if (at === 0 || wasCompared[k] !== 1 || this.tick - at >= recheck) continue;
+          wasCompared[k] = 0;
+          held[k] = 1;
+          toCompare--;
+          heldBack++;
+        }
+      }
       if (toCompare === span.count) cost.bytesCompared += compareAcrossGuests(views, span.count, firstDiff).bytesCompared;
       else if (toCompare > 0) cost.bytesCompared += compareSomeAcrossGuests(views, span.count, wasCompared, firstDiff).bytesCompared;
       cost.pagesRead += views.length * toCompare;
@@ -190,6 +234,10 @@ export class SemanticStrategy implements Strategy {
       const paired = new Uint8Array(span.count);
       cost.bytesCompared += partitionAcrossGuests(views, span.count, firstDiff, representative, paired).bytesCompared;
       for (let k = 0; k < span.count; k++) {
+        if (known) {
+          if (held[k] === 1) continue; // differing, as last compared
+          if (wasCompared[k] === 1) known.at[k] = firstDiff[k] === 0 ? 0 : this.tick;
+        }
         if (firstDiff[k] === 0) {
           identicalInAll++;
           if (views.length > 1 && wasCompared[k] === 1) groups.push({ pages: gfns.map((gfn, i) => ({ guest: inBuild[i]!, gfn: gfn + k })) });
@@ -206,11 +254,22 @@ export class SemanticStrategy implements Strategy {
         }
       }
       metrics[`${label}_pages`] = (metrics[`${label}_pages`] ?? 0) + span.count;
+      if (known) metrics[`${label}_held_back_pages`] = (metrics[`${label}_held_back_pages`] ?? 0) + heldBack;
       // A build with one guest of several has no partner: none of its pages is shareable (it still has pages).
       const partnered = inBuild.length > 1 || context.guests.length === 1;
       metrics[`${label}_identical_pages`] = (metrics[`${label}_identical_pages`] ?? 0) + (partnered ? identicalInAll : 0);
     }
     return { groups, cost, metrics, notes };
+  }
+
+  /** The differing pages of one range at one placement, made on first use. */
+  private differingPages(key: string, count: number): DifferingPages {
+    let known = this.differing.get(key);
+    if (!known || known.at.length !== count) {
+      known = { at: new Int32Array(count) };
+      this.differing.set(key, known);
+    }
+    return known;
   }
 
   /** Runs of pages k of a range (gfns[i] + k in guest inBuild[i]) not already one frame in the ledger: those to compare. */
