@@ -1,14 +1,16 @@
 /**
- * `npx tsx bench/union-replay.ts RECORDING [--passes N] [--json] [--windows FILE]`: semantic-union's tick, part by part, on a
+ * `npx tsx bench/union-replay.ts RECORDING [--passes N] [--json] [--profile FILE]`: semantic-union's tick, part by part, on a
  * recording (xme run --record; docs/recording.md), as the tick loop bills it (harness/experiment/tick-loop.ts):
  * the page classification, the strategy's scan (System.map route, class keys, free frames), the ledger's
  * reclaim and byte-confirmed apply, and the judge — each in thread CPU, per tick after the first (the first is
  * one-off work: kernels located, classifiers opened, every frame classified). A replay reads the same memory
  * every pass, so passes differ only by the machine's noise and V8 (JIT, garbage collection): N passes, each
- * from nothing (new classifier, strategy and ledger), give medians per tick and part. Run it under
- * `node --cpu-prof` with --windows to see inside a part (the steady ticks' spans, on the profile's clock).
+ * from nothing (new classifier, strategy and ledger), give medians per tick and part. --profile FILE
+ * writes CPU profiles of the steady ticks (a JSON list of V8 profiles) to see inside a part (the
+ * figures printed are then inflated by the profiler).
  */
 import fs from 'node:fs';
+import inspector from 'node:inspector';
 import os from 'node:os';
 import type { Guest } from '../harness/backends/types.ts';
 import { TickPageClassifier } from '../harness/experiment/tick-page-classes.ts';
@@ -40,9 +42,20 @@ const figures: Record<Part, number[][]> = Object.fromEntries(PARTS.map((p) => [p
   number[][]
 >;
 const ms = (from: bigint, to: bigint) => Number(to - from) / 1e6;
-/** With --windows FILE: the steady ticks' spans in CLOCK_MONOTONIC µs (a CPU profile's clock), each with its tick, to look at only those samples. */
-const windows: [number, number, number][] = [];
-const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
+/**
+ * With --profile FILE: a CPU profile (node:inspector, sampling every 100 µs) of the steady ticks only, from the
+ * classification to the judge: the first ticks and the loading of each tick's memory are left out.
+ */
+const profileAt = args.indexOf('--profile');
+const profiler = profileAt >= 0 ? new inspector.Session() : undefined;
+const post = (method: string, params?: object) =>
+  new Promise<unknown>((done, fail) => profiler!.post(method, params ?? {}, (error, result) => (error ? fail(error) : done(result))));
+if (profiler) {
+  profiler.connect();
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 100 });
+}
+const profiles: unknown[] = [];
 
 for (let pass = 0; pass < passes; pass++) {
   const source = new TickPageClassifier(recording.kernel);
@@ -51,7 +64,7 @@ for (let pass = 0; pass < passes; pass++) {
   for (let t = 0; t < segment.ticks.length; t++) {
     for (const guest of guests) guest.enter(t);
     if (t > 0) ledger.detectCow();
-    const from = monotonicUs();
+    if (profiler && t > 0) await post('Profiler.start');
     const c0 = threadCpuNs();
     const classified = source.classify(guests, true);
     const c1 = threadCpuNs();
@@ -70,8 +83,8 @@ for (let pass = 0; pass < passes; pass++) {
     const c3 = threadCpuNs();
     strategy.afterApply?.(applied);
     const c4 = threadCpuNs();
+    if (profiler && t > 0) profiles.push(((await post('Profiler.stop')) as { profile: unknown }).profile);
     if (t === 0) continue;
-    windows.push([from, monotonicUs(), t]);
     const row = { classify: ms(c0, c1), scan: ms(c1, c2), apply: ms(c2, c3), judge: ms(c3, c4), mechanism: ms(c0, c4) };
     for (const part of PARTS) figures[part][t - 1]!.push(row[part]);
   }
@@ -86,8 +99,7 @@ const result = {
   per_tick_median_ms: Object.fromEntries(PARTS.map((p) => [p, figures[p].map((runs) => median(runs))])),
   median_of_ticks_ms: Object.fromEntries(PARTS.map((p) => [p, median(figures[p].map((runs) => median(runs)))])),
 };
-const windowsAt = args.indexOf('--windows');
-if (windowsAt >= 0) fs.writeFileSync(args[windowsAt + 1]!, JSON.stringify(windows));
+if (profiler) fs.writeFileSync(args[profileAt + 1]!, JSON.stringify(profiles));
 if (args.includes('--json')) process.stdout.write(`${JSON.stringify(result)}\n`);
 else {
   process.stdout.write(

@@ -140,6 +140,24 @@ export class KernelMemory {
     return view.compare(source, sourceOffset, sourceOffset + length, offset, offset + length) === 0;
   }
 
+  /**
+   * Guest-physical address of `length` bytes at a kernel virtual address in the direct map (slab objects:
+   * inodes, address spaces), as a number; −1 if they are not all in it.
+   */
+  directMapPhysical(virtual: bigint, length: number): number {
+    if (virtual < this.pageOffsetBase || virtual + BigInt(length) > this.pageOffsetBase + this.memoryBytes) return -1;
+    return Number(virtual - this.pageOffsetBase);
+  }
+
+  /**
+   * True if guest memory at a guest-physical address (a number, from directMapPhysical) holds `source`, compared
+   * in place: in `all` (the guest's whole-memory view, Guest.memoryView, taken once by the caller) if given.
+   */
+  equalsAt(physical: number, source: Buffer, all: Buffer | undefined): boolean {
+    if (all) return all.compare(source, 0, source.length, physical, physical + source.length) === 0;
+    return this.equalsPhysical(BigInt(physical), source.length, source, 0);
+  }
+
   /** Guest-physical address of a kernel virtual address, or a refusal naming `what` points there. */
   physical(virtual: bigint, what: string): bigint {
     if (virtual >= this.imageStart && virtual < this.imageEnd) return this.placement.physicalBase + (virtual - this.imageStart);

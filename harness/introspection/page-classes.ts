@@ -106,7 +106,6 @@ const PENDING_TAIL = 255;
 export const FRAME_BITS = { dirty: 1, writeback: 2, ksm: 4, tail: 8, compound: 16, perCpu: 32, memmap: 64 } as const;
 
 /** The per-CPU membership of two ticks is compared in pieces of this many frames (see classify). */
-const PER_CPU_CHUNK = 4096;
 
 /** What changed between two ticks' classes of one guest (PageClasses.delta). */
 export interface ClassesDelta {
@@ -287,10 +286,16 @@ interface ModuleText {
   signature: string;
 }
 
+/** Bits 53–63 of a kernel virtual address (all set), as bits 21–31 of its upper half; and the 21 bits below them. */
+const KERNEL_HIGH_BITS = 0x7ff;
+const LOW_21_BITS = 0x1f_ffff;
+
 /** What the next tick starts from (PageClassifier.classify): the classes and what outside the array they rest on. */
 interface LastTick {
   classes: PageClasses;
   perCpu: Uint8Array;
+  /** The frames on a per-CPU list (perCpu ≠ 0), as a list: the next tick compares only these and its own. */
+  perCpuListed: number[];
   moduleText: ModuleText;
   zones: string;
   ranges: string;
@@ -418,6 +423,27 @@ export class PageClassifier {
     return ranges;
   }
 
+  /**
+   * Per file entry, the guest-physical address of its inode where the inode lies in the direct map and holds
+   * the entry's address_space (−1 otherwise): refreshFiles compares it there, with no translation per tick.
+   */
+  private inodeAt = new WeakMap<FileInfo, number>();
+
+  /** The frames that hold the struct page array (made again only when its ranges move). */
+  private backing: { key: string; frames: Set<number> } | undefined;
+
+  private backingFrames(ranges: readonly MemmapRange[], key: string): Set<number> {
+    if (this.backing?.key === key) return this.backing.frames;
+    const frames = new Set<number>();
+    for (const range of ranges) {
+      const first = Number(range.physical / BigInt(PAGE_SIZE));
+      const lastFrame = Number((range.physical + BigInt(range.length) - 1n) / BigInt(PAGE_SIZE));
+      for (let frame = first; frame <= lastFrame; frame++) frames.add(frame);
+    }
+    this.backing = { key, frames };
+    return frames;
+  }
+
   /** Struct pages that differ now from the copy (compared in guest memory, nothing copied again); 0 if none. */
   private changedSince(memmap: Buffer, ranges: readonly MemmapRange[]): number {
     const stride = this.profile.size('page');
@@ -478,12 +504,7 @@ export class PageClassifier {
       changed.fill(1);
     } else refreshCopy(memory, ranges, this.memmapCopy, stride, changed, changedList);
     const memmap = this.memmapCopy;
-    const backing = new Set<number>();
-    for (const range of ranges) {
-      const first = Number(range.physical / BigInt(PAGE_SIZE));
-      const lastFrame = Number((range.physical + BigInt(range.length) - 1n) / BigInt(PAGE_SIZE));
-      for (let frame = first; frame <= lastFrame; frame++) backing.add(frame);
-    }
+    const backing = this.backingFrames(ranges, rangeKey);
     // The array as 32-bit words (it is word-aligned, every field read here is 4-aligned): typed-array reads, no Buffer calls per field.
     const words = new Uint32Array(memmap.buffer, memmap.byteOffset, memmap.length >>> 2);
     const signed = new Int32Array(memmap.buffer, memmap.byteOffset, memmap.length >>> 2);
@@ -522,7 +543,7 @@ export class PageClassifier {
     };
 
     // What lies outside the array is read in full every tick; a frame whose membership changed is redone.
-    const perCpu = this.perCpuFreeLists(topology, memmap, frameOfStructPage, offsets.pcpList, frames);
+    const { onList: perCpu, listed: perCpuListed } = this.perCpuFreeLists(topology, memmap, frameOfStructPage, offsets.pcpList, frames);
     const moduleText = this.moduleText();
     const markChanged = (frame: number) => {
       if (changed[frame] === 1) return;
@@ -530,14 +551,10 @@ export class PageClassifier {
       changedList.push(frame);
     };
     if (last) {
-      // Compared natively 4,096 frames at a time: the lists of an idle guest change in a few places between ticks.
-      const now = Buffer.from(perCpu.buffer, perCpu.byteOffset, frames);
-      const before = Buffer.from(last.perCpu.buffer, last.perCpu.byteOffset, frames);
-      for (let start = 0; start < frames; start += PER_CPU_CHUNK) {
-        const end = Math.min(frames, start + PER_CPU_CHUNK);
-        if (now.compare(before, start, end, start, end) === 0) continue;
-        for (let frame = start; frame < end; frame++) if (perCpu[frame] !== last.perCpu[frame]) markChanged(frame);
-      }
+      // A frame whose membership differs is on this tick's lists or on the last's: only those are compared (a few
+      // hundred frames; the lists change in many places between ticks, a pass over the arrays cost 0.5 ms a guest).
+      for (const frame of perCpuListed) if (perCpu[frame] !== last.perCpu[frame]) markChanged(frame);
+      for (const frame of last.perCpuListed) if (perCpu[frame] !== last.perCpu[frame]) markChanged(frame);
       if (moduleText.signature !== last.moduleText.signature) {
         for (const frame of last.moduleText.frames) markChanged(frame);
         for (const frame of moduleText.frames) markChanged(frame);
@@ -562,6 +579,7 @@ export class PageClassifier {
     const inodes = this.inodes.slice();
     const caches = this.caches.slice();
     const readThisTick = new Map<bigint, number>();
+    const readThisTickByNumber = new Map<number, number>();
     const cachesThisTick = new Map<bigint, number>();
     // Per tick: a super block unmounted since may have left its address to another.
     const superBlocks = new Map<bigint, SuperBlockInfo>();
@@ -707,8 +725,12 @@ export class PageClassifier {
         ref[pfn] = UNKNOWN.movable;
         continue;
       }
-      const mapping = (BigInt(mappingHigh) << 32n) | BigInt(mappingLow);
-      let file = readThisTick.get(mapping);
+      // Looked up first by a number: a kernel address has bits 53–63 set, so bits 0–52 tell it exactly (a BigInt
+      // per frame cost more than the rest of a page-cache frame's classification). Any other value takes the BigInt way.
+      const numeric = mappingHigh >>> 21 === KERNEL_HIGH_BITS ? (mappingHigh & LOW_21_BITS) * 2 ** 32 + mappingLow : -1;
+      let file = numeric >= 0 ? readThisTickByNumber.get(numeric) : undefined;
+      const mapping = file === undefined ? (BigInt(mappingHigh) << 32n) | BigInt(mappingLow) : 0n;
+      if (file === undefined) file = readThisTick.get(mapping);
       if (file === undefined) {
         const read = this.fileOf(mapping, `frame ${hex(pfn)}`, superBlocks);
         file = -1;
@@ -722,6 +744,7 @@ export class PageClassifier {
           inodes[file] = read.inode;
         }
         readThisTick.set(mapping, file);
+        if (numeric >= 0) readThisTickByNumber.set(numeric, file);
       }
       if (file < 0) {
         kind[pfn] = KIND.unknown;
@@ -812,7 +835,7 @@ export class PageClassifier {
       topology,
       last && redoList ? { since: last.classes, redo, list: redoList, redone } : undefined,
     );
-    this.last = { classes, perCpu, moduleText, zones: zoneSpans, ranges: rangeKey };
+    this.last = { classes, perCpu, perCpuListed, moduleText, zones: zoneSpans, ranges: rangeKey };
     return classes;
   }
 
@@ -856,10 +879,19 @@ export class PageClassifier {
     const checked = new Uint8Array(files.length);
     for (const index of readThisTick.values()) if (index >= 0) checked[index] = 1;
     const hostOffset = BigInt(profile.offset('address_space', 'host'));
+    const all = this.guest.memoryView?.all();
     for (let index = 0; index < files.length; index++) {
       if (fileFrames[index]! <= 0 || checked[index] === 1) continue;
       const file = files[index]!;
       const copy = inodes[index]!;
+      // Most files: an inode in the direct map holding its address_space, compared in place at a known address.
+      let at = this.inodeAt.get(file);
+      if (at === undefined) {
+        const inside = file.mapping >= file.inode && file.mapping + hostOffset + 8n <= file.inode + BigInt(copy.length);
+        at = inside ? memory.directMapPhysical(file.inode, copy.length) : -1;
+        this.inodeAt.set(file, at);
+      }
+      if (at >= 0 && memory.equalsAt(at, copy, all)) continue;
       const what = `the address_space ${hex(file.mapping)} of ${fileFrames[index]} page-cache frames`;
       // The address_space of a regular file lies inside its inode (i_data): the inode's bytes then cover its host too.
       const inside = file.mapping >= file.inode && file.mapping + hostOffset + 8n <= file.inode + BigInt(copy.length);
@@ -953,9 +985,10 @@ export class PageClassifier {
     frameOfStructPage: (high: number, low: number) => number,
     pcpListOffset: number,
     frames: number,
-  ): Uint8Array {
+  ): { onList: Uint8Array; listed: number[] } {
     const { memory, profile, rules } = this;
     const onList = new Uint8Array(frames);
+    const listed: number[] = [];
     const lists = profile.field('per_cpu_pages', 'lists');
     const pcptypes = profile.enumValue('migratetype', 'MIGRATE_PCPTYPES');
     const lowOrderLists = pcptypes * (rules.pcp.costlyOrder + 1);
@@ -993,6 +1026,7 @@ export class PageClassifier {
                   );
                 }
                 onList[frame] = listOrder + 1;
+                listed.push(frame);
               }
               pages += 2 ** listOrder;
               next = memmap.readBigUInt64LE(pfn * stride + pcpListOffset);
@@ -1008,7 +1042,7 @@ export class PageClassifier {
         }
       }
     }
-    return onList;
+    return { onList, listed };
   }
 
   /**
