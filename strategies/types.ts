@@ -19,9 +19,12 @@ import type { PageClasses } from '../harness/introspection/page-classes.ts';
  * in the order of StrategyContext.guests — or, when any guest's classes were refused (a PageClassRefusal, a
  * kernel that does not fit the System.map, guests not paused), none, with the reason: the strategy then
  * proposes nothing (ScanResult.refused). cpuMs is what taking them cost (every strategy that reads them is
- * billed all of it: harness/experiment/tick-page-classes.ts).
+ * billed all of it: harness/experiment/tick-page-classes.ts); checkCpuMs, of it, the "guest changed" checks
+ * (PageClasses.checkCpuMs, all guests), which the tick loop moves from the mechanism to the instrument.
  */
-export type TickPageClasses = { refused?: undefined; guests: readonly PageClasses[]; cpuMs: number } | { refused: string; cpuMs: number };
+export type TickPageClasses =
+  | { refused?: undefined; guests: readonly PageClasses[]; cpuMs: number; checkCpuMs?: number }
+  | { refused: string; cpuMs: number; checkCpuMs?: number };
 
 export interface StrategyContext {
   guests: readonly Guest[];

@@ -30,6 +30,7 @@ export interface StrategyRecord {
   lastAttribution?: { savedByClass?: SavedByClass; contentSavedFound?: number; contentFramesSaved?: number };
   /** Per tick, the page classification billed to the strategy (strategies that read page classes only). */
   classifyCpu?: number[];
+  classifyCheckCpu?: number[];
   refusedScans: number;
   /** The ledger's stats after the last tick. */
   stats: LedgerStats;
@@ -99,6 +100,7 @@ export function repetitionMetrics(records: readonly StrategyRecord[], facts: Rep
       reclaim_faults: stats.reclaimFaults,
       frames_saved_and_reclaimed: stats.reclaimedFree !== undefined ? stats.framesSaved + stats.reclaimedFree : undefined,
       classify_cpu_ms: meanOf(steadyState(record.classifyCpu ?? [])),
+      classify_check_cpu_ms: meanOf(steadyState(record.classifyCheckCpu ?? [])),
       cow_faults: stats.cowFaults,
       cow_copies: stats.cowCopies,
       cow_faults_per_min: spanMin > 0 ? stats.cowFaults / spanMin : undefined,

@@ -83,6 +83,8 @@ interface StrategyTrack {
   undeclared: Set<string>;
   /** Per tick, the page classification billed to this strategy (only for strategies that read classes). */
   classifyCpu: number[];
+  /** Of it, per tick, the "guest changed" checks (billed to the instrument, not the mechanism). */
+  classifyCheckCpu: number[];
   lastAttribution?: StrategyRecord['lastAttribution'];
   /** Warned that this ledger cannot reclaim free frames (once per repetition). */
   reclaimWarned?: boolean;
@@ -159,6 +161,7 @@ export async function runRepetition(input: RepetitionInput): Promise<RepetitionM
       refusedScans: 0,
       undeclared: new Set(),
       classifyCpu: [],
+      classifyCheckCpu: [],
     };
   });
   try {
@@ -236,7 +239,11 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       // After the copy (a guest that copies serves its pages from it), before any strategy scores.
       const classified = classSource ? await measureThreadCpu(() => classSource.classify(guests, scenario.pauseDuringScan)) : undefined;
       for (const note of classSource?.takeNotes() ?? []) input.note(`${note} (${input.memoryMiB} MiB, rep ${input.repetition})`);
-      const pageClasses: TickPageClasses | undefined = classified && { ...classified.value, cpuMs: classified.cpuMs };
+      const pageClasses: TickPageClasses | undefined = classified && {
+        ...classified.value,
+        cpuMs: classified.cpuMs,
+        checkCpuMs: 'guests' in classified.value ? classified.value.guests.reduce((sum, c) => sum + c.checkCpuMs, 0) : 0,
+      };
       const context = {
         ...baseContext,
         residency,
@@ -294,6 +301,7 @@ async function tickLoop(tracks: StrategyTrack[], input: RepetitionInput): Promis
       cowModelCpu: track.cowModelCpu,
       instrumentCpu: track.instrumentCpu,
       classifyCpu: track.classifyCpu,
+      classifyCheckCpu: track.classifyCheckCpu,
       ...(track.lastAttribution ? { lastAttribution: track.lastAttribution } : {}),
       refusedScans: track.refusedScans,
       stats: track.ledger.stats(),
@@ -369,6 +377,9 @@ async function scoreTick(
   if (judged.value) track.lastScan = { ...scan, metrics: { ...scan.metrics, ...judged.value } };
   const classifyCpuMs = classes?.cpuMs;
   if (classifyCpuMs !== undefined) track.classifyCpu.push(classifyCpuMs);
+  // Of the classification, the "guest changed" checks: xme's proof that its pause held, the instrument's.
+  const classifyCheckCpuMs = classes ? (classes.checkCpuMs ?? 0) : undefined;
+  if (classifyCheckCpuMs !== undefined) track.classifyCheckCpu.push(classifyCheckCpuMs);
   // The strategy's own work: its scan (with its worker threads' CPU, which this thread's clock does not see:
   // content's pass, harness/hashing/parallel-scan.ts), the classification it needs, its reading of the ledger's verdict.
   const strategyCpuMs = scanned.cpuMs + (scan.threads?.workerCpuMs ?? 0) + (classifyCpuMs ?? 0) + (judged.value ? judged.cpuMs : 0);
@@ -384,13 +395,15 @@ async function scoreTick(
   // scan and the apply are the mechanism's, less what the ledger says was observation inside apply (the
   // enforced ledger's re-read and counter reads); CoW detection is the instrument's. The CoW handling a real
   // host pays per fault is added to the mechanism as faults × the measured per-fault cost.
+  // So is the classification's "guest changed" check, inside the scan.
   const applyInstrumentMs = mechanism ? 0 : (track.ledger.applyInstrumentCpuMs?.() ?? 0);
-  const observedMs = mechanism ? threadCpuMs : (tick > 0 ? cow.cpuMs : 0) + applyInstrumentMs;
+  const checkInstrumentMs = mechanism ? 0 : (classifyCheckCpuMs ?? 0);
+  const observedMs = mechanism ? threadCpuMs : (tick > 0 ? cow.cpuMs : 0) + applyInstrumentMs + checkInstrumentMs;
   const perFault = input.cowFaultCosts?.[track.ledger.cowFaultModel];
   const stats = track.ledger.stats();
   const faultsTick = stats.cowFaults - faultsBefore;
   const cowModelMs = perFault?.status === 'measured' ? cowModelCpuMs(faultsTick, perFault) : undefined;
-  const mechanismCpuMs = (mechanism ? mechanism.cpuMs : strategyCpuMs + verified.cpuMs - applyInstrumentMs) + (cowModelMs ?? 0);
+  const mechanismCpuMs = (mechanism ? mechanism.cpuMs : strategyCpuMs + verified.cpuMs - applyInstrumentMs - checkInstrumentMs) + (cowModelMs ?? 0);
   const instrumentCpuMs = observedMs + (context.residencyCpuMs ?? 0) + (context.memoryCopyCpuMs ?? 0);
   if (cowCpuMs !== undefined) track.cowCpu.push(cowCpuMs);
   track.scanCpu.push(scanCpuMs);
@@ -463,6 +476,7 @@ async function scoreTick(
       instrumentCpuMs,
       residencyCpuMs: context.residencyCpuMs,
       ...(classifyCpuMs !== undefined ? { classifyCpuMs } : {}),
+      ...(classifyCheckCpuMs !== undefined ? { classifyCheckCpuMs } : {}),
       pagesRead: scan.cost.pagesRead,
       bytesHashed: scan.cost.bytesHashed,
       bytesCompared: scan.cost.bytesCompared + applied.bytesCompared,

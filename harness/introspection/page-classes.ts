@@ -35,6 +35,7 @@ import { layoutProfile, readGuestBtf, type LayoutProfile } from './layout-profil
 import { rulesDisagreeWithBtf, rulesForKernel, type SeriesRules } from './series-rules.ts';
 import { checkVmcoreinfo } from './vmcoreinfo.ts';
 import { sha256 } from '../util/hash.ts';
+import { threadCpuNs } from '../util/thread-cpu.ts';
 import { framesToRedo, refreshCopy, type MemmapRange } from './memmap-delta.ts';
 
 export const PAGE_KINDS = [
@@ -154,6 +155,13 @@ export class PageClasses {
    * (files[ref]) is the same object. Undefined: classified from scratch (or no longer kept, one tick on).
    */
   delta: ClassesDelta | undefined;
+
+  /**
+   * Thread CPU of this classification's "guest changed" check (the struct page array and the counters read again
+   * after classifying, to prove the guest did not run meanwhile): xme's proof that its pause held, billed to the
+   * instrument (experiment/tick-loop.ts), not to the mechanism, whose own pause needs no proof.
+   */
+  checkCpuMs = 0;
 
   kindOf(frame: number): PageKind {
     return PAGE_KINDS[this.kind[frame]!]!;
@@ -424,10 +432,12 @@ export class PageClassifier {
   }
 
   /**
-   * Per file entry, the guest-physical address of its inode where the inode lies in the direct map and holds
+   * Per files-table index, the guest-physical address of its inode where the inode lies in the direct map and holds
    * the entry's address_space (−1 otherwise): refreshFiles compares it there, with no translation per tick.
    */
-  private inodeAt = new WeakMap<FileInfo, number>();
+  private inodeAt: number[] = [];
+  /** The entry each inodeAt value was found for (an entry replaced since is looked at again). */
+  private inodeAtOf: (FileInfo | undefined)[] = [];
 
   /** The frames that hold the struct page array (made again only when its ranges move). */
   private backing: { key: string; frames: Set<number> } | undefined;
@@ -465,6 +475,8 @@ export class PageClassifier {
     this.fileFrames = new Int32Array(0);
     this.cacheIndexOf = new Map();
     this.caches = [];
+    this.inodeAt = [];
+    this.inodeAtOf = [];
   }
 
   /**
@@ -809,11 +821,13 @@ export class PageClassifier {
     if (last) this.refreshFiles(fileFrames, files, inodes, readThisTick, superBlocks);
 
     // The guest must not have changed while it was read: struct pages and counters read again must be the same.
+    const checkFrom = threadCpuNs();
     const differing = this.changedSince(memmap, ranges);
     if (differing > 0) refuse('guest changed', `${differing} struct pages changed while the classes were read (pause the guest first)`);
     const countersAfter = readKernelCounters(memory, profile, topology);
     if (JSON.stringify(countersAfter) !== JSON.stringify(countersBefore))
       refuse('guest changed', 'its page counters changed while the classes were read (pause the guest first)');
+    const checkCpuMs = Number(threadCpuNs() - checkFrom) / 1e6;
     this.files = files;
     this.inodes = inodes;
     this.fileFrames = fileFrames;
@@ -835,6 +849,7 @@ export class PageClassifier {
       topology,
       last && redoList ? { since: last.classes, redo, list: redoList, redone } : undefined,
     );
+    classes.checkCpuMs = checkCpuMs;
     this.last = { classes, perCpu, perCpuListed, moduleText, zones: zoneSpans, ranges: rangeKey };
     return classes;
   }
@@ -885,12 +900,12 @@ export class PageClassifier {
       const file = files[index]!;
       const copy = inodes[index]!;
       // Most files: an inode in the direct map holding its address_space, compared in place at a known address.
-      let at = this.inodeAt.get(file);
-      if (at === undefined) {
+      if (this.inodeAtOf[index] !== file) {
         const inside = file.mapping >= file.inode && file.mapping + hostOffset + 8n <= file.inode + BigInt(copy.length);
-        at = inside ? memory.directMapPhysical(file.inode, copy.length) : -1;
-        this.inodeAt.set(file, at);
+        this.inodeAt[index] = inside ? memory.directMapPhysical(file.inode, copy.length) : -1;
+        this.inodeAtOf[index] = file;
       }
+      const at = this.inodeAt[index]!;
       if (at >= 0 && memory.equalsAt(at, copy, all)) continue;
       const what = `the address_space ${hex(file.mapping)} of ${fileFrames[index]} page-cache frames`;
       // The address_space of a regular file lies inside its inode (i_data): the inode's bytes then cover its host too.

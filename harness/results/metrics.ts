@@ -102,11 +102,15 @@ export const METRICS = {
   },
   instrument_cpu_ms: {
     unit: 'ms per tick',
-    method: `what xme pays to watch the mechanism per tick, which a real system does not: CoW detection by re-reading every shared page (accounted), the enforced ledger's re-read and counter reads, the observation of KSM (pagemap, kpageflags, ksm_stat), plus the tick's residency snapshot and copy of anonymous RAM (once per tick, counted on every strategy's row), mean over ticks after the first; ${THREAD_CPU}`,
+    method: `what xme pays to watch the mechanism per tick, which a real system does not: CoW detection by re-reading every shared page (accounted), the enforced ledger's re-read and counter reads, the observation of KSM (pagemap, kpageflags, ksm_stat), the page classification's "guest changed" check (classify_check_cpu_ms), plus the tick's residency snapshot and copy of anonymous RAM (once per tick, counted on every strategy's row), mean over ticks after the first; ${THREAD_CPU}`,
   },
   classify_cpu_ms: {
     unit: 'ms per tick',
-    method: `the page classification of all guests (struct page read from guest memory, experiment/tick-page-classes.ts), done once per tick and billed whole to each strategy that reads page classes (it is in that strategy's scan_cpu_ms, tick_cpu_ms and mechanism_cpu_ms), mean over ticks after the first; ${THREAD_CPU}`,
+    method: `the page classification of all guests (struct page read from guest memory, experiment/tick-page-classes.ts), done once per tick and billed whole to each strategy that reads page classes (it is in that strategy's scan_cpu_ms and tick_cpu_ms, and but for classify_check_cpu_ms in its mechanism_cpu_ms), mean over ticks after the first; ${THREAD_CPU}`,
+  },
+  classify_check_cpu_ms: {
+    unit: 'ms per tick',
+    method: `of classify_cpu_ms, the "guest changed" check: each guest's struct page array and page counters read again after classifying, to prove the guest did not run while it was read. xme's proof that its own pause held, which a real system that pauses its guests does not need: in instrument_cpu_ms, not in mechanism_cpu_ms; mean over ticks after the first; ${THREAD_CPU}`,
   },
   scan_cpu_ratio_vs_semantic: { unit: 'ratio', method: 'scan only: steady-state scan_cpu_ms of this strategy / that of semantic, same repetition' },
   tick_cpu_ratio_vs_semantic: {

@@ -67,6 +67,11 @@ export interface TickCost {
    */
   classifyCpuMs?: number;
   /**
+   * Of classifyCpuMs, the "guest changed" checks (PageClasses.checkCpuMs): xme's proof that its pause held, moved
+   * from mechanismCpuMs to instrumentCpuMs (a real system's own pause needs no proof).
+   */
+  classifyCheckCpuMs?: number;
+  /**
    * Where sharing comes from (experiment/tick-attribution.ts): attributing every strategy's frames saved to page
    * classes and checking the classes against the kernel's counters, plus the classification itself when it was
    * made for attribution only; once per tick, the instrument's (in instrumentCpuMs of every strategy's row).
