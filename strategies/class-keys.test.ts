@@ -119,23 +119,45 @@ describe('ClassKeyProposer, incremental', () => {
     expect(proposedAt).toEqual([17, 18]);
   });
 
-  it('gives back the slots of a key no frame holds any more: a file re-keyed every tick does not make slots without end', () => {
+  it('leaves out the frames of a file being written until it holds still 4 classifications, walking them only when that changes', () => {
     const proposer = new ClassKeyProposer(['shmem']);
-    // A shmem file of 8 pages in both guests whose mtime moves at every tick (a journal on tmpfs).
+    // A shmem file of 8 pages in both guests (a journal on tmpfs), written at classifications 2, 3 and 5, then left alone.
     const spec: Record<number, CraftedFrame> = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [10 + i, { kind: 'shmem' as const, file: 0, index: i }]));
-    const journal = (tick: number) => craftedFile({ ino: 40, fsType: 'tmpfs', mtime: { sec: 1_700_000_000 + tick, nsec: 0 } });
+    const writtenAt = [2, 3, 5];
+    let file = craftedFile({ ino: 40, fsType: 'tmpfs', mtime: { sec: 1_700_000_000, nsec: 0 } });
     let last: PageClasses[] | undefined;
-    const made: number[] = [];
-    for (let tick = 0; tick < 6; tick++) {
-      const fresh = [craftedClasses('g0', FRAMES, spec, [journal(tick)]), craftedClasses('g1', FRAMES, spec, [journal(tick)])];
-      const classes = last ? fresh.map((c, g) => following(c, last![g]!, [])) : fresh;
+    const seen: { groups: number; skipped: number; reslotted: number; slots: number }[] = [];
+    for (let sequence = 1; sequence <= 11; sequence++) {
+      // As the classifier does: a new entry, stamped, when the file's facts changed; the same object otherwise.
+      if (writtenAt.includes(sequence)) file = { ...file, mtime: { sec: file.mtime.sec + 1, nsec: 0 }, changedAt: sequence };
+      const made = [craftedClasses('g0', FRAMES, spec, [file]), craftedClasses('g1', FRAMES, spec, [file])];
+      for (const c of made) c.sequence = sequence;
+      const classes = last ? made.map((c, g) => following(c, last![g]!, [])) : made;
+      for (const c of classes) c.sequence = sequence;
       const { metrics } = proposer.propose(classes);
-      // Both guests' journals have the same mtime here: 8 keys of 2 frames, re-keyed each tick through the file's list.
-      expect(metrics).toMatchObject({ shmem_frames: 16, shmem_key_groups: 8, shmem_key_pages: 16 });
-      made.push(proposer.slotsMade);
+      expect(metrics.shmem_frames).toBe(16);
+      seen.push({ groups: metrics.shmem_key_groups!, skipped: metrics.shmem_skipped_frames!, reslotted: proposer.lastReslotted, slots: proposer.slotsMade });
+      // A new proposer leaves out what this one does.
+      expect(new ClassKeyProposer(['shmem']).propose(classes).metrics).toEqual(metrics);
       last = classes;
     }
-    expect(proposer.lastReslotted).toBe(16);
-    expect(Math.max(...made)).toBeLessThanOrEqual(8 + 8);
+    // 1: keyed (8 keys of 2 frames). 2–8: unsteady (written at 2, 3, 5; 5 + 4 = 9), left out, walked at 2 only.
+    // 9: steady again, keyed (walked once); after that nothing to do.
+    expect(seen.map((t) => t.groups)).toEqual([8, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8]);
+    expect(seen.map((t) => t.skipped)).toEqual([0, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0]);
+    expect(seen.map((t) => t.reslotted)).toEqual([2 * FRAMES, 16, 0, 0, 0, 0, 0, 0, 16, 0, 0]);
+    // Slots no frame holds are given back and used again: never more than the file's 8 keys.
+    expect(Math.max(...seen.map((t) => t.slots))).toBeLessThanOrEqual(8);
+  });
+
+  it('re-keys a file whose entry changed without a stamp (another file at its address_space), at once', () => {
+    const proposer = new ClassKeyProposer(['shmem']);
+    const spec: Record<number, CraftedFrame> = { 10: { kind: 'shmem', file: 0, index: 0 } };
+    const first = [0, 1].map((g) => craftedClasses(`g${g}`, FRAMES, spec, [craftedFile({ ino: 40, fsType: 'tmpfs' })]));
+    expect(proposer.propose(first).metrics).toMatchObject({ shmem_key_groups: 1 });
+    const other = craftedFile({ ino: 41, fsType: 'tmpfs' });
+    const next = first.map((c) => following(craftedClasses(c.guestId, FRAMES, spec, [other]), c, []));
+    expect(proposer.propose(next).metrics).toMatchObject({ shmem_key_groups: 1, shmem_skipped_frames: 0 });
+    expect(proposer.lastReslotted).toBe(2);
   });
 });

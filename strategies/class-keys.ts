@@ -49,7 +49,10 @@ export function keyMetricDeclarations(kinds: readonly KeyKind[]): MetricDeclarat
         : [
             [
               `${kind}_skipped_frames`,
-              { unit: 'pages', method: `frames of this class left out this tick: ${kind === 'pagecache' ? 'dirty or writeback' : 'writeback'}` },
+              {
+                unit: 'pages',
+                method: `frames of this class left out this tick: ${kind === 'pagecache' ? 'dirty or writeback' : 'writeback'}, or of a file whose size or times changed at one of the guest's last ${UNSTEADY_TICKS} classifications (being written: keyed once it holds still that long)`,
+              },
             ],
           ]),
       [`${kind}_key_groups`, { unit: 'groups', method: `keys held by frames of two or more guests this tick: one group each (${KEY_TEXT[kind]})` }],
@@ -98,6 +101,15 @@ function fileKey(file: FileInfo, kind: number): string {
  * After this many ticks they are proposed once more all the same (a bound on how long a wrong judgement lasts).
  */
 export const REFUSAL_TICKS = 16;
+
+/**
+ * A file whose facts changed at one of its guest's last this many classifications (FileInfo.changedAt: it is
+ * being written — a log, a journal, a database table) is unsteady: its frames are left out of the keys until it
+ * holds still that long. Its key moves with its mtime, so keying its frames would move them all to new slots at
+ * each change, for keys that another guest's copy matches only if written at the same nanosecond; journald's
+ * runtime journal (≈ 3,000 frames per real guest) changes at most ticks of 10 s, with gaps of a tick or two.
+ */
+export const UNSTEADY_TICKS = 4;
 
 /** Page indexes below this are looked up in a table per key (files up to 256 MiB); above, in a Map. */
 const DENSE_INDEXES = 65_536;
@@ -291,12 +303,17 @@ interface GuestFigures {
 /** Where one guest's frames stand in the slots, as of the classes last proposed from. */
 interface GuestSlots {
   classes: PageClasses;
-  /** Per frame: its slot (in its kind's Slots), −1 none, −2 left out as a second frame of a key in this guest. */
+  /**
+   * Per frame: its slot (in its kind's Slots), −1 none, −2 left out as a second frame of a key in this guest,
+   * −3 left out as a frame of an unsteady file (below).
+   */
   slot: Int32Array;
   /** Per frame: the kind code of its slot (KIND_CODE; 0 none). */
   code: Uint8Array;
   /** Per entry of classes.files: its key's id (−1: not made yet). */
   fileIds: Int32Array;
+  /** Per entry of classes.files: 1 if it is unsteady (UNSTEADY_TICKS): its frames are left out, in no slot. */
+  unsteady: Uint8Array;
   /** The key id of each of classes.modules. */
   moduleIds: number[];
   /** Per frame: the COUNTED flags of its part in the figures. */
@@ -375,11 +392,16 @@ export class ClassKeyProposer {
         for (let frame = 0; frame < c.frames; frame++) this.reslot(state, slots, g, frame);
         reslotted += c.frames;
       } else {
-        // A file entry that is not the object it was: its key may have changed, so its frames are slotted again.
+        // The frames of a file entry are slotted again when its key may have changed (the entry is not the object
+        // it was) or when it became unsteady or steady (UNSTEADY_TICKS). A file unsteady at the last tick and still
+        // now (a journal written at most ticks) is not walked: its frames were left out then, and those classified
+        // since are in the list.
         const stale: number[] = [];
         const shared = Math.min(c.files.length, before.classes.files.length);
         for (let r = 0; r < shared; r++) {
-          if (c.files[r] === before.classes.files[r]) continue;
+          const was = before.unsteady[r] === 1;
+          const now = state.unsteady[r] === 1;
+          if (c.files[r] === before.classes.files[r] ? was === now : was && now) continue;
           for (let frame = r < state.firstOf.length ? state.firstOf[r]! : -1; frame >= 0; frame = state.next[frame]!) stale.push(frame);
         }
         const list = c.delta!.list;
@@ -432,7 +454,10 @@ export class ClassKeyProposer {
       kindName = k === SHMEM ? 'shmem' : 'pagecache';
       const b = c.bits[frame]!;
       if (!this.want.has(kindName) || b & FRAME_BITS.writeback || (k === PAGECACHE && b & FRAME_BITS.dirty)) kindName = undefined;
-      else {
+      else if (state.unsteady[c.ref[frame]!] === 1) {
+        kindName = undefined;
+        state.slot[frame] = -3;
+      } else {
         const r = c.ref[frame]!;
         let id = state.fileIds[r]!;
         if (id < 0) {
@@ -470,7 +495,7 @@ export class ClassKeyProposer {
     if (before) {
       for (let r = 0; r < Math.min(c.files.length, before.classes.files.length); r++)
         if (c.files[r] === before.classes.files[r]) fileIds[r] = before.fileIds[r]!;
-      return { ...before, classes: c, fileIds, moduleIds };
+      return { ...before, classes: c, fileIds, moduleIds, unsteady: unsteadyFiles(c) };
     }
     // Not following on: the guest's frames leave every slot they held, and all are slotted anew.
     const old = this.guests[g];
@@ -485,6 +510,7 @@ export class ClassKeyProposer {
       slot: new Int32Array(c.frames).fill(-1),
       code: new Uint8Array(c.frames),
       fileIds,
+      unsteady: unsteadyFiles(c),
       moduleIds,
       counted: new Uint8Array(c.frames),
       figures: { pagecache: 0, pagecacheSkipped: 0, shmem: 0, shmemSkipped: 0, moduleText: 0 },
@@ -518,6 +544,16 @@ export class ClassKeyProposer {
     }
     return refused;
   }
+}
+
+/** Per entry of the classes' files table, 1 where it is unsteady (UNSTEADY_TICKS): taken from the classes alone, so that a new proposer leaves out what a kept one does. */
+function unsteadyFiles(c: PageClasses): Uint8Array {
+  const unsteady = new Uint8Array(c.files.length);
+  for (let r = 0; r < c.files.length; r++) {
+    const at = c.files[r]?.changedAt;
+    if (at !== undefined && c.sequence - at < UNSTEADY_TICKS) unsteady[r] = 1;
+  }
+  return unsteady;
 }
 
 /** The frame into the list of files-table entry r (at its head). */
@@ -565,7 +601,7 @@ function uncount(state: GuestSlots, frame: number): void {
 /** The frame's part of the figures as its class (and slot, just given) say: frames of each kind, and those left out. */
 function count(state: GuestSlots, frame: number, k: number, b: number, want: Set<KeyKind>): void {
   let flags = 0;
-  const second = state.slot[frame] === -2;
+  const second = state.slot[frame]! <= -2; // left out: a second frame of its key in this guest, or of an unsteady file
   if (k === PAGECACHE && want.has('pagecache')) {
     flags = COUNTED.pagecache;
     if (b & (FRAME_BITS.writeback | FRAME_BITS.dirty) || second) flags |= COUNTED.pagecacheSkipped;

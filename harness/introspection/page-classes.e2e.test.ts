@@ -280,6 +280,30 @@ describe('page classes of a copy of guest memory (no vCPU, no image)', () => {
     );
   });
 
+  it('stamps the entry of a file whose times changed since the last classification (FileInfo.changedAt), and keeps it while the file holds still', () => {
+    const source = booted[0]!;
+    const copy = copyOf(source);
+    const classifier = PageClassifier.open(copy, kernel, source.placement, { cache });
+    const first = classifier.classify();
+    expect(first.sequence).toBe(1);
+    expect(first.files.filter((f) => f.changedAt !== undefined)).toEqual([]);
+    const busybox = first.files.findIndex((f) => f.size === BUSYBOX_BYTES);
+    const file = first.files[busybox]!;
+    // busybox's inode gets a later mtime, as a write would give it; none of its struct pages changes.
+    const { profile } = classifier;
+    const mtimeAt = file.inode + BigInt(profile.offset('inode', 'i_mtime') + profile.offset('timespec64', 'tv_sec'));
+    copy.ram.writeBigInt64LE(BigInt(file.mtime.sec + 1), Number(classifier.memory.physical(mtimeAt, 'busybox inode')));
+    const second = classifier.classify();
+    expect(second.sequence).toBe(2);
+    const changed = second.files[busybox]!;
+    expect(changed).not.toBe(file);
+    expect(changed).toMatchObject({ ino: file.ino, generation: file.generation, mtime: { sec: file.mtime.sec + 1 }, changedAt: 2 });
+    expect(second.files.filter((f) => f.changedAt !== undefined)).toHaveLength(1);
+    const third = classifier.classify();
+    expect(third.sequence).toBe(3);
+    expect(third.files[busybox]).toBe(changed); // the same entry, still stamped 2: the proposer counts from there
+  });
+
   it('refuses struct pages that change between the first and the second read', () => {
     const source = booted[0]!;
     const copy = copyOf(source);

@@ -85,6 +85,12 @@ export interface FileInfo {
   size: number;
   mtime: { sec: number; nsec: number };
   ctime: { sec: number; nsec: number };
+  /**
+   * The classification (PageClasses.sequence) at which this entry replaced an entry of the same file (device,
+   * inode number, generation) whose size, times or mode differ: the file is being written. Undefined for an entry
+   * made for a file first seen, or classified from scratch.
+   */
+  changedAt?: number;
 }
 
 export type PageClass =
@@ -162,6 +168,9 @@ export class PageClasses {
    * instrument (experiment/tick-loop.ts), not to the mechanism, whose own pause needs no proof.
    */
   checkCpuMs = 0;
+
+  /** Which classification of its guest this is (1, 2, …; the clock of FileInfo.changedAt); 0 for classes not made by a PageClassifier. */
+  sequence = 0;
 
   kindOf(frame: number): PageKind {
     return PAGE_KINDS[this.kind[frame]!]!;
@@ -310,6 +319,17 @@ interface LastTick {
 }
 
 /** The same facts of a file (FileInfo: every field), whatever else in its inode moved. */
+/**
+ * `next`, the entry that replaces `known` (same address_space, facts changed), stamped with this classification
+ * (FileInfo.changedAt) when it is the same file changing — being written — rather than another file whose inode
+ * took the freed one's address.
+ */
+function replacing(known: FileInfo | undefined, next: FileInfo, sequence: number): FileInfo {
+  if (known && known.device === next.device && known.fsType === next.fsType && known.ino === next.ino && known.generation === next.generation)
+    next.changedAt = sequence;
+  return next;
+}
+
 function sameFile(a: FileInfo, b: FileInfo): boolean {
   return (
     a.mapping === b.mapping &&
@@ -395,6 +415,8 @@ export class PageClassifier {
   private memmapCopy: Buffer | undefined;
   /** What the last tick that succeeded left for the next to start from; dropped by any refusal. */
   private last: LastTick | undefined;
+  /** Classifications that succeeded so far (PageClasses.sequence). */
+  private sequence = 0;
   /**
    * Files and slab caches keep their index from tick to tick (a frame classified at an earlier tick refers to
    * them by it): address_space → index into the files table; kmem_cache → index into the cache names.
@@ -492,6 +514,7 @@ export class PageClassifier {
       throw new PageClassRefusal(guest.id, check, detail);
     };
     const frames = guest.memoryPages;
+    const sequence = this.sequence + 1;
     const stride = profile.size('page');
     if (stride !== 64) refuse('layout profile', `struct page is ${stride} bytes`);
     const topology = readTopology(memory, profile);
@@ -752,7 +775,7 @@ export class PageClassifier {
           // A file whose facts are unchanged keeps its entry (the same object: PageClasses.delta's consumers see
           // the file unchanged); its inode's bytes are kept as read now (reference counts and lists move often).
           const known = files[file];
-          if (!known || !sameFile(known, read.info)) files[file] = read.info;
+          if (!known || !sameFile(known, read.info)) files[file] = replacing(known, read.info, sequence);
           inodes[file] = read.inode;
         }
         readThisTick.set(mapping, file);
@@ -818,7 +841,7 @@ export class PageClassifier {
     const fileFrames = this.countFileFrames(kind, ref, files.length, last && redoList ? { since: last.classes, list: redoList, redo, filled } : undefined);
     // A kept frame's file: its inode may have changed with no page of it changing (times, size): compared with
     // the inode as last read, and read again if it differs.
-    if (last) this.refreshFiles(fileFrames, files, inodes, readThisTick, superBlocks);
+    if (last) this.refreshFiles(fileFrames, files, inodes, readThisTick, superBlocks, sequence);
 
     // The guest must not have changed while it was read: struct pages and counters read again must be the same.
     const checkFrom = threadCpuNs();
@@ -850,6 +873,7 @@ export class PageClassifier {
       last && redoList ? { since: last.classes, redo, list: redoList, redone } : undefined,
     );
     classes.checkCpuMs = checkCpuMs;
+    classes.sequence = this.sequence = sequence;
     this.last = { classes, perCpu, perCpuListed, moduleText, zones: zoneSpans, ranges: rangeKey };
     return classes;
   }
@@ -889,6 +913,7 @@ export class PageClassifier {
     inodes: Buffer[],
     readThisTick: Map<bigint, number>,
     superBlocks: Map<bigint, SuperBlockInfo>,
+    sequence: number,
   ): void {
     const { memory, profile } = this;
     const checked = new Uint8Array(files.length);
@@ -914,7 +939,7 @@ export class PageClassifier {
       if (sameHost && memory.equalsVirtual(file.inode, copy)) continue;
       const read = this.fileOf(file.mapping, `a file of ${fileFrames[index]} page-cache frames`, superBlocks);
       if (!read) throw new PageClassRefusal(this.guest.id, 'page cache', `${what} lost its host inode`);
-      if (!sameFile(file, read.info)) files[index] = read.info;
+      if (!sameFile(file, read.info)) files[index] = replacing(file, read.info, sequence);
       inodes[index] = read.inode;
     }
   }
