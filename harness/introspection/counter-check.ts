@@ -6,7 +6,9 @@
  *
  *   free       buddy-free frames (per-CPU lists left out)   NR_FREE_PAGES
  *   file       page cache + shmem                           NR_FILE_PAGES
- *   anon       anonymous                                    NR_ANON_MAPPED
+ *   anon       anonymous, mapped by some process (an anonymous page unmapped and not freed yet — an exiting
+ *              process's pages in the kernel's free batch — is left out, as the counter leaves it out)
+ *                                                           NR_ANON_MAPPED
  *   slab       PG_slab + unmarked compound pages (6.1 accounts large kmalloc as slab without PG_slab)
  *                                                           (NR_SLAB_RECLAIMABLE_B + NR_SLAB_UNRECLAIMABLE_B), in pages
  *   pagetable  user page tables                             NR_PAGETABLE

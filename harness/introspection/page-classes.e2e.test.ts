@@ -172,7 +172,8 @@ describe('page classes of real guests', () => {
   it('gives the cowprobe’s frames as anonymous', () => {
     for (const { label, probe, classes } of booted) {
       expect(probe.gfns).toHaveLength(PROBE_PAGES);
-      for (const gfn of probe.gfns) expect(classes.classOf(gfn), `${label}: cowprobe frame 0x${gfn.toString(16)}`).toMatchObject({ kind: 'anon', ksm: false });
+      for (const gfn of probe.gfns)
+        expect(classes.classOf(gfn), `${label}: cowprobe frame 0x${gfn.toString(16)}`).toMatchObject({ kind: 'anon', ksm: false, mapped: true });
     }
   });
 
@@ -302,6 +303,21 @@ describe('page classes of a copy of guest memory (no vCPU, no image)', () => {
     const third = classifier.classify();
     expect(third.sequence).toBe(3);
     expect(third.files[busybox]).toBe(changed); // the same entry, still stamped 2: the proposer counts from there
+  });
+
+  it('gives an anonymous page no process maps any more as anon, unmapped, and leaves it out of the comparison with NR_ANON_MAPPED', () => {
+    const source = booted[0]!;
+    const copy = copyOf(source);
+    const classifier = PageClassifier.open(copy, kernel, source.placement, { cache });
+    const anonRow = (c: PageClasses) => agreementWithKernel(c).find((row) => row.what === 'anon')!;
+    const before = classifier.classify();
+    const frame = source.probe.gfns[0]!;
+    // As an exiting process leaves it in the kernel's free batch: unmapped (_mapcount −1), still marked anonymous.
+    copy.ram.writeInt32LE(-1, structPageAt(copy, source, frame) + classifier.profile.offset('page', 'page_type'));
+    const after = classifier.classify();
+    expect(after.classOf(frame)).toMatchObject({ kind: 'anon', mapped: false });
+    expect(after.counts().anon).toBe(before.counts().anon);
+    expect(anonRow(after).classified).toBe(anonRow(before).classified - 1);
   });
 
   it('refuses struct pages that change between the first and the second read', () => {

@@ -96,7 +96,7 @@ export interface FileInfo {
 export type PageClass =
   | { kind: 'free' /** the free block's order and first frame */; order: number; head: number; list: 'buddy' | 'per-cpu' }
   | { kind: 'pagecache' | 'shmem'; file: FileInfo; index: number; dirty: boolean; writeback: boolean; compound: boolean }
-  | { kind: 'anon'; ksm: boolean; compound: boolean; head: number }
+  | { kind: 'anon'; ksm: boolean; compound: boolean; head: number /** mapped by some process (FRAME_BITS.unmapped) */; mapped: boolean }
   | { kind: 'slab'; cache: string; head: number }
   | { kind: 'pagetable' }
   | { kind: 'kernel-text' | 'kernel-rodata' | 'kernel-data' }
@@ -110,7 +110,11 @@ const UNKNOWN = Object.fromEntries(UNKNOWN_REASONS.map((reason, i) => [reason, i
 const PENDING_TAIL = 255;
 
 /** bits[] flags. */
-export const FRAME_BITS = { dirty: 1, writeback: 2, ksm: 4, tail: 8, compound: 16, perCpu: 32, memmap: 64 } as const;
+/**
+ * unmapped: an anonymous page (not compound) whose _mapcount is −1: mapped by no process any more and not freed
+ * yet (an exiting process's pages wait in the kernel's free batch, mmu_gather, still marked anonymous).
+ */
+export const FRAME_BITS = { dirty: 1, writeback: 2, ksm: 4, tail: 8, compound: 16, perCpu: 32, memmap: 64, unmapped: 128 } as const;
 
 /** The per-CPU membership of two ticks is compared in pieces of this many frames (see classify). */
 
@@ -194,7 +198,13 @@ export class PageClasses {
           compound: (bits & FRAME_BITS.compound) !== 0,
         };
       case 'anon':
-        return { kind, ksm: (bits & FRAME_BITS.ksm) !== 0, compound: (bits & FRAME_BITS.compound) !== 0, head: this.head[frame]! };
+        return {
+          kind,
+          ksm: (bits & FRAME_BITS.ksm) !== 0,
+          compound: (bits & FRAME_BITS.compound) !== 0,
+          head: this.head[frame]!,
+          mapped: (bits & FRAME_BITS.unmapped) === 0,
+        };
       case 'slab':
         return { kind, cache: this.caches[this.ref[frame]!]!, head: this.head[frame]! };
       case 'module-text':
@@ -266,7 +276,8 @@ export function agreementWithKernel(classes: PageClasses): AgreementRow[] {
     { what: 'shmem', classified: counts.shmem, kernel: node.NR_SHMEM!, counter: 'NR_SHMEM' },
     { what: 'file dirty', classified: fileDirty, kernel: node.NR_FILE_DIRTY!, counter: 'NR_FILE_DIRTY' },
     { what: 'writeback', classified: writeback, kernel: node.NR_WRITEBACK!, counter: 'NR_WRITEBACK' },
-    { what: 'anon', classified: counts.anon, kernel: node.NR_ANON_MAPPED!, counter: 'NR_ANON_MAPPED' },
+    // NR_ANON_MAPPED counts mapped pages: an anonymous page no process maps, not freed yet, is left out of it.
+    { what: 'anon', classified: counts.anon - classes.countWith('anon', FRAME_BITS.unmapped), kernel: node.NR_ANON_MAPPED!, counter: 'NR_ANON_MAPPED' },
     { what: 'slab (PG_slab)', classified: counts.slab, kernel: slab, counter: 'NR_SLAB_RECLAIMABLE_B + NR_SLAB_UNRECLAIMABLE_B' },
     // 6.1 accounts large kmalloc (a plain compound page, no PG_slab) as slab: those are among 'unknown: compound'.
     { what: 'slab + unmarked compound', classified: counts.slab + unknown.compound, kernel: slab, counter: 'NR_SLAB_RECLAIMABLE_B + NR_SLAB_UNRECLAIMABLE_B' },
@@ -275,6 +286,9 @@ export function agreementWithKernel(classes: PageClasses): AgreementRow[] {
 }
 
 const hex = (value: bigint | number) => `0x${value.toString(16)}`;
+
+/** _mapcount of a page no process maps (−1, read as an unsigned 32-bit word). */
+const UNMAPPED_COUNT = 0xffffffff;
 
 /** The zone of the frames just checked: the key of their zone and node bits, and where that zone's span ends. */
 interface ZoneRun {
@@ -753,6 +767,9 @@ export class PageClassifier {
       if (low === rules.mapping.anon || low === rules.mapping.ksm) {
         kind[pfn] = KIND.anon;
         if (low === rules.mapping.ksm) bits[pfn] = bits[pfn]! | FRAME_BITS.ksm;
+        // _mapcount (page_type's word) −1 on a small page: no process maps it; NR_ANON_MAPPED has let it go.
+        // A compound's mappings are counted in its first tail, not here: it is taken as mapped.
+        if (!(flags & HEAD) && pageType === UNMAPPED_COUNT) bits[pfn] = bits[pfn]! | FRAME_BITS.unmapped;
         continue;
       }
       if (low === rules.mapping.movable) {
