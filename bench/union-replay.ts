@@ -2,9 +2,9 @@
  * `npx tsx bench/union-replay.ts RECORDING [--passes N] [--json] [--profile FILE]`: semantic-union's tick, part by part, on a
  * recording (xme run --record; docs/recording.md), as the tick loop bills it (harness/experiment/tick-loop.ts):
  * the page classification, the strategy's scan (System.map route, class keys, free frames), the ledger's
- * reclaim and byte-confirmed apply, and the judge — each in thread CPU (mechanism: their sum less the
- * classification's "guest changed" check, shown apart as check: the instrument's, as in the tick loop), per tick after the first (the first is
- * one-off work: kernels located, classifiers opened, every frame classified). A replay reads the same memory
+ * reclaim and byte-confirmed apply, and the judge — each in thread CPU, per tick after the first (the first is
+ * one-off work: kernels located, classifiers opened, every frame classified). mechanism is their sum less the
+ * classification's "guest changed" check, shown apart as check (the instrument's, as in the tick loop). A replay reads the same memory
  * every pass, so passes differ only by the machine's noise and V8 (JIT, garbage collection): N passes, each
  * from nothing (new classifier, strategy and ledger), give medians per tick and part. --profile FILE
  * writes CPU profiles of the steady ticks (a JSON list of V8 profiles) to see inside a part (the
