@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { once } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../util/paths.ts';
 import { processAlive } from '../util/process.ts';
 import { KsmSession, ksmAvailable, readKsmCounters, readProcessKsmStat, recoverAbandonedKsmState, type KsmSettings } from './ksm.ts';
@@ -101,13 +101,22 @@ beforeAll(async () => {
   log(`host's knobs before: ${JSON.stringify(hostValues)}`);
 }, 1_000_000);
 
-afterAll(async () => {
-  // Whatever failed: no holder left running, nothing abandoned, the host's values back.
+/** Ends the holders still running (SIGTERM, which restores their knobs; SIGKILL after 10 s), by PID. */
+async function stopHolders(): Promise<void> {
   for (const child of children) {
     process.kill(child.pid!, 'SIGTERM');
     await Promise.race([exitOf(child), new Promise((resolve) => setTimeout(resolve, 10_000))]);
     if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
   }
+}
+
+// A case that failed before it ended its holder must not leave it holding KSM for the next cases (they would be
+// refused "KSM is in use" and fail for that alone).
+afterEach(stopHolders, 30_000);
+
+afterAll(async () => {
+  // Whatever failed: no holder left running, nothing abandoned, the host's values back.
+  await stopHolders();
   recoverAbandonedKsmState((message) => log(`afterAll: ${message}`));
   const problems = restoreKnobs(Object.fromEntries(CHANGED_KNOBS.map((knob) => [knob, hostValues[knob]!]).filter(([, v]) => v !== undefined)));
   releaseLock();
