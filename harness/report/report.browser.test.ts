@@ -241,7 +241,8 @@ describe('report.html in Chromium', () => {
       expect(await page.locator('figure[data-figure="kernel"] svg.xme-figure').textContent()).toContain('R2 · KASLR on');
       expect(await page.locator('table.summary tbody tr').count()).toBeGreaterThan(20);
       expect(errors).toEqual([]);
-      const screenshot = path.join(os.tmpdir(), `xme-report-${process.pid}.png`);
+      // In the test's own folder (removed afterwards), unless XME_REPORT_SCREENSHOT names a file to keep for a look.
+      const screenshot = process.env.XME_REPORT_SCREENSHOT ?? path.join(temp, 'report.png');
       await page.screenshot({ path: screenshot, fullPage: true });
       expect(fs.statSync(screenshot).size).toBeGreaterThan(10_000);
       console.log(`report screenshot: ${screenshot}`);
