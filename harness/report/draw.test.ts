@@ -52,6 +52,32 @@ describe('bar panels', () => {
   });
 });
 
+/** A classes-style figure: one stacked bar per strategy, in one panel. */
+function strategiesFigure(strategies: readonly string[]): DrawnFigure {
+  const points = strategies.map((x) => ({ series: x, legend: 'page cache', x, y: 100 }));
+  return { ...barsFigure(1), id: 'classes', kind: 'stacked', points, series: strategies.slice(), legend: ['page cache'], fxDomain: [] };
+}
+
+/** The rotation of the x axis' tick labels, in degrees (0 when level), and the drawn SVG's height. */
+function xTicksOf(figure: DrawnFigure) {
+  const { document } = parseHTML(`<!doctype html><html><body>${drawFigure(figure)}</body></html>`);
+  const transform = document.querySelector('g[aria-label="x-axis tick label"] text')?.getAttribute('transform') ?? '';
+  const rotation = /rotate\((-?[\d.]+)\)/.exec(transform);
+  return { rotation: rotation ? Number(rotation[1]) : 0, height: Number(document.querySelector('svg.xme-figure')!.getAttribute('height')) };
+}
+
+describe('category labels under bars', () => {
+  it('stay level while they fit, and are turned (with room below) when they would run into each other', () => {
+    const few = xTicksOf(strategiesFigure(['semantic', 'content']));
+    const many = xTicksOf(
+      strategiesFigure(['content', 'content-incremental', 'hybrid', 'ksm', 'semantic', 'semantic+rodata', 'semantic-free', 'semantic-pagecache', 'union']),
+    );
+    expect(few.rotation).toBe(0);
+    expect(many.rotation).toBeLessThan(0);
+    expect(many.height).toBeGreaterThan(few.height); // the turned labels' room is added, not taken from the bars
+  });
+});
+
 describe('legend colours', () => {
   it('are distinct, enough for the classes figure (every page class, unlocated, reclaimed free)', () => {
     expect(new Set(PALETTE.map((c) => c.toLowerCase())).size).toBe(PALETTE.length);

@@ -122,6 +122,28 @@ function stackedIfCrowded(figure: DrawnFigure): DrawnFigure {
   return { ...figure, points: figure.points.map(({ fx, ...point }) => ({ ...point, fy: fx })), fyDomain: figure.fxDomain, fxDomain: [] };
 }
 
+/** Width of one character of an 11 px tick label, a little over the average of system-ui's glyphs. */
+const TICK_CHAR_WIDTH = 6.4;
+
+/**
+ * Category labels under bars (strategy names) are written level while they fit their band; when the longest
+ * line of one is wider (eight strategies in one panel: "semantic-pagecache" beside "semantic-free"), they would
+ * run into each other, so they are turned 35° and the bottom margin grows to hold them.
+ */
+function xTickLayout(figure: DrawnFigure, plotWidth: number): { tickRotate: number; marginBottom: number } {
+  if (figure.kind !== 'bars' && figure.kind !== 'stacked') return { tickRotate: 0, marginBottom: 44 };
+  const level = { tickRotate: 0, marginBottom: 56 };
+  const labels = [...new Set(figure.points.map((p) => String(p.x)))];
+  const panels = Math.max(1, new Set(figure.points.map((p) => p.fx).filter((fx) => fx !== undefined)).size);
+  const band = plotWidth / panels / Math.max(1, labels.length);
+  const lines = labels.flatMap((label) => label.split('\n'));
+  const longest = Math.max(0, ...lines.map((line) => line.length)) * TICK_CHAR_WIDTH;
+  if (longest <= band * 0.95) return level;
+  const angle = 35;
+  const lineCount = Math.max(1, ...labels.map((label) => label.split('\n').length));
+  return { tickRotate: -angle, marginBottom: Math.ceil(34 + longest * Math.sin((angle * Math.PI) / 180) + lineCount * 12) };
+}
+
 /** The figure as standalone SVG markup (with xmlns: a file of its own as it is). */
 export function drawFigure(given: DrawnFigure): string {
   const figure = stackedIfCrowded(given);
@@ -135,20 +157,26 @@ export function drawFigure(given: DrawnFigure): string {
   // Bars carry their value above them: room for it above the highest bar (or CI).
   const top = Math.max(...figure.points.map((p) => Math.max(p.y, p.high ?? p.y)));
   const yDomain = figure.kind === 'bars' ? [0, Math.max(figure.yDomain?.[1] ?? 0, top) * 1.08] : figure.yDomain;
+  const marginLeft = 64;
+  const marginRight = hasFy ? Math.max(40, longestFy * 6 + 16) : 20;
+  const ticks = xTickLayout(figure, WIDTH - marginLeft - marginRight);
+  // Turned labels take their room from below the plot, not from the bars.
+  const plotHeight = figure.kind === 'bars' || figure.kind === 'stacked' ? height + ticks.marginBottom - 56 : height;
   const plot = Plot.plot({
     document,
     className: `xme-plot-${figure.id}`,
     width: WIDTH,
-    height,
-    marginLeft: 64,
-    marginRight: hasFy ? Math.max(40, longestFy * 6 + 16) : 20,
-    marginBottom: figure.kind !== 'lines' && figure.kind !== 'means' ? 56 : 44,
+    height: plotHeight,
+    marginLeft,
+    marginRight,
+    marginBottom: ticks.marginBottom,
     marginTop: hasFx ? 34 : 20,
     style: { fontFamily: FONT, fontSize: '11px', background: 'white' },
     x: {
       label: figure.xLabel,
       labelAnchor: 'center',
       labelArrow: 'none',
+      ...(ticks.tickRotate ? { tickRotate: ticks.tickRotate } : {}),
       // Memory sizes (128, 256, 512 MiB) as evenly spaced points: a sweep that doubles reads as a log2 axis.
       ...(figure.kind === 'means' ? { type: 'point' as const, domain: memories, tickFormat: (d: number) => `${d}` } : {}),
     },
@@ -167,7 +195,7 @@ export function drawFigure(given: DrawnFigure): string {
   }) as unknown as { outerHTML: string };
   const plotSvg = plot.outerHTML;
   const legend = legendSvg(figure.legend);
-  const totalHeight = legend.height + height;
+  const totalHeight = legend.height + plotHeight;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" class="xme-figure" data-figure="${figure.id}" width="${WIDTH}" height="${totalHeight}" viewBox="0 0 ${WIDTH} ${totalHeight}" font-family="${escapeXml(FONT)}" role="img" aria-label="${escapeXml(figure.title)}">`,
     `<title>${escapeXml(figure.title)}</title>`,
