@@ -4,7 +4,8 @@
  * the page classification, the strategy's scan (System.map route, class keys, free frames), the ledger's
  * reclaim and byte-confirmed apply, and the judge — each in thread CPU, per tick after the first (the first is
  * one-off work: kernels located, classifiers opened, every frame classified). mechanism is their sum less the
- * classification's "guest changed" check, shown apart as check (the instrument's, as in the tick loop). A replay reads the same memory
+ * classification's "guest changed" check and the ledger's fingerprints of new frames, shown apart as check and
+ * fingerprint (the instrument's, as in the tick loop). A replay reads the same memory
  * every pass, so passes differ only by the machine's noise and V8 (JIT, garbage collection): N passes, each
  * from nothing (new classifier, strategy and ledger), give medians per tick and part. --profile FILE
  * writes CPU profiles of the steady ticks (a JSON list of V8 profiles) to see inside a part (the
@@ -35,8 +36,12 @@ const recording = openRecording(given);
 const segment = recording.manifest.segments[0]!;
 const guests: ReplayGuest[] = segment.guests.map((_, i) => new ReplayGuest(recording, segment, i, recording.image));
 const hasher = await defaultHasher();
-/** check: of classify, the "guest changed" checks (the instrument's, as in the tick loop); mechanism: all but check. */
-const PARTS = ['classify', 'check', 'scan', 'apply', 'judge', 'mechanism'] as const;
+/**
+ * check: of classify, the "guest changed" checks; fingerprint: of the ledger's apply, the new frames' hash and zero
+ * test for CoW detection (both the instrument's, as in the tick loop); apply: the rest of it; mechanism: all but
+ * check and fingerprint.
+ */
+const PARTS = ['classify', 'check', 'scan', 'apply', 'fingerprint', 'judge', 'mechanism'] as const;
 type Part = (typeof PARTS)[number];
 /** Per part, per tick (after the first), the CPU of each pass. */
 const figures: Record<Part, number[][]> = Object.fromEntries(PARTS.map((p) => [p, segment.ticks.slice(1).map(() => [])])) as unknown as Record<
@@ -88,7 +93,16 @@ for (let pass = 0; pass < passes; pass++) {
     if (profiler && t > 0) profiles.push(((await post('Profiler.stop')) as { profile: unknown }).profile);
     if (t === 0) continue;
     const check = classified.guests.reduce((sum, classes) => sum + classes.checkCpuMs, 0);
-    const row = { classify: ms(c0, c1), check, scan: ms(c1, c2), apply: ms(c2, c3), judge: ms(c3, c4), mechanism: ms(c0, c4) - check };
+    const fingerprint = ledger.applyInstrumentCpuMs();
+    const row = {
+      classify: ms(c0, c1),
+      check,
+      scan: ms(c1, c2),
+      apply: ms(c2, c3) - fingerprint,
+      fingerprint,
+      judge: ms(c3, c4),
+      mechanism: ms(c0, c4) - check - fingerprint,
+    };
     for (const part of PARTS) figures[part][t - 1]!.push(row[part]);
   }
 }

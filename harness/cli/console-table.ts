@@ -45,7 +45,7 @@ const SCALE_COLUMNS: Column[] = [
 export const COST_LEGEND = [
   'mech   the sharing mechanism as a real system pays it: scan + byte confirmation + share calls (ksm: ksmd’s CPU)',
   '       + CoW model: CoW faults × the cost of one CoW break measured on this host (run.json cowFaultCost)',
-  'instr  xme’s instrument, not paid by a real system: CoW detection by re-read, residency, RAM copy, KSM observation, page classes’ pause check',
+  'instr  xme’s instrument, not paid by a real system: CoW detection by re-read (and frame hashes), residency, RAM copy, KSM observation, page classes’ pause check',
   'tick   as run here: CoW detection + scan + verification (ksm: ksmd); ×sem: ÷ semantic, same repetition; steady state',
 ];
 

@@ -102,7 +102,7 @@ export const METRICS = {
   },
   instrument_cpu_ms: {
     unit: 'ms per tick',
-    method: `what xme pays to watch the mechanism per tick, which a real system does not: CoW detection by re-reading every shared page (accounted), the enforced ledger's re-read and counter reads, the observation of KSM (pagemap, kpageflags, ksm_stat), the page classification's "guest changed" check (classify_check_cpu_ms), plus the tick's residency snapshot and copy of anonymous RAM (once per tick, counted on every strategy's row), mean over ticks after the first; ${THREAD_CPU}`,
+    method: `what xme pays to watch the mechanism per tick, which a real system does not: CoW detection by re-reading every shared page and the hash of each frame as it is made (accounted), the enforced ledger's re-read and counter reads, the observation of KSM (pagemap, kpageflags, ksm_stat), the page classification's "guest changed" check (classify_check_cpu_ms), plus the tick's residency snapshot and copy of anonymous RAM (once per tick, counted on every strategy's row), mean over ticks after the first; ${THREAD_CPU}`,
   },
   classify_cpu_ms: {
     unit: 'ms per tick',

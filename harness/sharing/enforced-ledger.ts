@@ -252,6 +252,8 @@ export class EnforcedLedger implements Ledger {
     this.verifier.detectCow();
     this.applyInstrumentNs = threadCpuNs() - reread;
     const verified = this.verifier.apply(groups);
+    // Its fingerprints of the frames it made serve its own CoW detection by re-read: the instrument's too.
+    this.applyInstrumentNs += this.verifier.fingerprintNs;
     const outcome = await this.backend.share(this.guests, this.verifier.groupsForEnforcement());
     this.hypercalls += outcome.hypercalls;
     const read = threadCpuNs();

@@ -335,6 +335,23 @@ describe('AccountingLedger', () => {
     expect(ledger.stats()).toMatchObject({ sharedPages: 2, framesSaved: 1 });
   });
 
+  it('bills the fingerprints of the frames it makes (hash, zero test) to the instrument, and still detects their writes', () => {
+    const pages = 2_000;
+    const guests = ['g0', 'g1'].map((id) => new MemoryGuest(id, pages));
+    for (const g of guests) for (let gfn = 0; gfn < pages; gfn++) g.fill(gfn, 1 + (gfn % 250));
+    const groups = () => Array.from({ length: pages }, (_, gfn) => ({ pages: [0, 1].map((guest) => ({ guest, gfn })) }));
+    const ledger = new AccountingLedger('t', guests, hasher);
+    expect(ledger.apply(groups()).pagesShared).toBe(2 * pages);
+    const made = ledger.applyInstrumentCpuMs();
+    expect(made).toBeGreaterThan(0);
+    // Re-applied on their frames: nothing made, nothing fingerprinted.
+    expect(ledger.apply(groups()).pagesShared).toBe(0);
+    expect(ledger.applyInstrumentCpuMs()).toBeLessThan(made / 10);
+    // The fingerprint taken at the end of apply is the bytes as shared: a write after it is a CoW fault.
+    guests[0]!.pages(1_234, 1)[7]! ^= 1;
+    expect(ledger.detectCow()).toEqual([{ guest: 0, gfn: 1_234 }]);
+  });
+
   it('still refuses a page listed twice or in two groups after 70,000 groups (its marks are reused, never stale)', () => {
     const [a, b] = twoGuests();
     const ledger = new AccountingLedger('t', [a, b], hasher);

@@ -33,6 +33,7 @@ import { ZERO_PAGE } from '../vocabulary.ts';
 import { PackedGroup } from './packed-group.ts';
 import { gfnOfIndex, guestOfIndex, MAX_GUEST_PAGES, MAX_GUESTS } from '../hashing/scan-engine.ts';
 import type { CowFaultCost, MeasuredCowFaultCost } from '../host/cow-break.ts';
+import { threadCpuNs } from '../util/thread-cpu.ts';
 
 export const COW_METHOD_CONTENT_REREAD = 'content-reread';
 
@@ -184,7 +185,8 @@ export const REFUSED_NO_SAME_BYTES = 'no other page of the group has the same by
  * COST: MECHANISM AND INSTRUMENT. What a strategy costs per tick is split in two (tick-loop.ts, samples.csv):
  * the mechanism — what a real system doing this sharing would pay: the scan, the byte confirmation, the share
  * calls, and the CoW handling, which a real host pays per write-protect fault — and the instrument — what xme
- * pays to watch it on QEMU: detecting writes by re-reading every shared page (content-reread), the residency
+ * pays to watch it on QEMU: detecting writes by re-reading every shared page (content-reread) and the hash of
+ * each frame as it is made that the re-read compares with (applyInstrumentCpuMs), the residency
  * snapshot, the copy of anonymous RAM, the observation of KSM. The CoW handling is modelled: faults this tick
  * × the per-fault cost measured on this host for the kind of sharing the ledger stands for (cowFaultModel).
  *
@@ -265,7 +267,9 @@ export interface Ledger {
 
 interface Frame {
   members: number[];
+  /** The bytes' hash when merged, for detectCow (the instrument's: a real host write-protects instead). */
   hash: bigint;
+  /** Whether the bytes are zeros, for the zero / within / across split (the instrument's accounting). */
   zero: boolean;
 }
 
@@ -459,9 +463,34 @@ export class AccountingLedger implements Ledger {
 
   private inGroup: PageMarks | undefined;
   private proposedThisApply: PageMarks | undefined;
+  /** Frames made by this apply, with their bytes: fingerprinted for the instrument once the groups are done. */
+  private unfingerprinted: { frame: Frame; bytes: Buffer }[] = [];
+  /** Thread CPU of the last apply's fingerprinting, in ns (the enforced ledger adds it to its instrument's share). */
+  fingerprintNs = 0n;
+
+  /**
+   * Of the last apply, the CPU spent on fingerprinting the frames it made (hash and zero test): that serves only
+   * xme's CoW detection by re-read and its zero split. A real host shares on the byte comparison and then
+   * write-protects, so it is the instrument's, not the mechanism's.
+   */
+  applyInstrumentCpuMs(): number {
+    return Number(this.fingerprintNs) / 1e6;
+  }
 
   /** Share these groups (byte-verified) in addition to what is already in shared state. */
   apply(groups: ShareGroup[]): ApplyResult {
+    const result = this.applyGroups(groups);
+    const from = threadCpuNs();
+    for (const { frame, bytes } of this.unfingerprinted) {
+      frame.hash = this.hasher.hashPage(bytes);
+      frame.zero = bytes.equals(ZERO_PAGE);
+    }
+    this.unfingerprinted = [];
+    this.fingerprintNs = threadCpuNs() - from;
+    return result;
+  }
+
+  private applyGroups(groups: ShareGroup[]): ApplyResult {
     const proposedThisApply = (this.proposedThisApply ??= new PageMarks(this.guests));
     const inGroup = (this.inGroup ??= new PageMarks(this.guests));
     proposedThisApply.renew();
@@ -542,7 +571,10 @@ export class AccountingLedger implements Ledger {
       }
     }
     const id = this.nextFrame++;
-    this.frames.set(id, { members: [...keys], hash: this.hasher.hashPage(bytes), zero: bytes.equals(ZERO_PAGE) });
+    const frame: Frame = { members: [...keys], hash: 0n, zero: false };
+    this.frames.set(id, frame);
+    // Guests are paused through the apply: the bytes are the same when fingerprinted at its end.
+    this.unfingerprinted.push({ frame, bytes });
     for (const key of keys) this.frameOf.set(key, id);
     return fresh;
   }
