@@ -124,6 +124,8 @@ function stackedIfCrowded(figure: DrawnFigure): DrawnFigure {
 
 /** Width of one character of an 11 px tick label, a little over the average of system-ui's glyphs. */
 const TICK_CHAR_WIDTH = 6.4;
+/** Bottom margin of a bar figure whose category labels are level (room for them and the axis label). */
+const LEVEL_BAR_MARGIN_BOTTOM = 56;
 
 /**
  * Category labels under bars (strategy names) are written level while they fit their band; when the longest
@@ -132,15 +134,13 @@ const TICK_CHAR_WIDTH = 6.4;
  */
 function xTickLayout(figure: DrawnFigure, plotWidth: number): { tickRotate: number; marginBottom: number } {
   if (figure.kind !== 'bars' && figure.kind !== 'stacked') return { tickRotate: 0, marginBottom: 44 };
-  const level = { tickRotate: 0, marginBottom: 56 };
-  const labels = [...new Set(figure.points.map((p) => String(p.x)))];
+  const labels = [...new Set(figure.points.map((p) => String(p.x)))].map((label) => label.split('\n'));
   const panels = Math.max(1, new Set(figure.points.map((p) => p.fx).filter((fx) => fx !== undefined)).size);
   const band = plotWidth / panels / Math.max(1, labels.length);
-  const lines = labels.flatMap((label) => label.split('\n'));
-  const longest = Math.max(0, ...lines.map((line) => line.length)) * TICK_CHAR_WIDTH;
-  if (longest <= band * 0.95) return level;
+  const longest = Math.max(0, ...labels.flat().map((line) => line.length)) * TICK_CHAR_WIDTH;
+  if (longest <= band * 0.95) return { tickRotate: 0, marginBottom: LEVEL_BAR_MARGIN_BOTTOM };
   const angle = 35;
-  const lineCount = Math.max(1, ...labels.map((label) => label.split('\n').length));
+  const lineCount = Math.max(1, ...labels.map((lines) => lines.length));
   return { tickRotate: -angle, marginBottom: Math.ceil(34 + longest * Math.sin((angle * Math.PI) / 180) + lineCount * 12) };
 }
 
@@ -161,7 +161,7 @@ export function drawFigure(given: DrawnFigure): string {
   const marginRight = hasFy ? Math.max(40, longestFy * 6 + 16) : 20;
   const ticks = xTickLayout(figure, WIDTH - marginLeft - marginRight);
   // Turned labels take their room from below the plot, not from the bars.
-  const plotHeight = figure.kind === 'bars' || figure.kind === 'stacked' ? height + ticks.marginBottom - 56 : height;
+  const plotHeight = figure.kind === 'bars' || figure.kind === 'stacked' ? height + ticks.marginBottom - LEVEL_BAR_MARGIN_BOTTOM : height;
   const plot = Plot.plot({
     document,
     className: `xme-plot-${figure.id}`,

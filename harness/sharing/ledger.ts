@@ -464,7 +464,7 @@ export class AccountingLedger implements Ledger {
   private inGroup: PageMarks | undefined;
   private proposedThisApply: PageMarks | undefined;
   /** Frames made by this apply, with their bytes: fingerprinted for the instrument once the groups are done. */
-  private unfingerprinted: { frame: Frame; bytes: Buffer }[] = [];
+  private unfingerprinted: { id: number; frame: Frame; bytes: Buffer }[] = [];
   /** Thread CPU of the last apply's fingerprinting, in ns (the enforced ledger adds it to its instrument's share). */
   fingerprintNs = 0n;
 
@@ -481,7 +481,9 @@ export class AccountingLedger implements Ledger {
   apply(groups: ShareGroup[]): ApplyResult {
     const result = this.applyGroups(groups);
     const from = threadCpuNs();
-    for (const { frame, bytes } of this.unfingerprinted) {
+    for (const { id, frame, bytes } of this.unfingerprinted) {
+      // A frame a later group of this apply merged into another is gone: that one is fingerprinted instead.
+      if (this.frames.get(id) !== frame) continue;
       frame.hash = this.hasher.hashPage(bytes);
       frame.zero = bytes.equals(ZERO_PAGE);
     }
@@ -573,8 +575,9 @@ export class AccountingLedger implements Ledger {
     const id = this.nextFrame++;
     const frame: Frame = { members: [...keys], hash: 0n, zero: false };
     this.frames.set(id, frame);
-    // Guests are paused through the apply: the bytes are the same when fingerprinted at its end.
-    this.unfingerprinted.push({ frame, bytes });
+    // Fingerprinted at the end of apply: the guests are paused through it (unless a scenario scores them
+    // running, pauseDuringScan false, where a write may land between compare and fingerprint as before).
+    this.unfingerprinted.push({ id, frame, bytes });
     for (const key of keys) this.frameOf.set(key, id);
     return fresh;
   }
